@@ -1,0 +1,1 @@
+"""Intune's side: certificate profiles, certificate states, report rows, managed devices."""

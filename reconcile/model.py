@@ -1,0 +1,184 @@
+"""The records that flow through a run: CA certificates in, Intune records in, verdicts out.
+
+Raw Graph JSON and raw CSV cells stop at the readers; everything past them is one of these
+frozen records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Exactly one per CA certificate; the order of checks lives in join.py."""
+
+    DELIVERED = "delivered"
+    NOT_INSTALLED = "not_installed"
+    NOT_REPORTED = "not_reported"
+    SUPERSEDED = "superseded"
+    WITHIN_GRACE = "within_grace"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    OUT_OF_SCOPE = "out_of_scope"
+    INSTALLED_NOT_REPORTED = "installed_not_reported"
+    ACCEPTED = "accepted"
+
+
+FINDING_STATUSES = frozenset(
+    {
+        Status.NOT_INSTALLED,
+        Status.NOT_REPORTED,
+        Status.SUPERSEDED,
+        Status.INSTALLED_NOT_REPORTED,
+    }
+)
+
+DELIVERED_ISSUANCE_STATE = "installed"
+
+
+class IntuneSource(StrEnum):
+    """Where an Intune record came from."""
+
+    STATES = "states"
+    REPORT = "report"
+
+
+@dataclass(frozen=True, slots=True)
+class CaCertificate:
+    """One issued certificate as the CA export states it."""
+
+    serial: int
+    thumbprint: str | None
+    issuer: str | None
+    subject: str | None
+    common_name: str | None
+    requester: str | None
+    template_oid: str | None
+    template_name: str | None
+    request_id: str | None
+    not_before: datetime | None
+    not_after: datetime | None
+    revoked_at: datetime | None
+    source: str
+    line: int
+    san: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntuneCertificate:
+    """One certificate Intune knows about, from a certificate-state record or a report row."""
+
+    source: IntuneSource
+    record_id: str
+    serial: int | None
+    thumbprint: str | None
+    issuer: str | None
+    state: str
+    delivered: bool
+    device_name: str | None
+    device_id: str | None
+    user: str | None
+    profile_id: str | None
+    profile_name: str | None
+    platform: str | None
+    issued_at: datetime | None
+    expires_at: datetime | None
+    state_changed_at: datetime | None
+    error_code: int | None
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedDevice:
+    """An Intune managed device, used to say whether a certificate's device still exists."""
+
+    id: str
+    device_name: str | None
+    azure_ad_device_id: str | None
+    serial_number: str | None
+    user_principal_name: str | None
+    operating_system: str | None
+    last_sync: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateProfile:
+    """An Intune SCEP, PKCS or imported-PFX certificate profile."""
+
+    id: str
+    display_name: str | None
+    odata_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """An input row that could not be used; reported and counted, never dropped silently."""
+
+    source: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """Provenance of one input file."""
+
+    path: str
+    kind: str
+    format: str
+    sha256: str
+    rows: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A CA certificate with its status and why; the unit every formatter writes."""
+
+    ca: CaCertificate
+    status: Status
+    reason: str
+    intune: IntuneCertificate | None = None
+    device: ManagedDevice | None = None
+    device_gone: bool = False
+    superseded_by: int | None = None
+    next_step: str = ""
+    first_seen: datetime | None = None
+    age_days: int | None = None
+    new_since_last_run: bool | None = None
+    evidence: str | None = None
+
+    @property
+    def is_finding(self) -> bool:
+        return self.status in FINDING_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Everything one run produced; formatters, history and the CLI read only this."""
+
+    run_id: str
+    as_of: datetime
+    grace_hours: float
+    verdicts: tuple[Verdict, ...]
+    unknown_to_ca: tuple[IntuneCertificate, ...]
+    rejects: tuple[Reject, ...]
+    inputs: tuple[InputFile, ...]
+    templates: tuple[str, ...] = ()
+    intune_sources: tuple[str, ...] = ()
+    tenant_id: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.verdicts if v.is_finding)
+
+    def counts(self) -> dict[str, int]:
+        """Counts per status, every status present (zeros included) in a fixed order."""
+        counts = dict.fromkeys((s.value for s in Status), 0)
+        for verdict in self.verdicts:
+            counts[verdict.status.value] += 1
+        counts["unknown_to_ca"] = len(self.unknown_to_ca)
+        return counts

@@ -1,0 +1,293 @@
+"""Settings for one invocation, resolved once: flags > RECONCILE_* env > TOML file > defaults.
+
+Each field declares its TOML key (``table.key``) and environment variable in its metadata, so
+the precedence rule, the README table and config/example.toml all come from one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconcile.errors import ConfigError
+
+
+def _opt(
+    default: Any,
+    toml: str,
+    env: str | None = None,
+    *,
+    secret: bool = False,
+    help: str = "",
+) -> Any:
+    meta = {"toml": toml, "env": env, "secret": secret, "help": help}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of reconcile. Secrets are excluded from repr and masked in run.json."""
+
+    # --- CA exports -------------------------------------------------------------------------
+    ca_exports: tuple[Path, ...] = _opt((), "ca.exports", "RECONCILE_CA_EXPORT",
+                                        help="CA export files (repeatable)")
+    ca_format: str = _opt("auto", "ca.format", "RECONCILE_CA_FORMAT",
+                          help="auto, certutil, pspki, ejbca, openssl-index or mapped")
+    ca_issuer: str | None = _opt(None, "ca.issuer", "RECONCILE_CA_ISSUER",
+                                 help="issuer name for exports that carry none (certutil, PSPKI)")
+    column_map: Path | None = _opt(None, "ca.column_map", "RECONCILE_COLUMN_MAP",
+                                   help="TOML column map for localized or custom headers")
+    date_order: str = _opt("mdy", "ca.date_order", "RECONCILE_DATE_ORDER",
+                           help="order of day, month and year in CA dates: mdy, dmy or ymd")
+    ca_timezone: str = _opt("UTC", "ca.timezone", "RECONCILE_CA_TIMEZONE",
+                            help="IANA zone of CA dates without GMT/UTC marker")
+    encoding: str | None = _opt(None, "ca.encoding", "RECONCILE_CA_ENCODING",
+                                help="force a text encoding instead of BOM sniffing")
+    legacy_encoding: str = _opt("cp1252", "ca.legacy_encoding", "RECONCILE_CA_LEGACY_ENCODING",
+                                help="code page tried when a file is not valid UTF-8")
+    strict: bool = _opt(False, "ca.strict", "RECONCILE_STRICT",
+                        help="any rejected row is an input error (exit 2)")
+    templates: tuple[str, ...] = _opt((), "ca.templates", "RECONCILE_TEMPLATE",
+                                      help="template OIDs or names in scope (default: all)")
+    device_pattern: str | None = _opt(None, "ca.device_pattern", "RECONCILE_DEVICE_PATTERN",
+                                      help="regex with one group taking the device name "
+                                      "from the CA subject/SAN, to link renewals")
+    # --- Intune -----------------------------------------------------------------------------
+    snapshot: Path | None = _opt(None, "intune.snapshot", "RECONCILE_SNAPSHOT",
+                                 help="read Intune records from this snapshot directory")
+    intune_source: str = _opt("states", "intune.source", "RECONCILE_INTUNE_SOURCE",
+                              help="states, report or both")
+    report_delivered: tuple[str, ...] = _opt(
+        ("installed", "issued", "active", "valid"), "intune.report_delivered",
+        "RECONCILE_REPORT_DELIVERED",
+        help="CertificateStatus values of the report export that mean delivered")
+    export_timeout: float = _opt(600.0, "intune.export_timeout", "RECONCILE_EXPORT_TIMEOUT",
+                                 help="seconds to wait for a report export job")
+    max_concurrency: int = _opt(4, "intune.max_concurrency", "RECONCILE_MAX_CONCURRENCY",
+                                help="profiles read at once")
+    # --- classification ---------------------------------------------------------------------
+    as_of: datetime | None = _opt(None, "run.as_of", "RECONCILE_AS_OF",
+                                  help="the run's 'now' (ISO-8601); default: the clock")
+    grace_hours: float = _opt(24.0, "run.grace_hours", "RECONCILE_GRACE_HOURS",
+                              help="certificates issued this recently are within_grace")
+    # --- outputs ----------------------------------------------------------------------------
+    csv: Path | None = _opt(None, "output.csv", "RECONCILE_CSV", help="write findings CSV")
+    json: Path | None = _opt(None, "output.json", "RECONCILE_JSON", help="write JSON Lines")
+    html: Path | None = _opt(None, "output.html", "RECONCILE_HTML", help="write an HTML report")
+    out_dir: Path | None = _opt(None, "output.out_dir", "RECONCILE_OUT_DIR",
+                                help="write the full report bundle here")
+    all_rows: bool = _opt(False, "output.all", "RECONCILE_ALL",
+                          help="CSV/JSON hold every CA row, not only findings")
+    csv_bom: bool = _opt(True, "output.csv_bom", "RECONCILE_CSV_BOM",
+                         help="start CSV files with a UTF-8 BOM (for Excel)")
+    max_rows: int = _opt(50, "output.max_rows", "RECONCILE_MAX_ROWS",
+                         help="findings shown on the terminal")
+    # --- Graph and auth ---------------------------------------------------------------------
+    tenant_id: str | None = _opt(None, "graph.tenant_id", "RECONCILE_TENANT_ID")
+    client_id: str | None = _opt(None, "graph.client_id", "RECONCILE_CLIENT_ID")
+    client_secret: str | None = _opt(None, "graph.client_secret", "RECONCILE_CLIENT_SECRET",
+                                     secret=True, help="prefer the env var or a file")
+    client_secret_file: Path | None = _opt(None, "graph.client_secret_file",
+                                           "RECONCILE_CLIENT_SECRET_FILE")
+    auth_method: str = _opt("auto", "graph.auth", "RECONCILE_AUTH",
+                            help="auto, secret, certificate, device-code or managed-identity")
+    certificate_path: Path | None = _opt(None, "graph.certificate", "RECONCILE_CERTIFICATE",
+                                         help="PEM or PFX with the app's private key")
+    certificate_password: str | None = _opt(None, "graph.certificate_password",
+                                            "RECONCILE_CERTIFICATE_PASSWORD", secret=True)
+    certificate_thumbprint: str | None = _opt(None, "graph.certificate_thumbprint",
+                                              "RECONCILE_CERTIFICATE_THUMBPRINT")
+    send_certificate_chain: bool = _opt(False, "graph.send_certificate_chain",
+                                        "RECONCILE_SEND_CERTIFICATE_CHAIN",
+                                        help="subject-name/issuer auth (x5c)")
+    managed_identity_client_id: str | None = _opt(None, "graph.managed_identity_client_id",
+                                                  "RECONCILE_MANAGED_IDENTITY_CLIENT_ID")
+    cloud: str = _opt("global", "graph.cloud", "RECONCILE_CLOUD",
+                      help="global, usgov, usgovdod or china")
+    authority_host: str | None = _opt(None, "graph.authority_host", "RECONCILE_AUTHORITY_HOST")
+    graph_url: str | None = _opt(None, "graph.graph_url", "RECONCILE_GRAPH_URL")
+    ca_bundle: Path | None = _opt(None, "graph.ca_bundle", "RECONCILE_CA_BUNDLE",
+                                  help="PEM bundle trusted for Entra ID and Graph")
+    token_cache: Path | None = _opt(None, "graph.token_cache", "RECONCILE_TOKEN_CACHE",
+                                    help="device-code token cache (default: user cache dir)")
+    # --- history and operations -------------------------------------------------------------
+    history_db: Path | None = _opt(None, "history.database", "RECONCILE_HISTORY_DB",
+                                   help="SQLite run history (default: user data dir)")
+    no_history: bool = _opt(False, "history.disabled", "RECONCILE_NO_HISTORY")
+    lock_path: Path | None = _opt(None, "history.lock", "RECONCILE_LOCK")
+    keep_runs: int | None = _opt(None, "history.keep_runs", "RECONCILE_KEEP_RUNS")
+    keep_days: int | None = _opt(None, "history.keep_days", "RECONCILE_KEEP_DAYS")
+    exceptions_file: Path | None = _opt(None, "history.exceptions", "RECONCILE_EXCEPTIONS")
+    webhook_url: str | None = _opt(None, "notify.webhook_url", "RECONCILE_WEBHOOK_URL",
+                                   secret=True)
+    webhook_timeout: float = _opt(10.0, "notify.timeout", "RECONCILE_WEBHOOK_TIMEOUT")
+    log_format: str = _opt("text", "logging.format", "RECONCILE_LOG_FORMAT",
+                           help="text or json")
+    evidence_db: Path | None = _opt(None, "evidence.database", "RECONCILE_EVIDENCE_DB",
+                                    help="device evidence store (default: the history DB)")
+
+    def resolved_as_of(self) -> datetime:
+        return self.as_of if self.as_of is not None else datetime.now(UTC).replace(microsecond=0)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Values that must never be printed; used by log and argv masking."""
+        values: list[str] = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and isinstance(value, str) and value:
+                values.append(value)
+        return tuple(values)
+
+
+SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _target_type(name: str) -> Any:
+    hints = typing.get_type_hints(Settings)
+    hint = hints[name]
+    if isinstance(hint, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0]
+    return hint
+
+
+def _convert(name: str, raw: Any, origin: str) -> Any:
+    target = _target_type(name)
+    try:
+        if typing.get_origin(target) is tuple:
+            (item,) = typing.get_args(target)[:1]
+            values = raw.split(",") if isinstance(raw, str) else list(raw)
+            values = [v.strip() if isinstance(v, str) else v for v in values]
+            return tuple(Path(v) if item is Path else str(v) for v in values if v != "")
+        if target is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"{raw!r} is not a boolean")
+        if target is Path:
+            return Path(os.path.expanduser(str(raw)))
+        if target is datetime:
+            return parse_as_of(raw)
+        if target is int:
+            if isinstance(raw, bool):
+                raise ValueError(f"{raw!r} is not a whole number")
+            return int(raw)
+        if target is float:
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: invalid value for {name}: {exc}") from None
+
+
+def parse_as_of(raw: Any) -> datetime:
+    """ISO-8601; a naive time is UTC."""
+    if isinstance(raw, datetime):
+        value = raw
+    else:
+        text = str(raw).strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Flatten ``[table] key`` pairs into field names, rejecting unknown keys."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    by_key = {f.metadata["toml"]: name for name, f in SETTING_FIELDS.items()}
+    flat: dict[str, Any] = {}
+    for table, content in data.items():
+        if not isinstance(content, dict):
+            raise ConfigError(f"{path}: top-level key {table!r} must be a [table]")
+        for key, value in content.items():
+            dotted = f"{table}.{key}"
+            if dotted not in by_key:
+                raise ConfigError(f"{path}: unknown setting {dotted!r}")
+            flat[by_key[dotted]] = value
+    base = path.parent
+    for name, value in list(flat.items()):
+        target = _target_type(name)
+        if target is Path and isinstance(value, str) and not os.path.isabs(value):
+            flat[name] = str(base / os.path.expanduser(value))
+        elif typing.get_origin(target) is tuple and typing.get_args(target)[0] is Path:
+            items = value if isinstance(value, list) else [value]
+            flat[name] = [str(base / p) if not os.path.isabs(p) else p for p in items]
+    return flat
+
+
+def resolve(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Build Settings from flags (None means not given), env and an optional TOML file."""
+    env = os.environ if env is None else env
+    if config_path is None and env.get("RECONCILE_CONFIG"):
+        config_path = Path(env["RECONCILE_CONFIG"])
+    from_file = load_toml(config_path) if config_path is not None else {}
+    values: dict[str, Any] = {}
+    for name, f in SETTING_FIELDS.items():
+        flag = flags.get(name)
+        if flag is not None and flag != ():
+            values[name] = _convert(name, flag, "option")
+            continue
+        env_name = f.metadata["env"]
+        if env_name and env.get(env_name, "") != "":
+            values[name] = _convert(name, env[env_name], env_name)
+            continue
+        if name in from_file:
+            values[name] = _convert(name, from_file[name], str(config_path))
+    unknown = set(flags) - set(SETTING_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+_CHOICES = {
+    "ca_format": ("auto", "certutil", "pspki", "ejbca", "openssl-index", "mapped"),
+    "date_order": ("mdy", "dmy", "ymd"),
+    "intune_source": ("states", "report", "both"),
+    "auth_method": ("auto", "secret", "certificate", "device-code", "managed-identity"),
+    "cloud": ("global", "usgov", "usgovdod", "china"),
+    "log_format": ("text", "json"),
+}
+
+
+def validate(settings: Settings) -> None:
+    for name, choices in _CHOICES.items():
+        value = getattr(settings, name)
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    if settings.grace_hours < 0:
+        raise ConfigError("grace_hours must not be negative")
+    if settings.max_concurrency < 1:
+        raise ConfigError("max_concurrency must be at least 1")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(settings.ca_timezone)
+    except (ValueError, KeyError, OSError):
+        raise ConfigError(f"ca_timezone {settings.ca_timezone!r} is not a known time zone") from None
