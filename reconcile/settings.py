@@ -39,102 +39,205 @@ class Settings:
     """Every knob of reconcile. Secrets are excluded from repr and masked in run.json."""
 
     # --- CA exports -------------------------------------------------------------------------
-    ca_exports: tuple[Path, ...] = _opt((), "ca.exports", "RECONCILE_CA_EXPORT",
-                                        help="CA export files (repeatable)")
-    ca_format: str = _opt("auto", "ca.format", "RECONCILE_CA_FORMAT",
-                          help="auto, certutil, pspki, ejbca, openssl-index or mapped")
-    ca_issuer: str | None = _opt(None, "ca.issuer", "RECONCILE_CA_ISSUER",
-                                 help="issuer name for exports that carry none (certutil, PSPKI)")
-    column_map: Path | None = _opt(None, "ca.column_map", "RECONCILE_COLUMN_MAP",
-                                   help="TOML column map for localized or custom headers")
-    date_order: str = _opt("mdy", "ca.date_order", "RECONCILE_DATE_ORDER",
-                           help="order of day, month and year in CA dates: mdy, dmy or ymd")
-    ca_timezone: str = _opt("UTC", "ca.timezone", "RECONCILE_CA_TIMEZONE",
-                            help="IANA zone of CA dates without GMT/UTC marker")
-    encoding: str | None = _opt(None, "ca.encoding", "RECONCILE_CA_ENCODING",
-                                help="force a text encoding instead of BOM sniffing")
-    legacy_encoding: str = _opt("cp1252", "ca.legacy_encoding", "RECONCILE_CA_LEGACY_ENCODING",
-                                help="code page tried when a file is not valid UTF-8")
-    strict: bool = _opt(False, "ca.strict", "RECONCILE_STRICT",
-                        help="any rejected row is an input error (exit 2)")
-    templates: tuple[str, ...] = _opt((), "ca.templates", "RECONCILE_TEMPLATE",
-                                      help="template OIDs or names in scope (default: all)")
-    device_pattern: str | None = _opt(None, "ca.device_pattern", "RECONCILE_DEVICE_PATTERN",
-                                      help="regex with one group taking the device name "
-                                      "from the CA subject/SAN, to link renewals")
+    ca_exports: tuple[Path, ...] = _opt(
+        (), "ca.exports", "RECONCILE_CA_EXPORT", help="CA export files (repeatable)"
+    )
+    ca_format: str = _opt(
+        "auto",
+        "ca.format",
+        "RECONCILE_CA_FORMAT",
+        help="auto, certutil, pspki, ejbca, openssl-index or mapped",
+    )
+    ca_issuer: str | None = _opt(
+        None,
+        "ca.issuer",
+        "RECONCILE_CA_ISSUER",
+        help="issuer name for exports that carry none (certutil, PSPKI)",
+    )
+    column_map: Path | None = _opt(
+        None,
+        "ca.column_map",
+        "RECONCILE_COLUMN_MAP",
+        help="TOML column map for localized or custom headers",
+    )
+    date_order: str = _opt(
+        "mdy",
+        "ca.date_order",
+        "RECONCILE_DATE_ORDER",
+        help="order of day, month and year in CA dates: mdy, dmy or ymd",
+    )
+    ca_timezone: str = _opt(
+        "UTC",
+        "ca.timezone",
+        "RECONCILE_CA_TIMEZONE",
+        help="IANA zone of CA dates without GMT/UTC marker",
+    )
+    encoding: str | None = _opt(
+        None,
+        "ca.encoding",
+        "RECONCILE_CA_ENCODING",
+        help="force a text encoding instead of BOM sniffing",
+    )
+    legacy_encoding: str = _opt(
+        "cp1252",
+        "ca.legacy_encoding",
+        "RECONCILE_CA_LEGACY_ENCODING",
+        help="code page tried when a file is not valid UTF-8",
+    )
+    strict: bool = _opt(
+        False, "ca.strict", "RECONCILE_STRICT", help="any rejected row is an input error (exit 2)"
+    )
+    templates: tuple[str, ...] = _opt(
+        (),
+        "ca.templates",
+        "RECONCILE_TEMPLATE",
+        help="template OIDs or names in scope (default: all)",
+    )
+    device_pattern: str | None = _opt(
+        None,
+        "ca.device_pattern",
+        "RECONCILE_DEVICE_PATTERN",
+        help="regex with one group taking the device name "
+        "from the CA subject/SAN, to link renewals",
+    )
     # --- Intune -----------------------------------------------------------------------------
-    snapshot: Path | None = _opt(None, "intune.snapshot", "RECONCILE_SNAPSHOT",
-                                 help="read Intune records from this snapshot directory")
-    intune_source: str = _opt("states", "intune.source", "RECONCILE_INTUNE_SOURCE",
-                              help="states, report or both")
+    snapshot: Path | None = _opt(
+        None,
+        "intune.snapshot",
+        "RECONCILE_SNAPSHOT",
+        help="read Intune records from this snapshot directory",
+    )
+    save_snapshot: Path | None = _opt(
+        None,
+        "intune.save_snapshot",
+        "RECONCILE_SAVE_SNAPSHOT",
+        help="keep what a live run fetched as a snapshot here",
+    )
+    intune_source: str = _opt(
+        "states", "intune.source", "RECONCILE_INTUNE_SOURCE", help="states, report or both"
+    )
     report_delivered: tuple[str, ...] = _opt(
-        ("installed", "issued", "active", "valid"), "intune.report_delivered",
+        ("installed", "issued", "active", "valid"),
+        "intune.report_delivered",
         "RECONCILE_REPORT_DELIVERED",
-        help="CertificateStatus values of the report export that mean delivered")
-    export_timeout: float = _opt(600.0, "intune.export_timeout", "RECONCILE_EXPORT_TIMEOUT",
-                                 help="seconds to wait for a report export job")
-    max_concurrency: int = _opt(4, "intune.max_concurrency", "RECONCILE_MAX_CONCURRENCY",
-                                help="profiles read at once")
+        help="CertificateStatus values of the report export that mean delivered",
+    )
+    export_timeout: float = _opt(
+        600.0,
+        "intune.export_timeout",
+        "RECONCILE_EXPORT_TIMEOUT",
+        help="seconds to wait for a report export job",
+    )
+    max_concurrency: int = _opt(
+        4, "intune.max_concurrency", "RECONCILE_MAX_CONCURRENCY", help="profiles read at once"
+    )
     # --- classification ---------------------------------------------------------------------
-    as_of: datetime | None = _opt(None, "run.as_of", "RECONCILE_AS_OF",
-                                  help="the run's 'now' (ISO-8601); default: the clock")
-    grace_hours: float = _opt(24.0, "run.grace_hours", "RECONCILE_GRACE_HOURS",
-                              help="certificates issued this recently are within_grace")
+    as_of: datetime | None = _opt(
+        None, "run.as_of", "RECONCILE_AS_OF", help="the run's 'now' (ISO-8601); default: the clock"
+    )
+    grace_hours: float = _opt(
+        24.0,
+        "run.grace_hours",
+        "RECONCILE_GRACE_HOURS",
+        help="certificates issued this recently are within_grace",
+    )
     # --- outputs ----------------------------------------------------------------------------
     csv: Path | None = _opt(None, "output.csv", "RECONCILE_CSV", help="write findings CSV")
     json: Path | None = _opt(None, "output.json", "RECONCILE_JSON", help="write JSON Lines")
     html: Path | None = _opt(None, "output.html", "RECONCILE_HTML", help="write an HTML report")
-    out_dir: Path | None = _opt(None, "output.out_dir", "RECONCILE_OUT_DIR",
-                                help="write the full report bundle here")
-    all_rows: bool = _opt(False, "output.all", "RECONCILE_ALL",
-                          help="CSV/JSON hold every CA row, not only findings")
-    csv_bom: bool = _opt(True, "output.csv_bom", "RECONCILE_CSV_BOM",
-                         help="start CSV files with a UTF-8 BOM (for Excel)")
-    max_rows: int = _opt(50, "output.max_rows", "RECONCILE_MAX_ROWS",
-                         help="findings shown on the terminal")
+    out_dir: Path | None = _opt(
+        None, "output.out_dir", "RECONCILE_OUT_DIR", help="write the full report bundle here"
+    )
+    all_rows: bool = _opt(
+        False, "output.all", "RECONCILE_ALL", help="CSV/JSON hold every CA row, not only findings"
+    )
+    csv_bom: bool = _opt(
+        True,
+        "output.csv_bom",
+        "RECONCILE_CSV_BOM",
+        help="start CSV files with a UTF-8 BOM (for Excel)",
+    )
+    max_rows: int = _opt(
+        50, "output.max_rows", "RECONCILE_MAX_ROWS", help="findings shown on the terminal"
+    )
     # --- Graph and auth ---------------------------------------------------------------------
     tenant_id: str | None = _opt(None, "graph.tenant_id", "RECONCILE_TENANT_ID")
     client_id: str | None = _opt(None, "graph.client_id", "RECONCILE_CLIENT_ID")
-    client_secret: str | None = _opt(None, "graph.client_secret", "RECONCILE_CLIENT_SECRET",
-                                     secret=True, help="prefer the env var or a file")
-    client_secret_file: Path | None = _opt(None, "graph.client_secret_file",
-                                           "RECONCILE_CLIENT_SECRET_FILE")
-    auth_method: str = _opt("auto", "graph.auth", "RECONCILE_AUTH",
-                            help="auto, secret, certificate, device-code or managed-identity")
-    certificate_path: Path | None = _opt(None, "graph.certificate", "RECONCILE_CERTIFICATE",
-                                         help="PEM or PFX with the app's private key")
-    certificate_password: str | None = _opt(None, "graph.certificate_password",
-                                            "RECONCILE_CERTIFICATE_PASSWORD", secret=True)
-    certificate_thumbprint: str | None = _opt(None, "graph.certificate_thumbprint",
-                                              "RECONCILE_CERTIFICATE_THUMBPRINT")
-    send_certificate_chain: bool = _opt(False, "graph.send_certificate_chain",
-                                        "RECONCILE_SEND_CERTIFICATE_CHAIN",
-                                        help="subject-name/issuer auth (x5c)")
-    managed_identity_client_id: str | None = _opt(None, "graph.managed_identity_client_id",
-                                                  "RECONCILE_MANAGED_IDENTITY_CLIENT_ID")
-    cloud: str = _opt("global", "graph.cloud", "RECONCILE_CLOUD",
-                      help="global, usgov, usgovdod or china")
+    client_secret: str | None = _opt(
+        None,
+        "graph.client_secret",
+        "RECONCILE_CLIENT_SECRET",
+        secret=True,
+        help="prefer the env var or a file",
+    )
+    client_secret_file: Path | None = _opt(
+        None, "graph.client_secret_file", "RECONCILE_CLIENT_SECRET_FILE"
+    )
+    auth_method: str = _opt(
+        "auto",
+        "graph.auth",
+        "RECONCILE_AUTH",
+        help="auto, secret, certificate, device-code or managed-identity",
+    )
+    certificate_path: Path | None = _opt(
+        None,
+        "graph.certificate",
+        "RECONCILE_CERTIFICATE",
+        help="PEM or PFX with the app's private key",
+    )
+    certificate_password: str | None = _opt(
+        None, "graph.certificate_password", "RECONCILE_CERTIFICATE_PASSWORD", secret=True
+    )
+    certificate_thumbprint: str | None = _opt(
+        None, "graph.certificate_thumbprint", "RECONCILE_CERTIFICATE_THUMBPRINT"
+    )
+    send_certificate_chain: bool = _opt(
+        False,
+        "graph.send_certificate_chain",
+        "RECONCILE_SEND_CERTIFICATE_CHAIN",
+        help="subject-name/issuer auth (x5c)",
+    )
+    managed_identity_client_id: str | None = _opt(
+        None, "graph.managed_identity_client_id", "RECONCILE_MANAGED_IDENTITY_CLIENT_ID"
+    )
+    cloud: str = _opt(
+        "global", "graph.cloud", "RECONCILE_CLOUD", help="global, usgov, usgovdod or china"
+    )
     authority_host: str | None = _opt(None, "graph.authority_host", "RECONCILE_AUTHORITY_HOST")
     graph_url: str | None = _opt(None, "graph.graph_url", "RECONCILE_GRAPH_URL")
-    ca_bundle: Path | None = _opt(None, "graph.ca_bundle", "RECONCILE_CA_BUNDLE",
-                                  help="PEM bundle trusted for Entra ID and Graph")
-    token_cache: Path | None = _opt(None, "graph.token_cache", "RECONCILE_TOKEN_CACHE",
-                                    help="device-code token cache (default: user cache dir)")
+    ca_bundle: Path | None = _opt(
+        None,
+        "graph.ca_bundle",
+        "RECONCILE_CA_BUNDLE",
+        help="PEM bundle trusted for Entra ID and Graph",
+    )
+    token_cache: Path | None = _opt(
+        None,
+        "graph.token_cache",
+        "RECONCILE_TOKEN_CACHE",
+        help="device-code token cache (default: user cache dir)",
+    )
     # --- history and operations -------------------------------------------------------------
-    history_db: Path | None = _opt(None, "history.database", "RECONCILE_HISTORY_DB",
-                                   help="SQLite run history (default: user data dir)")
+    history_db: Path | None = _opt(
+        None,
+        "history.database",
+        "RECONCILE_HISTORY_DB",
+        help="SQLite run history (default: user data dir)",
+    )
     no_history: bool = _opt(False, "history.disabled", "RECONCILE_NO_HISTORY")
     lock_path: Path | None = _opt(None, "history.lock", "RECONCILE_LOCK")
     keep_runs: int | None = _opt(None, "history.keep_runs", "RECONCILE_KEEP_RUNS")
     keep_days: int | None = _opt(None, "history.keep_days", "RECONCILE_KEEP_DAYS")
     exceptions_file: Path | None = _opt(None, "history.exceptions", "RECONCILE_EXCEPTIONS")
-    webhook_url: str | None = _opt(None, "notify.webhook_url", "RECONCILE_WEBHOOK_URL",
-                                   secret=True)
+    webhook_url: str | None = _opt(None, "notify.webhook_url", "RECONCILE_WEBHOOK_URL", secret=True)
     webhook_timeout: float = _opt(10.0, "notify.timeout", "RECONCILE_WEBHOOK_TIMEOUT")
-    log_format: str = _opt("text", "logging.format", "RECONCILE_LOG_FORMAT",
-                           help="text or json")
-    evidence_db: Path | None = _opt(None, "evidence.database", "RECONCILE_EVIDENCE_DB",
-                                    help="device evidence store (default: the history DB)")
+    log_format: str = _opt("text", "logging.format", "RECONCILE_LOG_FORMAT", help="text or json")
+    evidence_db: Path | None = _opt(
+        None,
+        "evidence.database",
+        "RECONCILE_EVIDENCE_DB",
+        help="device evidence store (default: the history DB)",
+    )
 
     def resolved_as_of(self) -> datetime:
         return self.as_of if self.as_of is not None else datetime.now(UTC).replace(microsecond=0)
@@ -290,4 +393,6 @@ def validate(settings: Settings) -> None:
 
         ZoneInfo(settings.ca_timezone)
     except (ValueError, KeyError, OSError):
-        raise ConfigError(f"ca_timezone {settings.ca_timezone!r} is not a known time zone") from None
+        raise ConfigError(
+            f"ca_timezone {settings.ca_timezone!r} is not a known time zone"
+        ) from None

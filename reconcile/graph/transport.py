@@ -1,0 +1,91 @@
+"""The one httpx client every request goes through: Entra ID, Graph and the export download.
+
+One client means one trust decision (``ca_bundle``), one proxy decision (the usual env vars) and
+one transport a caller can wrap to record cassettes.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from reconcile import __version__
+from reconcile.errors import ConfigError
+from reconcile.settings import Settings
+
+USER_AGENT = f"reconcile/{__version__}"
+TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+
+
+def ssl_trust(settings: Settings) -> ssl.SSLContext | bool:
+    """``ca_bundle`` replaces the default roots, as curl --cacert and REQUESTS_CA_BUNDLE do."""
+    if settings.ca_bundle is None:
+        return True
+    path = settings.ca_bundle
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            raise ConfigError(f"{path}: ca_bundle holds no PEM certificate") from None
+        raise ConfigError(f"{path}: cannot read ca_bundle: {exc.strerror}") from None
+
+
+def build_http_client(
+    settings: Settings, transport: httpx.BaseTransport | None = None, *, proxies: bool = True
+) -> httpx.Client:
+    """An injected transport owns TLS and proxies, so env proxies must not route around it."""
+    verify = ssl_trust(settings)
+    return httpx.Client(
+        verify=verify,
+        transport=transport,
+        trust_env=proxies and transport is None,
+        timeout=TIMEOUT,
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+    )
+
+
+class MsalHttpAdapter:
+    """msal's ``http_client`` contract (msal/oauth2cli/http.py) on top of an httpx.Client.
+
+    msal sends form data as a dict or as a ready-encoded str; httpx wants the latter as content.
+    """
+
+    def __init__(self, client: httpx.Client):
+        self._client = client
+
+    def post(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        if isinstance(data, (str, bytes)):
+            return self._client.post(
+                url, params=params, content=data, headers=headers, timeout=_timeout(kwargs)
+            )
+        return self._client.post(
+            url, params=params, data=data, headers=headers, timeout=_timeout(kwargs)
+        )
+
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        return self._client.get(url, params=params, headers=headers, timeout=_timeout(kwargs))
+
+    def close(self) -> None:
+        """The httpx client is shared with Graph; its owner closes it."""
+
+
+def _timeout(kwargs: Mapping[str, Any]) -> httpx.Timeout:
+    value = kwargs.get("timeout")
+    return httpx.Timeout(value) if isinstance(value, (int, float)) else TIMEOUT

@@ -1,0 +1,482 @@
+"""Run history in SQLite: what is new since last night, what was resolved, how old each finding is.
+
+Scale drives the schema. A nightly run with 100,000 open findings for a year must stay small,
+so membership is stored as spans (finding, first run, last run) rather than one row per finding
+per run: a finding that stays open costs one span however many runs see it. Each run is
+recorded in one transaction, so a crash mid-run leaves the database as the previous run left it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import platformdirs
+from tabulate import tabulate
+
+from reconcile.errors import ConfigError
+from reconcile.identity import issuer_key, serial_hex
+from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
+from reconcile.timeparse import iso_z
+
+LONGEST_OPEN = 5
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE runs (
+            seq INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            as_of TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            tenant TEXT,
+            inputs TEXT NOT NULL,
+            counts TEXT NOT NULL,
+            exit_code INTEGER NOT NULL,
+            duration REAL NOT NULL
+        )""",
+        """CREATE TABLE findings (
+            id INTEGER PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            serial TEXT NOT NULL,
+            label TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            times_seen INTEGER NOT NULL,
+            resolved_at TEXT,
+            last_status TEXT NOT NULL,
+            UNIQUE (issuer, serial)
+        )""",
+        "CREATE INDEX runs_by_id ON runs (run_id)",
+        "CREATE INDEX findings_open ON findings (resolved_at)",
+        """CREATE TABLE spans (
+            finding_id INTEGER NOT NULL REFERENCES findings (id),
+            first_run INTEGER NOT NULL REFERENCES runs (seq),
+            last_run INTEGER REFERENCES runs (seq)
+        )""",
+        "CREATE INDEX spans_by_finding ON spans (finding_id)",
+        "CREATE INDEX spans_by_run ON spans (first_run, last_run)",
+    ),
+)
+"""Each entry upgrades the schema by one version; append only, never edit a shipped entry."""
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRef:
+    """A finding as history knows it, enough to name it in a summary."""
+
+    issuer: str
+    serial: str
+    label: str | None
+    status: str
+    first_seen: datetime
+    age_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunDelta:
+    """What changed since the previous recorded run."""
+
+    previous_run_id: str | None
+    new: tuple[FindingRef, ...]
+    resolved: tuple[FindingRef, ...]
+    longest_open: tuple[FindingRef, ...]
+    open_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One recorded run, as `reconcile history` lists it."""
+
+    run_id: str
+    as_of: datetime
+    started_at: datetime
+    tenant: str | None
+    counts: dict[str, int]
+    exit_code: int
+    duration: float
+    inputs: tuple[dict[str, str], ...]
+
+
+def default_path() -> Path:
+    return platformdirs.user_data_path("reconcile") / "history.sqlite3"
+
+
+def database_path(history_db: Path | None) -> Path:
+    return history_db if history_db is not None else default_path()
+
+
+def open_db(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate forward; refuses a database newer than this code."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        _migrate(db, path)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: cannot use history database: {exc}") from None
+    return db
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        if current > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{path}: history schema version {current} is newer than this reconcile "
+                f"({SCHEMA_VERSION}); upgrade reconcile"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version - 1]:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0)
+
+
+def finding_key(verdict: Verdict) -> tuple[str, str]:
+    """(issuer, serial) in canonical form; serials repeat across issuing CAs."""
+    issuer = issuer_key(verdict.ca.issuer) if verdict.ca.issuer else ""
+    return issuer, serial_hex(verdict.ca.serial)
+
+
+def _label(verdict: Verdict) -> str | None:
+    if verdict.intune is not None and verdict.intune.device_name:
+        return verdict.intune.device_name
+    if verdict.device is not None and verdict.device.device_name:
+        return verdict.device.device_name
+    return verdict.ca.common_name or verdict.ca.subject
+
+
+def _age(first_seen: datetime, as_of: datetime) -> int:
+    return max(0, (as_of - first_seen).days)
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def record_run(
+    db: sqlite3.Connection,
+    result: RunResult,
+    exit_code: int,
+    duration: float,
+    *,
+    started_at: datetime | None = None,
+    hook: Callable[[str], None] | None = None,
+) -> tuple[RunResult, RunDelta]:
+    """Record one run atomically; returns the result with history columns filled, and the delta.
+
+    ``hook`` is called between steps with the step's name; tests use it to crash mid-run.
+    """
+    as_of = result.as_of
+    as_of_text = iso_z(as_of)
+    started = started_at or datetime.now(UTC)
+    current: dict[tuple[str, str], Verdict] = {}
+    for verdict in result.verdicts:
+        if verdict.status in FINDING_STATUSES:
+            current[finding_key(verdict)] = verdict
+    step = hook or (lambda _name: None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        previous = db.execute("SELECT seq, run_id FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+        inputs = [
+            {"path": f.path, "kind": f.kind, "format": f.format, "sha256": f.sha256}
+            for f in result.inputs
+        ]
+        cursor = db.execute(
+            "INSERT INTO runs (run_id, as_of, started_at, tenant, inputs, counts, exit_code,"
+            " duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                result.run_id,
+                as_of_text,
+                iso_z(started.astimezone(UTC).replace(microsecond=0)),
+                result.tenant_id,
+                json.dumps(inputs, sort_keys=True),
+                json.dumps(result.counts()),
+                exit_code,
+                round(duration, 3),
+            ),
+        )
+        seq = int(cursor.lastrowid or 0)
+        step("run")
+        open_rows = {
+            (issuer, serial): (fid, first_seen, label, status)
+            for fid, issuer, serial, first_seen, label, status in db.execute(
+                "SELECT id, issuer, serial, first_seen, label, last_status FROM findings"
+                " WHERE resolved_at IS NULL"
+            )
+        }
+        seen_before: list[tuple[str, int]] = []
+        new_keys: set[tuple[str, str]] = set()
+        first_seen_of: dict[tuple[str, str], datetime] = {}
+        span_ids: list[int] = []
+        for key, verdict in current.items():
+            row = open_rows.get(key)
+            if row is not None:
+                seen_before.append((verdict.status.value, row[0]))
+                first_seen_of[key] = _ts(row[1])
+                continue
+            new_keys.add(key)
+            fid, first_seen = _reopen_or_insert(db, key, verdict, as_of_text)
+            span_ids.append(fid)
+            first_seen_of[key] = _ts(first_seen)
+        db.executemany(
+            "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, last_status = ?2"
+            " WHERE id = ?3",
+            ((as_of_text, status, fid) for status, fid in seen_before),
+        )
+        step("updated")
+        db.executemany(
+            "INSERT INTO spans (finding_id, first_run) VALUES (?, ?)",
+            ((fid, seq) for fid in span_ids),
+        )
+        step("inserted")
+        gone = [(key, row) for key, row in open_rows.items() if key not in current]
+        previous_seq = previous[0] if previous is not None else None
+        db.executemany(
+            "UPDATE findings SET resolved_at = ? WHERE id = ?",
+            ((as_of_text, row[0]) for _key, row in gone),
+        )
+        db.executemany(
+            "UPDATE spans SET last_run = ? WHERE finding_id = ? AND last_run IS NULL",
+            ((previous_seq, row[0]) for _key, row in gone),
+        )
+        step("resolved")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    verdicts = tuple(_annotate(v, first_seen_of, new_keys, as_of) for v in result.verdicts)
+    annotated = dataclasses.replace(result, verdicts=verdicts)
+    delta = _delta(
+        previous[1] if previous is not None else None,
+        [v for v in verdicts if v.status in FINDING_STATUSES],
+        [(k, row) for k, row in gone],
+        as_of,
+    )
+    return annotated, delta
+
+
+def _annotate(
+    verdict: Verdict,
+    first_seen_of: dict[tuple[str, str], datetime],
+    new_keys: set[tuple[str, str]],
+    as_of: datetime,
+) -> Verdict:
+    if verdict.status not in FINDING_STATUSES:
+        return verdict
+    key = finding_key(verdict)
+    first_seen = first_seen_of[key]
+    return dataclasses.replace(
+        verdict,
+        first_seen=first_seen,
+        age_days=_age(first_seen, as_of),
+        new_since_last_run=key in new_keys,
+    )
+
+
+def _reopen_or_insert(
+    db: sqlite3.Connection, key: tuple[str, str], verdict: Verdict, as_of_text: str
+) -> tuple[int, str]:
+    """A finding not open before: reopen it if it was resolved once (keeping its first_seen)."""
+    row = db.execute(
+        "SELECT id, first_seen FROM findings WHERE issuer = ? AND serial = ?", key
+    ).fetchone()
+    if row is not None:
+        db.execute(
+            "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, label = ?2,"
+            " last_status = ?3, resolved_at = NULL WHERE id = ?4",
+            (as_of_text, _label(verdict), verdict.status.value, row[0]),
+        )
+        return int(row[0]), str(row[1])
+    cursor = db.execute(
+        "INSERT INTO findings (issuer, serial, label, first_seen, last_seen, times_seen,"
+        " last_status) VALUES (?, ?, ?, ?, ?, 1, ?)",
+        (key[0], key[1], _label(verdict), as_of_text, as_of_text, verdict.status.value),
+    )
+    return int(cursor.lastrowid or 0), as_of_text
+
+
+def _delta(
+    previous_run_id: str | None,
+    findings: list[Verdict],
+    gone: list[tuple[tuple[str, str], tuple[int, str, str | None, str]]],
+    as_of: datetime,
+) -> RunDelta:
+    def ref(v: Verdict) -> FindingRef:
+        issuer, serial = finding_key(v)
+        first_seen = v.first_seen or as_of
+        return FindingRef(
+            v.ca.issuer or issuer, serial, _label(v), v.status.value, first_seen, v.age_days or 0
+        )
+
+    new = sorted((ref(v) for v in findings if v.new_since_last_run), key=_order)
+    oldest = sorted(
+        (v for v in findings if not v.new_since_last_run),
+        key=lambda v: (v.first_seen or as_of, finding_key(v)),
+    )[:LONGEST_OPEN]
+    resolved = sorted(
+        (
+            FindingRef(issuer, serial, label, status, _ts(first), _age(_ts(first), as_of))
+            for (issuer, serial), (_fid, first, label, status) in gone
+        ),
+        key=_order,
+    )
+    return RunDelta(
+        previous_run_id=previous_run_id,
+        new=tuple(new),
+        resolved=tuple(resolved),
+        longest_open=tuple(ref(v) for v in oldest),
+        open_count=len(findings),
+    )
+
+
+def _order(ref: FindingRef) -> tuple[str, str]:
+    return ref.issuer, ref.serial
+
+
+def format_delta(delta: RunDelta, limit: int = 10) -> str:
+    """The block a summary opens with: new, resolved, open longest."""
+    if delta.previous_run_id is None:
+        lines = [f"First recorded run: {len(delta.new)} open findings, all new."]
+    else:
+        lines = [
+            f"Since run {delta.previous_run_id}: {len(delta.new)} new, "
+            f"{len(delta.resolved)} resolved, {delta.open_count} open."
+        ]
+    sections = (
+        ("New", delta.new if delta.previous_run_id is not None else ()),
+        ("Resolved", delta.resolved),
+        ("Open longest", delta.longest_open),
+    )
+    for title, refs in sections:
+        if not refs:
+            continue
+        lines.append(f"{title}:")
+        for ref in refs[:limit]:
+            name = f" {ref.label}" if ref.label else ""
+            lines.append(
+                f"  {ref.serial}{name} ({ref.status}, first seen {iso_z(ref.first_seen)[:10]},"
+                f" {ref.age_days} d)"
+            )
+        if len(refs) > limit:
+            lines.append(f"  ... and {len(refs) - limit} more")
+    return "\n".join(lines)
+
+
+def list_runs(db: sqlite3.Connection, limit: int | None = None) -> list[RunRow]:
+    """Most recent first."""
+    sql = (
+        "SELECT run_id, as_of, started_at, tenant, counts, exit_code, duration, inputs"
+        " FROM runs ORDER BY seq DESC"
+    )
+    params: tuple[int, ...] = ()
+    if limit is not None:
+        sql += " LIMIT ?"
+        params = (limit,)
+    return [
+        RunRow(
+            run_id=run_id,
+            as_of=_ts(as_of),
+            started_at=_ts(started),
+            tenant=tenant,
+            counts={k: int(v) for k, v in json.loads(counts).items()},
+            exit_code=exit_code,
+            duration=duration,
+            inputs=tuple(json.loads(inputs)),
+        )
+        for run_id, as_of, started, tenant, counts, exit_code, duration, inputs in db.execute(
+            sql, params
+        )
+    ]
+
+
+def trend(
+    db: sqlite3.Connection, days: int | None = None, now: datetime | None = None
+) -> list[RunRow]:
+    """Runs oldest first, optionally only the last ``days`` days before ``now``."""
+    rows = list(reversed(list_runs(db)))
+    if days is not None:
+        since = (now or datetime.now(UTC)) - timedelta(days=days)
+        rows = [r for r in rows if r.as_of >= since]
+    return rows
+
+
+_TREND_STATUSES = (
+    Status.NOT_REPORTED,
+    Status.NOT_INSTALLED,
+    Status.SUPERSEDED,
+    Status.INSTALLED_NOT_REPORTED,
+    Status.ACCEPTED,
+    Status.WITHIN_GRACE,
+    Status.DELIVERED,
+)
+
+
+def findings_total(counts: dict[str, int]) -> int:
+    return sum(counts.get(s.value, 0) for s in FINDING_STATUSES)
+
+
+def format_runs(rows: Sequence[RunRow]) -> str:
+    table = [
+        (
+            r.run_id,
+            iso_z(r.as_of),
+            r.tenant or "",
+            findings_total(r.counts),
+            r.counts.get(Status.ACCEPTED.value, 0),
+            r.exit_code,
+            f"{r.duration:.1f}",
+        )
+        for r in rows
+    ]
+    headers = ("run", "as_of", "tenant", "findings", "accepted", "exit", "seconds")
+    return tabulate(table, headers=headers, tablefmt="simple")
+
+
+def format_trend(rows: Sequence[RunRow]) -> str:
+    headers = ("as_of", "findings", *(s.value for s in _TREND_STATUSES))
+    table = [
+        (
+            iso_z(r.as_of),
+            findings_total(r.counts),
+            *(r.counts.get(s.value, 0) for s in _TREND_STATUSES),
+        )
+        for r in rows
+    ]
+    return tabulate(table, headers=headers, tablefmt="simple")
+
+
+def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, str | None]]:
+    """(issuer, serial, label) of every finding open in a past run, from the spans."""
+    row = db.execute("SELECT max(seq) FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row[0] is None:
+        raise ConfigError(f"no recorded run {run_id!r}")
+    seq = row[0]
+    return [
+        (issuer, serial, label)
+        for issuer, serial, label in db.execute(
+            "SELECT f.issuer, f.serial, f.label FROM spans s JOIN findings f ON f.id = s.finding_id"
+            " WHERE s.first_run <= ?1 AND (s.last_run IS NULL OR s.last_run >= ?1)"
+            " ORDER BY f.issuer, f.serial",
+            (seq,),
+        )
+    ]

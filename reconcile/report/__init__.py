@@ -1,0 +1,1 @@
+"""Formatters: terminal table, auditor CSV, lossless JSON Lines, and the --out-dir bundle."""

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from reconcile.model import Status
+from reconcile.report import csvout
+from reconcile.report.columns import CSV_HEADER
+from tests.factories import ca_cert, intune_cert, verdict
+
+HOSTILE = '=HYPERLINK("http://evil.example","x")'
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r", "\n", "\0"])
+def test_formula_prefixes_get_an_apostrophe(prefix):
+    assert csvout.neutralise(prefix + "x") == "'" + prefix + "x"
+
+
+def test_harmless_values_pass_unchanged():
+    assert csvout.neutralise("PC-01") == "PC-01"
+    assert csvout.neutralise(7) == 7
+    assert csvout.neutralise(None) == ""
+
+
+def _write(*verdicts):
+    buffer = io.StringIO(newline="")
+    csvout.write_verdicts(buffer, verdicts, "run-1")
+    return buffer.getvalue()
+
+
+def test_rows_are_rfc4180_with_crlf_and_stable_header():
+    text = _write(verdict(Status.NOT_REPORTED))
+    lines = text.split("\r\n")
+    assert lines[0] == ",".join(CSV_HEADER)
+    assert lines[-1] == ""
+    assert "\n" not in text.replace("\r\n", "")
+    for required in (
+        "status",
+        "serial_number",
+        "thumbprint",
+        "issuer",
+        "subject",
+        "template",
+        "request_id",
+        "issued_at",
+        "expires_at",
+        "intune_state",
+        "device_id",
+        "device_name",
+        "user",
+        "profile",
+        "source",
+        "run_id",
+    ):
+        assert required in CSV_HEADER
+
+
+def test_hostile_device_and_user_names_are_neutralised_and_quoted():
+    record = intune_cert(state="installFailed", device_name=HOSTILE, user="@SUM(1+1)")
+    text = _write(verdict(Status.NOT_INSTALLED, intune=record, ca=ca_cert(subject="-2+3")))
+    row = next(csv.DictReader(io.StringIO(text, newline="")))
+    assert row["device_name"] == "'" + HOSTILE
+    assert row["user"] == "'@SUM(1+1)"
+    assert row["subject"] == "'-2+3"
+    assert row["serial_number"] == "1000"
+    assert row["issued_at"] == "2026-11-10T02:00:00Z"
+    assert row["source"] == "ca.csv:2"
+    assert row["run_id"] == "run-1"
+
+
+def test_embedded_newlines_and_quotes_survive_round_trip():
+    record = intune_cert(state="installFailed", device_name='line1\nline2 "q", x')
+    text = _write(verdict(Status.NOT_INSTALLED, intune=record))
+    row = next(csv.DictReader(io.StringIO(text, newline="")))
+    assert row["device_name"] == 'line1\nline2 "q", x'
