@@ -217,6 +217,24 @@ class Settings:
         "RECONCILE_TOKEN_CACHE",
         help="device-code token cache (default: user cache dir)",
     )
+    graph_max_attempts: int = _opt(
+        6,
+        "graph.max_attempts",
+        "RECONCILE_GRAPH_MAX_ATTEMPTS",
+        help="tries per Graph request (429, 503, 504, network errors) before giving up",
+    )
+    graph_retry_time: float = _opt(
+        300.0,
+        "graph.retry_time",
+        "RECONCILE_GRAPH_RETRY_TIME",
+        help="seconds one Graph request may spend retrying",
+    )
+    graph_rate_limit: int = _opt(
+        900,
+        "graph.rate_limit",
+        "RECONCILE_GRAPH_RATE_LIMIT",
+        help="Graph requests per 20 s (Intune allows 1,000 per app)",
+    )
     # --- history and operations -------------------------------------------------------------
     history_db: Path | None = _opt(
         None,
@@ -388,6 +406,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("grace_hours must not be negative")
     if settings.max_concurrency < 1:
         raise ConfigError("max_concurrency must be at least 1")
+    if settings.graph_max_attempts < 1 or settings.graph_rate_limit < 1:
+        raise ConfigError("graph.max_attempts and graph.rate_limit must be at least 1")
+    if settings.graph_retry_time < 0 or settings.export_timeout <= 0:
+        raise ConfigError("graph.retry_time must not be negative, export_timeout must be positive")
     try:
         from zoneinfo import ZoneInfo
 

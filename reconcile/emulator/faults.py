@@ -23,6 +23,9 @@ class FaultKind(StrEnum):
     INVALID_SECRET = "invalid-secret"  # the token endpoint rejects the client secret
 
 
+# Faults that only make sense on one route default to it.
+_DEFAULT_ROUTES = {FaultKind.EXPORT_FAILED: "export_status", FaultKind.INVALID_SECRET: "token"}
+
 ROUTES = (
     "openid",
     "token",
@@ -57,6 +60,8 @@ class Fault:
 
     def __post_init__(self) -> None:
         self.kind = FaultKind(self.kind)
+        if self.route is None:
+            self.route = _DEFAULT_ROUTES.get(self.kind)
         if self.route is not None and self.route not in ROUTES:
             raise ValueError(f"unknown route {self.route!r}; one of {', '.join(ROUTES)}")
         if self.retry_after is not None and self.retry_after < 0:
@@ -79,7 +84,8 @@ class Fault:
             return fires
 
 
-_INT_FIELDS = {"times", "after", "retry_after"}
+def _int_or_none(value: str) -> int | None:
+    return None if value.lower() in ("none", "forever") else int(value)
 
 
 def parse_fault(spec: str) -> Fault:
@@ -87,25 +93,33 @@ def parse_fault(spec: str) -> Fault:
 
     ``times=forever`` makes a persistent fault; ``retry_after=none`` drops the header.
     """
-    kind, _, rest = spec.partition(":")
-    values: dict[str, object] = {}
+    kind_text, _, rest = spec.partition(":")
+    try:
+        fault = Fault(FaultKind(kind_text.strip()))
+    except ValueError:
+        choices = ", ".join(k.value for k in FaultKind)
+        raise ValueError(f"unknown fault kind {kind_text!r}; one of {choices}") from None
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"fault option {item!r} is not key=value")
-        if key in _INT_FIELDS:
-            values[key] = None if value.lower() in ("none", "forever") else int(value)
+        if key == "times":
+            fault.times = _int_or_none(value)
+        elif key == "after":
+            fault.after = int(value)
+        elif key == "retry_after":
+            fault.retry_after = _int_or_none(value)
         elif key == "delay":
-            values[key] = float(value)
+            fault.delay = float(value)
         elif key == "retry_after_date":
-            values[key] = value.lower() in ("1", "true", "yes")
-        elif key in ("route", "path", "query"):
-            values[key] = value
+            fault.retry_after_date = value.lower() in ("1", "true", "yes")
+        elif key == "route":
+            fault.route = value
+        elif key == "path":
+            fault.path = value
+        elif key == "query":
+            fault.query = value
         else:
             raise ValueError(f"unknown fault option {key!r}")
-    try:
-        fault_kind = FaultKind(kind.strip())
-    except ValueError:
-        choices = ", ".join(k.value for k in FaultKind)
-        raise ValueError(f"unknown fault kind {kind!r}; one of {choices}") from None
-    return Fault(fault_kind, **values)  # type: ignore[arg-type]
+    fault.__post_init__()
+    return fault

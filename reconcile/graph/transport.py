@@ -89,3 +89,15 @@ class MsalHttpAdapter:
 def _timeout(kwargs: Mapping[str, Any]) -> httpx.Timeout:
     value = kwargs.get("timeout")
     return httpx.Timeout(value) if isinstance(value, (int, float)) else TIMEOUT
+
+
+def describe_transport_error(exc: httpx.TransportError) -> str:
+    """Name the usual cause, since httpx's own text rarely says what to change."""
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"TLS certificate not trusted ({text}); set RECONCILE_CA_BUNDLE to the issuing CA"
+    if isinstance(exc, httpx.ProxyError):
+        return f"proxy refused the connection ({text}); check HTTPS_PROXY and NO_PROXY"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {text}"

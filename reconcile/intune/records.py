@@ -1,13 +1,17 @@
-"""Turn raw Graph JSON (and report-export rows) into frozen records.
+"""Turn raw Graph JSON lines (and report-export rows) into frozen records.
 
-This is the edge: nothing past these functions sees a Graph dict. Unknown issuance states pass
+This is the edge: the msgspec structs below are the only place Graph's field names appear, and
+nothing past the ``decode_*`` functions sees them. msgspec decodes and type-checks a line in
+one C pass, which matters at a million certificate records. Unknown issuance states pass
 through as text and are never delivered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import msgspec
 
 from reconcile.identity import parse_serial, parse_thumbprint
 from reconcile.model import (
@@ -17,7 +21,6 @@ from reconcile.model import (
     IntuneSource,
     ManagedDevice,
 )
-from reconcile.timeparse import parse_iso
 
 PROFILE_ID_KEY = "@reconcile.profileId"
 PROFILE_TYPE_KEY = "@reconcile.profileType"
@@ -40,106 +43,188 @@ REPORT_COLUMNS = (
     "CaConfiguration",
 )
 
+_NO_DATE = datetime(1, 1, 2, tzinfo=UTC)
 
-def _text(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
+
+class _State(msgspec.Struct, rename="camel"):
+    """managedDeviceCertificateState (beta), annotated with its profile by the fetcher."""
+
+    id: str | None = None
+    certificate_issuance_state: str | None = None
+    certificate_serial_number: str | None = None
+    certificate_thumbprint: str | None = None
+    certificate_issuer: str | None = None
+    device_display_name: str | None = None
+    user_display_name: str | None = None
+    certificate_profile_display_name: str | None = None
+    device_platform: str | None = None
+    certificate_issuance_date_time: str | None = None
+    certificate_expiration_date_time: str | None = None
+    certificate_last_issuance_state_changed_date_time: str | None = None
+    last_certificate_state_change_date_time: str | None = None
+    certificate_error_code: int | None = None
+    profile_id: str | None = msgspec.field(default=None, name=PROFILE_ID_KEY)
+    profile_name: str | None = msgspec.field(default=None, name=PROFILE_NAME_KEY)
+
+
+class _ReportRow(msgspec.Struct):
+    """One CertificatesByRAPolicy row; the report's own column names."""
+
+    DeviceId: str | None = None
+    DeviceName: str | None = None
+    UPN: str | None = None
+    PolicyId: str | None = None
+    PolicyName: str | None = None
+    SerialNumber: str | None = None
+    Thumbprint: str | None = None
+    IssuerName: str | None = None
+    SubjectName: str | None = None
+    CertificateStatus: str | None = None
+    ValidFrom: str | None = None
+    ValidTo: str | None = None
+
+
+class _Device(msgspec.Struct, rename="camel"):
+    id: str | None = None
+    device_name: str | None = None
+    azure_ad_device_id: str | None = msgspec.field(default=None, name="azureADDeviceId")
+    serial_number: str | None = None
+    user_principal_name: str | None = None
+    operating_system: str | None = None
+    last_sync_date_time: str | None = None
+
+
+class _Profile(msgspec.Struct):
+    id: str | None = None
+    displayName: str | None = None
+    odata_type: str | None = msgspec.field(default=None, name="@odata.type")
+
+
+_STATE = msgspec.json.Decoder(_State)
+_REPORT = msgspec.json.Decoder(_ReportRow)
+_DEVICE = msgspec.json.Decoder(_Device)
+_PROFILE = msgspec.json.Decoder(_Profile)
+_T = TypeVar("_T")
+
+
+def _clean(value: str | None) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
-    return text or None
+    value = value.strip()
+    return value or None
 
 
-def _serial(obj: Mapping[str, Any], key: str) -> int | None:
-    text = _text(obj, key)
-    return parse_serial(text) if text else None
-
-
-def _thumbprint(obj: Mapping[str, Any], key: str) -> str | None:
-    text = _text(obj, key)
-    return parse_thumbprint(text) if text else None
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int | None:
-    value = obj.get(key)
-    if value is None or value == "":
+def _time(value: str | None) -> datetime | None:
+    """Graph's DateTimeOffset; empty and year-1 placeholders mean unknown."""
+    if not value:
         return None
-    return int(value)
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed < _NO_DATE:
+        return None
+    return parsed if parsed.utcoffset() == _ZERO else parsed.astimezone(UTC)
 
 
-def certificate_from_state(obj: Mapping[str, Any]) -> IntuneCertificate:
-    """A managedDeviceCertificateState, annotated by the fetcher with its profile."""
-    state = _text(obj, "certificateIssuanceState") or "unknown"
+_ZERO = _NO_DATE.utcoffset()
+
+
+def _serial(value: str | None) -> int | None:
+    value = _clean(value)
+    return parse_serial(value) if value else None
+
+
+def _thumbprint(value: str | None) -> str | None:
+    value = _clean(value)
+    return parse_thumbprint(value) if value else None
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], line: bytes) -> _T:
+    try:
+        return decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+
+
+def decode_state(line: bytes) -> IntuneCertificate:
+    """Raises ValueError with the reason when the line is not a usable state record."""
+    raw = _decode(_STATE, line)
+    state = _clean(raw.certificate_issuance_state) or "unknown"
     return IntuneCertificate(
         source=IntuneSource.STATES,
-        record_id=_text(obj, "id") or "",
-        serial=_serial(obj, "certificateSerialNumber"),
-        thumbprint=_thumbprint(obj, "certificateThumbprint"),
-        issuer=_text(obj, "certificateIssuer"),
+        record_id=raw.id or "",
+        serial=_serial(raw.certificate_serial_number),
+        thumbprint=_thumbprint(raw.certificate_thumbprint),
+        issuer=_clean(raw.certificate_issuer),
         state=state,
         delivered=state == DELIVERED_ISSUANCE_STATE,
-        device_name=_text(obj, "deviceDisplayName"),
+        device_name=_clean(raw.device_display_name),
         device_id=None,
-        user=_text(obj, "userDisplayName"),
-        profile_id=_text(obj, PROFILE_ID_KEY),
-        profile_name=_text(obj, "certificateProfileDisplayName") or _text(obj, PROFILE_NAME_KEY),
-        platform=_text(obj, "devicePlatform"),
-        issued_at=parse_iso(_text(obj, "certificateIssuanceDateTime")),
-        expires_at=parse_iso(_text(obj, "certificateExpirationDateTime")),
-        state_changed_at=parse_iso(
-            _text(obj, "certificateLastIssuanceStateChangedDateTime")
-            or _text(obj, "lastCertificateStateChangeDateTime")
+        user=_clean(raw.user_display_name),
+        profile_id=_clean(raw.profile_id),
+        profile_name=_clean(raw.certificate_profile_display_name) or _clean(raw.profile_name),
+        platform=raw.device_platform,
+        issued_at=_time(raw.certificate_issuance_date_time),
+        expires_at=_time(raw.certificate_expiration_date_time),
+        state_changed_at=_time(
+            raw.certificate_last_issuance_state_changed_date_time
+            or raw.last_certificate_state_change_date_time
         ),
-        error_code=_int(obj, "certificateErrorCode"),
+        error_code=raw.certificate_error_code,
     )
 
 
-def certificate_from_report_row(
-    row: Mapping[str, Any], delivered_statuses: frozenset[str], record_id: str
+def decode_report_row(
+    line: bytes, delivered_statuses: frozenset[str], record_id: str
 ) -> IntuneCertificate:
-    """One row of the CertificatesByRAPolicy export (column names as the report spells them)."""
-    state = _text(row, "CertificateStatus") or "unknown"
+    """A report row is delivered when its CertificateStatus is in ``delivered_statuses``."""
+    raw = _decode(_REPORT, line)
+    state = _clean(raw.CertificateStatus) or "unknown"
     return IntuneCertificate(
         source=IntuneSource.REPORT,
         record_id=record_id,
-        serial=_serial(row, "SerialNumber"),
-        thumbprint=_thumbprint(row, "Thumbprint"),
-        issuer=_text(row, "IssuerName"),
+        serial=_serial(raw.SerialNumber),
+        thumbprint=_thumbprint(raw.Thumbprint),
+        issuer=_clean(raw.IssuerName),
         state=state,
         delivered=state.casefold() in delivered_statuses,
-        device_name=_text(row, "DeviceName"),
-        device_id=_text(row, "DeviceId"),
-        user=_text(row, "UPN"),
-        profile_id=_text(row, "PolicyId"),
-        profile_name=_text(row, "PolicyName"),
+        device_name=_clean(raw.DeviceName),
+        device_id=_clean(raw.DeviceId),
+        user=_clean(raw.UPN),
+        profile_id=_clean(raw.PolicyId),
+        profile_name=_clean(raw.PolicyName),
         platform=None,
-        issued_at=parse_iso(_text(row, "ValidFrom")),
-        expires_at=parse_iso(_text(row, "ValidTo")),
+        issued_at=_time(raw.ValidFrom),
+        expires_at=_time(raw.ValidTo),
         state_changed_at=None,
         error_code=None,
-        subject=_text(row, "SubjectName"),
+        subject=_clean(raw.SubjectName),
     )
 
 
-def device_from_graph(obj: Mapping[str, Any]) -> ManagedDevice:
-    device_id = _text(obj, "id")
-    if not device_id:
+def decode_device(line: bytes) -> ManagedDevice:
+    raw = _decode(_DEVICE, line)
+    if not raw.id:
         raise ValueError("managed device without id")
     return ManagedDevice(
-        id=device_id,
-        device_name=_text(obj, "deviceName"),
-        azure_ad_device_id=_text(obj, "azureADDeviceId"),
-        serial_number=_text(obj, "serialNumber"),
-        user_principal_name=_text(obj, "userPrincipalName"),
-        operating_system=_text(obj, "operatingSystem"),
-        last_sync=parse_iso(_text(obj, "lastSyncDateTime")),
+        id=raw.id,
+        device_name=_clean(raw.device_name),
+        azure_ad_device_id=_clean(raw.azure_ad_device_id),
+        serial_number=_clean(raw.serial_number),
+        user_principal_name=_clean(raw.user_principal_name),
+        operating_system=_clean(raw.operating_system),
+        last_sync=_time(raw.last_sync_date_time),
     )
 
 
-def profile_from_graph(obj: Mapping[str, Any]) -> CertificateProfile:
-    profile_id = _text(obj, "id")
-    if not profile_id:
+def decode_profile(line: bytes) -> CertificateProfile:
+    raw = _decode(_PROFILE, line)
+    if not raw.id:
         raise ValueError("certificate profile without id")
-    odata_type = (_text(obj, "@odata.type") or "").removeprefix("#microsoft.graph.")
     return CertificateProfile(
-        id=profile_id, display_name=_text(obj, "displayName"), odata_type=odata_type
+        id=raw.id,
+        display_name=_clean(raw.displayName),
+        odata_type=(raw.odata_type or "").removeprefix("#microsoft.graph."),
     )

@@ -30,18 +30,18 @@ from typing import IO, Any
 
 from reconcile import __version__
 from reconcile.errors import IncompleteDataError, InputError
+from reconcile.intune.records import (
+    decode_device,
+    decode_profile,
+    decode_report_row,
+    decode_state,
+)
 from reconcile.model import (
     CertificateProfile,
     InputFile,
     IntuneCertificate,
     ManagedDevice,
     Reject,
-)
-from reconcile.intune.records import (
-    certificate_from_report_row,
-    certificate_from_state,
-    device_from_graph,
-    profile_from_graph,
 )
 
 FORMAT = "reconcile-snapshot"
@@ -89,8 +89,8 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
     return data
 
 
-def _iter_jsonl(path: Path, digest: Any) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Yield (line, object) or (line, error text); hashes the bytes as it goes."""
+def _lines(path: Path, digest: Any) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, bytes); hashes the file as it goes."""
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -98,18 +98,7 @@ def _iter_jsonl(path: Path, digest: Any) -> Iterator[tuple[int, dict[str, Any] |
     with handle:
         for number, raw in enumerate(handle, start=1):
             digest.update(raw)
-            if not raw.strip():
-                yield number, "blank line"
-                continue
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield number, f"invalid JSON: {exc.msg}" if hasattr(exc, "msg") else "not UTF-8"
-                continue
-            if not isinstance(obj, dict):
-                yield number, "line is not a JSON object"
-                continue
-            yield number, obj
+            yield number, raw
 
 
 def read_snapshot(directory: Path, report_delivered: frozenset[str]) -> Snapshot:
@@ -132,22 +121,20 @@ def read_snapshot(directory: Path, report_delivered: frozenset[str]) -> Snapshot
         digest = hashlib.sha256()
         lines = 0
         bad = 0
-        for line, item in _iter_jsonl(path, digest):
+        for line, raw in _lines(path, digest):
             lines += 1
             try:
-                if isinstance(item, str):
-                    raise ValueError(item)
-                if name == "profiles":
-                    profiles.append(profile_from_graph(item))
-                elif name == "certificate_states":
-                    certificates.append(certificate_from_state(item))
+                if not raw.strip():
+                    raise ValueError("blank line")
+                if name == "certificate_states":
+                    certificates.append(decode_state(raw))
                 elif name == "report_rows":
-                    certificates.append(
-                        certificate_from_report_row(item, report_delivered, f"report:{line}")
-                    )
+                    certificates.append(decode_report_row(raw, report_delivered, f"report:{line}"))
+                elif name == "managed_devices":
+                    devices.append(decode_device(raw))
                 else:
-                    devices.append(device_from_graph(item))
-            except (ValueError, TypeError) as exc:
+                    profiles.append(decode_profile(raw))
+            except ValueError as exc:
                 bad += 1
                 rejects.append(Reject(str(path), line, str(exc)))
         if lines != counts[name]:

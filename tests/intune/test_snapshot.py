@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconcile.errors import IncompleteDataError, InputError
+from reconcile.intune.snapshot import SnapshotWriter, read_snapshot
+from reconcile.model import IntuneSource
+
+DELIVERED = frozenset({"active"})
+
+STATE = {
+    "@odata.type": "#microsoft.graph.managedDeviceCertificateState",
+    "id": "s1",
+    "certificateIssuanceState": "installed",
+    "certificateSerialNumber": "00:ab:CD",
+    "certificateThumbprint": "ab" * 20,
+    "certificateIssuer": "CN=Contoso Issuing CA",
+    "deviceDisplayName": "PC-01",
+    "userDisplayName": "Alex",
+    "certificateIssuanceDateTime": "2026-11-01T10:00:00.1234567-08:00",
+    "certificateExpirationDateTime": "0001-01-01T00:00:00Z",
+    "@reconcile.profileId": "p1",
+    "@reconcile.profileName": "Windows SCEP",
+}
+
+
+def write(tmp_path, **collections):
+    target = tmp_path / "snap"
+    with SnapshotWriter(target, {"tenant_id": "t-1"}) as writer:
+        for name, objects in collections.items():
+            writer.open_collection(name)
+            for obj in objects:
+                writer.write(name, obj)
+        writer.commit()
+    return target
+
+
+def test_round_trip_parses_records_and_provenance(tmp_path):
+    report_row = {"SerialNumber": "1F", "CertificateStatus": "Active", "DeviceId": "d1"}
+    device = {"id": "d1", "deviceName": "PC-01", "lastSyncDateTime": "2026-11-19T01:00:00Z"}
+    target = write(
+        tmp_path,
+        certificate_states=[STATE, {**STATE, "id": "s2", "certificateIssuanceState": "brandNew"}],
+        report_rows=[report_row],
+        managed_devices=[device],
+        profiles=[],
+    )
+    snap = read_snapshot(target, DELIVERED)
+    assert snap.tenant_id == "t-1"
+    first, second, report = snap.certificates
+    assert first.serial == 0xABCD and first.thumbprint == "AB" * 20
+    assert first.delivered and first.profile_id == "p1" and first.profile_name == "Windows SCEP"
+    assert first.issued_at is not None and first.issued_at.isoformat() == "2026-11-01T18:00:00.123456+00:00"
+    assert first.expires_at is None
+    assert second.state == "brandNew" and not second.delivered
+    assert report.source is IntuneSource.REPORT and report.delivered and report.device_id == "d1"
+    assert snap.devices[0].device_name == "PC-01"
+    assert snap.profiles == ()
+    assert {i.format for i in snap.inputs} == {
+        "certificate_states",
+        "report_rows",
+        "managed_devices",
+        "profiles",
+    }
+    assert all(len(i.sha256) == 64 for i in snap.inputs)
+
+
+def test_bad_records_become_rejects_with_line_numbers(tmp_path):
+    target = write(tmp_path, certificate_states=[STATE, {"certificateSerialNumber": "xyz"}])
+    path = target / "certificate_states.jsonl"
+    with path.open("ab") as handle:
+        handle.write(b"{not json\n")
+    meta = json.loads((target / "metadata.json").read_text())
+    meta["counts"]["certificate_states"] = 3
+    (target / "metadata.json").write_text(json.dumps(meta))
+    snap = read_snapshot(target, DELIVERED)
+    assert len(snap.certificates) == 1
+    assert [(r.line, r.reason.split(":")[0]) for r in snap.rejects] == [
+        (2, "serial number 'xyz' is not hexadecimal"),
+        (3, "invalid JSON"),
+    ]
+
+
+def test_truncated_collection_is_incomplete_data(tmp_path):
+    target = write(tmp_path, certificate_states=[STATE, STATE])
+    path = target / "certificate_states.jsonl"
+    path.write_bytes(path.read_bytes().splitlines(keepends=True)[0])
+    with pytest.raises(IncompleteDataError, match="promises 2 records, file holds 1"):
+        read_snapshot(target, DELIVERED)
+
+
+def test_not_a_snapshot_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="metadata.json is missing"):
+        read_snapshot(tmp_path, DELIVERED)
+
+
+def test_unpublished_writer_leaves_nothing_behind(tmp_path):
+    with SnapshotWriter(tmp_path / "snap", {}) as writer:
+        writer.write("certificate_states", STATE)
+    assert list(tmp_path.iterdir()) == []
