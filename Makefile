@@ -24,6 +24,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
+	sh scripts/ensure-chromium.sh
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck pytest

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,6 +19,7 @@ import typer
 
 from reconcile import __version__
 from reconcile.errors import ReconcileError
+from reconcile.history import Tracked
 from reconcile.model import RunResult
 from reconcile.settings import Settings, resolve
 
@@ -60,10 +63,10 @@ def boundary(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _setup_logging(verbose: int, log_format: str = "text") -> None:
+def _setup_logging(verbose: int, log_format: str = "text", secrets: Sequence[str] = ()) -> None:
     from reconcile.logsetup import configure
 
-    configure(verbose, log_format)
+    configure(verbose, log_format, secrets)
 
 
 def _version(value: bool) -> None:
@@ -151,6 +154,24 @@ CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Write CSV here.", sh
 JsonOpt = Annotated[
     Path | None, typer.Option("--json", help="Write JSON Lines here.", show_default=False)
 ]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option("--html", help="Write a self-contained HTML report here.", show_default=False),
+]
+HistoryDbOpt = Annotated[
+    Path | None,
+    typer.Option(help="SQLite run history (default: user data dir).", show_default=False),
+]
+NoHistoryOpt = Annotated[
+    bool | None,
+    typer.Option("--no-history", help="Do not record this run in the history.", show_default=False),
+]
+ExceptionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--exceptions", help="Accepted exceptions TOML (serial or device).", show_default=False
+    ),
+]
 OutDirOpt = Annotated[
     Path | None, typer.Option(help="Write the full report bundle here.", show_default=False)
 ]
@@ -207,17 +228,35 @@ def build_settings(config: Path | None, **flags: Any) -> Settings:
     return resolve(cleaned, config_path=config)
 
 
-def present(result: RunResult, settings: Settings, quiet: bool, preamble: str = "") -> int:
+def present(
+    result: RunResult,
+    settings: Settings,
+    quiet: bool,
+    preamble: str = "",
+    tracked: Tracked | None = None,
+) -> int:
     """Write every requested output, print the report, and return the exit code."""
-    from reconcile.report import bundle, table
+    from reconcile.report import bundle, html, table
+    from reconcile.report.atomic import write_atomic
 
     exit_code = EXIT_FINDINGS if result.findings else EXIT_OK
+    delta, runs = (tracked.delta, tracked.runs) if tracked is not None else (None, ())
     if settings.csv is not None:
         bundle.write_csv(settings.csv, result, settings)
     if settings.json is not None:
         bundle.write_json(settings.json, result, settings)
+    if settings.html is not None:
+        write_atomic(settings.html, lambda h: html.write(h, result, delta, runs), encoding="utf-8")
     if settings.out_dir is not None:
-        bundle.write_bundle(settings.out_dir, result, settings, sys.argv[1:], exit_code)
+        bundle.write_bundle(
+            settings.out_dir,
+            result,
+            settings,
+            sys.argv[1:],
+            exit_code,
+            extra=[("report.html", lambda h: html.write(h, result, delta, runs))],
+            preamble=preamble,
+        )
     if not quiet:
         typer.echo(table.render(result, settings.max_rows, preamble), nl=False)
     return exit_code
@@ -244,6 +283,10 @@ def run(
     csv: CsvOpt = None,
     json: JsonOpt = None,
     out_dir: OutDirOpt = None,
+    html: HtmlOpt = None,
+    history_db: HistoryDbOpt = None,
+    no_history: NoHistoryOpt = None,
+    exceptions: ExceptionsOpt = None,
     all_rows: AllOpt = None,
     bom: BomOpt = None,
     max_rows: MaxRowsOpt = None,
@@ -278,6 +321,10 @@ def run(
         csv=csv,
         json=json,
         out_dir=out_dir,
+        html=html,
+        history_db=history_db,
+        no_history=no_history,
+        exceptions_file=exceptions,
         all_rows=all_rows,
         csv_bom=bom,
         max_rows=max_rows,
@@ -288,9 +335,20 @@ def run(
         cloud=cloud,
         log_format=log_format,
     )
-    _setup_logging(verbose, settings.log_format)
-    result = pipeline.run(settings)
-    raise typer.Exit(present(result, settings, quiet))
+    _setup_logging(verbose, settings.log_format, settings.secret_values())
+    from reconcile import history, lock, notify, retention
+
+    with lock.run_lock(lock.path_for(settings)):
+        started = time.monotonic()
+        result = pipeline.run(settings)
+        code = EXIT_FINDINGS if result.findings else EXIT_OK
+        with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
+            present(tracked.result, settings, quiet, tracked.summary(), tracked)
+        retention.prune_for(settings, datetime.now(UTC))
+        notify.notify(
+            settings.webhook_url, settings.webhook_timeout, tracked.result, tracked.delta, code
+        )
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -319,6 +377,163 @@ def demo(
     result = pipeline.run(settings)
     present(result, settings, quiet=False)
     typer.echo(f"\nDemo reports written to {out_dir.resolve()}", err=True)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+@boundary
+def fetch(
+    out: Annotated[
+        Path, typer.Option("--out", help="Snapshot directory to write (replaced atomically).")
+    ],
+    config: ConfigOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    cloud: CloudOpt = None,
+    auth: AuthOpt = None,
+    certificate: CertificateOpt = None,
+    intune_source: IntuneSourceOpt = None,
+    log_format: LogFormatOpt = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Read Intune's certificate records from Graph into a snapshot directory."""
+    import json
+
+    from reconcile.intune.fetch import fetch_snapshot
+    from reconcile.intune.snapshot import METADATA
+
+    settings = build_settings(
+        config,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        cloud=cloud,
+        auth_method=auth,
+        certificate_path=certificate,
+        intune_source=intune_source,
+        log_format=log_format,
+    )
+    _setup_logging(verbose, settings.log_format, settings.secret_values())
+    path = fetch_snapshot(settings, out)
+    counts = json.loads((path / METADATA).read_text(encoding="utf-8"))["counts"]
+    summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+    typer.echo(f"snapshot {path}: {summary}")
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+@boundary
+def doctor(
+    config: ConfigOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    cloud: CloudOpt = None,
+    auth: AuthOpt = None,
+    certificate: CertificateOpt = None,
+    intune_source: IntuneSourceOpt = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Check configuration, sign-in, each Graph permission and the clock; exit 3 if any fails."""
+    from tabulate import tabulate
+
+    from reconcile.doctor import run_doctor
+
+    settings = build_settings(
+        config,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        cloud=cloud,
+        auth_method=auth,
+        certificate_path=certificate,
+        intune_source=intune_source,
+    )
+    _setup_logging(verbose, settings.log_format, settings.secret_values())
+    checks = run_doctor(settings)
+    marks = {True: "ok", False: "FAIL", None: "-"}
+    rows = [(marks[c.ok], c.name, c.detail, c.fix) for c in checks]
+    typer.echo(
+        tabulate(rows, headers=("", "check", "detail", "fix"), maxcolwidths=[None, None, 60, 50])
+    )
+    raise typer.Exit(EXIT_UPSTREAM if any(c.ok is False for c in checks) else EXIT_OK)
+
+
+HistoryDbArg = Annotated[
+    Path | None,
+    typer.Option(
+        "--history-db", help="SQLite run history (default: user data dir).", show_default=False
+    ),
+]
+
+
+@app.command("history")
+@boundary
+def history_command(
+    config: ConfigOpt = None,
+    history_db: HistoryDbArg = None,
+    limit: Annotated[int, typer.Option(help="Runs to list, newest first.")] = 30,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run", help="List the findings open in this run instead.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """List recorded runs (or one run's findings) from the history database."""
+    from reconcile import history
+
+    settings = build_settings(config, history_db=history_db)
+    db = history.open_existing(settings.history_db)
+    try:
+        if run_id is not None:
+            rows = history.run_findings(db, run_id)
+            typer.echo(history.format_run_findings(rows))
+        else:
+            typer.echo(history.format_runs(history.list_runs(db, limit)))
+    finally:
+        db.close()
+
+
+@app.command("trend")
+@boundary
+def trend_command(
+    config: ConfigOpt = None,
+    history_db: HistoryDbArg = None,
+    days: Annotated[
+        int | None, typer.Option(help="Only runs of the last N days.", show_default=False)
+    ] = None,
+) -> None:
+    """Counts per status over time, one line per recorded run, oldest first."""
+    from reconcile import history
+
+    settings = build_settings(config, history_db=history_db)
+    db = history.open_existing(settings.history_db)
+    try:
+        typer.echo(history.format_trend(history.trend(db, days)))
+    finally:
+        db.close()
+
+
+@app.command("verify")
+@boundary
+def verify_command(
+    directory: Annotated[Path, typer.Argument(help="A report folder written by --out-dir.")],
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Check a report folder's manifest and recompute its findings from the recorded inputs.
+
+    Exit 0 verified, 1 a file was altered or the recomputed report differs (the first differing
+    file is named), 2 an input is missing or changed so the run cannot be recomputed.
+    """
+    from reconcile import verify
+
+    _setup_logging(verbose)
+    outcome = verify.verify(directory)
+    for name in outcome.unlisted:
+        typer.echo(f"note: {name} is not covered by the manifest", err=True)
+    if not outcome.ok:
+        raise _fail(f"verification failed: {outcome.problem}", EXIT_FINDINGS)
+    typer.echo(
+        f"verified: {len(outcome.checked)} files match the manifest and the recomputed report"
+    )
     raise typer.Exit(EXIT_OK)
 
 

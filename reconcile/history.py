@@ -13,7 +13,8 @@ import functools
 import heapq
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ from tabulate import tabulate
 from reconcile.errors import ConfigError
 from reconcile.identity import issuer_key, serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
+from reconcile.report.table import printable
+from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
 
 LONGEST_OPEN = 5
@@ -69,7 +72,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class FindingRef:
     """A finding as history knows it, enough to name it in a summary."""
 
@@ -192,89 +195,115 @@ def record_run(
 
     ``hook`` is called between steps with the step's name; tests use it to crash mid-run.
     """
+    with recording(db, result, exit_code, duration, started_at=started_at, hook=hook) as out:
+        return out
+
+
+@contextmanager
+def recording(
+    db: sqlite3.Connection,
+    result: RunResult,
+    exit_code: int,
+    duration: float,
+    *,
+    started_at: datetime | None = None,
+    hook: Callable[[str], None] | None = None,
+) -> Iterator[tuple[RunResult, RunDelta]]:
+    """Like record_run, but commits only when the body (writing the reports) succeeds."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield _record(db, result, exit_code, duration, started_at, hook or (lambda _name: None))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _record(
+    db: sqlite3.Connection,
+    result: RunResult,
+    exit_code: int,
+    duration: float,
+    started_at: datetime | None,
+    step: Callable[[str], None],
+) -> tuple[RunResult, RunDelta]:
     as_of = result.as_of
     as_of_text = iso_z(as_of)
     started = started_at or datetime.now(UTC)
     keys = [finding_key(v) if v.status in FINDING_STATUSES else None for v in result.verdicts]
     current = {key: v for key, v in zip(keys, result.verdicts, strict=True) if key is not None}
-    step = hook or (lambda _name: None)
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        previous = db.execute("SELECT seq, run_id FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
-        inputs = [
-            {"path": f.path, "kind": f.kind, "format": f.format, "sha256": f.sha256}
-            for f in result.inputs
-        ]
-        cursor = db.execute(
-            "INSERT INTO runs (run_id, as_of, started_at, tenant, inputs, counts, exit_code,"
-            " duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                result.run_id,
-                as_of_text,
-                iso_z(started.astimezone(UTC).replace(microsecond=0)),
-                result.tenant_id,
-                json.dumps(inputs, sort_keys=True),
-                json.dumps(result.counts()),
-                exit_code,
-                round(duration, 3),
-            ),
+    previous = db.execute("SELECT seq, run_id FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+    inputs = [
+        {"path": f.path, "kind": f.kind, "format": f.format, "sha256": f.sha256}
+        for f in result.inputs
+    ]
+    cursor = db.execute(
+        "INSERT INTO runs (run_id, as_of, started_at, tenant, inputs, counts, exit_code,"
+        " duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            result.run_id,
+            as_of_text,
+            iso_z(started.astimezone(UTC).replace(microsecond=0)),
+            result.tenant_id,
+            json.dumps(inputs, sort_keys=True),
+            json.dumps(result.counts()),
+            exit_code,
+            round(duration, 3),
+        ),
+    )
+    seq = int(cursor.lastrowid or 0)
+    step("run")
+    open_rows = {
+        (issuer, serial): (fid, first_seen, label, status)
+        for fid, issuer, serial, first_seen, label, status in db.execute(
+            "SELECT id, issuer, serial, first_seen, label, last_status FROM findings"
+            " WHERE resolved_at IS NULL"
         )
-        seq = int(cursor.lastrowid or 0)
-        step("run")
-        open_rows = {
-            (issuer, serial): (fid, first_seen, label, status)
-            for fid, issuer, serial, first_seen, label, status in db.execute(
-                "SELECT id, issuer, serial, first_seen, label, last_status FROM findings"
-                " WHERE resolved_at IS NULL"
-            )
-        }
-        seen_before: list[tuple[str, int]] = []
-        new_keys: set[tuple[str, str]] = set()
-        first_seen_of: dict[tuple[str, str], datetime] = {}
-        span_ids: list[int] = []
-        for key, verdict in current.items():
-            row = open_rows.get(key)
-            if row is not None:
-                seen_before.append((verdict.status.value, row[0]))
-                first_seen_of[key] = _ts(row[1])
-                continue
-            new_keys.add(key)
-            fid, first_seen = _reopen_or_insert(db, key, verdict, as_of_text)
-            span_ids.append(fid)
-            first_seen_of[key] = _ts(first_seen)
-        db.executemany(
-            "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, last_status = ?2"
-            " WHERE id = ?3",
-            ((as_of_text, status, fid) for status, fid in seen_before),
-        )
-        step("updated")
-        db.executemany(
-            "INSERT INTO spans (finding_id, first_run) VALUES (?, ?)",
-            ((fid, seq) for fid in span_ids),
-        )
-        step("inserted")
-        gone = [(key, row) for key, row in open_rows.items() if key not in current]
-        previous_seq = previous[0] if previous is not None else None
-        db.executemany(
-            "UPDATE findings SET resolved_at = ? WHERE id = ?",
-            ((as_of_text, row[0]) for _key, row in gone),
-        )
-        db.executemany(
-            "UPDATE spans SET last_run = ? WHERE finding_id = ? AND last_run IS NULL",
-            ((previous_seq, row[0]) for _key, row in gone),
-        )
-        step("resolved")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+    }
+    seen_before: list[tuple[str, int]] = []
+    new_keys: set[tuple[str, str]] = set()
+    first_seen_of: dict[tuple[str, str], datetime] = {}
+    span_ids: list[int] = []
+    for key, verdict in current.items():
+        row = open_rows.get(key)
+        if row is not None:
+            seen_before.append((verdict.status.value, row[0]))
+            first_seen_of[key] = _ts(row[1])
+            continue
+        new_keys.add(key)
+        fid, first_seen = _reopen_or_insert(db, key, verdict, as_of_text)
+        span_ids.append(fid)
+        first_seen_of[key] = _ts(first_seen)
+    db.executemany(
+        "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, last_status = ?2"
+        " WHERE id = ?3",
+        ((as_of_text, status, fid) for status, fid in seen_before),
+    )
+    step("updated")
+    db.executemany(
+        "INSERT INTO spans (finding_id, first_run) VALUES (?, ?)",
+        ((fid, seq) for fid in span_ids),
+    )
+    step("inserted")
+    gone = [(key, row) for key, row in open_rows.items() if key not in current]
+    previous_seq = previous[0] if previous is not None else None
+    db.executemany(
+        "UPDATE findings SET resolved_at = ? WHERE id = ?",
+        ((as_of_text, row[0]) for _key, row in gone),
+    )
+    db.executemany(
+        "UPDATE spans SET last_run = ? WHERE finding_id = ? AND last_run IS NULL",
+        ((previous_seq, row[0]) for _key, row in gone),
+    )
+    step("resolved")
     verdicts = tuple(
         v if key is None else _with_history(v, first_seen_of[key], as_of, key in new_keys)
         for key, v in zip(keys, result.verdicts, strict=True)
     )
     delta = _delta(
         previous[1] if previous is not None else None,
-        {key: _ref(key, v, first_seen_of[key], as_of) for key, v in current.items()},
+        current,
+        first_seen_of,
         new_keys,
         gone,
         as_of,
@@ -326,27 +355,30 @@ def _reopen_or_insert(
 
 def _delta(
     previous_run_id: str | None,
-    refs: dict[tuple[str, str], FindingRef],
+    current: dict[tuple[str, str], Verdict],
+    first_seen_of: dict[tuple[str, str], datetime],
     new_keys: set[tuple[str, str]],
     gone: list[tuple[tuple[str, str], tuple[int, str, str | None, str]]],
     as_of: datetime,
 ) -> RunDelta:
-    new = sorted(refs[key] for key in new_keys)
+    def ref(key: tuple[str, str]) -> FindingRef:
+        return _ref(key, current[key], first_seen_of[key], as_of)
+
     oldest = heapq.nsmallest(
         LONGEST_OPEN,
-        (key for key in refs if key not in new_keys),
-        key=lambda k: (refs[k].first_seen, k),
+        (key for key in current if key not in new_keys),
+        key=lambda k: (first_seen_of[k], k),
     )
-    resolved = sorted(
+    resolved = (
         FindingRef(issuer, serial, label, status, _ts(first), _age(_ts(first), as_of))
-        for (issuer, serial), (_fid, first, label, status) in gone
+        for (issuer, serial), (_fid, first, label, status) in sorted(gone)
     )
     return RunDelta(
         previous_run_id=previous_run_id,
-        new=tuple(new),
+        new=tuple(ref(key) for key in sorted(new_keys)),
         resolved=tuple(resolved),
-        longest_open=tuple(refs[key] for key in oldest),
-        open_count=len(refs),
+        longest_open=tuple(ref(key) for key in oldest),
+        open_count=len(current),
     )
 
 
@@ -369,7 +401,7 @@ def format_delta(delta: RunDelta, limit: int = 10) -> str:
             continue
         lines.append(f"{title}:")
         for ref in refs[:limit]:
-            name = f" {ref.label}" if ref.label else ""
+            name = f" {printable(ref.label)}" if ref.label else ""
             lines.append(
                 f"  {ref.serial}{name} ({ref.status}, first seen {iso_z(ref.first_seen)[:10]},"
                 f" {ref.age_days} d)"
@@ -477,3 +509,51 @@ def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, st
             (seq,),
         )
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """A run as the CLI presents it: annotated result, the delta and recent runs for the trend."""
+
+    result: RunResult
+    delta: RunDelta | None
+    runs: tuple[RunRow, ...]
+
+    def summary(self) -> str:
+        return format_delta(self.delta) if self.delta is not None else ""
+
+
+TREND_RUNS = 120
+
+
+@contextmanager
+def tracked_run(
+    settings: Settings, result: RunResult, exit_code: int, duration: float
+) -> Iterator[Tracked]:
+    """Record the run around the body that writes its reports; history off yields it as is."""
+    if settings.no_history:
+        yield Tracked(result, None, ())
+        return
+    db = open_db(database_path(settings.history_db))
+    try:
+        with recording(db, result, exit_code, duration) as (annotated, delta):
+            runs = tuple(reversed(list_runs(db, limit=TREND_RUNS)))
+            yield Tracked(annotated, delta, runs)
+    finally:
+        db.close()
+
+
+def open_existing(history_db: Path | None) -> sqlite3.Connection:
+    """For read-only commands: a missing database is an error, not a new empty one."""
+    path = database_path(history_db)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no run history yet (it is written by `reconcile run`)")
+    return open_db(path)
+
+
+def format_run_findings(rows: Sequence[tuple[str, str, str | None]]) -> str:
+    return tabulate(
+        [(serial, printable(label), issuer) for issuer, serial, label in rows],
+        headers=("serial", "device or subject", "issuer key"),
+        tablefmt="simple",
+    )

@@ -9,26 +9,54 @@ from __future__ import annotations
 
 import re
 
-_SEPARATORS = str.maketrans("", "", ":- \t")
-_HEX = frozenset("0123456789abcdefABCDEF")
-_DECIMAL = frozenset("0123456789")
-_CN = re.compile(r"(?:^|[,/;+]\s*)CN\s*=\s*((?:\\.|[^,/;+])+)", re.IGNORECASE)
+_SEPARATOR_CHARS = (" ", ":", "-", "\t")
+_MAX_DIGITS = {16: 80, 10: 97}  # 40 bytes, more than RFC 5280's 20 octets allows
+# LDAP/Windows form "CN=x, O=y" (most specific first; Windows quotes values holding commas) and
+# OpenSSL's "/O=y/CN=x" (most specific last).
+_CN_COMMA = re.compile(r'(?:^|[,;+])\s*CN\s*=\s*("(?:[^"]|"")*"|(?:\\.|[^,;+])*)', re.IGNORECASE)
+_CN_SLASH = re.compile(r"/\s*CN\s*=((?:\\.|[^/+])*)", re.IGNORECASE)
+_ESCAPE = re.compile(r"((?:\\[0-9A-Fa-f]{2})+)|\\(.)", re.DOTALL)
+
+
+def _drop_separators(text: str) -> str:
+    # str.replace is several times faster than translate on short strings, and this runs per row.
+    for separator in _SEPARATOR_CHARS:
+        if separator in text:
+            text = text.replace(separator, "")
+    return text
 
 
 def parse_serial(text: str, base: int = 16) -> int:
-    """Return the serial as an integer; raises ValueError naming what is wrong."""
-    cleaned = text.strip().translate(_SEPARATORS)
-    if base == 16 and cleaned[:2] in ("0x", "0X"):
-        cleaned = cleaned[2:]
+    """Return the serial as an integer; raises ValueError naming what is wrong.
+
+    Hex may carry ':', '-', space or tab separators and a 0x prefix. Decimal (EJBCA's database)
+    has no separators, so a '-' there is a sign, and a negative serial is refused.
+    """
+    stripped = text.strip()
+    if base == 16:
+        cleaned = _drop_separators(stripped)
+        if cleaned[:2] in ("0x", "0X"):
+            cleaned = cleaned[2:]
+        kind = "hexadecimal"
+    elif base == 10:
+        cleaned = stripped.replace(" ", "").replace("\t", "")
+        kind = "decimal"
+    else:
+        raise ValueError(f"serial base must be 16 or 10, not {base}")
     if not cleaned:
         raise ValueError("empty serial number")
-    allowed = _HEX if base == 16 else _DECIMAL
-    if not allowed.issuperset(cleaned):
-        kind = "hexadecimal" if base == 16 else "decimal"
-        raise ValueError(f"serial number {text.strip()[:60]!r} is not {kind}")
-    if len(cleaned) > 80:
+    # int() would also take '_', a sign and non-ASCII digits; it refuses everything else itself.
+    if not cleaned.isascii() or "_" in cleaned or cleaned[0] in "+-":
+        if base == 10 and cleaned[0] == "-" and cleaned[1:].isdecimal() and cleaned.isascii():
+            raise ValueError(f"serial number {stripped[:60]!r} is negative")
+        raise ValueError(f"serial number {stripped[:60]!r} is not {kind}")
+    significant = cleaned.lstrip("0")
+    if len(significant) > _MAX_DIGITS[base]:
         raise ValueError("serial number longer than 40 bytes")
-    return int(cleaned, base)
+    try:
+        return int(significant or "0", base)
+    except ValueError:
+        raise ValueError(f"serial number {stripped[:60]!r} is not {kind}") from None
 
 
 def serial_hex(serial: int) -> str:
@@ -39,10 +67,38 @@ def serial_hex(serial: int) -> str:
 
 def parse_thumbprint(text: str) -> str:
     """Return uppercase hex without separators; SHA-1 (40) or SHA-256 (64) digits."""
-    cleaned = text.strip().translate(_SEPARATORS).upper()
-    if not _HEX.issuperset(cleaned) or len(cleaned) not in (40, 64):
-        raise ValueError(f"thumbprint {text.strip()[:80]!r} is not 40 or 64 hex digits")
-    return cleaned
+    cleaned = _drop_separators(text.strip())
+    if len(cleaned) in (40, 64) and cleaned.isalnum() and cleaned.isascii():
+        try:
+            return bytes.fromhex(cleaned).hex().upper()
+        except ValueError:
+            pass
+    raise ValueError(f"thumbprint {text.strip()[:80]!r} is not 40 or 64 hex digits")
+
+
+def _unescape(match: re.Match[str]) -> str:
+    if match.group(1):
+        return bytes.fromhex(match.group(1).replace("\\", "")).decode("utf-8", "replace")
+    return match.group(2)
+
+
+def common_name(dn: str) -> str | None:
+    """The most specific CN of a DN in LDAP or OpenSSL slash form, unescaped; None if none."""
+    text = dn.strip()
+    if text.startswith("/"):
+        found = _CN_SLASH.findall(text)
+        value = found[-1] if found else None
+    else:
+        match = _CN_COMMA.search(text)
+        value = match.group(1) if match else None
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].replace('""', '"')
+    else:
+        value = _ESCAPE.sub(_unescape, value).strip()
+    return value or None
 
 
 def issuer_key(issuer: str) -> str:
@@ -51,6 +107,5 @@ def issuer_key(issuer: str) -> str:
     Intune may say "CN=Contoso Issuing CA 1, DC=corp, DC=contoso" where the CA export is
     configured as "Contoso Issuing CA 1"; both reduce to "contoso issuing ca 1".
     """
-    match = _CN.search(issuer)
-    name = match.group(1) if match else issuer
-    return " ".join(name.replace("\\", "").split()).casefold()
+    name = common_name(issuer)
+    return " ".join((issuer if name is None else name).split()).casefold()

@@ -12,8 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconcile import accepted
+from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.errors import ConfigError, InputError, UsageError
+from reconcile.evidence.apply import apply_stored_evidence
 from reconcile.intune.snapshot import Snapshot, read_snapshot
 from reconcile.join import JoinOptions, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult
@@ -57,8 +60,13 @@ def read_ca_exports(settings: Settings) -> CaRead:
 
 def _fetch(settings: Settings, target: Path) -> Path:
     from reconcile.intune.fetch import fetch_snapshot
+    from reconcile.progress import Progress
 
-    return fetch_snapshot(settings, target)
+    progress = Progress()
+    try:
+        return fetch_snapshot(settings, target, progress=progress)
+    finally:
+        progress.close()
 
 
 def load_intune(settings: Settings) -> Snapshot:
@@ -148,11 +156,16 @@ def _run(settings: Settings) -> RunResult:
         ),
     )
     inputs = [*ca.inputs, *snapshot.inputs]
-    return RunResult(
+    verdicts = joined.verdicts
+    if settings.exceptions_file is not None:
+        exceptions = accepted.load(settings.exceptions_file)
+        verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
+        inputs.append(exceptions.input_file)
+    result = RunResult(
         run_id=run_id_for(settings, inputs),
         as_of=as_of,
         grace_hours=settings.grace_hours,
-        verdicts=joined.verdicts,
+        verdicts=verdicts,
         unknown_to_ca=joined.unknown_to_ca,
         rejects=(*ca.rejects, *snapshot.rejects),
         inputs=tuple(inputs),
@@ -160,3 +173,4 @@ def _run(settings: Settings) -> RunResult:
         intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
     )
+    return with_next_steps(apply_stored_evidence(result, settings))

@@ -84,10 +84,13 @@ class _Parse:
             self.by_process[pid] = attempt
         return attempt
 
-    def handle(self, number: int, time: datetime, component: str, level: str, pid: str,
-               msg: str) -> bool:
+    def handle(
+        self, number: int, time: datetime, component: str, level: str, pid: str, msg: str
+    ) -> bool:
         if match := _ROOT.search(msg):
-            root = self.roots.setdefault(match["id"], Attempt(number, f"root certificate '{match['id']}'"))
+            root = self.roots.setdefault(
+                match["id"], Attempt(number, f"root certificate '{match['id']}'")
+            )
             self._root(root, match["old"], match["new"], time, number)
             return True
         if match := _SCEP.search(msg):
@@ -159,17 +162,16 @@ class _Parse:
         return False
 
     def _certrep(self, attempt: Attempt, fields: str, time: datetime, number: int) -> None:
-        values = dict(
-            part.split("=", 1) for part in fields.split(",") if "=" in part
-        )
+        values = dict(part.split("=", 1) for part in fields.split(",") if "=" in part)
         status = values.get("pkiStatus", "").strip()
         fail_info = values.get("failInfo", "").strip()
         if status == "SUCCESS":
             attempt.reach(Stage.CERT_ISSUED, time, "CA answered CertRep pkiStatus=SUCCESS", number)
         elif status == "FAILURE":
             reason = fail_info if fail_info and fail_info != "<null>" else "not given"
-            attempt.fail(time, f"CA refused the request: CertRep pkiStatus=FAILURE failInfo={reason}",
-                         number)
+            attempt.fail(
+                time, f"CA refused the request: CertRep pkiStatus=FAILURE failInfo={reason}", number
+            )
         else:
             attempt.note(time, f"CA answered CertRep pkiStatus={status or '?'}", number, keep=True)
 
@@ -194,13 +196,14 @@ def parse_android(path: Path, options: ParseOptions, sha256: str) -> ParsedLog:
             except ValueError:
                 skipped += 1
                 continue
-            if not state.handle(number, time, match["component"], match["level"], match["pid"],
-                                match["msg"]):
+            if not state.handle(
+                number, time, match["component"], match["level"], match["pid"], match["msg"]
+            ):
                 skipped += 1
     source = str(path)
     records = [a.record(Platform.ANDROID, source, device) for a in state.attempts]
     for root in state.roots.values():
-        if root.failure is not None:
+        if root.failures:
             records.append(root.record(Platform.ANDROID, source, device))
         elif not state.attempts:
             ended = (

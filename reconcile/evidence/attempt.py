@@ -19,13 +19,13 @@ class Attempt:
         self.profile = profile
         self.profile_id = profile_id
         self.stage: Stage | None = None
-        self.failure: str | None = None
+        self.failures: list[str] = []
         self.notes: list[str] = []
         self.steps: list[Step] = []
 
     @property
     def finished(self) -> bool:
-        return self.failure is not None or self.installed
+        return bool(self.failures) or self.installed
 
     @property
     def installed(self) -> bool:
@@ -41,7 +41,7 @@ class Attempt:
     def reach(self, stage: Stage, time: datetime | None, text: str, line: int) -> None:
         current = self.stage.rank if self.stage is not None else -1
         if stage.rank >= current:
-            self.failure = None
+            self.failures.clear()
         if stage.rank > current:
             self.stage = stage
             self.steps.append(Step(time, stage, text, line))
@@ -55,7 +55,7 @@ class Attempt:
             self.notes.append(text)
 
     def fail(self, time: datetime | None, text: str, line: int) -> None:
-        self.failure = text
+        self.failures.append(text)
         self.steps.append(Step(time, None, f"FAILED: {text}", line))
 
     def record(
@@ -64,13 +64,13 @@ class Attempt:
         """``ended`` explains an attempt the log leaves open better than its last line can."""
         if self.installed:
             outcome = Outcome.INSTALLED
-        elif self.failure is not None:
+        elif self.failures:
             outcome = Outcome.FAILED
         else:
             outcome = Outcome.IN_PROGRESS
         details = list(self.notes)
-        if self.failure is not None:
-            details.append(self.failure)
+        if self.failures:
+            details.extend(self.failures)
         elif ended is not None:
             details.append(ended)
         elif outcome is Outcome.IN_PROGRESS and self.steps:

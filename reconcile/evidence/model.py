@@ -110,12 +110,15 @@ class ParsedLog:
     skipped: int
     unit: str
     undated: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 _PROFILE = re.compile(
     r"(ModelName[=_]AC_[^\s;'\"\\)]*?LogicalName_[0-9A-Za-z_.…]+(?:[;_]Hash[=_]-?\d+)?)"
 )
-_LOGICAL = re.compile(r"LogicalName_([0-9A-Fa-f]{8}(?:_[0-9A-Fa-f]{4}){3}_[0-9A-Fa-f]{12})\b")
+_LOGICAL = re.compile(
+    r"LogicalName_([0-9A-Fa-f]{8}(?:_[0-9A-Fa-f]{4}){3}_[0-9A-Fa-f]{12})(?![0-9A-Fa-f])"
+)
 
 
 def find_profile(text: str) -> tuple[str | None, str | None]:

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,12 +25,13 @@ import platformdirs
 import tenacity
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from reconcile import __version__
 from reconcile.errors import AuthError, ConfigError
 from reconcile.graph.clouds import Endpoints
-from reconcile.graph.transport import MsalHttpAdapter, describe_transport_error
+from reconcile.graph.transport import MsalHttpAdapter, describe_transport_error, is_transient
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.graph.auth")
@@ -241,6 +243,8 @@ def load_certificate(settings: Settings) -> dict[str, str]:
     except ValueError as exc:
         reason = "wrong password" if "password" in str(exc).lower() else "not a PEM or PFX key"
         raise ConfigError(f"{path}: cannot load the private key ({reason})") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError(f"{path}: Entra ID app certificates need an RSA key")
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -301,13 +305,13 @@ class MsalTokenProvider:
         endpoints: Endpoints,
         http: httpx.Client,
         *,
-        prompt: Callable[[str], None] = _stderr_prompt,
-        sleep: Callable[[float], None] | None = None,
+        prompt: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self._settings = settings
         self._endpoints = endpoints
         self._http = MsalHttpAdapter(http)
-        self._prompt = prompt
+        self._prompt = prompt or _stderr_prompt
         self._sleep = sleep
         self._lock = threading.Lock()
         self._acquire: Callable[[], Mapping[str, Any]] | None = None
@@ -342,11 +346,16 @@ class MsalTokenProvider:
     def _with_retries(self) -> Mapping[str, Any]:
         """Transient network failures towards Entra ID are retried briefly; refusals are not."""
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type((httpx.TransportError, _Transient)),
+            retry=tenacity.retry_if_exception(
+                lambda e: (
+                    isinstance(e, _Transient)
+                    or (isinstance(e, httpx.TransportError) and is_transient(e))
+                )
+            ),
             wait=tenacity.wait_exponential(multiplier=1, max=8),
             stop=tenacity.stop_after_attempt(3),
             reraise=True,
-            **({"sleep": self._sleep} if self._sleep is not None else {}),
+            sleep=self._sleep,
         )
         host = self._endpoints.authority_host
         try:
@@ -362,6 +371,12 @@ class MsalTokenProvider:
                 self._acquire = self._build()
             return self._acquire()
         except msal.exceptions.MsalServiceError as exc:
+            status = re.search(r"HTTP Error: (\d+)", str(exc))
+            if status and int(status.group(1)) < 500:
+                raise AuthError(
+                    f"{self._endpoints.authority_host} answered HTTP {status.group(1)}; check "
+                    "the cloud or authority_host"
+                ) from None
             raise _Transient(str(exc)) from None
         except ValueError as exc:
             text = _exception_chain_text(exc)

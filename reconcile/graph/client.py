@@ -25,7 +25,7 @@ import tenacity
 
 from reconcile.errors import GraphError
 from reconcile.graph.auth import TokenProvider
-from reconcile.graph.transport import describe_transport_error
+from reconcile.graph.transport import describe_transport_error, is_transient
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.graph")
@@ -115,9 +115,7 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-def parse_retry_after(
-    value: str | None, server_date: str | None, now: float
-) -> float | None:
+def parse_retry_after(value: str | None, server_date: str | None, now: float) -> float | None:
     """Seconds to wait. An HTTP date is measured against the server's own Date when it sent
     one, so a skewed local clock cannot make us retry early."""
     if value is None or not value.strip():
@@ -184,7 +182,7 @@ class GraphClient:
     ):
         self._http = http
         self.graph_url = graph_url.rstrip("/")
-        self._origin = urlsplit(self.graph_url)[:2]
+        self._origin = _origin(self.graph_url)
         self._tokens = tokens
         self._retry = retry or RetryPolicy()
         self._limiter = limiter or RateLimiter(900, clock=clock, sleep=sleep)
@@ -215,9 +213,11 @@ class GraphClient:
             query = None
             value = data.get("value")
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                raise GraphError(f"GET {display_url(url)}: response has no 'value' array of objects")
+                raise GraphError(
+                    f"GET {display_url(url)}: response has no 'value' array of objects"
+                )
             next_link = data.get("@odata.nextLink")
-            if next_link is not None and urlsplit(str(next_link))[:2] != self._origin:
+            if next_link is not None and _origin(str(next_link)) != self._origin:
                 raise GraphError(
                     f"GET {display_url(url)}: @odata.nextLink points away from {self.graph_url}"
                 )
@@ -306,6 +306,8 @@ class GraphClient:
                     method, url, params=params, json=body, headers=headers
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if not is_transient(exc):
+                    raise GraphError(f"{method} {where}: {describe_transport_error(exc)}") from None
                 raise _Retry(error=exc, client_request_id=request_id) from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 if method != "GET":
@@ -354,8 +356,10 @@ class GraphClient:
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Retry) and exc.retry_after is not None:
-                return exc.retry_after
-            ceiling = min(policy.backoff_cap, policy.backoff_base * 2 ** (state.attempt_number - 1))
+                return float(exc.retry_after)
+            ceiling = min(
+                policy.backoff_cap, policy.backoff_base * 2.0 ** (state.attempt_number - 1)
+            )
             return ceiling / 2 + self._jitter() * ceiling / 2
 
         def stop(state: tenacity.RetryCallState) -> bool:
@@ -404,6 +408,11 @@ class GraphClient:
                 f"{method} {where}: {describe_transport_error(exc.error)}, "
                 f"still failing after {attempts} attempts{crid}"
             ) from None
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.hostname, parts.port
 
 
 def _describe(exc: BaseException | None) -> str:

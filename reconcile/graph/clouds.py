@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from reconcile.errors import ConfigError
 from reconcile.settings import Settings
 
-# cloud -> (authority host, Graph root), from msal/authority.py and learn.microsoft.com/graph/deployments
+# cloud -> (authority host, Graph root); msal/authority.py, learn.microsoft.com/graph/deployments
 CLOUDS: dict[str, tuple[str, str]] = {
     "global": ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
     "usgov": ("https://login.microsoftonline.us", "https://graph.microsoft.us"),

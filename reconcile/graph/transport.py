@@ -51,7 +51,8 @@ def build_http_client(
 class MsalHttpAdapter:
     """msal's ``http_client`` contract (msal/oauth2cli/http.py) on top of an httpx.Client.
 
-    msal sends form data as a dict or as a ready-encoded str; httpx wants the latter as content.
+    msal sends form data as a dict or as a ready-encoded str; httpx wants the latter as content
+    and would send a bytes value in the dict (the signed client assertion) as its repr.
     """
 
     def __init__(self, client: httpx.Client):
@@ -69,8 +70,11 @@ class MsalHttpAdapter:
             return self._client.post(
                 url, params=params, content=data, headers=headers, timeout=_timeout(kwargs)
             )
+        form = {
+            k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in (data or {}).items()
+        }
         return self._client.post(
-            url, params=params, data=data, headers=headers, timeout=_timeout(kwargs)
+            url, params=params, data=form, headers=headers, timeout=_timeout(kwargs)
         )
 
     def get(
@@ -89,6 +93,11 @@ class MsalHttpAdapter:
 def _timeout(kwargs: Mapping[str, Any]) -> httpx.Timeout:
     value = kwargs.get("timeout")
     return httpx.Timeout(value) if isinstance(value, (int, float)) else TIMEOUT
+
+
+def is_transient(exc: httpx.TransportError) -> bool:
+    """An untrusted certificate will not fix itself between retries; a refused socket may."""
+    return "CERTIFICATE_VERIFY_FAILED" not in str(exc)
 
 
 def describe_transport_error(exc: httpx.TransportError) -> str:

@@ -140,6 +140,7 @@ def write_bundle(
     argv: Sequence[str],
     exit_code: int,
     extra: Sequence[tuple[str, Writer]] = (),
+    preamble: str = "",
 ) -> Path:
     """Stage every file, then publish them; the manifest goes last."""
     stem = "certificates" if settings.all_rows else "findings"
@@ -160,7 +161,7 @@ def write_bundle(
             "utf-8",
             None,
         ),
-        ("summary.txt", lambda h: h.write(table.render(result, -1)), "utf-8", None),
+        ("summary.txt", lambda h: h.write(table.render(result, -1, preamble)), "utf-8", None),
         (
             "run.json",
             lambda h: h.write(

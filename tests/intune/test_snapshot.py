@@ -52,7 +52,10 @@ def test_round_trip_parses_records_and_provenance(tmp_path):
     first, second, report = snap.certificates
     assert first.serial == 0xABCD and first.thumbprint == "AB" * 20
     assert first.delivered and first.profile_id == "p1" and first.profile_name == "Windows SCEP"
-    assert first.issued_at is not None and first.issued_at.isoformat() == "2026-11-01T18:00:00.123456+00:00"
+    assert (
+        first.issued_at is not None
+        and first.issued_at.isoformat() == "2026-11-01T18:00:00.123456+00:00"
+    )
     assert first.expires_at is None
     assert second.state == "brandNew" and not second.delivered
     assert report.source is IntuneSource.REPORT and report.delivered and report.device_id == "d1"

@@ -1,0 +1,200 @@
+"""Date cells of CA exports, parsed by hand because a million rows of strptime cost seconds.
+
+AD CS and PowerShell print dates in the CA server's short culture format (`4/25/2027 7:36 PM`,
+`25.04.2027 19:36:12`, optionally followed by `GMT`); EJBCA stores epoch milliseconds; OpenSSL
+writes ASN.1 UTCTime. Everything comes out as an aware UTC datetime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+DateFunc = Callable[[str], datetime]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CACHE_LIMIT = 1 << 16
+_CLOCK_LIMIT = 100_000  # every second of a day fits: certutil -seconds prints each
+_UTC_SUFFIXES = (" GMT", " UTC", " Z", " gmt", " utc", " z")
+_AM = frozenset({"AM", "A.M.", "A. M.", "AM."})
+_PM = frozenset({"PM", "P.M.", "P. M.", "PM."})
+_ORDERS = ("mdy", "dmy", "ymd")
+
+
+def zone(name: str) -> tzinfo:
+    """The zone for naive CA times; UTC is returned as the fast built-in singleton."""
+    if name.upper() in ("UTC", "GMT", "ETC/UTC", "Z"):
+        return UTC
+    return ZoneInfo(name)
+
+
+def _two_digit_year(year: int) -> int:
+    # RFC 5280's UTCTime pivot, the only rule with a standard behind it.
+    return year + (1900 if year >= 50 else 2000)
+
+
+class CultureDates:
+    """Parses culture-formatted dates in one configured day/month/year order.
+
+    A four-digit first component is always year-first, whatever the order says, so ISO-like
+    `2027-04-25 19:36:12` needs no configuration. The day part and the clock part are cached
+    separately (a big export has a few thousand distinct days and at most 86,400 distinct clock
+    readings), and whole cells too, so equal cells share one datetime object.
+    """
+
+    def __init__(self, order: str = "mdy", tz: tzinfo = UTC) -> None:
+        if order not in _ORDERS:
+            raise ValueError(f"date order must be one of {', '.join(_ORDERS)}, not {order!r}")
+        self._order = order
+        self._zone = tz
+        self._cache: dict[str, datetime] = {}
+        self._days: dict[str, datetime] = {}
+        self._clocks: dict[str, timedelta] = {}
+
+    def __call__(self, text: str) -> datetime:
+        value = self._cache.get(text)
+        if value is None:
+            try:
+                value = self._culture(text)
+            except (ValueError, OverflowError):
+                value = self._iso(text)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[text] = value
+        return value
+
+    def _culture(self, text: str) -> datetime:
+        s = text.strip()
+        tz = self._zone
+        if s.endswith(_UTC_SUFFIXES):
+            s = s[: s.rindex(" ")].rstrip()
+            tz = UTC
+        date_part, _, clock = s.partition(" ")
+        midnight = self._days.get(date_part)
+        if midnight is None:
+            midnight = self._day(date_part)
+            if len(self._days) >= _CACHE_LIMIT:
+                self._days.clear()
+            self._days[date_part] = midnight
+        offset = self._clocks.get(clock)
+        if offset is None:
+            offset = self._clock(clock)
+            if len(self._clocks) >= _CLOCK_LIMIT:
+                self._clocks.clear()
+            self._clocks[clock] = offset
+        # Adding a cached timedelta to a cached midnight is several times cheaper than
+        # constructing each datetime; a local zone needs the real conversion (DST).
+        if tz is UTC:
+            return midnight + offset
+        return (midnight + offset).replace(tzinfo=tz).astimezone(UTC)
+
+    def _day(self, text: str) -> datetime:
+        parts = text.replace(".", "/").replace("-", "/").rstrip("/").split("/")
+        if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts):
+            raise ValueError(text)
+        a, b, c = int(parts[0]), int(parts[1]), int(parts[2])
+        if len(parts[0]) == 4 or self._order == "ymd":
+            year, month, day = a, b, c
+            year_digits = len(parts[0])
+        elif self._order == "mdy":
+            month, day, year = a, b, c
+            year_digits = len(parts[2])
+        else:
+            day, month, year = a, b, c
+            year_digits = len(parts[2])
+        if year_digits <= 2:
+            year = _two_digit_year(year)
+        return datetime(year, month, day, tzinfo=UTC)
+
+    @staticmethod
+    def _clock(text: str) -> timedelta:
+        text = text.strip()
+        if not text:
+            return timedelta()
+        clock, _, marker = text.partition(" ")
+        fields = clock.split(":")
+        if not 2 <= len(fields) <= 3:
+            raise ValueError(text)
+        hour, minute = _digits(fields[0]), _digits(fields[1])
+        second = micro = 0
+        if len(fields) == 3:
+            whole, _, fraction = fields[2].replace(",", ".").partition(".")
+            second = _digits(whole)
+            if fraction:
+                micro = _digits(fraction[:6].ljust(6, "0"))
+        marker = marker.strip().upper()
+        if marker:
+            if not 1 <= hour <= 12:
+                raise ValueError(text)
+            if marker in _PM:
+                hour = hour % 12 + 12
+            elif marker in _AM:
+                hour = hour % 12
+            else:
+                raise ValueError(text)
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(text)
+        return timedelta(hours=hour, minutes=minute, seconds=second, microseconds=micro)
+
+    def _iso(self, text: str) -> datetime:
+        s = text.strip()
+        if s[-1:] in ("Z", "z"):
+            s = s[:-1] + "+00:00"
+        try:
+            value = datetime.fromisoformat(s)
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=self._zone)
+            return value.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{text.strip()[:60]!r} is not a date") from None
+
+
+def _digits(text: str) -> int:
+    if not (text.isdigit() and text.isascii()):
+        raise ValueError(text)
+    return int(text)
+
+
+def epoch_millis(text: str) -> datetime | None:
+    """EJBCA's long timestamps; -1 (and any negative) means 'never', as in revocationDate."""
+    value = int(text.strip())
+    if value < 0:
+        return None
+    try:
+        return _EPOCH + timedelta(milliseconds=value)
+    except OverflowError:
+        raise ValueError(f"{value} milliseconds is past year 9999") from None
+
+
+def epoch_seconds(text: str) -> datetime | None:
+    """Unix seconds (fractions allowed); negative means 'never', mirroring epoch_millis."""
+    stripped = text.strip()
+    whole, _, fraction = stripped.partition(".")
+    value = int(whole)
+    if value < 0 or stripped.startswith("-"):
+        return None
+    micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    try:
+        return _EPOCH + timedelta(seconds=value, microseconds=micros)
+    except OverflowError:
+        raise ValueError(f"{value} seconds is past year 9999") from None
+
+
+def asn1_time(text: str) -> datetime:
+    """OpenSSL index.txt times: UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ."""
+    s = text.strip()
+    if not (s.endswith("Z") and s[:-1].isdigit() and s.isascii() and len(s) in (13, 15)):
+        raise ValueError(f"{s[:40]!r} is not YYMMDDHHMMSSZ")
+    if len(s) == 13:
+        year = _two_digit_year(int(s[0:2]))
+        s = s[2:]
+    else:
+        year = int(s[0:4])
+        s = s[4:]
+    try:
+        return datetime(
+            year, int(s[0:2]), int(s[2:4]), int(s[4:6]), int(s[6:8]), int(s[8:10]), tzinfo=UTC
+        )
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a valid time") from None

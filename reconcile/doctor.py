@@ -1,0 +1,186 @@
+"""`reconcile doctor`: what works against this tenant, and the fix for what does not.
+
+Each check is one small call, so a failing permission is named precisely instead of surfacing
+as a failed nightly run. Checks never raise; a check that cannot run is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from reconcile.errors import ConfigError, GraphError, ReconcileError
+from reconcile.graph import GraphSession, open_graph
+from reconcile.graph.auth import choose_method
+from reconcile.graph.client import required_permission
+from reconcile.graph.clouds import resolve_endpoints
+from reconcile.graph.transport import ssl_trust
+from reconcile.intune.sources import (
+    DEVICES_PATH,
+    EXPORT_PATH,
+    PAGE_SIZE,
+    PROFILES_PATH,
+    STATES_PATH,
+    certificate_profile_type,
+)
+from reconcile.settings import Settings
+
+MAX_SKEW_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """ok is None when the check did not apply or could not run."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    fix: str = ""
+
+
+def _failed(name: str, exc: Exception, fix: str = "") -> Check:
+    """Split "what happened; fix: what to do" and keep a Graph request-id with what happened."""
+    text = str(exc)
+    suffix = ""
+    if isinstance(exc, GraphError) and exc.request_id:
+        suffix = f" (request-id {exc.request_id})"
+        text = text.removesuffix(suffix)
+    detail, _, own_fix = text.partition("; fix: ")
+    return Check(name, False, detail + suffix, own_fix or fix)
+
+
+def _skipped(names: tuple[str, ...], why: str) -> list[Check]:
+    return [Check(name, None, why) for name in names]
+
+
+GRAPH_CHECKS = (
+    "deviceConfigurations",
+    "managedDeviceCertificateStates",
+    "managedDevices",
+    "exportJobs",
+    "clock skew",
+)
+
+
+def run_doctor(
+    settings: Settings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> list[Check]:
+    # A doctor run should answer in seconds, not sit out a long throttling episode.
+    settings = dataclasses.replace(
+        settings,
+        graph_max_attempts=min(settings.graph_max_attempts, 3),
+        graph_retry_time=min(settings.graph_retry_time, 60.0),
+    )
+    checks: list[Check] = []
+    try:
+        endpoints = resolve_endpoints(settings)
+        method = choose_method(settings)
+    except ConfigError as exc:
+        checks.append(_failed("configuration", exc, "correct the setting named above"))
+        return checks + _skipped(("CA bundle", "token", *GRAPH_CHECKS), "configuration invalid")
+    checks.append(
+        Check(
+            "configuration",
+            True,
+            f"cloud {endpoints.cloud}, authority {endpoints.authority_host}, "
+            f"Graph {endpoints.graph_url}, auth {method}, source {settings.intune_source}",
+        )
+    )
+    if settings.ca_bundle is None:
+        checks.append(Check("CA bundle", None, "not set; the default public roots are trusted"))
+    else:
+        try:
+            trust = ssl_trust(settings)
+        except ConfigError as exc:
+            checks.append(
+                _failed("CA bundle", exc, "point RECONCILE_CA_BUNDLE at a readable PEM bundle")
+            )
+            return checks + _skipped(("token", *GRAPH_CHECKS), "CA bundle unusable")
+        count = len(trust.get_ca_certs()) if not isinstance(trust, bool) else 0
+        checks.append(Check("CA bundle", True, f"{settings.ca_bundle}: {count} CA certificate(s)"))
+    try:
+        with open_graph(settings, transport) as graph:
+            checks += _graph_checks(graph, settings)
+    except ConfigError as exc:
+        checks.append(_failed("token", exc, "correct the setting named above"))
+        checks += _skipped(GRAPH_CHECKS, "no token")
+    return checks
+
+
+def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        graph.tokens.token()
+    except ReconcileError as exc:
+        checks.append(_failed("token", exc))
+        return checks + _skipped(GRAPH_CHECKS, "no token")
+    source = f" (from {graph.tokens.last_source})" if graph.tokens.last_source else ""
+    checks.append(Check("token", True, f"acquired with {graph.tokens.method}{source}"))
+    client = graph.client
+
+    def probe(name: str, method: str, path: str, call: Callable[[], str]) -> None:
+        permission = required_permission(method, path) or "?"
+        try:
+            detail = call()
+        except ReconcileError as exc:
+            checks.append(_failed(name, exc, f"grant {permission} and admin consent"))
+            return
+        checks.append(Check(name, True, f"{detail} ({permission})"))
+
+    def profiles() -> str:
+        client.get(PROFILES_PATH, {"$top": "1", "$select": "id"})
+        return "readable"
+
+    def states() -> str:
+        params = {"$select": "id,displayName", "$top": str(PAGE_SIZE)}
+        for page in client.pages(PROFILES_PATH, params):
+            for obj in page:
+                odata_type = certificate_profile_type(obj)
+                if odata_type is not None and obj.get("id"):
+                    path = STATES_PATH.format(id=obj["id"], type=odata_type)
+                    client.get(path, {"$top": "1", "$select": "id"})
+                    return f"readable on profile {obj.get('displayName') or obj['id']}"
+        return "no certificate profile in the tenant to try"
+
+    def devices() -> str:
+        client.get(DEVICES_PATH, {"$top": "1", "$select": "id"})
+        return "readable"
+
+    def export_jobs() -> str:
+        client.get(EXPORT_PATH, {"$top": "1"})
+        return "readable; creating a job also needs ReadWrite"
+
+    probe("deviceConfigurations", "GET", PROFILES_PATH, profiles)
+    if checks[-1].ok:
+        probe("managedDeviceCertificateStates", "GET", STATES_PATH, states)
+    else:
+        checks.append(Check("managedDeviceCertificateStates", None, "needs deviceConfigurations"))
+    probe("managedDevices", "GET", DEVICES_PATH, devices)
+    if settings.intune_source in ("report", "both"):
+        probe("exportJobs", "GET", EXPORT_PATH, export_jobs)
+    else:
+        checks.append(Check("exportJobs", None, "not used with intune_source states"))
+    checks.append(_clock_check(graph))
+    return checks
+
+
+def _clock_check(graph: GraphSession) -> Check:
+    """The Date header of Graph's last answer against the local clock when it arrived."""
+    if graph.client.server_time is None:
+        return Check("clock skew", None, "no Graph response carried a Date header")
+    server, local = graph.client.server_time
+    skew = (local - server).total_seconds()
+    detail = f"local clock {'ahead of' if skew >= 0 else 'behind'} Graph by {abs(skew):.0f} s"
+    if abs(skew) > MAX_SKEW_SECONDS:
+        return Check(
+            "clock skew",
+            False,
+            detail,
+            "synchronise the clock (NTP): tokens and the grace window depend on it",
+        )
+    return Check("clock skew", True, detail)

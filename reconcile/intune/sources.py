@@ -1,0 +1,354 @@
+"""The three Intune collections reconcile reads, streamed page by page into a snapshot.
+
+* states (beta): certificate profiles from deviceConfigurations, then each profile's
+  managedDeviceCertificateStates; least privilege, one request per 1,000 records.
+* report (beta): the CertificatesByRAPolicy export job, a zipped CSV downloaded without a token.
+* managed devices (v1.0): whether a certificate's device still exists and when it last synced.
+
+Raw Graph JSON goes to the sink unchanged (plus the profile annotations); records.py parses it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+from reconcile.errors import UpstreamError
+from reconcile.graph.client import GraphClient
+from reconcile.intune.records import (
+    PROFILE_ID_KEY,
+    PROFILE_NAME_KEY,
+    PROFILE_TYPE_KEY,
+    REPORT_COLUMNS,
+)
+
+log = logging.getLogger("reconcile.intune")
+
+# Intune collections page at most 1,000 items (the default page size is also 1,000 on most of
+# them); asking for it explicitly keeps a smaller server default from multiplying requests.
+PAGE_SIZE = 1000
+
+PROFILES_PATH = "/beta/deviceManagement/deviceConfigurations"
+STATES_PATH = (
+    "/beta/deviceManagement/deviceConfigurations/{id}/microsoft.graph.{type}"
+    "/managedDeviceCertificateStates"
+)
+DEVICES_PATH = "/v1.0/deviceManagement/managedDevices"
+EXPORT_PATH = "/beta/deviceManagement/reports/exportJobs"
+REPORT_NAME = "CertificatesByRAPolicy"
+
+# Only what records.py reads; @odata.type is returned without being selected.
+PROFILE_FIELDS = ("id", "displayName")
+STATE_FIELDS = (
+    "id",
+    "devicePlatform",
+    "certificateIssuanceState",
+    "certificateProfileDisplayName",
+    "deviceDisplayName",
+    "userDisplayName",
+    "certificateSerialNumber",
+    "certificateThumbprint",
+    "certificateIssuer",
+    "certificateIssuanceDateTime",
+    "certificateExpirationDateTime",
+    "certificateLastIssuanceStateChangedDateTime",
+    "lastCertificateStateChangeDateTime",
+    "certificateErrorCode",
+)
+DEVICE_FIELDS = (
+    "id",
+    "deviceName",
+    "azureADDeviceId",
+    "serialNumber",
+    "userPrincipalName",
+    "operatingSystem",
+    "lastSyncDateTime",
+)
+
+# Concrete profile types that carry managedDeviceCertificateStates (Graph beta resources).
+CERTIFICATE_PROFILE_TYPES = frozenset(
+    {
+        # Windows
+        "windows81SCEPCertificateProfile",
+        "windows10PkcsCertificateProfile",
+        "windows10ImportedPFXCertificateProfile",
+        "windowsPhone81SCEPCertificateProfile",
+        "windowsPhone81ImportedPFXCertificateProfile",
+        # iOS/iPadOS and macOS
+        "iosScepCertificateProfile",
+        "iosPkcsCertificateProfile",
+        "iosImportedPFXCertificateProfile",
+        "macOSScepCertificateProfile",
+        "macOSPkcsCertificateProfile",
+        "macOSImportedPFXCertificateProfile",
+        # Android device administrator, for work, work profile, fully managed, AOSP
+        "androidScepCertificateProfile",
+        "androidPkcsCertificateProfile",
+        "androidImportedPFXCertificateProfile",
+        "androidForWorkScepCertificateProfile",
+        "androidForWorkPkcsCertificateProfile",
+        "androidForWorkImportedPFXCertificateProfile",
+        "androidWorkProfileScepCertificateProfile",
+        "androidWorkProfilePkcsCertificateProfile",
+        "androidDeviceOwnerScepCertificateProfile",
+        "androidDeviceOwnerPkcsCertificateProfile",
+        "androidDeviceOwnerImportedPFXCertificateProfile",
+        "aospDeviceOwnerScepCertificateProfile",
+        "aospDeviceOwnerPkcsCertificateProfile",
+    }
+)
+
+MAX_EXPORT_ZIP = 512 * 1024 * 1024
+MAX_EXPORT_CSV = 2 * 1024 * 1024 * 1024
+_REQUIRED_REPORT_COLUMNS = ("SerialNumber",)
+
+
+class Sink(Protocol):
+    """What the sources write to; SnapshotWriter is one."""
+
+    def open_collection(self, name: str) -> None: ...
+
+    def write(self, name: str, obj: Mapping[str, Any]) -> None: ...
+
+
+Progress = Callable[[str, int], None]
+
+
+class SharedSink:
+    """Serialises writes from worker threads; a page is written as one block."""
+
+    def __init__(self, sink: Sink, progress: Progress | None = None):
+        self._sink = sink
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def open_collection(self, name: str) -> None:
+        with self._lock:
+            self._sink.open_collection(name)
+            self._counts.setdefault(name, 0)
+
+    def write_page(self, name: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        with self._lock:
+            self._sink.open_collection(name)
+            total = self._counts.get(name, 0)
+            for obj in objects:
+                self._sink.write(name, obj)
+                total += 1
+            self._counts[name] = total
+            if self._progress is not None:
+                self._progress(name, total)
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: str
+    odata_type: str
+    display_name: str | None
+
+
+def certificate_profile_type(obj: Mapping[str, Any]) -> str | None:
+    """The profile's type if it holds certificate states; unknown *CertificateProfile is kept."""
+    odata_type = (
+        str(obj.get("@odata.type") or "").removeprefix("#").removeprefix("microsoft.graph.")
+    )
+    if odata_type in CERTIFICATE_PROFILE_TYPES:
+        return odata_type
+    if odata_type.endswith("CertificateProfile"):
+        log.warning(
+            "deviceConfiguration %s has the unknown type %s; reading its certificate states anyway",
+            obj.get("id"),
+            odata_type,
+        )
+        return odata_type
+    return None
+
+
+def fetch_profiles(client: GraphClient, sink: SharedSink) -> list[Profile]:
+    """Certificate profiles only; the list is small enough to keep (one entry per profile)."""
+    sink.open_collection("profiles")
+    params = {"$select": ",".join(PROFILE_FIELDS), "$top": str(PAGE_SIZE)}
+    profiles: list[Profile] = []
+    for page in client.pages(PROFILES_PATH, params):
+        kept = []
+        for obj in page:
+            odata_type = certificate_profile_type(obj)
+            if odata_type is None or not obj.get("id"):
+                continue
+            kept.append(obj)
+            name = obj.get("displayName")
+            profiles.append(Profile(str(obj["id"]), odata_type, str(name) if name else None))
+        sink.write_page("profiles", kept)
+    return profiles
+
+
+def fetch_states(
+    client: GraphClient, sink: SharedSink, profile: Profile, stop: threading.Event
+) -> None:
+    path = STATES_PATH.format(id=profile.id, type=profile.odata_type)
+    params = {"$select": ",".join(STATE_FIELDS), "$top": str(PAGE_SIZE)}
+    for page in client.pages(path, params):
+        if stop.is_set():
+            return
+        for obj in page:
+            obj[PROFILE_ID_KEY] = profile.id
+            obj[PROFILE_TYPE_KEY] = profile.odata_type
+            obj[PROFILE_NAME_KEY] = profile.display_name
+        sink.write_page("certificate_states", page)
+
+
+def fetch_devices(client: GraphClient, sink: SharedSink, stop: threading.Event) -> None:
+    sink.open_collection("managed_devices")
+    params = {"$select": ",".join(DEVICE_FIELDS), "$top": str(PAGE_SIZE)}
+    for page in client.pages(DEVICES_PATH, params):
+        if stop.is_set():
+            return
+        sink.write_page("managed_devices", page)
+
+
+@dataclass(frozen=True)
+class ExportPolling:
+    """How long and how often to ask whether the export job is done (exportJobs allows 48/min)."""
+
+    timeout: float
+    first_delay: float = 2.0
+    max_delay: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def fetch_report(
+    client: GraphClient, sink: SharedSink, polling: ExportPolling, stop: threading.Event
+) -> None:
+    sink.open_collection("report_rows")
+    job = client.post(
+        EXPORT_PATH, {"reportName": REPORT_NAME, "format": "csv", "select": list(REPORT_COLUMNS)}
+    )
+    job_id = str(job.get("id") or "")
+    if not job_id:
+        raise UpstreamError("report export: Graph created a job without an id")
+    deadline = polling.clock() + polling.timeout
+    delay = polling.first_delay
+    while (status := str(job.get("status") or "unknown")) != "completed":
+        if status == "failed":
+            raise UpstreamError(
+                f"report export job {job_id} failed in Intune; run again later or use "
+                "--intune-source states"
+            )
+        if stop.is_set():
+            return
+        if polling.clock() + delay > deadline:
+            raise UpstreamError(
+                f"report export job {job_id} still {status} after {polling.timeout:.0f} s; "
+                "raise intune.export_timeout (RECONCILE_EXPORT_TIMEOUT)"
+            )
+        polling.sleep(delay)
+        delay = min(delay * 1.5, polling.max_delay)
+        job = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
+    url = job.get("url")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise UpstreamError(f"report export job {job_id} completed without an https download url")
+    with tempfile.TemporaryFile() as archive:
+        client.download(url, archive, MAX_EXPORT_ZIP)
+        archive.seek(0)
+        read_export(archive, sink, MAX_EXPORT_CSV)
+
+
+class _Capped(io.RawIOBase):
+    """Stops a zip bomb: counts the bytes actually inflated, not the size the zip claims."""
+
+    def __init__(self, raw: IO[bytes], limit: int):
+        self._raw = raw
+        self._left = limit
+        self._limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(min(len(buffer), self._left + 1))
+        if len(data) > self._left:
+            raise UpstreamError(f"report export CSV is larger than {self._limit} bytes")
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_export(archive: IO[bytes], sink: SharedSink, max_csv: int) -> None:
+    """The zip must hold exactly one CSV (UTF-8, maybe with BOM); every row must fit its header."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            members = [info for info in bundle.infolist() if not info.is_dir()]
+            if len(members) != 1:
+                raise UpstreamError(f"report export zip holds {len(members)} files, expected 1")
+            (member,) = members
+            if member.file_size > max_csv:
+                raise UpstreamError(f"report export CSV is larger than {max_csv} bytes")
+            with bundle.open(member) as raw:
+                text = io.TextIOWrapper(
+                    io.BufferedReader(_Capped(raw, max_csv), 1 << 16),
+                    encoding="utf-8-sig",
+                    newline="",
+                )
+                _read_rows(csv.reader(text), sink)
+    except zipfile.BadZipFile as exc:
+        raise UpstreamError(f"report export download is not a valid zip: {exc}") from None
+    except UnicodeDecodeError:
+        raise UpstreamError("report export CSV is not UTF-8") from None
+    except csv.Error as exc:
+        raise UpstreamError(f"report export CSV is malformed: {exc}") from None
+
+
+def _read_rows(reader: Any, sink: SharedSink) -> None:
+    header = next(reader, None)
+    if not header:
+        raise UpstreamError("report export CSV is empty: no header row")
+    missing = [c for c in _REQUIRED_REPORT_COLUMNS if c not in header]
+    if missing:
+        raise UpstreamError(f"report export CSV lacks the column(s) {', '.join(missing)}")
+    absent = [c for c in REPORT_COLUMNS if c not in header]
+    if absent:
+        log.warning("report export CSV lacks requested columns: %s", ", ".join(absent))
+    batch: list[dict[str, str]] = []
+    for row in reader:
+        if len(row) != len(header):
+            raise UpstreamError(
+                f"report export CSV line {reader.line_num}: {len(row)} fields, "
+                f"header has {len(header)}"
+            )
+        batch.append(dict(zip(header, row, strict=True)))
+        if len(batch) >= PAGE_SIZE:
+            sink.write_page("report_rows", batch)
+            batch = []
+    sink.write_page("report_rows", batch)
+
+
+def run_all(tasks: list[Callable[[threading.Event], None]], workers: int) -> None:
+    """Run tasks on a bounded pool; the first failure stops the others and is raised.
+
+    Every task has ended before this returns, so nothing writes to the sink after a failure.
+    """
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile-graph") as pool:
+        futures = [pool.submit(task, stop) for task in tasks]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            stop.set()
+            for future in futures:
+                future.cancel()
+    if failed is not None:
+        exc = failed.exception()
+        assert exc is not None
+        raise exc
+    for future in futures:
+        future.result()

@@ -1,0 +1,111 @@
+"""Retention of report folders: a nightly job must not fill the disk over the years.
+
+Pruning is deliberately narrow. A folder is a candidate only if it is a direct child of the
+reports root, not a symlink, and holds a ``run.json`` written by reconcile and a manifest; only
+the files that manifest lists (and the manifest itself) are removed, and the folder is removed
+only if that leaves it empty. Anything else somebody put there survives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from reconcile.report.bundle import MANIFEST
+from reconcile.settings import Settings
+
+log = logging.getLogger("reconcile.retention")
+
+
+@dataclass(frozen=True, slots=True)
+class RunFolder:
+    path: Path
+    as_of: datetime
+    files: tuple[str, ...]
+
+
+def run_folder(path: Path) -> RunFolder | None:
+    """The folder as a reconcile bundle, or None when reconcile did not write it."""
+    if path.is_symlink() or not path.is_dir():
+        return None
+    try:
+        meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        manifest = (path / MANIFEST).read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("tool") != "reconcile":
+        return None
+    try:
+        as_of = datetime.fromisoformat(str(meta["as_of"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    files = []
+    for line in manifest:
+        _digest, sep, name = line.partition("  ")
+        if not sep or not name or "/" in name or "\\" in name or name in (".", ".."):
+            return None
+        files.append(name)
+    return RunFolder(path, as_of, tuple(files))
+
+
+def prune(
+    root: Path,
+    now: datetime,
+    keep_runs: int | None = None,
+    keep_days: int | None = None,
+    current: Path | None = None,
+) -> list[Path]:
+    """Remove run folders beyond the newest ``keep_runs`` or older than ``keep_days``.
+
+    Either limit alone applies when the other is unset; with both, a folder goes when it
+    breaks either. ``current`` (this run's folder) is always kept. Returns removed folders.
+    """
+    if keep_runs is None and keep_days is None:
+        return []
+    if keep_runs is not None and keep_runs < 1:
+        raise ValueError("keep_runs must be at least 1")
+    folders = [f for f in (run_folder(p) for p in sorted(root.iterdir())) if f is not None]
+    folders.sort(key=lambda f: (f.as_of, f.path.name), reverse=True)
+    keep_current = current.resolve() if current is not None else None
+    cutoff = now - timedelta(days=keep_days) if keep_days is not None else None
+    removed: list[Path] = []
+    for rank, folder in enumerate(folders):
+        if keep_current is not None and folder.path.resolve() == keep_current:
+            continue
+        too_many = keep_runs is not None and rank >= keep_runs
+        too_old = cutoff is not None and folder.as_of < cutoff
+        if too_many or too_old:
+            _remove(folder)
+            removed.append(folder.path)
+    return removed
+
+
+def _remove(folder: RunFolder) -> None:
+    for name in (*folder.files, MANIFEST):
+        target = folder.path / name
+        if target.is_file() and not target.is_symlink():
+            target.unlink()
+    try:
+        folder.path.rmdir()
+        log.info("retention: removed %s", folder.path)
+    except OSError:
+        log.warning("retention: kept %s: it holds files reconcile did not write", folder.path)
+
+
+def prune_for(settings: Settings, now: datetime) -> list[Path]:
+    """Prune siblings of this run's --out-dir; a failure is logged, never fails the run."""
+    if settings.out_dir is None or (settings.keep_runs is None and settings.keep_days is None):
+        return []
+    try:
+        removed = prune(
+            settings.out_dir.parent, now, settings.keep_runs, settings.keep_days, settings.out_dir
+        )
+    except (OSError, ValueError) as exc:
+        log.warning("retention: pruning %s failed: %s", settings.out_dir.parent, exc)
+        return []
+    if removed:
+        log.info("retention: removed %d old report folder(s)", len(removed))
+    return removed

@@ -1,0 +1,223 @@
+"""Every sign-in method, doctor and the CLI against the emulator over real HTTPS.
+
+The emulator's certificate is self-signed and trusted only through RECONCILE_CA_BUNDLE, so these
+tests also prove that msal's token traffic uses reconcile's own TLS trust, not requests'.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from typer.testing import CliRunner
+
+from reconcile.cli import app
+from reconcile.doctor import run_doctor
+from reconcile.emulator import GraphEmulator
+from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
+from reconcile.errors import AuthError, ConfigError, UpstreamError
+from reconcile.intune import fetch as fetch_module
+from reconcile.intune.fetch import fetch_snapshot
+from reconcile.intune.snapshot import read_snapshot
+from reconcile.model import IntuneSource
+from reconcile.settings import Settings, resolve
+
+DELIVERED = frozenset({"installed", "active"})
+
+
+def _certificate(kind: str = "rsa") -> tuple[bytes, bytes]:
+    key: Any = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if kind == "rsa"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "reconcile-emulator-app")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"cert-pw"),
+    )
+    return cert_pem, key_pem
+
+
+CERT_PEM, KEY_PEM = _certificate()
+
+
+@pytest.fixture(autouse=True)
+def _quick_export_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    quick = functools.partial(fetch_module.ExportPolling, first_delay=0.05, max_delay=0.1)
+    monkeypatch.setattr(fetch_module, "ExportPolling", quick)
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[GraphEmulator]:
+    with GraphEmulator(
+        snapshot_dir=DEMO_SNAPSHOT,
+        client_certificate=CERT_PEM,
+        device_code_interval=0,
+        export_polls=1,
+    ) as emulator:
+        yield emulator
+
+
+def settings_for(emu: GraphEmulator, **env: str) -> Settings:
+    values = {**demo_settings_env(emu), **env}
+    return resolve({}, {k: v for k, v in values.items() if v})
+
+
+def test_certificate_sign_in_fetches_states(emu: GraphEmulator, tmp_path: Path) -> None:
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(CERT_PEM + KEY_PEM)
+    settings = settings_for(
+        emu,
+        RECONCILE_AUTH="certificate",
+        RECONCILE_CLIENT_SECRET="",
+        RECONCILE_CERTIFICATE=str(pem),
+        RECONCILE_CERTIFICATE_PASSWORD="cert-pw",
+    )
+    snapshot = read_snapshot(fetch_snapshot(settings, tmp_path / "snap"), DELIVERED)
+    expected = read_snapshot(DEMO_SNAPSHOT, DELIVERED)
+    states = {c for c in expected.certificates if c.source is IntuneSource.STATES}
+    assert states and set(snapshot.certificates) == states
+    assert snapshot.metadata["auth_method"] == "certificate"
+
+
+def test_an_unregistered_certificate_is_aadsts700027(emu: GraphEmulator, tmp_path: Path) -> None:
+    other_cert, other_key = _certificate()
+    pem = tmp_path / "other.pem"
+    pem.write_bytes(other_cert + other_key)
+    settings = settings_for(
+        emu,
+        RECONCILE_AUTH="certificate",
+        RECONCILE_CERTIFICATE=str(pem),
+        RECONCILE_CERTIFICATE_PASSWORD="cert-pw",
+    )
+    with pytest.raises(AuthError, match="AADSTS700027") as info:
+        fetch_snapshot(settings, tmp_path / "snap")
+    assert info.value.exit_code == 3
+    assert not (tmp_path / "snap").exists()
+
+
+def test_an_ec_key_is_refused_before_any_request(emu: GraphEmulator, tmp_path: Path) -> None:
+    cert, key = _certificate("ec")
+    pem = tmp_path / "ec.pem"
+    pem.write_bytes(cert + key)
+    settings = settings_for(
+        emu,
+        RECONCILE_AUTH="certificate",
+        RECONCILE_CERTIFICATE=str(pem),
+        RECONCILE_CERTIFICATE_PASSWORD="cert-pw",
+    )
+    emu.clear_requests()
+    with pytest.raises(ConfigError, match="RSA key"):
+        fetch_snapshot(settings, tmp_path / "snap")
+    assert emu.requests == []
+
+
+def test_device_code_sign_in_prompts_once_and_reuses_the_cache(
+    emu: GraphEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache.json"
+    settings = settings_for(emu, RECONCILE_AUTH="device-code", RECONCILE_TOKEN_CACHE=str(cache))
+    fetch_snapshot(settings, tmp_path / "one")
+    assert "enter the code" in capsys.readouterr().err
+    assert oct(cache.stat().st_mode & 0o777) == "0o600"
+    emu.clear_requests()
+    fetch_snapshot(settings, tmp_path / "two")
+    assert capsys.readouterr().err == ""
+    assert emu.requests_for("devicecode") == []
+
+
+def test_managed_identity_via_app_service_endpoint(
+    emu: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IDENTITY_ENDPOINT", emu.managed_identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", emu.identity_header)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    settings = settings_for(
+        emu,
+        RECONCILE_AUTH="managed-identity",
+        RECONCILE_CLIENT_SECRET="",
+        RECONCILE_TENANT_ID="",
+        RECONCILE_CLIENT_ID="",
+    )
+    snapshot = read_snapshot(fetch_snapshot(settings, tmp_path / "snap"), DELIVERED)
+    assert snapshot.metadata["auth_method"] == "managed-identity"
+    (msi,) = emu.requests_for("msi")
+    assert msi.params["resource"] == [emu.graph_url]
+
+
+def test_without_the_ca_bundle_tls_is_refused_with_a_fix(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
+    settings = settings_for(emu, RECONCILE_CA_BUNDLE="")
+    with pytest.raises(UpstreamError, match="RECONCILE_CA_BUNDLE"):
+        fetch_snapshot(settings, tmp_path / "snap")
+
+
+def test_doctor_against_the_emulator_is_all_green(emu: GraphEmulator) -> None:
+    checks = run_doctor(settings_for(emu))
+    assert {c.name: c.ok for c in checks} == {
+        "configuration": True,
+        "CA bundle": True,
+        "token": True,
+        "deviceConfigurations": True,
+        "managedDeviceCertificateStates": True,
+        "managedDevices": True,
+        "exportJobs": None,
+        "clock skew": True,
+    }
+
+
+@pytest.fixture
+def emu_env(emu: GraphEmulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    env = demo_settings_env(emu)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def test_cli_fetch_and_doctor(emu_env: dict[str, Any], tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["fetch", "--out", str(tmp_path / "snap")])
+    assert result.exit_code == 0, result.stderr
+    assert "certificate_states" in result.stdout
+    assert (tmp_path / "snap" / "metadata.json").is_file()
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.stdout
+    assert "FAIL" not in result.stdout
+    secret = os.environ["RECONCILE_CLIENT_SECRET"]
+    assert secret not in result.stdout + result.stderr
+
+
+def test_cli_fetch_with_a_wrong_secret_exits_3_with_one_line(
+    emu_env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILE_CLIENT_SECRET", "wrong-secret-value")
+    result = CliRunner().invoke(app, ["fetch", "--out", str(tmp_path / "snap")])
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "AADSTS7000215" in lines[0] and "fix:" in lines[0]
+    assert "wrong-secret-value" not in result.stderr + result.stdout

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconcile import history
+from reconcile.advice import REPORTING, SUPERSEDED, with_next_steps
+from reconcile.errors import UsageError
+from reconcile.evidence.add import add_logs, parse_options
+from reconcile.evidence.apply import apply_evidence
+from reconcile.evidence.store import EvidenceStore
+from reconcile.explain import QueryKind, RunHistory, explain, render_explanation
+from reconcile.model import RunResult, Status
+from tests.factories import ca_cert, intune_cert, result_with, verdict
+
+EVIDENCE = Path(__file__).parent / "fixtures" / "evidence"
+AS_OF = datetime(2024, 3, 20, 2, 0, tzinfo=UTC)
+ISSUED = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EvidenceStore]:
+    with EvidenceStore(tmp_path / "evidence.db") as store:
+        add_logs([EVIDENCE / "android-certrep-failure.log"], store, parse_options("TAB-9"))
+        add_logs([EVIDENCE / "windows-events.xml"], store, parse_options())
+        yield store
+
+
+def cert(serial: int, name: str, issued: datetime = ISSUED, **changes: object):  # type: ignore[no-untyped-def]
+    return ca_cert(
+        serial,
+        subject=f"CN={name}",
+        common_name=name,
+        not_before=issued,
+        not_after=issued + timedelta(days=365),
+        **changes,
+    )
+
+
+@pytest.fixture
+def result(store: EvidenceStore) -> RunResult:
+    delivered = verdict(
+        Status.DELIVERED,
+        ca=cert(0x1A2B, "PC-01"),
+        intune=intune_cert(
+            0x1A2B,
+            device_name="PC-01",
+            issued_at=ISSUED,
+            state_changed_at=ISSUED + timedelta(minutes=5),
+        ),
+        reason="Intune reports it installed (states, Windows SCEP)",
+    )
+    failed = verdict(
+        Status.NOT_INSTALLED,
+        ca=cert(0x2C3D, "TAB-9"),
+        intune=intune_cert(
+            0x2C3D,
+            state="issueFailed",
+            device_name="TAB-9",
+            profile_id=None,
+            issued_at=ISSUED,
+            state_changed_at=ISSUED + timedelta(minutes=13),
+        ),
+        reason="Intune reports state 'issueFailed'",
+    )
+    reporting = verdict(
+        Status.NOT_REPORTED,
+        ca=cert(0x3E4F, "DESKTOP-7Q2K9LM", issued=datetime(2024, 3, 5, 14, 22, tzinfo=UTC)),
+        reason="Intune has no record of serial 3E4F",
+    )
+    old = verdict(
+        Status.SUPERSEDED,
+        ca=cert(0x0A01, "LAPTOP-3", issued=ISSUED - timedelta(days=40)),
+        reason="a newer certificate for the same device and profile is delivered",
+    )
+    renewal = verdict(
+        Status.DELIVERED,
+        ca=cert(0x0A02, "LAPTOP-3"),
+        intune=intune_cert(0x0A02, device_name="LAPTOP-3", issued_at=ISSUED),
+        reason="Intune reports it installed",
+    )
+    base = result_with(delivered, failed, reporting, old, renewal, as_of=AS_OF)
+    return with_next_steps(apply_evidence(base, store))
+
+
+def timeline(text: str) -> list[str]:
+    section = text.split("   timeline:\n", 1)[1]
+    return [line for line in section.splitlines() if line.startswith("     ")]
+
+
+def assert_sorted(lines: list[str]) -> None:
+    times = [line.split()[0] for line in lines if re.match(r"\s+\d{4}-", line)]
+    assert times == sorted(times)
+
+
+def test_delivered(result: RunResult, store: EvidenceStore) -> None:
+    expl = explain("1a2b", result, store)
+    text = render_explanation(expl)
+
+    assert expl.kind is QueryKind.SERIAL
+    assert text.startswith("serial 1a2b: 1 CA certificate (as of 2024-03-20T02:00:00Z)")
+    assert "== 1A2B  delivered\n" in text
+    assert "   next step: nothing: Intune reports it installed" in text
+    lines = timeline(text)
+    assert_sorted(lines)
+    assert [line.split(None, 1)[1] for line in lines] == [
+        "issued by the CA (request 42, template Intune-SCEP)",
+        "Intune: issued to PC-01",
+        "Intune: state installed (states)",
+        "this run: delivered",
+        "expires",
+    ]
+
+
+def test_failed_enrollment(result: RunResult, store: EvidenceStore) -> None:
+    text = render_explanation(explain("00:2C:3D", result, store))
+
+    assert "== 2C3D  not_installed (finding)" in text
+    assert "   next step: check Certificate Connector / NDES challenge validation" in text
+    assert "   evidence:  android log" in text
+    lines = timeline(text)
+    assert_sorted(lines)
+    assert any(
+        "device android log: enrollment requested [enrollment_requested]" in l for l in lines
+    )
+    assert any(
+        "FAILED: CA refused the request: CertRep pkiStatus=FAILURE failInfo=badRequest" in l
+        for l in lines
+    )
+    assert lines[-2].endswith("this run: not_installed")
+
+
+def test_reporting_problem(result: RunResult, store: EvidenceStore) -> None:
+    expl = explain("desktop-7q2k9lm.corp.contoso.com", result, store)
+    text = render_explanation(expl)
+
+    assert expl.kind is QueryKind.DEVICE
+    (story,) = expl.certificates
+    assert story.verdict.status is Status.INSTALLED_NOT_REPORTED
+    assert "== 3E4F  installed_not_reported (finding)" in text
+    assert f"   next step: {REPORTING}" in text
+    assert "   Intune:    no record" in text
+    lines = timeline(text)
+    assert_sorted(lines)
+    assert "event 39: SCEP: Certificate installed successfully. [cert_installed]" in lines[3]
+
+
+def test_superseded(result: RunResult, store: EvidenceStore) -> None:
+    text = render_explanation(explain("0A01", result, store))
+
+    assert "== 0A01  superseded (finding)" in text
+    assert f"   next step: {SUPERSEDED}" in text
+    assert "   renewal:   0A02 (delivered)" in text
+    lines = timeline(text)
+    assert_sorted(lines)
+    assert "renewal 0A02 issued; Intune reports it installed" in lines[1]
+
+
+def test_a_device_lists_all_its_certificates(result: RunResult, store: EvidenceStore) -> None:
+    expl = explain("laptop-3", result, store)
+
+    assert [s.verdict.ca.serial for s in expl.certificates] == [0x0A01, 0x0A02]
+    assert render_explanation(expl).startswith("device laptop-3: 2 CA certificates")
+
+
+def test_device_known_only_from_evidence(result: RunResult, tmp_path: Path) -> None:
+    with EvidenceStore(tmp_path / "other.db") as other:
+        add_logs([EVIDENCE / "android-truncated.log"], other, parse_options("PHONE-2"))
+        text = render_explanation(explain("PHONE-2", result, other))
+
+    assert "device PHONE-2: 0 CA certificates" in text
+    assert "Device evidence not tied to a certificate above:" in text
+    assert "in_progress at cert_issued" in text
+
+
+def test_unknown_serial_or_device_is_a_usage_error(result: RunResult) -> None:
+    with pytest.raises(
+        UsageError, match="nothing in this run matches serial FFEE or device 'ffee'"
+    ):
+        explain("ffee", result, None)
+    with pytest.raises(UsageError, match="device 'nobody-here'"):
+        explain("nobody-here", result, None)
+
+
+def test_history_adds_to_the_timeline(
+    result: RunResult, store: EvidenceStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "history.sqlite3"
+    db = history.open_db(path)
+    try:
+        history.record_run(db, result, 1, 1.0, started_at=AS_OF)
+    finally:
+        db.close()
+
+    with RunHistory(path) as lookup:
+        text = render_explanation(explain("2C3D", result, store, lookup))
+
+    assert "history: first run that reported it as a finding" in text
+    assert "history: last run that reported it (1 runs)" in text
+    assert_sorted(timeline(text))

@@ -1,0 +1,133 @@
+"""The run lock: a live holder refuses a second run; a stale lock is taken over with a warning."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconcile import lock
+from reconcile.errors import LockHeldError
+from reconcile.settings import Settings
+
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _records_reach_caplog(monkeypatch, caplog):
+    """A CLI test earlier in the session may have turned propagation off."""
+    logger = logging.getLogger("reconcile")
+    monkeypatch.setattr(logger, "propagate", True)
+    caplog.set_level(logging.INFO, logger="reconcile")
+
+
+def write_holder(path: Path, pid: int, started: datetime, host: str | None = None) -> None:
+    path.write_text(
+        json.dumps(
+            {"pid": pid, "host": host or socket.gethostname(), "started": started.isoformat()}
+        ),
+        encoding="utf-8",
+    )
+
+
+def test_lock_file_names_holder_and_is_removed_after(tmp_path):
+    path = tmp_path / "run.lock"
+    with lock.run_lock(path, now=lambda: NOW) as me:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert data == {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": NOW.isoformat(),
+        }
+        assert me.pid == os.getpid()
+    assert not path.exists()
+
+
+def test_live_holder_refuses_with_pid_and_start_time(tmp_path):
+    path = tmp_path / "run.lock"
+    write_holder(path, os.getpid(), NOW - timedelta(hours=1))
+    with (
+        pytest.raises(LockHeldError, match=rf"pid {os.getpid()} .*started 2026-11-20T01:00:00"),
+        lock.run_lock(path, now=lambda: NOW),
+    ):
+        pass
+    assert path.exists()
+
+
+def test_lock_held_by_another_process_refuses_a_second_run(tmp_path):
+    path = tmp_path / "run.lock"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from reconcile.lock import run_lock
+
+        with run_lock(Path({str(path)!r})):
+            print("locked", flush=True)
+            sys.stdin.readline()
+        """
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(LockHeldError, match=f"pid {holder.pid}"), lock.run_lock(path):
+            pass
+    finally:
+        holder.communicate("done\n", timeout=30)
+    assert holder.returncode == 0
+    with lock.run_lock(path):
+        pass
+
+
+def test_dead_holder_is_stale_and_taken_over(tmp_path, caplog):
+    path = tmp_path / "run.lock"
+    write_holder(path, 424242, NOW - timedelta(minutes=5))
+    with lock.run_lock(path, now=lambda: NOW, alive=lambda pid: False):
+        assert json.loads(path.read_text(encoding="utf-8"))["pid"] == os.getpid()
+    assert "taking over stale lock" in caplog.text
+    assert "pid 424242" in caplog.text and "its process is gone" in caplog.text
+
+
+def test_old_lock_is_stale_even_if_pid_was_reused(tmp_path, caplog):
+    path = tmp_path / "run.lock"
+    write_holder(path, os.getpid(), NOW - timedelta(hours=25), host="other-host")
+    with lock.run_lock(path, now=lambda: NOW):
+        pass
+    assert "older than 24 h" in caplog.text
+
+
+def test_holder_on_another_host_is_not_second_guessed(tmp_path):
+    path = tmp_path / "run.lock"
+    write_holder(path, 424242, NOW - timedelta(hours=2), host="other-host")
+    with (
+        pytest.raises(LockHeldError, match="on other-host"),
+        lock.run_lock(path, now=lambda: NOW, alive=lambda pid: False),
+    ):
+        pass
+
+
+def test_garbage_lock_file_is_taken_over(tmp_path, caplog):
+    path = tmp_path / "run.lock"
+    path.write_text("not json", encoding="utf-8")
+    with lock.run_lock(path, now=lambda: NOW):
+        pass
+    assert "unreadable" in caplog.text
+
+
+def test_lock_path_defaults_next_to_history(tmp_path):
+    assert lock.path_for(Settings(history_db=tmp_path / "h.sqlite3")) == tmp_path / "h.sqlite3.lock"
+    assert lock.path_for(Settings(lock_path=tmp_path / "x.lock")) == tmp_path / "x.lock"

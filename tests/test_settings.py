@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from reconcile.errors import ConfigError
+from reconcile.settings import SETTING_FIELDS, resolve
+
+
+def toml(tmp_path, text):
+    path = tmp_path / "reconcile.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_precedence_flags_over_env_over_toml_over_defaults(tmp_path):
+    config = toml(
+        tmp_path, '[run]\ngrace_hours = 12\n[ca]\ndate_order = "dmy"\ntimezone = "Europe/Berlin"\n'
+    )
+    env = {"RECONCILE_GRACE_HOURS": "6", "RECONCILE_DATE_ORDER": "ymd"}
+    settings = resolve({"grace_hours": 3.0}, env=env, config_path=config)
+    assert settings.grace_hours == 3.0
+    assert settings.date_order == "ymd"
+    assert settings.ca_timezone == "Europe/Berlin"
+    assert settings.cloud == "global"
+
+
+def test_env_types_are_converted():
+    env = {
+        "RECONCILE_STRICT": "yes",
+        "RECONCILE_TEMPLATE": "Intune-SCEP, 1.2.3",
+        "RECONCILE_AS_OF": "2026-11-20T02:00:00Z",
+        "RECONCILE_CA_EXPORT": "a.csv,b.csv",
+    }
+    settings = resolve({}, env=env)
+    assert settings.strict is True
+    assert settings.templates == ("Intune-SCEP", "1.2.3")
+    assert settings.as_of == datetime(2026, 11, 20, 2, tzinfo=UTC)
+    assert settings.ca_exports == (Path("a.csv"), Path("b.csv"))
+
+
+def test_toml_paths_are_relative_to_the_config_file(tmp_path):
+    config = toml(tmp_path, '[ca]\nexports = ["exports/ca1.csv"]\n[intune]\nsnapshot = "snap"\n')
+    settings = resolve({}, env={}, config_path=config)
+    assert settings.ca_exports == (tmp_path / "exports/ca1.csv",)
+    assert settings.snapshot == tmp_path / "snap"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[ca]\nnope = 1\n", "unknown setting 'ca.nope'"),
+        ("[ca\n", "invalid TOML"),
+        ('[run]\ngrace_hours = "soon"\n', "invalid value for grace_hours"),
+        ('[ca]\ndate_order = "ydm"\n', "date_order must be one of"),
+        ('[ca]\ntimezone = "Mars/Olympus"\n', "not a known time zone"),
+    ],
+)
+def test_bad_config_is_a_one_line_config_error(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve({}, env={}, config_path=toml(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_config_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="missing.toml: cannot read"):
+        resolve({}, env={}, config_path=tmp_path / "missing.toml")
+
+
+def test_secrets_stay_out_of_repr():
+    settings = resolve({}, env={"RECONCILE_CLIENT_SECRET": "s3cr3t-value"})
+    assert "s3cr3t-value" not in repr(settings)
+    assert settings.secret_values() == ("s3cr3t-value",)
+
+
+def test_every_setting_has_a_distinct_env_var_and_toml_key():
+    envs = [f.metadata["env"] for f in SETTING_FIELDS.values()]
+    keys = [f.metadata["toml"] for f in SETTING_FIELDS.values()]
+    assert len(set(envs)) == len(envs) and all(e.startswith("RECONCILE_") for e in envs)
+    assert len(set(keys)) == len(keys)
