@@ -359,22 +359,40 @@ def demo(
     ),
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Run the whole pipeline on the bundled demo tenant; exits 0 when the demo ran."""
+    """Run the whole live pipeline on the bundled demo tenant; exits 0 when the demo ran.
+
+    The demo tenant is served by the local Graph emulator over HTTPS, so sign-in, paging, the
+    report export and the download all go through msal and httpx as against a real tenant.
+    """
     from reconcile import demo as demo_data
     from reconcile import pipeline
+    from reconcile.emulator import GraphEmulator
+    from reconcile.emulator.demo import demo_settings_env
 
     _setup_logging(verbose)
-    settings = build_settings(
-        None,
-        ca_exports=[demo_data.demo_ca_export()],
-        snapshot=demo_data.demo_snapshot(),
-        ca_issuer=demo_data.DEMO_ISSUER,
-        templates=list(demo_data.DEMO_TEMPLATES),
-        as_of=demo_data.DEMO_AS_OF,
-        out_dir=out_dir,
-        no_history=True,
-    )
-    result = pipeline.run(settings)
+    with GraphEmulator(
+        snapshot_dir=demo_data.demo_snapshot(), tenant=demo_data.DEMO_TENANT_ID, export_polls=0
+    ) as emulator:
+        env = demo_settings_env(emulator)
+        settings = build_settings(
+            None,
+            ca_exports=[demo_data.demo_ca_export()],
+            ca_issuer=demo_data.DEMO_ISSUER,
+            templates=list(demo_data.DEMO_TEMPLATES),
+            as_of=demo_data.DEMO_AS_OF,
+            out_dir=out_dir,
+            no_history=True,
+            intune_source="both",
+            tenant_id=env["RECONCILE_TENANT_ID"],
+            client_id=env["RECONCILE_CLIENT_ID"],
+            client_secret=env["RECONCILE_CLIENT_SECRET"],
+            auth_method=env["RECONCILE_AUTH"],
+            authority_host=env["RECONCILE_AUTHORITY_HOST"],
+            graph_url=env["RECONCILE_GRAPH_URL"],
+            ca_bundle=env["RECONCILE_CA_BUNDLE"],
+        )
+        typer.echo(f"Demo tenant served by the Graph emulator at {emulator.base_url}", err=True)
+        result = pipeline.run(settings)
     present(result, settings, quiet=False)
     typer.echo(f"\nDemo reports written to {out_dir.resolve()}", err=True)
     raise typer.Exit(EXIT_OK)
@@ -394,11 +412,27 @@ def fetch(
     certificate: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
     log_format: LogFormatOpt = None,
+    record_cassette: Annotated[
+        Path | None,
+        typer.Option(
+            "--record-cassette",
+            help="Also write every Graph and sign-in exchange, scrubbed of secrets and tokens, "
+            "to this vcrpy cassette (for a bug report).",
+        ),
+    ] = None,
+    pseudonymise: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonymise", help="In the cassette, replace device and user names by pseudonyms."
+        ),
+    ] = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Read Intune's certificate records from Graph into a snapshot directory."""
     import json
 
+    from reconcile.graph.cassette import recording_transport
+    from reconcile.graph.transport import ssl_trust
     from reconcile.intune.fetch import fetch_snapshot
     from reconcile.intune.snapshot import METADATA
 
@@ -413,7 +447,15 @@ def fetch(
         log_format=log_format,
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
-    path = fetch_snapshot(settings, out)
+    transport = None
+    if record_cassette is not None:
+        transport = recording_transport(ssl_trust(settings), record_cassette, pseudonymise)
+    try:
+        path = fetch_snapshot(settings, out, transport=transport)
+    finally:
+        if transport is not None:
+            transport.close()
+            typer.echo(f"cassette {record_cassette}: {transport.interactions} exchanges", err=True)
     counts = json.loads((path / METADATA).read_text(encoding="utf-8"))["counts"]
     summary = ", ".join(f"{n} {name}" for name, n in counts.items())
     typer.echo(f"snapshot {path}: {summary}")
@@ -534,6 +576,143 @@ def verify_command(
     typer.echo(
         f"verified: {len(outcome.checked)} files match the manifest and the recomputed report"
     )
+    raise typer.Exit(EXIT_OK)
+
+
+EvidenceDbOpt = Annotated[
+    Path | None,
+    typer.Option(help="Device evidence database (default: user data dir).", show_default=False),
+]
+
+evidence_app = typer.Typer(
+    help="Device evidence: what Android, iOS and Windows logs prove about certificate delivery.",
+    no_args_is_help=True,
+)
+app.add_typer(evidence_app, name="evidence")
+
+
+@evidence_app.command("add")
+@boundary
+def evidence_add(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Android OMA-DM log, iOS profiled log, or Windows events as XML or CSV.",
+            show_default=False,
+        ),
+    ],
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Intune device name, for logs that do not name their device (Android, iOS).",
+            show_default=False,
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="IANA zone of log times without an offset (default UTC).", show_default=False
+        ),
+    ] = None,
+    log_date: Annotated[
+        str | None,
+        typer.Option(
+            help="Date (YYYY-MM-DD) of an iOS Console copy, which has times only.",
+            show_default=False,
+        ),
+    ] = None,
+    evidence_db: EvidenceDbOpt = None,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Parse device logs and store what they prove; adding the same file again changes nothing."""
+    from reconcile.evidence.add import add_logs, parse_options, render_added
+    from reconcile.evidence.store import EvidenceStore, evidence_path
+
+    settings = build_settings(config, evidence_db=evidence_db)
+    _setup_logging(verbose, settings.log_format)
+    options = parse_options(device, timezone, log_date)
+    with EvidenceStore(evidence_path(settings)) as store:
+        added = add_logs(paths, store, options)
+    typer.echo(render_added(added), nl=False)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command("explain")
+@boundary
+def explain_command(
+    query: Annotated[
+        str, typer.Argument(help="A serial number (any spelling) or an Intune device name.")
+    ],
+    ca_export: CaExportOpt = None,
+    snapshot: SnapshotOpt = None,
+    config: ConfigOpt = None,
+    ca_format: CaFormatOpt = None,
+    ca_issuer: CaIssuerOpt = None,
+    column_map: ColumnMapOpt = None,
+    date_order: DateOrderOpt = None,
+    ca_timezone: CaTimezoneOpt = None,
+    strict: StrictOpt = None,
+    template: TemplateOpt = None,
+    device_pattern: DevicePatternOpt = None,
+    intune_source: IntuneSourceOpt = None,
+    as_of: AsOfOpt = None,
+    grace_hours: GraceOpt = None,
+    history_db: HistoryDbOpt = None,
+    exceptions: ExceptionsOpt = None,
+    evidence_db: EvidenceDbOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    auth: AuthOpt = None,
+    certificate: CertificateOpt = None,
+    cloud: CloudOpt = None,
+    log_format: LogFormatOpt = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Everything known about one certificate or device, as a timeline with the next step.
+
+    Takes the same inputs as `run`; records nothing in the history and writes no report.
+    """
+    from reconcile import history, pipeline
+    from reconcile.evidence.store import EvidenceStore, evidence_path
+    from reconcile.explain import RunHistory, explain, render_explanation
+
+    settings = build_settings(
+        config,
+        ca_exports=ca_export,
+        snapshot=snapshot,
+        ca_format=ca_format,
+        ca_issuer=ca_issuer,
+        column_map=column_map,
+        date_order=date_order,
+        ca_timezone=ca_timezone,
+        strict=strict,
+        templates=template,
+        device_pattern=device_pattern,
+        intune_source=intune_source,
+        as_of=as_of,
+        grace_hours=grace_hours,
+        history_db=history_db,
+        no_history=True,
+        exceptions_file=exceptions,
+        evidence_db=evidence_db,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        auth_method=auth,
+        certificate_path=certificate,
+        cloud=cloud,
+        log_format=log_format,
+    )
+    _setup_logging(verbose, settings.log_format, settings.secret_values())
+    result = pipeline.run(settings)
+    path = evidence_path(settings)
+    with RunHistory(history.database_path(settings.history_db)) as past:
+        if path.exists():
+            with EvidenceStore(path, create=False) as store:
+                explanation = explain(query, result, store, past)
+        else:
+            explanation = explain(query, result, None, past)
+    typer.echo(render_explanation(explanation), nl=False)
     raise typer.Exit(EXIT_OK)
 
 

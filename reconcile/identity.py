@@ -67,13 +67,13 @@ def serial_hex(serial: int) -> str:
 
 def parse_thumbprint(text: str) -> str:
     """Return uppercase hex without separators; SHA-1 (40) or SHA-256 (64) digits."""
-    cleaned = _drop_separators(text.strip())
-    if len(cleaned) in (40, 64) and cleaned.isalnum() and cleaned.isascii():
-        try:
-            return bytes.fromhex(cleaned).hex().upper()
-        except ValueError:
-            pass
-    raise ValueError(f"thumbprint {text.strip()[:80]!r} is not 40 or 64 hex digits")
+    try:
+        digest = bytes.fromhex(_drop_separators(text.strip()))
+    except ValueError:
+        digest = b""
+    if len(digest) not in (20, 32):
+        raise ValueError(f"thumbprint {text.strip()[:80]!r} is not 40 or 64 hex digits")
+    return digest.hex().upper()
 
 
 def _unescape(match: re.Match[str]) -> str:

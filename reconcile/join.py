@@ -86,19 +86,20 @@ def _intune_link(record: IntuneCertificate | None) -> _Key | None:
     return (device, profile) if device and profile else None
 
 
+def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
+    """The device a CA certificate names: its CN, or the configured pattern's group."""
+    if pattern is None:
+        return _fold(cert.common_name)
+    for text in (cert.subject, cert.san, cert.common_name):
+        if text and (match := pattern.search(text)):
+            return _fold(match.group(1))
+    return None
+
+
 def _ca_link(cert: CaCertificate, pattern: re.Pattern[str] | None) -> _Key | None:
     template = cert.template_oid or _fold(cert.template_name)
-    if template is None:
-        return None
-    if pattern is None:
-        device = _fold(cert.common_name)
-    else:
-        match = None
-        for text in (cert.subject, cert.san, cert.common_name):
-            if text and (match := pattern.search(text)):
-                break
-        device = _fold(match.group(1)) if match else None
-    return (device, template) if device else None
+    device = _ca_device(cert, pattern)
+    return (device, template) if device and template else None
 
 
 def _in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
@@ -109,24 +110,37 @@ def _in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
     )
 
 
-def _device_state(
-    record: IntuneCertificate | None, devices: Sequence[ManagedDevice] | None, lookup: _Devices
-) -> tuple[ManagedDevice | None, bool]:
-    if record is None or devices is None:
-        return None, False
-    if record.device_id is not None:
-        device = lookup.by_id.get(record.device_id)
-    elif record.device_name is not None:
-        device = lookup.by_name.get(record.device_name.casefold())
-    else:
-        return None, False
-    return device, device is None
-
-
 class _Devices:
-    def __init__(self, devices: Sequence[ManagedDevice] | None):
+    """Managed devices, and every device name Intune's certificate records still mention.
+
+    A name Intune's records mention but no managed device carries is a retired device: its
+    certificates are revocation candidates.
+    """
+
+    def __init__(
+        self, devices: Sequence[ManagedDevice] | None, intune: Sequence[IntuneCertificate]
+    ):
+        self.read = devices is not None
         self.by_id = {d.id: d for d in devices or ()}
         self.by_name = {d.device_name.casefold(): d for d in devices or () if d.device_name}
+        self.mentioned = {r.device_name.casefold() for r in intune if r.device_name}
+
+    def state(
+        self, record: IntuneCertificate | None, ca_device: str | None
+    ) -> tuple[ManagedDevice | None, bool]:
+        """(the managed device, whether it is gone); unknown gives (None, False)."""
+        if not self.read:
+            return None, False
+        if record is not None and record.device_id is not None:
+            device = self.by_id.get(record.device_id)
+            return device, device is None
+        if record is not None and record.device_name is not None:
+            device = self.by_name.get(record.device_name.casefold())
+            return device, device is None
+        if ca_device is None:
+            return None, False
+        device = self.by_name.get(ca_device)
+        return device, device is None and ca_device in self.mentioned
 
 
 def classify(
@@ -137,7 +151,7 @@ def classify(
 ) -> JoinResult:
     """Classify every CA certificate; ``devices`` is None when managed devices were not read."""
     index = _IntuneIndex(intune)
-    lookup = _Devices(devices)
+    lookup = _Devices(devices, intune)
     wanted = frozenset(t.casefold() for t in options.templates)
     grace_start = options.as_of - timedelta(hours=options.grace_hours)
     issuer_keys: dict[str | None, str | None] = {}
@@ -192,7 +206,7 @@ def classify(
                 status = Status.NOT_INSTALLED
             else:
                 status = Status.NOT_REPORTED
-        device, gone = _device_state(record, devices, lookup)
+        device, gone = lookup.state(record, _ca_device(cert, options.device_pattern))
         verdicts.append(
             Verdict(
                 ca=cert,

@@ -141,3 +141,16 @@ def test_every_certificate_gets_exactly_one_verdict_in_input_order():
     certs = [ca_cert(serial=n, line=n) for n in range(1, 50)]
     result = classify(certs, [intune_cert(serial=n) for n in range(1, 50, 3)], None, OPTIONS)
     assert [v.ca.line for v in result.verdicts] == list(range(1, 50))
+
+
+def test_certificate_without_record_on_a_retired_device_is_flagged_gone():
+    others = [intune_cert(serial=0x77, device_name="PC-01", state="installFailed")]
+    verdict = status_of(ca_cert(), others, devices=[device("PC-02")])
+    assert verdict.status is Status.NOT_REPORTED
+    assert verdict.device_gone is True
+    never_seen = status_of(
+        ca_cert(common_name="alex@contoso.com"), others, devices=[device("PC-02")]
+    )
+    assert never_seen.device_gone is False and never_seen.device is None
+    present = status_of(ca_cert(), [], devices=[device("PC-01")])
+    assert present.device is not None and present.device_gone is False

@@ -48,20 +48,30 @@ class CultureDates:
             raise ValueError(f"date order must be one of {', '.join(_ORDERS)}, not {order!r}")
         self._order = order
         self._zone = tz
-        self._cache: dict[str, datetime] = {}
+        self._cache: dict[str, datetime] | None = {}
+        self._hits = 0
         self._days: dict[str, datetime] = {}
         self._clocks: dict[str, timedelta] = {}
 
     def __call__(self, text: str) -> datetime:
-        value = self._cache.get(text)
-        if value is None:
-            try:
-                value = self._culture(text)
-            except (ValueError, OverflowError):
-                value = self._iso(text)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[text] = value
+        cache = self._cache
+        if cache is not None:
+            value = cache.get(text)
+            if value is not None:
+                self._hits += 1
+                return value
+        try:
+            value = self._culture(text)
+        except (ValueError, OverflowError):
+            value = self._iso(text)
+        if cache is not None:
+            if len(cache) >= _CACHE_LIMIT:
+                # Exports printed with seconds rarely repeat a cell: stop paying for the
+                # cache once a full round of it earned fewer hits than a quarter of its size.
+                self._cache = {} if self._hits * 4 >= len(cache) else None
+                self._hits = 0
+            else:
+                cache[text] = value
         return value
 
     def _culture(self, text: str) -> datetime:

@@ -23,8 +23,10 @@ import json
 import os
 import re
 import secrets
+import ssl
 import tempfile
 import threading
+import urllib.request
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -408,3 +410,13 @@ class RecordingTransport(httpx.BaseTransport):
             self._file.close()
             os.replace(self._tmp, self.path)
         self._inner.close()
+
+
+def recording_transport(
+    verify: ssl.SSLContext | bool, path: Path, pseudonymise: bool = False
+) -> RecordingTransport:
+    """What ``fetch --record-cassette`` wraps: a plain transport with reconcile's trust, and the
+    HTTPS proxy from the environment (an injected transport replaces httpx's env handling)."""
+    proxy = urllib.request.getproxies().get("https")
+    inner = httpx.HTTPTransport(verify=verify, proxy=proxy or None)
+    return RecordingTransport(inner, path, pseudonymise)
