@@ -44,27 +44,26 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             exit_code INTEGER NOT NULL,
             duration REAL NOT NULL
         )""",
+        "CREATE INDEX runs_by_id ON runs (run_id)",
+        "CREATE TABLE issuers (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)",
         """CREATE TABLE findings (
             id INTEGER PRIMARY KEY,
-            issuer TEXT NOT NULL,
-            serial TEXT NOT NULL,
+            issuer_id INTEGER NOT NULL REFERENCES issuers (id),
+            serial BLOB NOT NULL,
             label TEXT,
-            first_seen TEXT NOT NULL,
-            last_seen TEXT NOT NULL,
+            first_seen INTEGER NOT NULL,
+            last_seen INTEGER NOT NULL,
             times_seen INTEGER NOT NULL,
-            resolved_at TEXT,
+            resolved_at INTEGER,
             last_status TEXT NOT NULL,
-            UNIQUE (issuer, serial)
+            UNIQUE (issuer_id, serial)
         )""",
-        "CREATE INDEX runs_by_id ON runs (run_id)",
-        "CREATE INDEX findings_open ON findings (resolved_at)",
         """CREATE TABLE spans (
             finding_id INTEGER NOT NULL REFERENCES findings (id),
             first_run INTEGER NOT NULL REFERENCES runs (seq),
-            last_run INTEGER REFERENCES runs (seq)
-        )""",
-        "CREATE INDEX spans_by_finding ON spans (finding_id)",
-        "CREATE INDEX spans_by_run ON spans (first_run, last_run)",
+            last_run INTEGER REFERENCES runs (seq),
+            PRIMARY KEY (finding_id, first_run)
+        ) WITHOUT ROWID""",
     ),
 )
 """Each entry upgrades the schema by one version; append only, never edit a shipped entry."""
@@ -182,6 +181,17 @@ def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _from_epoch(value: int) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+_LABEL_CHARS = 80
+
+
 def record_run(
     db: sqlite3.Connection,
     result: RunResult,
@@ -253,13 +263,17 @@ def _record(
     )
     seq = int(cursor.lastrowid or 0)
     step("run")
+    issuers = dict(db.execute("SELECT key, id FROM issuers").fetchall())
+    for issuer in sorted({key[0] for key in current} - issuers.keys()):
+        issuers[issuer] = db.execute("INSERT INTO issuers (key) VALUES (?)", (issuer,)).lastrowid
     open_rows = {
-        (issuer, serial): (fid, first_seen, label, status)
+        (issuer, serial.hex().upper()): (fid, first_seen, label, status)
         for fid, issuer, serial, first_seen, label, status in db.execute(
-            "SELECT id, issuer, serial, first_seen, label, last_status FROM findings"
-            " WHERE resolved_at IS NULL"
+            "SELECT f.id, i.key, f.serial, f.first_seen, f.label, f.last_status FROM findings f"
+            " JOIN issuers i ON i.id = f.issuer_id WHERE f.resolved_at IS NULL"
         )
     }
+    now = _epoch(as_of)
     seen_before: list[tuple[str, int]] = []
     new_keys: set[tuple[str, str]] = set()
     first_seen_of: dict[tuple[str, str], datetime] = {}
@@ -268,16 +282,16 @@ def _record(
         row = open_rows.get(key)
         if row is not None:
             seen_before.append((verdict.status.value, row[0]))
-            first_seen_of[key] = _ts(row[1])
+            first_seen_of[key] = _from_epoch(row[1])
             continue
         new_keys.add(key)
-        fid, first_seen = _reopen_or_insert(db, key, verdict, as_of_text)
+        fid, first_seen = _reopen_or_insert(db, issuers[key[0]], key[1], verdict, now)
         span_ids.append(fid)
-        first_seen_of[key] = _ts(first_seen)
+        first_seen_of[key] = _from_epoch(first_seen)
     db.executemany(
         "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, last_status = ?2"
         " WHERE id = ?3",
-        ((as_of_text, status, fid) for status, fid in seen_before),
+        ((now, status, fid) for status, fid in seen_before),
     )
     step("updated")
     db.executemany(
@@ -289,7 +303,7 @@ def _record(
     previous_seq = previous[0] if previous is not None else None
     db.executemany(
         "UPDATE findings SET resolved_at = ? WHERE id = ?",
-        ((as_of_text, row[0]) for _key, row in gone),
+        ((now, row[0]) for _key, row in gone),
     )
     db.executemany(
         "UPDATE spans SET last_run = ? WHERE finding_id = ? AND last_run IS NULL",
@@ -332,25 +346,28 @@ def _ref(
 
 
 def _reopen_or_insert(
-    db: sqlite3.Connection, key: tuple[str, str], verdict: Verdict, as_of_text: str
-) -> tuple[int, str]:
+    db: sqlite3.Connection, issuer_id: int, serial: str, verdict: Verdict, now: int
+) -> tuple[int, int]:
     """A finding not open before: reopen it if it was resolved once (keeping its first_seen)."""
+    blob = bytes.fromhex(serial)
+    label = _label(verdict)
+    label = label[:_LABEL_CHARS] if label else None
     row = db.execute(
-        "SELECT id, first_seen FROM findings WHERE issuer = ? AND serial = ?", key
+        "SELECT id, first_seen FROM findings WHERE issuer_id = ? AND serial = ?", (issuer_id, blob)
     ).fetchone()
     if row is not None:
         db.execute(
             "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, label = ?2,"
             " last_status = ?3, resolved_at = NULL WHERE id = ?4",
-            (as_of_text, _label(verdict), verdict.status.value, row[0]),
+            (now, label, verdict.status.value, row[0]),
         )
-        return int(row[0]), str(row[1])
+        return int(row[0]), int(row[1])
     cursor = db.execute(
-        "INSERT INTO findings (issuer, serial, label, first_seen, last_seen, times_seen,"
+        "INSERT INTO findings (issuer_id, serial, label, first_seen, last_seen, times_seen,"
         " last_status) VALUES (?, ?, ?, ?, ?, 1, ?)",
-        (key[0], key[1], _label(verdict), as_of_text, as_of_text, verdict.status.value),
+        (issuer_id, blob, label, now, now, verdict.status.value),
     )
-    return int(cursor.lastrowid or 0), as_of_text
+    return int(cursor.lastrowid or 0), now
 
 
 def _delta(
@@ -358,7 +375,7 @@ def _delta(
     current: dict[tuple[str, str], Verdict],
     first_seen_of: dict[tuple[str, str], datetime],
     new_keys: set[tuple[str, str]],
-    gone: list[tuple[tuple[str, str], tuple[int, str, str | None, str]]],
+    gone: list[tuple[tuple[str, str], tuple[int, int, str | None, str]]],
     as_of: datetime,
 ) -> RunDelta:
     def ref(key: tuple[str, str]) -> FindingRef:
@@ -370,7 +387,9 @@ def _delta(
         key=lambda k: (first_seen_of[k], k),
     )
     resolved = (
-        FindingRef(issuer, serial, label, status, _ts(first), _age(_ts(first), as_of))
+        FindingRef(
+            issuer, serial, label, status, _from_epoch(first), _age(_from_epoch(first), as_of)
+        )
         for (issuer, serial), (_fid, first, label, status) in sorted(gone)
     )
     return RunDelta(
@@ -500,15 +519,13 @@ def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, st
     if row[0] is None:
         raise ConfigError(f"no recorded run {run_id!r}")
     seq = row[0]
-    return [
-        (issuer, serial, label)
-        for issuer, serial, label in db.execute(
-            "SELECT f.issuer, f.serial, f.label FROM spans s JOIN findings f ON f.id = s.finding_id"
-            " WHERE s.first_run <= ?1 AND (s.last_run IS NULL OR s.last_run >= ?1)"
-            " ORDER BY f.issuer, f.serial",
-            (seq,),
-        )
-    ]
+    rows = db.execute(
+        "SELECT i.key, f.serial, f.label FROM spans s JOIN findings f ON f.id = s.finding_id"
+        " JOIN issuers i ON i.id = f.issuer_id"
+        " WHERE s.first_run <= ?1 AND (s.last_run IS NULL OR s.last_run >= ?1)",
+        (seq,),
+    )
+    return sorted((issuer, serial.hex().upper(), label) for issuer, serial, label in rows)
 
 
 @dataclass(frozen=True, slots=True)

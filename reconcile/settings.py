@@ -254,7 +254,7 @@ class Settings:
         None,
         "evidence.database",
         "RECONCILE_EVIDENCE_DB",
-        help="device evidence store (default: the history DB)",
+        help="device evidence SQLite store (default: evidence.db in the user data dir)",
     )
 
     def resolved_as_of(self) -> datetime:

@@ -125,11 +125,11 @@ def test_failed_enrollment(result: RunResult, store: EvidenceStore) -> None:
     lines = timeline(text)
     assert_sorted(lines)
     assert any(
-        "device android log: enrollment requested [enrollment_requested]" in l for l in lines
+        "device android log: enrollment requested [enrollment_requested]" in line for line in lines
     )
     assert any(
-        "FAILED: CA refused the request: CertRep pkiStatus=FAILURE failInfo=badRequest" in l
-        for l in lines
+        "FAILED: CA refused the request: CertRep pkiStatus=FAILURE failInfo=badRequest" in line
+        for line in lines
     )
     assert lines[-2].endswith("this run: not_installed")
 

@@ -67,13 +67,14 @@ def test_findings_appear_age_and_resolve(db):
     assert "Resolved:\n  01 PC-1 (not_reported, first seen 2026-11-20, 3 d)" in text
     assert "Open longest:\n  02 PC-2 (not_installed, first seen 2026-11-20, 3 d)" in text
 
+    day0, day3 = int(AS_OF.timestamp()), int((AS_OF + timedelta(days=3)).timestamp())
     row = db.execute(
         "SELECT first_seen, last_seen, times_seen, resolved_at, last_status FROM findings"
-        " WHERE serial = '02'"
+        " WHERE serial = x'02'"
     ).fetchone()
-    assert row == ("2026-11-20T02:00:00Z", "2026-11-23T02:00:00Z", 2, None, "not_installed")
-    resolved = db.execute("SELECT resolved_at FROM findings WHERE serial = '01'").fetchone()
-    assert resolved == ("2026-11-23T02:00:00Z",)
+    assert row == (day0, day3, 2, None, "not_installed")
+    resolved = db.execute("SELECT resolved_at FROM findings WHERE serial = x'01'").fetchone()
+    assert resolved == (day3,)
 
 
 def test_reopened_finding_keeps_first_seen_and_counts_as_new(db):
@@ -159,7 +160,7 @@ def test_error_mid_run_rolls_back(db):
     with pytest.raises(RuntimeError):
         history.record_run(db, night(1, finding(2)), 1, 1, hook=fail)
     assert [r.run_id for r in history.list_runs(db)] == ["run-0"]
-    assert db.execute("SELECT serial, resolved_at FROM findings").fetchall() == [("01", None)]
+    assert db.execute("SELECT serial, resolved_at FROM findings").fetchall() == [(b"\x01", None)]
 
 
 def _dump(path: Path) -> list[str]:

@@ -163,7 +163,7 @@ class ExportReader:
         self.format = dialect.name
         self._trailers = dialect.trailers
         self._offset = number
-        self._csv_reader = csv.reader(self._text.lines, delimiter=delimiter)
+        self._csv_reader = csv.reader(self._text.lines, delimiter=delimiter, strict=True)
         self._convert = build_converter(dialect, header, source=self._source, issuer=options.issuer)
         log.debug(
             "%s: %s, %s, delimiter %r, %d columns",

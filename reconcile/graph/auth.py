@@ -8,7 +8,6 @@ Every failure becomes one AuthError line: the AADSTS code, what it means and the
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -456,7 +455,7 @@ class DeviceCodeFlow:
             return
         try:
             self._cache.deserialize(text)
-        except (ValueError, json.JSONDecodeError):
+        except ValueError:
             log.warning("ignoring unreadable token cache %s", self._path)
 
     def _save(self) -> None:

@@ -202,3 +202,33 @@ def test_secret_and_tokens_never_surface(
             assert secret not in text, f"secret or token in {where}"
         if where != "all logs":  # httpx logs full URLs at INFO; reconcile keeps httpx quiet
             assert "sig=" not in text, f"SAS signature in {where}"
+
+
+def test_certificate_sign_in(tmp_path: Path) -> None:
+    from tests.emulator.test_server import _self_signed
+
+    key, cert = _self_signed()
+    pem = tmp_path / "app.pem"
+    pem.write_text(key + cert.decode(), encoding="utf-8")
+    with GraphEmulator(
+        snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT, client_certificate=cert
+    ) as emu:
+        settings = settings_for(
+            emu,
+            RECONCILE_AUTH="certificate",
+            RECONCILE_CERTIFICATE=str(pem),
+            RECONCILE_CLIENT_SECRET="",
+        )
+        assert_same_as_demo(fetch_snapshot(settings, tmp_path / "snap"), "states")
+        (token,) = emu.requests_for("token")
+        assert token.status == 200
+
+
+def test_managed_identity_sign_in(
+    fresh: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IDENTITY_ENDPOINT", fresh.managed_identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", fresh.identity_header)
+    settings = settings_for(fresh, RECONCILE_AUTH="managed-identity", RECONCILE_CLIENT_SECRET="")
+    assert_same_as_demo(fetch_snapshot(settings, tmp_path / "snap"), "states")
+    assert [r.status for r in fresh.requests_for("msi")] == [200]
