@@ -675,7 +675,7 @@ def explain_command(
     """
     from reconcile import history, pipeline
     from reconcile.evidence.store import EvidenceStore, evidence_path
-    from reconcile.explain import RunHistory, explain, render_explanation
+    from reconcile.explain import explain, render_explanation
 
     settings = build_settings(
         config,
@@ -704,14 +704,14 @@ def explain_command(
         log_format=log_format,
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
-    result = pipeline.run(settings)
+    result = pipeline.run(settings, keep_all=True)
     path = evidence_path(settings)
-    with RunHistory(history.database_path(settings.history_db)) as past:
-        if path.exists():
-            with EvidenceStore(path, create=False) as store:
-                explanation = explain(query, result, store, past)
-        else:
-            explanation = explain(query, result, None, past)
+    past = history.database_path(settings.history_db)
+    if path.exists():
+        with EvidenceStore(path, create=False) as store:
+            explanation = explain(query, result, store, past)
+    else:
+        explanation = explain(query, result, None, past)
     typer.echo(render_explanation(explanation), nl=False)
     raise typer.Exit(EXIT_OK)
 

@@ -7,16 +7,18 @@ do. This module assembles that from a RunResult and the evidence store; it print
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 from reconcile.advice import next_step
-from reconcile.errors import UsageError
+from reconcile.errors import ReconcileError, UsageError
 from reconcile.evidence.apply import CLOCK_SKEW, device_keys, relevant_records
 from reconcile.evidence.model import EvidenceRecord, device_key
 from reconcile.evidence.store import EvidenceStore
@@ -59,15 +61,11 @@ class Explanation:
     unknown_to_ca: tuple[IntuneCertificate, ...]
 
 
-HistoryLookup = Callable[[Verdict], Sequence[TimelineEvent]]
-"""Extra timeline events for a certificate from the run history (see ``RunHistory``)."""
-
-
 def explain(
     query: str,
     result: RunResult,
     evidence_store: EvidenceStore | None,
-    history: HistoryLookup | None = None,
+    history: Path | None = None,
 ) -> Explanation:
     """The certificates a serial (any spelling) or a device name refers to; UsageError if none."""
     text = query.strip()
@@ -79,7 +77,8 @@ def explain(
         verdicts = [v for v in result.verdicts if v.ca.serial == serial]
         unknown = [r for r in result.unknown_to_ca if r.serial == serial]
         if verdicts or unknown:
-            stories = [_story(v, result, records, history) for v in verdicts]
+            verdicts = _with_history(verdicts, result, history)
+            stories = [_story(v, result, records) for v in verdicts]
             return Explanation(
                 text, QueryKind.SERIAL, result.as_of, tuple(stories), (), tuple(unknown)
             )
@@ -96,7 +95,8 @@ def explain(
             "give a serial number from the CA export or an Intune device name"
         )
     verdicts.sort(key=lambda v: (v.ca.not_before or result.as_of, v.ca.serial))
-    stories = [_story(v, result, records, history) for v in verdicts]
+    verdicts = _with_history(verdicts, result, history)
+    stories = [_story(v, result, records) for v in verdicts]
     return Explanation(
         text,
         QueryKind.DEVICE,
@@ -105,6 +105,43 @@ def explain(
         tuple(device_records),
         tuple(unknown),
     )
+
+
+class _Discard(Exception):
+    """Raised inside history.recording so that the trial recording is rolled back."""
+
+
+def _with_history(verdicts: list[Verdict], result: RunResult, path: Path | None) -> list[Verdict]:
+    """Fill first_seen, age and new-since-last-run from the run history, changing nothing.
+
+    The history's own recording logic computes these; running it on the explained verdicts
+    inside its transaction and then rolling back gives the same answer a run would, without
+    reconcile depending on the history schema. History is context: if it cannot be read,
+    explain goes on without it.
+    """
+    if path is None or not path.is_file() or not verdicts:
+        return verdicts
+    from reconcile import history as run_history
+
+    trial = dataclasses.replace(result, verdicts=tuple(verdicts), unknown_to_ca=())
+    try:
+        db = run_history.open_db(path)
+    except ReconcileError as exc:
+        log.warning("run history not read: %s", exc)
+        return verdicts
+    annotated = verdicts
+    try:
+        with (
+            contextlib.suppress(_Discard),
+            run_history.recording(db, trial, 0, 0.0) as (recorded, _delta),
+        ):
+            annotated = list(recorded.verdicts)
+            raise _Discard
+    except sqlite3.Error as exc:
+        log.warning("%s: run history not read: %s", path, exc)
+    finally:
+        db.close()
+    return annotated
 
 
 def _serial(text: str) -> int | None:
@@ -151,12 +188,7 @@ def _superseded_by(verdict: Verdict, result: RunResult) -> Verdict | None:
     return min(newer, key=lambda v: (v.ca.not_before, v.ca.serial)) if newer else None
 
 
-def _story(
-    verdict: Verdict,
-    result: RunResult,
-    records: list[EvidenceRecord],
-    history: HistoryLookup | None,
-) -> CertificateStory:
+def _story(verdict: Verdict, result: RunResult, records: list[EvidenceRecord]) -> CertificateStory:
     start, end = _window(verdict, result)
     evidence = [
         r
@@ -167,8 +199,6 @@ def _story(
     events = list(_certificate_events(verdict, result.as_of, superseded_by))
     for record in evidence:
         events.extend(_evidence_events(record))
-    if history is not None:
-        events.extend(history(verdict))
     return CertificateStory(
         verdict=verdict,
         next_step=verdict.next_step or next_step(verdict),
@@ -306,57 +336,3 @@ def _render_story(story: CertificateStory) -> list[str]:
         when = iso_z(event.time) if event.time is not None else "time unknown".ljust(20)
         lines.append(f"     {when}  {event.what}")
     return lines
-
-
-class RunHistory:
-    """Reads the run history read-only for the timeline; a HistoryLookup, and a context manager.
-
-    Relies on the history schema's ``findings`` table (first_seen, last_seen, times_seen,
-    resolved_at) keyed by ``reconcile.history.finding_key``. History is context, not a
-    requirement: an unreadable database is logged and explain goes on without it.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.db: sqlite3.Connection | None = None
-        if path.exists():
-            try:
-                self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            except sqlite3.Error as exc:
-                log.warning("%s: run history not read: %s", path, exc)
-
-    def __enter__(self) -> RunHistory:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.db is not None:
-            self.db.close()
-
-    def __call__(self, verdict: Verdict) -> Sequence[TimelineEvent]:
-        from reconcile.history import finding_key
-
-        if self.db is None:
-            return ()
-        try:
-            row = self.db.execute(
-                "SELECT first_seen, last_seen, times_seen, resolved_at FROM findings"
-                " WHERE issuer = ? AND serial = ?",
-                finding_key(verdict),
-            ).fetchone()
-        except sqlite3.Error as exc:
-            log.warning("%s: run history not read: %s", self.path, exc)
-            return ()
-        if row is None:
-            return ()
-        first, last, times, resolved = row
-        events = [
-            TimelineEvent(_ts(first), "history: first run that reported it as a finding"),
-            TimelineEvent(_ts(last), f"history: last run that reported it ({times} runs)"),
-        ]
-        if resolved:
-            events.append(TimelineEvent(_ts(resolved), "history: no longer a finding"))
-        return events
-
-
-def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -45,8 +45,8 @@ def parse_serial(text: str, base: int = 16) -> int:
         raise ValueError(f"serial base must be 16 or 10, not {base}")
     if not cleaned:
         raise ValueError("empty serial number")
-    # int() would also take '_', a sign and non-ASCII digits; it refuses everything else itself.
-    if not cleaned.isascii() or "_" in cleaned or cleaned[0] in "+-":
+    # int() alone would also take '_', signs, blanks and non-ASCII digits.
+    if not (cleaned.isascii() and cleaned.isalnum()):
         if base == 10 and cleaned[0] == "-" and cleaned[1:].isdecimal() and cleaned.isascii():
             raise ValueError(f"serial number {stripped[:60]!r} is negative")
         raise ValueError(f"serial number {stripped[:60]!r} is not {kind}")
@@ -93,10 +93,11 @@ def common_name(dn: str) -> str | None:
         value = match.group(1) if match else None
     if value is None:
         return None
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1].replace('""', '"')
+    quoted = value.strip()
+    if len(quoted) >= 2 and quoted[0] == quoted[-1] == '"':
+        value = quoted[1:-1].replace('""', '"')
     else:
+        # Unescape before stripping: "\ " is an escaped, significant trailing space.
         value = _ESCAPE.sub(_unescape, value).strip()
     return value or None
 

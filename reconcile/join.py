@@ -8,7 +8,8 @@ not_installed, not_reported.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,30 +36,40 @@ class JoinOptions:
 class JoinResult:
     verdicts: tuple[Verdict, ...]
     unknown_to_ca: tuple[IntuneCertificate, ...]
+    dropped: dict[str, int]
 
 
 _Key = tuple[str, str]
 
 
 class _IntuneIndex:
-    """Intune records by serial (and by thumbprint for records that carry no serial)."""
+    """Intune records by serial (and by thumbprint for records that carry no serial).
+
+    Most serials have one record, so the first one sits in a plain dict and only the rare
+    second or third goes to a list: a million one-element lists would cost 60 MB.
+    """
 
     def __init__(self, records: Sequence[IntuneCertificate]):
-        self.by_serial: dict[int, list[IntuneCertificate]] = {}
+        self.first: dict[int, IntuneCertificate] = {}
+        self.more: dict[int, list[IntuneCertificate]] = {}
         self.by_thumbprint: dict[str, list[IntuneCertificate]] = {}
         for record in records:
             if record.serial is not None:
-                self.by_serial.setdefault(record.serial, []).append(record)
+                if record.serial in self.first:
+                    self.more.setdefault(record.serial, []).append(record)
+                else:
+                    self.first[record.serial] = record
             elif record.thumbprint is not None:
                 self.by_thumbprint.setdefault(record.thumbprint, []).append(record)
 
     def match(self, cert: CaCertificate, ca_issuer: str | None) -> list[IntuneCertificate]:
-        found = self.by_serial.get(cert.serial)
+        first = self.first.get(cert.serial)
+        found = [first, *self.more.get(cert.serial, ())] if first is not None else []
         if found and ca_issuer is not None:
             found = [r for r in found if r.issuer is None or issuer_key(r.issuer) == ca_issuer]
         if not found and cert.thumbprint is not None:
-            found = self.by_thumbprint.get(cert.thumbprint)
-        return found or []
+            found = self.by_thumbprint.get(cert.thumbprint, [])
+        return found
 
 
 def _best(records: list[IntuneCertificate]) -> IntuneCertificate:
@@ -148,19 +159,26 @@ def classify(
     intune: Sequence[IntuneCertificate],
     devices: Sequence[ManagedDevice] | None,
     options: JoinOptions,
+    keep_all: bool = True,
+    keep_if: Callable[[Verdict], bool] | None = None,
 ) -> JoinResult:
-    """Classify every CA certificate; ``devices`` is None when managed devices were not read."""
+    """Classify every CA certificate as it streams past; ``devices`` is None when not read.
+
+    Statuses up to within_grace are decided on the spot; the rest (the only ones that can be
+    findings) wait until every delivered certificate is known, because a renewal later in the
+    export can supersede them. Without ``keep_all`` the decided ones are only counted, unless
+    ``keep_if`` asks for them (device evidence needs a device's delivered renewals too).
+    """
     index = _IntuneIndex(intune)
     lookup = _Devices(devices, intune)
     wanted = frozenset(t.casefold() for t in options.templates)
     grace_start = options.as_of - timedelta(hours=options.grace_hours)
     issuer_keys: dict[str | None, str | None] = {}
-
-    certs: list[CaCertificate] = []
-    matches: list[IntuneCertificate | None] = []
-    base: list[Status | None] = []
-    matched: set[int] = set()
     newest_delivered: dict[_Key, datetime] = {}
+    matched: set[int] = set()
+    kept: list[Verdict | None] = []
+    pending: list[tuple[int, CaCertificate, IntuneCertificate | None]] = []
+    dropped: Counter[str] = Counter()
 
     for known in intune:
         link = _intune_link(known)
@@ -173,7 +191,7 @@ def classify(
         found = index.match(cert, issuer_keys[cert.issuer])
         matched.update(id(r) for r in found)
         record = _best(found) if found else None
-        status: Status | None
+        status: Status
         if not _in_scope(cert, wanted):
             status = Status.OUT_OF_SCOPE
         elif cert.revoked_at is not None:
@@ -190,38 +208,52 @@ def classify(
         elif cert.not_before is not None and cert.not_before > grace_start:
             status = Status.WITHIN_GRACE
         else:
-            status = None
-        certs.append(cert)
-        matches.append(record)
-        base.append(status)
+            pending.append((len(kept), cert, record))
+            kept.append(None)
+            continue
+        if keep_all:
+            kept.append(_verdict(status, cert, record, lookup, options, None))
+        elif keep_if is not None and keep_if(
+            verdict := _verdict(status, cert, record, lookup, options, None)
+        ):
+            kept.append(verdict)
+        else:
+            dropped[status.value] += 1
 
-    verdicts = []
-    for cert, record, status in zip(certs, matches, base, strict=True):
-        superseded_at = None
-        if status is None:
-            superseded_at = _newer_delivered(cert, record, newest_delivered, options)
-            if superseded_at is not None:
-                status = Status.SUPERSEDED
-            elif record is not None:
-                status = Status.NOT_INSTALLED
-            else:
-                status = Status.NOT_REPORTED
-        device, gone = lookup.state(record, _ca_device(cert, options.device_pattern))
-        verdicts.append(
-            Verdict(
-                ca=cert,
-                status=status,
-                reason=_reason(status, cert, record, options, superseded_at),
-                intune=record,
-                device=device,
-                device_gone=gone,
-            )
-        )
+    for position, cert, record in pending:
+        superseded_at = _newer_delivered(cert, record, newest_delivered, options)
+        if superseded_at is not None:
+            status = Status.SUPERSEDED
+        elif record is not None:
+            status = Status.NOT_INSTALLED
+        else:
+            status = Status.NOT_REPORTED
+        kept[position] = _verdict(status, cert, record, lookup, options, superseded_at)
 
     covered = {k for k in issuer_keys.values() if k is not None}
     # An export without issuer could be from any CA, so every Intune issuer counts as covered.
     unknown = _unknown_to_ca(intune, matched, covered, every_issuer=None in issuer_keys)
-    return JoinResult(verdicts=tuple(verdicts), unknown_to_ca=unknown)
+    verdicts = tuple(v for v in kept if v is not None)
+    return JoinResult(verdicts=verdicts, unknown_to_ca=unknown, dropped=dict(dropped))
+
+
+def _verdict(
+    status: Status,
+    cert: CaCertificate,
+    record: IntuneCertificate | None,
+    lookup: _Devices,
+    options: JoinOptions,
+    superseded_at: datetime | None,
+) -> Verdict:
+    device, gone = lookup.state(record, _ca_device(cert, options.device_pattern))
+    return Verdict(
+        ca=cert,
+        status=status,
+        reason=_reason(status, cert, record, options, superseded_at),
+        intune=record,
+        device=device,
+        device_gone=gone,
+    )
 
 
 def _keep_newest(table: dict[_Key, datetime], key: _Key, when: datetime) -> None:

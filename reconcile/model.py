@@ -6,6 +6,7 @@ frozen records.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -157,7 +158,13 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """Everything one run produced; formatters, history and the CLI read only this."""
+    """Everything one run produced; formatters, history and the CLI read only this.
+
+    ``verdicts`` holds every finding, and every other CA certificate only when the run was asked
+    to keep them all (``--all``, explain, verify); the statuses of those not kept are counted in
+    ``dropped``. At a million certificates that is the difference between fitting in memory
+    or not.
+    """
 
     run_id: str
     as_of: datetime
@@ -170,6 +177,7 @@ class RunResult:
     intune_sources: tuple[str, ...] = ()
     tenant_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    dropped: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def findings(self) -> tuple[Verdict, ...]:
@@ -178,6 +186,8 @@ class RunResult:
     def counts(self) -> dict[str, int]:
         """Counts per status, every status present (zeros included) in a fixed order."""
         counts = dict.fromkeys((s.value for s in Status), 0)
+        for status, count in self.dropped.items():
+            counts[status] += count
         for verdict in self.verdicts:
             counts[verdict.status.value] += 1
         counts["unknown_to_ca"] = len(self.unknown_to_ca)

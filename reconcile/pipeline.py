@@ -7,55 +7,64 @@ import hashlib
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile import accepted
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.errors import ConfigError, InputError, UsageError
-from reconcile.evidence.apply import apply_stored_evidence
+from reconcile.evidence.apply import apply_stored_evidence, device_keys
+from reconcile.evidence.model import device_key
+from reconcile.evidence.store import EvidenceStore, evidence_path
 from reconcile.intune.snapshot import Snapshot, read_snapshot
 from reconcile.join import JoinOptions, classify
-from reconcile.model import CaCertificate, InputFile, Reject, RunResult
+from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
 
 log = logging.getLogger("reconcile")
 
 
-@dataclass(frozen=True)
-class CaRead:
-    certificates: list[CaCertificate]
-    rejects: list[Reject]
-    inputs: list[InputFile]
+class CaExports:
+    """Every export opened up front (so a bad file fails before a long Graph fetch), then
+    streamed once; each bad row is logged with file:line and kept as a Reject."""
 
+    def __init__(self, settings: Settings):
+        if not settings.ca_exports:
+            raise UsageError("no CA export given: pass --ca-export PATH (repeatable)")
+        options = ReaderOptions.from_settings(settings)
+        self.strict = settings.strict
+        self.rejects: list[Reject] = []
+        self.inputs: list[InputFile] = []
+        self._readers: list[ExportReader] = []
+        try:
+            for path in settings.ca_exports:
+                self._readers.append(ExportReader(path, options))
+        except BaseException:
+            self.close()
+            raise
 
-def read_ca_exports(settings: Settings) -> CaRead:
-    """Stream every export; each bad row is logged with file:line and kept as a Reject."""
-    if not settings.ca_exports:
-        raise UsageError("no CA export given: pass --ca-export PATH (repeatable)")
-    options = ReaderOptions.from_settings(settings)
-    certificates: list[CaCertificate] = []
-    rejects: list[Reject] = []
-    inputs: list[InputFile] = []
-    for path in settings.ca_exports:
-        reader = ExportReader(path, options)
-        log.info("reading %s as %s", path, reader.format)
-        for item in reader:
-            if isinstance(item, Reject):
-                log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
-                if settings.strict:
-                    raise InputError(
-                        f"rejected row (--strict): {item.reason}", item.source, item.line
-                    )
-                rejects.append(item)
-            else:
-                certificates.append(item)
-        inputs.append(reader.input_file())
-    return CaRead(certificates, rejects, inputs)
+    def __iter__(self) -> Iterator[CaCertificate]:
+        for reader in self._readers:
+            log.info("reading %s as %s", reader.path, reader.format)
+            with reader:
+                for item in reader:
+                    if isinstance(item, CaCertificate):
+                        yield item
+                        continue
+                    log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
+                    if self.strict:
+                        raise InputError(
+                            f"rejected row (--strict): {item.reason}", item.source, item.line
+                        )
+                    self.rejects.append(item)
+            self.inputs.append(reader.input_file())
+
+    def close(self) -> None:
+        for reader in self._readers:
+            reader.close()
 
 
 def _fetch(settings: Settings, target: Path) -> Path:
@@ -127,17 +136,42 @@ def _bulk_allocation() -> Iterator[None]:
             gc.enable()
 
 
-def run(settings: Settings) -> RunResult:
-    """Read, join and enrich; raises ReconcileError subclasses, never writes a report."""
+def _evidence_devices(settings: Settings) -> frozenset[str]:
+    """Devices with stored logs: their delivered certificates must stay in the result, because
+    an install in a log belongs to the newest certificate issued before it."""
+    path = evidence_path(settings)
+    if not path.exists():
+        return frozenset()
+    with EvidenceStore(path, create=False) as store:
+        return frozenset(device_key(r.device) for r in store.records() if r.device)
+
+
+def _keep_if(settings: Settings) -> Callable[[Verdict], bool] | None:
+    devices = _evidence_devices(settings)
+    if not devices:
+        return None
+    return lambda verdict: not devices.isdisjoint(device_keys(verdict))
+
+
+def run(settings: Settings, keep_all: bool | None = None) -> RunResult:
+    """Read, join and enrich; raises ReconcileError subclasses, never writes a report.
+
+    ``keep_all`` keeps a verdict for every CA certificate (default: only with ``--all``);
+    otherwise non-findings are only counted, which keeps a million-row run in memory.
+    """
     with _bulk_allocation():
-        return _run(settings)
+        return _run(settings, settings.all_rows if keep_all is None else keep_all)
 
 
-def _run(settings: Settings) -> RunResult:
+def _run(settings: Settings, keep_all: bool) -> RunResult:
     as_of = settings.resolved_as_of()
     pattern = _device_pattern(settings)
-    ca = read_ca_exports(settings)
-    snapshot = load_intune(settings)
+    ca = CaExports(settings)
+    try:
+        snapshot = load_intune(settings)
+    except BaseException:
+        ca.close()
+        raise
     for reject in snapshot.rejects:
         log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
     if settings.strict and snapshot.rejects:
@@ -145,7 +179,7 @@ def _run(settings: Settings) -> RunResult:
         raise InputError(f"rejected record (--strict): {first.reason}", first.source, first.line)
     has_devices = "managed_devices" in snapshot.metadata.get("counts", {})
     joined = classify(
-        ca.certificates,
+        ca,
         snapshot.certificates,
         snapshot.devices if has_devices else None,
         JoinOptions(
@@ -154,6 +188,8 @@ def _run(settings: Settings) -> RunResult:
             templates=settings.templates,
             device_pattern=pattern,
         ),
+        keep_all=keep_all,
+        keep_if=None if keep_all else _keep_if(settings),
     )
     inputs = [*ca.inputs, *snapshot.inputs]
     verdicts = joined.verdicts
@@ -172,5 +208,6 @@ def _run(settings: Settings) -> RunResult:
         templates=settings.templates,
         intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
+        dropped=joined.dropped,
     )
     return with_next_steps(apply_stored_evidence(result, settings))

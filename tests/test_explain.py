@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from reconcile.errors import UsageError
 from reconcile.evidence.add import add_logs, parse_options
 from reconcile.evidence.apply import apply_evidence
 from reconcile.evidence.store import EvidenceStore
-from reconcile.explain import QueryKind, RunHistory, explain, render_explanation
+from reconcile.explain import QueryKind, explain, render_explanation
 from reconcile.model import RunResult, Status
 from tests.factories import ca_cert, intune_cert, result_with, verdict
 
@@ -186,19 +187,32 @@ def test_unknown_serial_or_device_is_a_usage_error(result: RunResult) -> None:
         explain("nobody-here", result, None)
 
 
-def test_history_adds_to_the_timeline(
+def test_history_fills_first_seen_without_recording(
     result: RunResult, store: EvidenceStore, tmp_path: Path
 ) -> None:
     path = tmp_path / "history.sqlite3"
     db = history.open_db(path)
     try:
-        history.record_run(db, result, 1, 1.0, started_at=AS_OF)
+        earlier = replace(result, as_of=AS_OF - timedelta(days=6), run_id="earlier")
+        history.record_run(db, earlier, 1, 1.0, started_at=AS_OF - timedelta(days=6))
+        runs_before = len(history.list_runs(db))
     finally:
         db.close()
 
-    with RunHistory(path) as lookup:
-        text = render_explanation(explain("2C3D", result, store, lookup))
+    text = render_explanation(explain("2C3D", result, store, path))
 
-    assert "history: first run that reported it as a finding" in text
-    assert "history: last run that reported it (1 runs)" in text
+    assert "   history:   finding since 2024-03-14T02:00:00Z (6 days)" in text
+    assert "2024-03-14T02:00:00Z  first reported as a finding by reconcile" in text
     assert_sorted(timeline(text))
+    db = history.open_db(path)
+    try:
+        assert len(history.list_runs(db)) == runs_before
+    finally:
+        db.close()
+
+
+def test_no_history_file_is_fine(result: RunResult, store: EvidenceStore, tmp_path: Path) -> None:
+    text = render_explanation(explain("2C3D", result, store, tmp_path / "none.sqlite3"))
+
+    assert "history:" not in text
+    assert not (tmp_path / "none.sqlite3").exists()

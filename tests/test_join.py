@@ -154,3 +154,34 @@ def test_certificate_without_record_on_a_retired_device_is_flagged_gone():
     assert never_seen.device_gone is False and never_seen.device is None
     present = status_of(ca_cert(), [], devices=[device("PC-01")])
     assert present.device is not None and present.device_gone is False
+
+
+def test_without_keep_all_only_findings_are_built_and_the_rest_counted():
+    certs = [
+        ca_cert(serial=1),
+        ca_cert(serial=2),
+        ca_cert(serial=3, revoked_at=AS_OF),
+        ca_cert(serial=4, line=9),
+    ]
+    records = [intune_cert(serial=1), intune_cert(serial=2, state="installFailed", device_name="X")]
+    result = classify(certs, records, None, OPTIONS, keep_all=False)
+    assert [(v.ca.serial, v.status) for v in result.verdicts] == [
+        (2, Status.NOT_INSTALLED),
+        (4, Status.NOT_REPORTED),
+    ]
+    assert result.dropped == {"delivered": 1, "revoked": 1}
+
+
+def test_keep_if_keeps_chosen_non_findings_without_keep_all():
+    certs = [ca_cert(serial=1), ca_cert(serial=2, common_name="PC-02")]
+    records = [intune_cert(serial=1), intune_cert(serial=2, device_name="PC-02")]
+    result = classify(
+        certs,
+        records,
+        None,
+        OPTIONS,
+        keep_all=False,
+        keep_if=lambda v: v.ca.common_name == "PC-02",
+    )
+    assert [v.ca.serial for v in result.verdicts] == [2]
+    assert result.dropped == {"delivered": 1}

@@ -48,7 +48,7 @@ _MAPPED_KEYS = _COMMON_KEYS | {"serial_base", "date_format", "delimiter", "revok
 
 def header_key(text: str) -> str:
     """How header cells are compared: spaces, quotes and a stray BOM ignored, case-folded."""
-    return text.strip().strip('"').strip().lstrip("\ufeff").casefold()
+    return text.strip().lstrip("\ufeff").strip().strip('"').strip().casefold()
 
 
 @dataclass(frozen=True)

@@ -246,12 +246,13 @@ def fetch_report(
             )
         if stop.is_set():
             return
-        if polling.clock() + delay > deadline:
+        remaining = deadline - polling.clock()
+        if remaining <= 0:
             raise UpstreamError(
                 f"report export job {job_id} still {status} after {polling.timeout:.0f} s; "
                 "raise intune.export_timeout (RECONCILE_EXPORT_TIMEOUT)"
             )
-        polling.sleep(delay)
+        polling.sleep(min(delay, remaining))
         delay = min(delay * 1.5, polling.max_delay)
         job = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
     url = job.get("url")

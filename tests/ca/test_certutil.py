@@ -73,11 +73,7 @@ def test_revoked_by_date_and_by_disposition(read: Read, ca_fixtures: Path) -> No
 
 
 def test_revocation_date_without_disposition_column(read: Read, tmp_path: Path) -> None:
-    text = (
-        '"Serial Number","Revocation Date"\r\n'
-        '"0a","5/1/2026 10:00 AM GMT"\r\n'
-        '"0b",EMPTY\r\n'
-    )
+    text = '"Serial Number","Revocation Date"\r\n"0a","5/1/2026 10:00 AM GMT"\r\n"0b",EMPTY\r\n'
     rows = read(write(tmp_path / "x.csv", text, "utf-8")).records
     assert [r.revoked_at for r in rows] == [utc(2026, 5, 1, 10, 0), None]
 
@@ -126,7 +122,9 @@ def test_encodings_give_identical_results(
     )
 
 
-def test_legacy_code_page_non_ascii_common_name(read: Read, ca_fixtures: Path, tmp_path: Path) -> None:
+def test_legacy_code_page_non_ascii_common_name(
+    read: Read, ca_fixtures: Path, tmp_path: Path
+) -> None:
     text = fixture_text(ca_fixtures / "certutil-en.csv")
     path = write(tmp_path / "cp1252.csv", text, "cp1252")
     assert "Zoë".encode("cp1252") in path.read_bytes()
@@ -142,14 +140,14 @@ def test_other_legacy_code_page(read: Read, ca_fixtures: Path, tmp_path: Path) -
     assert rows[3].common_name == "Zoë Müller"
 
 
-def test_forced_encoding_rejects_undecodable_rows(read: Read, ca_fixtures: Path, tmp_path: Path) -> None:
+def test_forced_encoding_rejects_undecodable_rows(
+    read: Read, ca_fixtures: Path, tmp_path: Path
+) -> None:
     text = fixture_text(ca_fixtures / "certutil-en.csv")
     path = write(tmp_path / "cp1252.csv", text, "cp1252")
     result = read(path, encoding="utf-8")
     assert [r.line for r in result.records] == [2, 4, 5, 6]
-    assert [(r.line, r.reason) for r in result.rejects] == [
-        (3, "bytes that are not valid utf-8")
-    ]
+    assert [(r.line, r.reason) for r in result.rejects] == [(3, "bytes that are not valid utf-8")]
 
 
 def test_forced_utf16_encoding_with_bom(read: Read, ca_fixtures: Path, tmp_path: Path) -> None:
@@ -230,7 +228,9 @@ def test_forced_certutil_without_serial_column(ca_fixtures: Path) -> None:
 
 
 def test_certutil_header_without_serial(tmp_path: Path) -> None:
-    path = write(tmp_path / "x.csv", '"Issued Request ID","Issued Common Name"\r\n"1","a"\r\n', "utf-8")
+    path = write(
+        tmp_path / "x.csv", '"Issued Request ID","Issued Common Name"\r\n"1","a"\r\n', "utf-8"
+    )
     with pytest.raises(InputError, match="certutil export without the 'Serial Number' column"):
         ExportReader(path, ReaderOptions())
 
@@ -253,9 +253,9 @@ def test_gmt_marker_wins_over_the_zone(read: Read, ca_fixtures: Path) -> None:
 
 
 def test_input_file_before_reading_is_an_error(ca_fixtures: Path) -> None:
-    with ExportReader(ca_fixtures / "certutil-en.csv", ReaderOptions()) as reader:
-        with pytest.raises(RuntimeError):
-            reader.input_file()
+    reader = ExportReader(ca_fixtures / "certutil-en.csv", ReaderOptions())
+    with reader, pytest.raises(RuntimeError):
+        reader.input_file()
 
 
 def test_reader_streams_once(ca_fixtures: Path) -> None:

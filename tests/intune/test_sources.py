@@ -164,11 +164,16 @@ def test_failed_report_job_is_an_upstream_error() -> None:
 
 def test_report_job_timeout_is_an_upstream_error() -> None:
     cloud = FakeCloud(export_statuses=["inProgress"])
+    client, clock, _ = make_client(cloud)
+    polling = ExportPolling(60, clock=clock, sleep=clock.sleep)
+    start = clock.now
     with pytest.raises(UpstreamError, match="still inProgress after 60 s"):
-        run_report(cloud, timeout=60)
-    # polled with growing delays and never slept past the deadline
-    sleeps = [r for r in cloud.requests if r.method == "GET"]
-    assert 3 <= len(sleeps) <= 10
+        fetch_report(client, SharedSink(ListSink()), polling, threading.Event())
+    # growing delays, the last one cut to the deadline, one last look at the job there
+    assert clock.sleeps[:3] == [2.0, 3.0, 4.5]
+    assert clock.now - start == pytest.approx(60.0)
+    polls = [r for r in cloud.requests if r.method == "GET"]
+    assert len(polls) == len(clock.sleeps)
 
 
 def read(data: bytes, max_csv: int = 1 << 20) -> list[dict[str, Any]]:
