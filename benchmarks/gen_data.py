@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import shutil
 import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from reconcile.demo import (
     DEMO_AS_OF,
@@ -506,7 +509,6 @@ class _DemoRow:
     requester: str
     profile: Profile | None
     device: DemoDevice | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def build_demo(out: Path) -> dict[str, Any]:
@@ -737,6 +739,7 @@ def _manifest(rows: list[_DemoRow], intune_only: list[dict[str, Any]]) -> dict[s
 # --- the benchmark data set ---------------------------------------------------------------------
 
 BENCH_SEED = 7
+BENCH_SHARDS = 4
 BENCH_PROFILES = (
     # (platform, device name prefix, profiles)
     ("win", "WIN", (
@@ -854,46 +857,55 @@ class _Clock:
         )
 
 
-def write_bench(
-    rows: int, out: Path, *, utf16: bool = False, seed: int = BENCH_SEED
-) -> dict[str, Any]:
-    """Write ``rows`` CA rows and exactly ``rows`` Intune certificate states, streaming."""
-    from reconcile import __version__
+@dataclass(frozen=True)
+class _Shard:
+    """One independent slice of the benchmark data, written to part files in ``directory``."""
 
+    index: int
+    rows: int
+    seed: int
+    first_device: int
+    first_request: int
+    directory: Path
+    ca_encoding: str
+
+
+def _bench_platforms(seed: int) -> list[tuple[str, str, list[tuple[Profile, str, str]], str]]:
     rng = random.Random(seed)
-    clock = _Clock(DEMO_AS_OF)
-    now = clock.now
-    year = 365 * 1440
     platforms = []
     for platform, prefix, group in BENCH_PROFILES:
         ids = [Profile(**{**p.__dict__, "id": guid(rng)}) for p in group]
         templates = [(p, _state_template(p, True), _state_template(p, False)) for p in ids]
         platforms.append((platform, prefix, templates, _OS[platform]))
+    return platforms
+
+
+def _write_shard(shard: _Shard) -> dict[str, Any]:
+    """Exactly ``shard.rows`` CA rows and as many Intune records; returns what it planted."""
+    rows = shard.rows
+    rng = random.Random(shard.seed * 1_000_003 + shard.index)
+    clock = _Clock(DEMO_AS_OF)
+    now = clock.now
+    year = 365 * 1440
+    platforms = _bench_platforms(shard.seed)
     device_tpl = _device_template()
     thresholds = []
     total = 0.0
     for name, share in BENCH_MIX:
         total += share
         thresholds.append((total, name))
-
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".snapshot.partial"
-    if tmp.exists():
-        for child in tmp.iterdir():
-            child.unlink()
-    tmp.mkdir(exist_ok=True)
-    ca_path = out / "ca_export.csv"
-    ca = ca_path.open("w", encoding="utf-16" if utf16 else "utf-8", newline="")
-    states = (tmp / "certificate_states.jsonl").open("w", encoding="utf-8", newline="\n")
-    devices = (tmp / "managed_devices.jsonl").open("w", encoding="utf-8", newline="\n")
-    ca.write("".join(certutil_line(CERTUTIL_HEADER)))
+    part = shard.directory
+    ca = (part / f"ca.{shard.index}").open("w", encoding=shard.ca_encoding, newline="")
+    states = (part / f"states.{shard.index}").open("w", encoding="utf-8", newline="\n")
+    devices = (part / f"devices.{shard.index}").open("w", encoding="utf-8", newline="\n")
 
     expected: Counter[str] = Counter()
     ca_buf: list[str] = []
     st_buf: list[str] = []
     dev_buf: list[str] = []
-    produced = records = device_count = managed = 0
-    request_id = 1000
+    produced = records = managed = 0
+    device_count = shard.first_device
+    request_id = shard.first_request
     random_ = rng.random
     bits = rng.getrandbits
     randint = rng.randint
@@ -939,7 +951,7 @@ def write_bench(
         nonlocal request_id, produced
         request_id += 1 if random_() < 0.9 else 2
         produced += 1
-        serial = f"{HIGH_SERIAL_BYTE:02x}{request_id:08x}{bits(64):016x}0000{request_id:08x}"
+        serial = ca_serial(request_id, bits(64))
         raw = rng.randbytes(20)
         profile = tpl[0]
         tcell = (template or profile.template).cell
@@ -1029,19 +1041,65 @@ def write_bench(
     win = platforms[0][2][0]
     for i in range(unknown):
         request_id += 3
-        serial = f"{HIGH_SERIAL_BYTE:02x}{request_id:08x}{bits(64):016x}0000{request_id:08x}"
-        record(win, f"WIN-X{i:07d}", "User", "installed", serial,
+        serial = ca_serial(request_id, bits(64))
+        record(win, f"WIN-X{shard.first_device + i:07d}", "User", "installed", serial,
                rng.randbytes(20).hex().upper(), now - randint(1500, 300 * 1440), year)  # fmt: skip
         if len(st_buf) >= 20000:
             states.write("".join(st_buf))
             st_buf.clear()
     expected["unknown_to_ca"] += unknown
     ca.write("".join(ca_buf))
-    ca.write(certutil_trailer(produced))
     states.write("".join(st_buf))
     devices.write("".join(dev_buf))
     for handle in (ca, states, devices):
         handle.close()
+    return {
+        "expected": dict(expected),
+        "devices": device_count - shard.first_device,
+        "managed": managed,
+    }
+
+
+def write_bench(
+    rows: int, out: Path, *, utf16: bool = False, seed: int = BENCH_SEED, jobs: int = 1
+) -> dict[str, Any]:
+    """Write ``rows`` CA rows and exactly ``rows`` Intune certificate states.
+
+    The work is cut into BENCH_SHARDS fixed slices (so the bytes do not depend on ``jobs``),
+    generated in up to ``jobs`` processes and concatenated.
+    """
+    from reconcile import __version__
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".snapshot.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    quotas = [rows // BENCH_SHARDS + (i < rows % BENCH_SHARDS) for i in range(BENCH_SHARDS)]
+    # Each slot uses at most 2 request ids, each padding record 3; ranges never overlap.
+    stride = 5 * (max(quotas) + 1)
+    shards = [
+        _Shard(i, quota, seed, sum(quotas[:i]), 1000 + i * stride, tmp,
+               "utf-16-le" if utf16 else "utf-8")
+        for i, quota in enumerate(quotas)
+        if quota
+    ]  # fmt: skip
+    if jobs > 1 and len(shards) > 1:
+        with ProcessPoolExecutor(min(jobs, len(shards))) as pool:
+            results = list(pool.map(_write_shard, shards))
+    else:
+        results = [_write_shard(shard) for shard in shards]
+
+    with (out / "ca_export.csv").open("wb") as ca:
+        header = certutil_line(CERTUTIL_HEADER)
+        ca.write(b"\xff\xfe" + header.encode("utf-16-le") if utf16 else header.encode())
+        _append_parts(ca, tmp, "ca", shards)
+        trailer = certutil_trailer(rows)
+        ca.write(trailer.encode("utf-16-le") if utf16 else trailer.encode())
+    for name, collection in (("states", "certificate_states"), ("devices", "managed_devices")):
+        with (tmp / f"{collection}.jsonl").open("wb") as handle:
+            _append_parts(handle, tmp, name, shards)
+    platforms = _bench_platforms(seed)
     with (tmp / "profiles.jsonl").open("w", encoding="utf-8", newline="\n") as handle:
         for _, _, templates, _ in platforms:
             for profile, _, _ in templates:
@@ -1050,6 +1108,10 @@ def write_bench(
                     sort_keys=True,
                 )  # fmt: skip
                 handle.write(line + "\n")
+    expected: Counter[str] = Counter()
+    for result in results:
+        expected.update(result["expected"])
+    managed = sum(r["managed"] for r in results)
     metadata = {
         "format": FORMAT,
         "version": VERSION,
@@ -1065,14 +1127,12 @@ def write_bench(
     (tmp / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", "utf-8")
     target = out / "snapshot"
     if target.exists():
-        for child in target.iterdir():
-            child.unlink()
-        target.rmdir()
+        shutil.rmtree(target)
     tmp.rename(target)
     manifest = {
         "rows": rows,
         "intune_records": rows,
-        "devices": device_count,
+        "devices": sum(r["devices"] for r in results),
         "managed_devices": managed,
         "seed": seed,
         "encoding": "utf-16" if utf16 else "utf-8",
@@ -1085,6 +1145,15 @@ def write_bench(
     return manifest
 
 
+def _append_parts(target: BinaryIO, directory: Path, name: str, shards: list[_Shard]) -> None:
+    """Concatenate the shards' part files in order, deleting each once copied."""
+    for shard in shards:
+        path = directory / f"{name}.{shard.index}"
+        with path.open("rb") as part:
+            shutil.copyfileobj(part, target, 4 * 1024 * 1024)
+        path.unlink()
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     what = parser.add_mutually_exclusive_group(required=True)
@@ -1093,6 +1162,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output directory (demo: reconcile/demo)")
     parser.add_argument("--utf16", action="store_true", help="benchmark CA export as UTF-16")
     parser.add_argument("--seed", type=int, default=BENCH_SEED, help="benchmark random seed")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="benchmark: processes to use"
+    )
     return parser.parse_args(argv)
 
 
@@ -1106,7 +1178,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is None or args.rows < 1:
             print("gen_data: --rows N (N >= 1) needs --out DIR", file=sys.stderr)
             return 2
-        manifest = write_bench(args.rows, args.out, utf16=args.utf16, seed=args.seed)
+        manifest = write_bench(
+            args.rows, args.out, utf16=args.utf16, seed=args.seed, jobs=args.jobs
+        )
         print(json.dumps(manifest["expected_counts"]))
     print(f"generated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0

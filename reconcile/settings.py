@@ -161,8 +161,15 @@ class Settings:
         50, "output.max_rows", "RECONCILE_MAX_ROWS", help="findings shown on the terminal"
     )
     # --- Graph and auth ---------------------------------------------------------------------
-    tenant_id: str | None = _opt(None, "graph.tenant_id", "RECONCILE_TENANT_ID")
-    client_id: str | None = _opt(None, "graph.client_id", "RECONCILE_CLIENT_ID")
+    tenant_id: str | None = _opt(
+        None, "graph.tenant_id", "RECONCILE_TENANT_ID", help="Entra ID tenant (directory) id"
+    )
+    client_id: str | None = _opt(
+        None,
+        "graph.client_id",
+        "RECONCILE_CLIENT_ID",
+        help="application (client) id of the app registration",
+    )
     client_secret: str | None = _opt(
         None,
         "graph.client_secret",
@@ -171,7 +178,10 @@ class Settings:
         help="prefer the env var or a file",
     )
     client_secret_file: Path | None = _opt(
-        None, "graph.client_secret_file", "RECONCILE_CLIENT_SECRET_FILE"
+        None,
+        "graph.client_secret_file",
+        "RECONCILE_CLIENT_SECRET_FILE",
+        help="file holding only the client secret (mode 0600)",
     )
     auth_method: str = _opt(
         "auto",
@@ -186,10 +196,17 @@ class Settings:
         help="PEM or PFX with the app's private key",
     )
     certificate_password: str | None = _opt(
-        None, "graph.certificate_password", "RECONCILE_CERTIFICATE_PASSWORD", secret=True
+        None,
+        "graph.certificate_password",
+        "RECONCILE_CERTIFICATE_PASSWORD",
+        secret=True,
+        help="password of the PFX or encrypted PEM key",
     )
     certificate_thumbprint: str | None = _opt(
-        None, "graph.certificate_thumbprint", "RECONCILE_CERTIFICATE_THUMBPRINT"
+        None,
+        "graph.certificate_thumbprint",
+        "RECONCILE_CERTIFICATE_THUMBPRINT",
+        help="SHA-1 thumbprint, when the key file holds no certificate",
     )
     send_certificate_chain: bool = _opt(
         False,
@@ -198,13 +215,26 @@ class Settings:
         help="subject-name/issuer auth (x5c)",
     )
     managed_identity_client_id: str | None = _opt(
-        None, "graph.managed_identity_client_id", "RECONCILE_MANAGED_IDENTITY_CLIENT_ID"
+        None,
+        "graph.managed_identity_client_id",
+        "RECONCILE_MANAGED_IDENTITY_CLIENT_ID",
+        help="client id of a user-assigned managed identity (empty: system-assigned)",
     )
     cloud: str = _opt(
         "global", "graph.cloud", "RECONCILE_CLOUD", help="global, usgov, usgovdod or china"
     )
-    authority_host: str | None = _opt(None, "graph.authority_host", "RECONCILE_AUTHORITY_HOST")
-    graph_url: str | None = _opt(None, "graph.graph_url", "RECONCILE_GRAPH_URL")
+    authority_host: str | None = _opt(
+        None,
+        "graph.authority_host",
+        "RECONCILE_AUTHORITY_HOST",
+        help="https URL of the Entra ID authority, overriding the cloud's",
+    )
+    graph_url: str | None = _opt(
+        None,
+        "graph.graph_url",
+        "RECONCILE_GRAPH_URL",
+        help="https URL of Microsoft Graph, overriding the cloud's",
+    )
     ca_bundle: Path | None = _opt(
         None,
         "graph.ca_bundle",
@@ -242,13 +272,46 @@ class Settings:
         "RECONCILE_HISTORY_DB",
         help="SQLite run history (default: user data dir)",
     )
-    no_history: bool = _opt(False, "history.disabled", "RECONCILE_NO_HISTORY")
-    lock_path: Path | None = _opt(None, "history.lock", "RECONCILE_LOCK")
-    keep_runs: int | None = _opt(None, "history.keep_runs", "RECONCILE_KEEP_RUNS")
-    keep_days: int | None = _opt(None, "history.keep_days", "RECONCILE_KEEP_DAYS")
-    exceptions_file: Path | None = _opt(None, "history.exceptions", "RECONCILE_EXCEPTIONS")
-    webhook_url: str | None = _opt(None, "notify.webhook_url", "RECONCILE_WEBHOOK_URL", secret=True)
-    webhook_timeout: float = _opt(10.0, "notify.timeout", "RECONCILE_WEBHOOK_TIMEOUT")
+    no_history: bool = _opt(
+        False,
+        "history.disabled",
+        "RECONCILE_NO_HISTORY",
+        help="do not record runs in the history database",
+    )
+    lock_path: Path | None = _opt(
+        None,
+        "history.lock",
+        "RECONCILE_LOCK",
+        help="lock file that keeps runs from overlapping (default: beside the history)",
+    )
+    keep_runs: int | None = _opt(
+        None,
+        "history.keep_runs",
+        "RECONCILE_KEEP_RUNS",
+        help="keep only the newest N report folders under the out-dir's parent",
+    )
+    keep_days: int | None = _opt(
+        None,
+        "history.keep_days",
+        "RECONCILE_KEEP_DAYS",
+        help="delete report folders older than N days",
+    )
+    exceptions_file: Path | None = _opt(
+        None,
+        "history.exceptions",
+        "RECONCILE_EXCEPTIONS",
+        help="accepted exceptions TOML (serial or device, reason, owner, expiry)",
+    )
+    webhook_url: str | None = _opt(
+        None,
+        "notify.webhook_url",
+        "RECONCILE_WEBHOOK_URL",
+        secret=True,
+        help="POST the run summary here (Teams/Slack-compatible JSON)",
+    )
+    webhook_timeout: float = _opt(
+        10.0, "notify.timeout", "RECONCILE_WEBHOOK_TIMEOUT", help="seconds to wait for the webhook"
+    )
     log_format: str = _opt("text", "logging.format", "RECONCILE_LOG_FORMAT", help="text or json")
     evidence_db: Path | None = _opt(
         None,

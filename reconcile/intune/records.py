@@ -8,6 +8,7 @@ through as text and are never delivered.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -129,6 +130,13 @@ def _time(value: str | None) -> datetime | None:
 _ZERO = _NO_DATE.utcoffset()
 
 
+def _shared(value: str | None) -> str | None:
+    """Intern values that repeat across records (issuer, state, profile, device, user): a
+    million records share a few thousand of them."""
+    value = _clean(value)
+    return None if value is None else sys.intern(value)
+
+
 def _serial(value: str | None) -> int | None:
     value = _clean(value)
     return parse_serial(value) if value else None
@@ -151,21 +159,21 @@ def _decode(decoder: msgspec.json.Decoder[_T], line: bytes) -> _T:
 def decode_state(line: bytes) -> IntuneCertificate:
     """Raises ValueError with the reason when the line is not a usable state record."""
     raw = _decode(_STATE, line)
-    state = _clean(raw.certificate_issuance_state) or "unknown"
+    state = _shared(raw.certificate_issuance_state) or "unknown"
     return IntuneCertificate(
         source=IntuneSource.STATES,
         record_id=raw.id or "",
         serial=_serial(raw.certificate_serial_number),
         thumbprint=_thumbprint(raw.certificate_thumbprint),
-        issuer=_clean(raw.certificate_issuer),
+        issuer=_shared(raw.certificate_issuer),
         state=state,
         delivered=state == DELIVERED_ISSUANCE_STATE,
-        device_name=_clean(raw.device_display_name),
+        device_name=_shared(raw.device_display_name),
         device_id=None,
-        user=_clean(raw.user_display_name),
-        profile_id=_clean(raw.profile_id),
-        profile_name=_clean(raw.certificate_profile_display_name) or _clean(raw.profile_name),
-        platform=raw.device_platform,
+        user=_shared(raw.user_display_name),
+        profile_id=_shared(raw.profile_id),
+        profile_name=_shared(raw.certificate_profile_display_name) or _shared(raw.profile_name),
+        platform=_shared(raw.device_platform),
         issued_at=_time(raw.certificate_issuance_date_time),
         expires_at=_time(raw.certificate_expiration_date_time),
         state_changed_at=_time(
@@ -181,20 +189,20 @@ def decode_report_row(
 ) -> IntuneCertificate:
     """A report row is delivered when its CertificateStatus is in ``delivered_statuses``."""
     raw = _decode(_REPORT, line)
-    state = _clean(raw.CertificateStatus) or "unknown"
+    state = _shared(raw.CertificateStatus) or "unknown"
     return IntuneCertificate(
         source=IntuneSource.REPORT,
         record_id=record_id,
         serial=_serial(raw.SerialNumber),
         thumbprint=_thumbprint(raw.Thumbprint),
-        issuer=_clean(raw.IssuerName),
+        issuer=_shared(raw.IssuerName),
         state=state,
         delivered=state.casefold() in delivered_statuses,
-        device_name=_clean(raw.DeviceName),
-        device_id=_clean(raw.DeviceId),
-        user=_clean(raw.UPN),
-        profile_id=_clean(raw.PolicyId),
-        profile_name=_clean(raw.PolicyName),
+        device_name=_shared(raw.DeviceName),
+        device_id=_shared(raw.DeviceId),
+        user=_shared(raw.UPN),
+        profile_id=_shared(raw.PolicyId),
+        profile_name=_shared(raw.PolicyName),
         platform=None,
         issued_at=_time(raw.ValidFrom),
         expires_at=_time(raw.ValidTo),
@@ -213,8 +221,8 @@ def decode_device(line: bytes) -> ManagedDevice:
         device_name=_clean(raw.device_name),
         azure_ad_device_id=_clean(raw.azure_ad_device_id),
         serial_number=_clean(raw.serial_number),
-        user_principal_name=_clean(raw.user_principal_name),
-        operating_system=_clean(raw.operating_system),
+        user_principal_name=_shared(raw.user_principal_name),
+        operating_system=_shared(raw.operating_system),
         last_sync=_time(raw.last_sync_date_time),
     )
 

@@ -17,8 +17,10 @@ SCEP_OID = "1.3.6.1.4.1.311.21.8.3914223.11151747.14434950.1182173.15338666.248.
 Read = Callable[..., Result]
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 def fixture_text(path: Path) -> str:

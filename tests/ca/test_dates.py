@@ -10,8 +10,10 @@ from reconcile.ca import dates
 from reconcile.ca.dates import CultureDates, asn1_time, epoch_millis, epoch_seconds, zone
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
