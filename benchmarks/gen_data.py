@@ -498,7 +498,7 @@ def _distinguished_name(cn: str, profile: Profile | None) -> str:
     return f"CN={value}, O=Contoso"
 
 
-@dataclass
+@dataclass(frozen=True)
 class _DemoRow:
     spec: DemoCert
     request_id: int

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-_SEPARATOR_CHARS = (" ", ":", "-", "\t")
 _MAX_DIGITS = {16: 80, 10: 97}  # 40 bytes, more than RFC 5280's 20 octets allows
 # LDAP/Windows form "CN=x, O=y" (most specific first; Windows quotes values holding commas) and
 # OpenSSL's "/O=y/CN=x" (most specific last).
@@ -19,10 +18,15 @@ _ESCAPE = re.compile(r"((?:\\[0-9A-Fa-f]{2})+)|\\(.)", re.DOTALL)
 
 
 def _drop_separators(text: str) -> str:
-    # str.replace is several times faster than translate on short strings, and this runs per row.
-    for separator in _SEPARATOR_CHARS:
-        if separator in text:
-            text = text.replace(separator, "")
+    # Unrolled str.replace: several times faster than translate or a loop, and this runs per row.
+    if " " in text:
+        text = text.replace(" ", "")
+    if ":" in text:
+        text = text.replace(":", "")
+    if "-" in text:
+        text = text.replace("-", "")
+    if "\t" in text:
+        text = text.replace("\t", "")
     return text
 
 

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from reconcile.identity import issuer_key, serial_hex
-from reconcile.model import (
-    CaCertificate,
-    IntuneCertificate,
-    ManagedDevice,
-    Status,
-    Verdict,
-)
+from reconcile.intune.side import Entry, IntuneSide, fold
+from reconcile.model import CaCertificate, IntuneCertificate, ManagedDevice, Status, Verdict
 from reconcile.timeparse import iso_z
 
 
@@ -42,73 +37,76 @@ class JoinResult:
 _Key = tuple[str, str]
 
 
-class _IntuneIndex:
-    """Intune records by serial (and by thumbprint for records that carry no serial).
+class _Index:
+    """Intune entries by serial (and by thumbprint for records that carry no serial).
 
     Most serials have one record, so the first one sits in a plain dict and only the rare
     second or third goes to a list: a million one-element lists would cost 60 MB.
     """
 
-    def __init__(self, records: Sequence[IntuneCertificate]):
-        self.first: dict[int, IntuneCertificate] = {}
-        self.more: dict[int, list[IntuneCertificate]] = {}
-        self.by_thumbprint: dict[str, list[IntuneCertificate]] = {}
-        for record in records:
-            if record.serial is not None:
-                if record.serial in self.first:
-                    self.more.setdefault(record.serial, []).append(record)
+    def __init__(self, entries: list[Entry]):
+        self.first: dict[int, Entry] = {}
+        self.more: dict[int, list[Entry]] = {}
+        self.by_thumbprint: dict[str, list[Entry]] = {}
+        for entry in entries:
+            if entry.serial is not None:
+                if entry.serial in self.first:
+                    self.more.setdefault(entry.serial, []).append(entry)
                 else:
-                    self.first[record.serial] = record
-            elif record.thumbprint is not None:
-                self.by_thumbprint.setdefault(record.thumbprint, []).append(record)
+                    self.first[entry.serial] = entry
+            elif entry.thumbprint is not None:
+                self.by_thumbprint.setdefault(entry.thumbprint, []).append(entry)
 
-    def match(self, cert: CaCertificate, ca_issuer: str | None) -> list[IntuneCertificate]:
+    def match(self, cert: CaCertificate, ca_issuer: str | None, keys: _IssuerKeys) -> list[Entry]:
         first = self.first.get(cert.serial)
         found = [first, *self.more.get(cert.serial, ())] if first is not None else []
         if found and ca_issuer is not None:
-            found = [r for r in found if r.issuer is None or issuer_key(r.issuer) == ca_issuer]
+            found = [e for e in found if e.issuer is None or keys[e.issuer] == ca_issuer]
         if not found and cert.thumbprint is not None:
             found = self.by_thumbprint.get(cert.thumbprint, [])
         return found
 
 
-def _best(records: list[IntuneCertificate]) -> IntuneCertificate:
+class _IssuerKeys(dict[str, str]):
+    """issuer_key per distinct issuer text: a handful of CAs, a million lookups."""
+
+    def __missing__(self, issuer: str) -> str:
+        key = self[issuer] = issuer_key(issuer)
+        return key
+
+
+def _best(entries: list[Entry]) -> Entry:
     """Prefer a delivered record; otherwise the one whose state changed last."""
-    if len(records) == 1:
-        return records[0]
-    delivered = [r for r in records if r.delivered]
-    return max(delivered or records, key=_last_change)
+    if len(entries) == 1:
+        return entries[0]
+    delivered = [e for e in entries if e.delivered]
+    return max(delivered or entries, key=_last_change)
 
 
-def _last_change(record: IntuneCertificate) -> float:
-    when = record.state_changed_at or record.issued_at
-    return when.timestamp() if when is not None else float("-inf")
+def _last_change(entry: Entry) -> float:
+    when = entry.changed_at if entry.changed_at is not None else entry.issued_at
+    return when if when is not None else float("-inf")
 
 
-def _fold(text: str | None) -> str | None:
-    return text.casefold() if text else None
-
-
-def _intune_link(record: IntuneCertificate | None) -> _Key | None:
-    if record is None:
+def _intune_link(entry: Entry | None) -> _Key | None:
+    if entry is None:
         return None
-    device = record.device_id or _fold(record.device_name)
-    profile = record.profile_id or _fold(record.profile_name)
-    return (device, profile) if device and profile else None
+    device = entry.device_id or fold(entry.device_name)
+    return (device, entry.profile) if device and entry.profile else None
 
 
 def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
     """The device a CA certificate names: its CN, or the configured pattern's group."""
     if pattern is None:
-        return _fold(cert.common_name)
+        return fold(cert.common_name)
     for text in (cert.subject, cert.san, cert.common_name):
         if text and (match := pattern.search(text)):
-            return _fold(match.group(1))
+            return fold(match.group(1))
     return None
 
 
 def _ca_link(cert: CaCertificate, pattern: re.Pattern[str] | None) -> _Key | None:
-    template = cert.template_oid or _fold(cert.template_name)
+    template = cert.template_oid or fold(cert.template_name)
     device = _ca_device(cert, pattern)
     return (device, template) if device and template else None
 
@@ -128,174 +126,165 @@ class _Devices:
     certificates are revocation candidates.
     """
 
-    def __init__(
-        self, devices: Sequence[ManagedDevice] | None, intune: Sequence[IntuneCertificate]
-    ):
-        self.read = devices is not None
-        self.by_id = {d.id: d for d in devices or ()}
-        self.by_name = {d.device_name.casefold(): d for d in devices or () if d.device_name}
-        self.mentioned = {r.device_name.casefold() for r in intune if r.device_name}
+    def __init__(self, side: IntuneSide):
+        self.devices = side.devices
+        self.mentioned = {fold(e.device_name) for e in side.entries if e.device_name}
 
     def state(
-        self, record: IntuneCertificate | None, ca_device: str | None
+        self, entry: Entry | None, ca_device: str | None
     ) -> tuple[ManagedDevice | None, bool]:
         """(the managed device, whether it is gone); unknown gives (None, False)."""
-        if not self.read:
+        devices = self.devices
+        if devices is None:
             return None, False
-        if record is not None and record.device_id is not None:
-            device = self.by_id.get(record.device_id)
-            return device, device is None
-        if record is not None and record.device_name is not None:
-            device = self.by_name.get(record.device_name.casefold())
-            return device, device is None
-        if ca_device is None:
+        if entry is not None and entry.device_id is not None:
+            where = devices.by_id.get(entry.device_id)
+        elif entry is not None and entry.device_name is not None:
+            where = devices.by_name.get(fold(entry.device_name) or "")
+        elif ca_device is not None:
+            where = devices.by_name.get(ca_device)
+            if where is None:
+                return None, ca_device in self.mentioned
+        else:
             return None, False
-        device = self.by_name.get(ca_device)
-        return device, device is None and ca_device in self.mentioned
+        return (None, True) if where is None else (devices.get(where), False)
+
+
+class _Classifier:
+    """The state one classification needs; ``classify`` is its only user."""
+
+    def __init__(self, side: IntuneSide, options: JoinOptions):
+        self.side = side
+        self.options = options
+        self.index = _Index(side.entries)
+        self.devices = _Devices(side)
+        self.wanted = frozenset(t.casefold() for t in options.templates)
+        self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
+        self.issuer_keys = _IssuerKeys()
+        self.newest_delivered: dict[_Key, float] = {}
+        for entry in side.entries:
+            link = _intune_link(entry)
+            if entry.delivered and link and entry.issued_at is not None:
+                self._keep_newest(link, entry.issued_at)
+
+    def _keep_newest(self, key: _Key, when: float) -> None:
+        current = self.newest_delivered.get(key)
+        if current is None or when > current:
+            self.newest_delivered[key] = when
+
+    def decide(self, cert: CaCertificate, entry: Entry | None) -> Status | None:
+        """The status if it does not depend on the rest of the export, else None."""
+        if not _in_scope(cert, self.wanted):
+            return Status.OUT_OF_SCOPE
+        if cert.revoked_at is not None:
+            return Status.REVOKED
+        if cert.not_after is not None and cert.not_after < self.options.as_of:
+            return Status.EXPIRED
+        if entry is not None and entry.delivered:
+            when = cert.not_before.timestamp() if cert.not_before else entry.issued_at
+            if when is not None:
+                for link in (_intune_link(entry), _ca_link(cert, self.options.device_pattern)):
+                    if link:
+                        self._keep_newest(link, when)
+            return Status.DELIVERED
+        if cert.not_before is not None and cert.not_before > self.grace_start:
+            return Status.WITHIN_GRACE
+        return None
+
+    def settle(self, cert: CaCertificate, entry: Entry | None) -> tuple[Status, datetime | None]:
+        """Once every delivered certificate is known: superseded, not_installed or not_reported."""
+        if cert.not_before is not None:
+            mine = cert.not_before.timestamp()
+            for link in (_intune_link(entry), _ca_link(cert, self.options.device_pattern)):
+                if link and (when := self.newest_delivered.get(link)) is not None and when > mine:
+                    return Status.SUPERSEDED, datetime.fromtimestamp(when, UTC)
+        return (Status.NOT_REPORTED if entry is None else Status.NOT_INSTALLED), None
+
+    def verdict(
+        self,
+        status: Status,
+        cert: CaCertificate,
+        entry: Entry | None,
+        superseded_at: datetime | None = None,
+    ) -> Verdict:
+        record = self.side.certificate(entry) if entry is not None else None
+        device, gone = self.devices.state(entry, _ca_device(cert, self.options.device_pattern))
+        return Verdict(
+            ca=cert,
+            status=status,
+            reason=_reason(status, cert, record, self.options, superseded_at),
+            intune=record,
+            device=device,
+            device_gone=gone,
+        )
 
 
 def classify(
     certificates: Iterable[CaCertificate],
-    intune: Sequence[IntuneCertificate],
-    devices: Sequence[ManagedDevice] | None,
+    side: IntuneSide,
     options: JoinOptions,
     keep_all: bool = True,
     keep_if: Callable[[Verdict], bool] | None = None,
 ) -> JoinResult:
-    """Classify every CA certificate as it streams past; ``devices`` is None when not read.
+    """Classify every CA certificate as it streams past.
 
     Statuses up to within_grace are decided on the spot; the rest (the only ones that can be
     findings) wait until every delivered certificate is known, because a renewal later in the
     export can supersede them. Without ``keep_all`` the decided ones are only counted, unless
     ``keep_if`` asks for them (device evidence needs a device's delivered renewals too).
     """
-    index = _IntuneIndex(intune)
-    lookup = _Devices(devices, intune)
-    wanted = frozenset(t.casefold() for t in options.templates)
-    grace_start = options.as_of - timedelta(hours=options.grace_hours)
-    issuer_keys: dict[str | None, str | None] = {}
-    newest_delivered: dict[_Key, datetime] = {}
+    work = _Classifier(side, options)
+    ca_issuers: dict[str | None, str | None] = {}
     matched: set[int] = set()
     kept: list[Verdict | None] = []
-    pending: list[tuple[int, CaCertificate, IntuneCertificate | None]] = []
+    pending: list[tuple[int, CaCertificate, Entry | None]] = []
     dropped: Counter[str] = Counter()
 
-    for known in intune:
-        link = _intune_link(known)
-        if known.delivered and link and known.issued_at is not None:
-            _keep_newest(newest_delivered, link, known.issued_at)
-
     for cert in certificates:
-        if cert.issuer not in issuer_keys:
-            issuer_keys[cert.issuer] = issuer_key(cert.issuer) if cert.issuer else None
-        found = index.match(cert, issuer_keys[cert.issuer])
-        matched.update(id(r) for r in found)
-        record = _best(found) if found else None
-        status: Status
-        if not _in_scope(cert, wanted):
-            status = Status.OUT_OF_SCOPE
-        elif cert.revoked_at is not None:
-            status = Status.REVOKED
-        elif cert.not_after is not None and cert.not_after < options.as_of:
-            status = Status.EXPIRED
-        elif record is not None and record.delivered:
-            status = Status.DELIVERED
-            when = cert.not_before or record.issued_at
-            if when is not None:
-                for link in (_intune_link(record), _ca_link(cert, options.device_pattern)):
-                    if link:
-                        _keep_newest(newest_delivered, link, when)
-        elif cert.not_before is not None and cert.not_before > grace_start:
-            status = Status.WITHIN_GRACE
-        else:
-            pending.append((len(kept), cert, record))
+        if cert.issuer not in ca_issuers:
+            ca_issuers[cert.issuer] = work.issuer_keys[cert.issuer] if cert.issuer else None
+        found = work.index.match(cert, ca_issuers[cert.issuer], work.issuer_keys)
+        matched.update(id(e) for e in found)
+        entry = _best(found) if found else None
+        status = work.decide(cert, entry)
+        if status is None:
+            pending.append((len(kept), cert, entry))
             kept.append(None)
-            continue
-        if keep_all:
-            kept.append(_verdict(status, cert, record, lookup, options, None))
-        elif keep_if is not None and keep_if(
-            verdict := _verdict(status, cert, record, lookup, options, None)
-        ):
+        elif keep_all:
+            kept.append(work.verdict(status, cert, entry))
+        elif keep_if is not None and keep_if(verdict := work.verdict(status, cert, entry)):
             kept.append(verdict)
         else:
             dropped[status.value] += 1
 
-    for position, cert, record in pending:
-        superseded_at = _newer_delivered(cert, record, newest_delivered, options)
-        if superseded_at is not None:
-            status = Status.SUPERSEDED
-        elif record is not None:
-            status = Status.NOT_INSTALLED
-        else:
-            status = Status.NOT_REPORTED
-        kept[position] = _verdict(status, cert, record, lookup, options, superseded_at)
+    for position, cert, entry in pending:
+        status, superseded_at = work.settle(cert, entry)
+        kept[position] = work.verdict(status, cert, entry, superseded_at)
 
-    covered = {k for k in issuer_keys.values() if k is not None}
+    covered = {k for k in ca_issuers.values() if k is not None}
     # An export without issuer could be from any CA, so every Intune issuer counts as covered.
-    unknown = _unknown_to_ca(intune, matched, covered, every_issuer=None in issuer_keys)
+    unknown = _unknown_to_ca(work, matched, covered, every_issuer=None in ca_issuers)
     verdicts = tuple(v for v in kept if v is not None)
     return JoinResult(verdicts=verdicts, unknown_to_ca=unknown, dropped=dict(dropped))
 
 
-def _verdict(
-    status: Status,
-    cert: CaCertificate,
-    record: IntuneCertificate | None,
-    lookup: _Devices,
-    options: JoinOptions,
-    superseded_at: datetime | None,
-) -> Verdict:
-    device, gone = lookup.state(record, _ca_device(cert, options.device_pattern))
-    return Verdict(
-        ca=cert,
-        status=status,
-        reason=_reason(status, cert, record, options, superseded_at),
-        intune=record,
-        device=device,
-        device_gone=gone,
-    )
-
-
-def _keep_newest(table: dict[_Key, datetime], key: _Key, when: datetime) -> None:
-    current = table.get(key)
-    if current is None or when > current:
-        table[key] = when
-
-
-def _newer_delivered(
-    cert: CaCertificate,
-    record: IntuneCertificate | None,
-    newest: dict[_Key, datetime],
-    options: JoinOptions,
-) -> datetime | None:
-    if cert.not_before is None:
-        return None
-    for link in (_intune_link(record), _ca_link(cert, options.device_pattern)):
-        if link and (when := newest.get(link)) is not None and when > cert.not_before:
-            return when
-    return None
-
-
 def _unknown_to_ca(
-    intune: Sequence[IntuneCertificate],
-    matched: set[int],
-    covered: set[str],
-    every_issuer: bool,
+    work: _Classifier, matched: set[int], covered: set[str], every_issuer: bool
 ) -> tuple[IntuneCertificate, ...]:
     """Intune records the exports should contain but do not, one per (issuer, serial)."""
     seen: set[tuple[str | None, int | str | None]] = set()
     unknown = []
-    for record in intune:
-        if id(record) in matched or (record.serial is None and record.thumbprint is None):
+    for entry in work.side.entries:
+        if id(entry) in matched or (entry.serial is None and entry.thumbprint is None):
             continue
-        key = issuer_key(record.issuer) if record.issuer else None
+        key = work.issuer_keys[entry.issuer] if entry.issuer else None
         if not every_issuer and key not in covered:
             continue
-        identity = (key, record.serial if record.serial is not None else record.thumbprint)
+        identity = (key, entry.serial if entry.serial is not None else entry.thumbprint)
         if identity in seen:
             continue
         seen.add(identity)
-        unknown.append(record)
+        unknown.append(work.side.certificate(entry))
     return tuple(unknown)
 
 

@@ -8,7 +8,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from reconcile import accepted
@@ -18,7 +18,7 @@ from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
-from reconcile.intune.snapshot import Snapshot, read_snapshot
+from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
 from reconcile.settings import Settings
@@ -78,15 +78,22 @@ def _fetch(settings: Settings, target: Path) -> Path:
         progress.close()
 
 
-def load_intune(settings: Settings) -> Snapshot:
-    """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot)."""
+@contextmanager
+def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
+    """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot).
+
+    Open for the whole join: full records are read back from it for the verdicts kept.
+    """
     delivered = frozenset(s.casefold() for s in settings.report_delivered)
-    if settings.snapshot is not None:
-        return read_snapshot(settings.snapshot, delivered)
-    if settings.save_snapshot is not None:
-        return read_snapshot(_fetch(settings, settings.save_snapshot), delivered)
-    with tempfile.TemporaryDirectory(prefix="reconcile-fetch-") as tmp:
-        return read_snapshot(_fetch(settings, Path(tmp) / "snapshot"), delivered)
+    with ExitStack() as stack:
+        if settings.snapshot is not None:
+            path = settings.snapshot
+        elif settings.save_snapshot is not None:
+            path = _fetch(settings, settings.save_snapshot)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="reconcile-fetch-"))
+            path = _fetch(settings, Path(tmp) / "snapshot")
+        yield stack.enter_context(SnapshotSource(path, delivered))
 
 
 def _device_pattern(settings: Settings) -> re.Pattern[str] | None:
@@ -116,7 +123,7 @@ def run_id_for(settings: Settings, inputs: list[InputFile]) -> str:
     return f"{stamp}-{digest.hexdigest()[:8]}"
 
 
-def _sources(snapshot: Snapshot) -> Iterator[str]:
+def _sources(snapshot: SnapshotSource) -> Iterator[str]:
     counts = snapshot.metadata.get("counts", {})
     if "certificate_states" in counts:
         yield "states"
@@ -166,31 +173,29 @@ def run(settings: Settings, keep_all: bool | None = None) -> RunResult:
 def _run(settings: Settings, keep_all: bool) -> RunResult:
     as_of = settings.resolved_as_of()
     pattern = _device_pattern(settings)
-    ca = CaExports(settings)
-    try:
-        snapshot = load_intune(settings)
-    except BaseException:
-        ca.close()
-        raise
-    for reject in snapshot.rejects:
-        log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
-    if settings.strict and snapshot.rejects:
-        first = snapshot.rejects[0]
-        raise InputError(f"rejected record (--strict): {first.reason}", first.source, first.line)
-    has_devices = "managed_devices" in snapshot.metadata.get("counts", {})
-    joined = classify(
-        ca,
-        snapshot.certificates,
-        snapshot.devices if has_devices else None,
-        JoinOptions(
-            as_of=as_of,
-            grace_hours=settings.grace_hours,
-            templates=settings.templates,
-            device_pattern=pattern,
-        ),
-        keep_all=keep_all,
-        keep_if=None if keep_all else _keep_if(settings),
-    )
+    with ExitStack() as stack:
+        ca = CaExports(settings)
+        stack.callback(ca.close)
+        snapshot = stack.enter_context(open_intune(settings))
+        for reject in snapshot.rejects:
+            log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
+        if settings.strict and snapshot.rejects:
+            first = snapshot.rejects[0]
+            raise InputError(
+                f"rejected record (--strict): {first.reason}", first.source, first.line
+            )
+        joined = classify(
+            ca,
+            snapshot.side,
+            JoinOptions(
+                as_of=as_of,
+                grace_hours=settings.grace_hours,
+                templates=settings.templates,
+                device_pattern=pattern,
+            ),
+            keep_all=keep_all,
+            keep_if=None if keep_all else _keep_if(settings),
+        )
     inputs = [*ca.inputs, *snapshot.inputs]
     verdicts = joined.verdicts
     if settings.exceptions_file is not None:

@@ -60,7 +60,12 @@ def commands_section() -> list[str]:
             for p in command.params
             if p.param_type_name == "argument" and p.name
         )
-        lines += [f"#### `reconcile {name}{' ' + arguments if arguments else ''}`", "", help_text, ""]
+        lines += [
+            f"#### `reconcile {name}{' ' + arguments if arguments else ''}`",
+            "",
+            help_text,
+            "",
+        ]
         options = [p for p in command.params if p.param_type_name == "option"]
         if not options:
             continue

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from reconcile.intune.side import IntuneSide
 from reconcile.join import JoinOptions, classify
 from reconcile.model import IntuneSource, Status
 from tests.factories import AS_OF, ca_cert, device, intune_cert
@@ -12,8 +13,12 @@ from tests.factories import AS_OF, ca_cert, device, intune_cert
 OPTIONS = JoinOptions(as_of=AS_OF)
 
 
+def join(certs, records=(), devices=None, options=OPTIONS, **kwargs):
+    return classify(certs, IntuneSide.from_records(list(records), devices), options, **kwargs)
+
+
 def status_of(cert, intune=(), devices=None, options=OPTIONS):
-    result = classify([cert], list(intune), devices, options)
+    result = join([cert], intune, devices, options)
     assert len(result.verdicts) == 1
     return result.verdicts[0]
 
@@ -79,7 +84,7 @@ def test_superseded_by_newer_delivered_renewal_via_intune_link():
     old = ca_cert(serial=1, not_before=AS_OF - timedelta(days=30))
     new = ca_cert(serial=2, not_before=AS_OF - timedelta(days=5))
     records = [intune_cert(serial=1, state="installFailed"), intune_cert(serial=2)]
-    result = classify([old, new], records, None, OPTIONS)
+    result = join([old, new], records, None, OPTIONS)
     assert [v.status for v in result.verdicts] == [Status.SUPERSEDED, Status.DELIVERED]
     assert "newer certificate" in result.verdicts[0].reason
 
@@ -87,7 +92,7 @@ def test_superseded_by_newer_delivered_renewal_via_intune_link():
 def test_superseded_via_ca_subject_when_intune_never_saw_the_old_one():
     old = ca_cert(serial=1, not_before=AS_OF - timedelta(days=30))
     new = ca_cert(serial=2, not_before=AS_OF - timedelta(days=5))
-    result = classify([old, new], [intune_cert(serial=2)], None, OPTIONS)
+    result = join([old, new], [intune_cert(serial=2)], None, OPTIONS)
     assert [v.status for v in result.verdicts] == [Status.SUPERSEDED, Status.DELIVERED]
 
 
@@ -95,7 +100,7 @@ def test_an_older_delivered_certificate_does_not_supersede_a_newer_failure():
     old = ca_cert(serial=1, not_before=AS_OF - timedelta(days=30))
     new = ca_cert(serial=2, not_before=AS_OF - timedelta(days=5))
     records = [intune_cert(serial=1), intune_cert(serial=2, state="installFailed")]
-    result = classify([old, new], records, None, OPTIONS)
+    result = join([old, new], records, None, OPTIONS)
     assert [v.status for v in result.verdicts] == [Status.DELIVERED, Status.NOT_INSTALLED]
 
 
@@ -106,7 +111,7 @@ def test_device_pattern_links_renewals_through_the_subject():
         serial=1, subject="CN=a,OU=dev7", common_name="a", not_before=AS_OF - timedelta(days=30)
     )
     new = ca_cert(serial=2, subject="CN=b,OU=dev7", common_name="b")
-    result = classify([old, new], [intune_cert(serial=2)], None, options)
+    result = join([old, new], [intune_cert(serial=2)], None, options)
     assert result.verdicts[0].status is Status.SUPERSEDED
 
 
@@ -127,19 +132,19 @@ def test_unknown_to_ca_lists_intune_serials_the_export_lacks_once():
         intune_cert(serial=0x2000, source=IntuneSource.REPORT),
         intune_cert(serial=0x3000, issuer="CN=Fabrikam Root"),
     ]
-    result = classify([ca_cert(serial=0x1000)], records, None, OPTIONS)
+    result = join([ca_cert(serial=0x1000)], records, None, OPTIONS)
     assert [r.serial for r in result.unknown_to_ca] == [0x2000]
 
 
 def test_unknown_to_ca_counts_every_issuer_when_the_export_names_none():
     records = [intune_cert(serial=0x3000, issuer="CN=Fabrikam Root")]
-    result = classify([ca_cert(issuer=None)], records, None, OPTIONS)
+    result = join([ca_cert(issuer=None)], records, None, OPTIONS)
     assert [r.serial for r in result.unknown_to_ca] == [0x3000]
 
 
 def test_every_certificate_gets_exactly_one_verdict_in_input_order():
     certs = [ca_cert(serial=n, line=n) for n in range(1, 50)]
-    result = classify(certs, [intune_cert(serial=n) for n in range(1, 50, 3)], None, OPTIONS)
+    result = join(certs, [intune_cert(serial=n) for n in range(1, 50, 3)], None, OPTIONS)
     assert [v.ca.line for v in result.verdicts] == list(range(1, 50))
 
 
@@ -164,7 +169,7 @@ def test_without_keep_all_only_findings_are_built_and_the_rest_counted():
         ca_cert(serial=4, line=9),
     ]
     records = [intune_cert(serial=1), intune_cert(serial=2, state="installFailed", device_name="X")]
-    result = classify(certs, records, None, OPTIONS, keep_all=False)
+    result = join(certs, records, None, OPTIONS, keep_all=False)
     assert [(v.ca.serial, v.status) for v in result.verdicts] == [
         (2, Status.NOT_INSTALLED),
         (4, Status.NOT_REPORTED),
@@ -175,7 +180,7 @@ def test_without_keep_all_only_findings_are_built_and_the_rest_counted():
 def test_keep_if_keeps_chosen_non_findings_without_keep_all():
     certs = [ca_cert(serial=1), ca_cert(serial=2, common_name="PC-02")]
     records = [intune_cert(serial=1), intune_cert(serial=2, device_name="PC-02")]
-    result = classify(
+    result = join(
         certs,
         records,
         None,

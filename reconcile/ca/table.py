@@ -26,6 +26,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # AD CS dispositions that are requests, not certificates: active, pending, error, denied.
 _NOT_ISSUED = {8: "in process", 9: "pending", 30: "failed", 31: "denied"}
 _REVOKED_DISPOSITION = 21
+# Few distinct templates and dispositions exist; the bound only guards against hostile files.
+_SMALL_CACHE = 4096
 _OID = re.compile(r"(\d+(?:\.\d+){2,})(?:\s+(.*))?$", re.DOTALL)
 
 
@@ -69,39 +71,27 @@ class _Templates:
                 hit = (sys.intern(match.group(1)), sys.intern(name) if name else None)
             else:
                 hit = (None, sys.intern(value) if value else None)
-            self._cache[text] = hit
+            if len(self._cache) < _SMALL_CACHE:
+                self._cache[text] = hit
         return hit
 
 
-class _Dispositions:
+def _disposition(text: str) -> int:
     """`0x15 (21) -- Revoked`, `21 -- Revoked` and plain `21` all mean 21."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, int] = {}
-
-    def __call__(self, text: str) -> int:
-        hit = self._cache.get(text)
-        if hit is None:
-            hit = self._parse(text)
-            self._cache[text] = hit
-        return hit
-
-    @staticmethod
-    def _parse(text: str) -> int:
-        value = text.strip()
-        if "(" in value and ")" in value:
-            inner = value[value.index("(") + 1 : value.index(")")].strip()
-            if inner.isdigit() and inner.isascii():
-                return int(inner)
-        token = value.split(maxsplit=1)[0] if value else ""
-        try:
-            if token[:2] in ("0x", "0X"):
-                return int(token[2:], 16)
-            if token.isdigit() and token.isascii():
-                return int(token)
-        except ValueError:
-            pass
-        raise ValueError(f"{value[:40]!r} is not a disposition code")
+    value = text.strip()
+    if "(" in value and ")" in value:
+        inner = value[value.index("(") + 1 : value.index(")")].strip()
+        if inner.isdigit() and inner.isascii():
+            return int(inner)
+    token = value.split(maxsplit=1)[0] if value else ""
+    try:
+        if token[:2] in ("0x", "0X"):
+            return int(token[2:], 16)
+        if token.isdigit() and token.isascii():
+            return int(token)
+    except ValueError:
+        pass
+    raise ValueError(f"{value[:40]!r} is not a disposition code")
 
 
 def certutil_request_id(text: str) -> str:
@@ -137,7 +127,7 @@ def build_converter(
     status_rule = dialect.status_rule
     normalise_id = dialect.request_id
     templates = _Templates()
-    dispositions = _Dispositions()
+    disposition_revoked: dict[str, bool] = {}
     intern = sys.intern
     source = intern(source)
     default_issuer = intern(issuer) if issuer else None
@@ -192,18 +182,22 @@ def build_converter(
     def revocation(row: list[str], not_before: datetime | None) -> datetime | None:
         revoked_at = when(row, i_revoked, "revoked_at")
         revoked: bool | None = None
-        disposition = text(row, i_disp)
-        if disposition is not None:
-            try:
-                code = dispositions(disposition)
-            except ValueError as exc:
-                raise ValueError(f"{label['disposition']}: {exc}") from None
-            if code in _NOT_ISSUED:
-                raise ValueError(
-                    f"{label['disposition']}: {code} ({_NOT_ISSUED[code]}) is a request, "
-                    "not an issued certificate"
-                )
-            revoked = code == _REVOKED_DISPOSITION
+        if i_disp >= 0:
+            disposition = row[i_disp]
+            revoked = disposition_revoked.get(disposition)
+            if revoked is None and disposition.strip() not in nulls:
+                try:
+                    code = _disposition(disposition)
+                except ValueError as exc:
+                    raise ValueError(f"{label['disposition']}: {exc}") from None
+                if code in _NOT_ISSUED:
+                    raise ValueError(
+                        f"{label['disposition']}: {code} ({_NOT_ISSUED[code]}) is a request, "
+                        "not an issued certificate"
+                    )
+                revoked = code == _REVOKED_DISPOSITION
+                if len(disposition_revoked) < _SMALL_CACHE:
+                    disposition_revoked[disposition] = revoked
         status = text(row, i_status)
         if status is not None and status_rule is not None:
             try:
@@ -259,9 +253,23 @@ def build_converter(
                     thumbprint = parse_thumbprint(value)
                 except ValueError as exc:
                     raise ValueError(f"{label['thumbprint']}: {exc}") from None
-        not_before = when(row, i_nb, "not_before")
-        not_after = when(row, i_na, "not_after")
-        revoked_at = revocation(row, not_before) if has_revocation else None
+        not_before = not_after = revoked_at = None
+        if i_nb >= 0:
+            value = row[i_nb].strip()
+            if value not in nulls:
+                try:
+                    not_before = dates(value)
+                except ValueError as exc:
+                    raise ValueError(f"{label['not_before']}: {exc}") from None
+        if i_na >= 0:
+            value = row[i_na].strip()
+            if value not in nulls:
+                try:
+                    not_after = dates(value)
+                except ValueError as exc:
+                    raise ValueError(f"{label['not_after']}: {exc}") from None
+        if has_revocation:
+            revoked_at = revocation(row, not_before)
         if has_names:
             template_oid, template_name, row_issuer = names(row)
         else:

@@ -15,6 +15,7 @@ from typing import TypeVar
 import msgspec
 
 from reconcile.identity import parse_serial, parse_thumbprint
+from reconcile.intune.side import Entry, fold, stamp
 from reconcile.model import (
     DELIVERED_ISSUANCE_STATE,
     CertificateProfile,
@@ -45,6 +46,8 @@ REPORT_COLUMNS = (
 )
 
 _NO_DATE = datetime(1, 1, 2, tzinfo=UTC)
+STATES, REPORT = 0, 1
+"""Entry.collection values."""
 
 
 class _State(msgspec.Struct, rename="camel"):
@@ -158,7 +161,40 @@ def _decode(decoder: msgspec.json.Decoder[_T], line: bytes) -> _T:
 
 def decode_state(line: bytes) -> IntuneCertificate:
     """Raises ValueError with the reason when the line is not a usable state record."""
+    return _state_record(_decode(_STATE, line))
+
+
+def scan_state(line: bytes, where: int) -> Entry:
+    """The join's view of a state record; validates exactly what ``decode_state`` parses."""
     raw = _decode(_STATE, line)
+    state = _shared(raw.certificate_issuance_state) or "unknown"
+    serial = _serial(raw.certificate_serial_number)
+    thumbprint = _thumbprint(raw.certificate_thumbprint)
+    _time(raw.certificate_expiration_date_time)
+    return Entry(
+        serial=serial,
+        thumbprint=thumbprint if serial is None else None,
+        issuer=_shared(raw.certificate_issuer),
+        delivered=state == DELIVERED_ISSUANCE_STATE,
+        device_id=None,
+        device_name=_shared(raw.device_display_name),
+        profile=_shared(raw.profile_id)
+        or fold(_clean(raw.certificate_profile_display_name) or _clean(raw.profile_name)),
+        issued_at=stamp(_time(raw.certificate_issuance_date_time)),
+        changed_at=stamp(_time(_state_changed(raw))),
+        collection=STATES,
+        where=where,
+    )
+
+
+def _state_changed(raw: _State) -> str | None:
+    return (
+        raw.certificate_last_issuance_state_changed_date_time
+        or raw.last_certificate_state_change_date_time
+    )
+
+
+def _state_record(raw: _State) -> IntuneCertificate:
     state = _shared(raw.certificate_issuance_state) or "unknown"
     return IntuneCertificate(
         source=IntuneSource.STATES,
@@ -176,10 +212,7 @@ def decode_state(line: bytes) -> IntuneCertificate:
         platform=_shared(raw.device_platform),
         issued_at=_time(raw.certificate_issuance_date_time),
         expires_at=_time(raw.certificate_expiration_date_time),
-        state_changed_at=_time(
-            raw.certificate_last_issuance_state_changed_date_time
-            or raw.last_certificate_state_change_date_time
-        ),
+        state_changed_at=_time(_state_changed(raw)),
         error_code=raw.certificate_error_code,
     )
 
@@ -188,7 +221,34 @@ def decode_report_row(
     line: bytes, delivered_statuses: frozenset[str], record_id: str
 ) -> IntuneCertificate:
     """A report row is delivered when its CertificateStatus is in ``delivered_statuses``."""
+    return _report_record(_decode(_REPORT, line), delivered_statuses, record_id)
+
+
+def scan_report_row(line: bytes, delivered_statuses: frozenset[str], where: int) -> Entry:
+    """The join's view of a report row; validates exactly what ``decode_report_row`` parses."""
     raw = _decode(_REPORT, line)
+    state = _shared(raw.CertificateStatus) or "unknown"
+    serial = _serial(raw.SerialNumber)
+    thumbprint = _thumbprint(raw.Thumbprint)
+    _time(raw.ValidTo)
+    return Entry(
+        serial=serial,
+        thumbprint=thumbprint if serial is None else None,
+        issuer=_shared(raw.IssuerName),
+        delivered=state.casefold() in delivered_statuses,
+        device_id=_shared(raw.DeviceId),
+        device_name=_shared(raw.DeviceName),
+        profile=_shared(raw.PolicyId) or fold(_clean(raw.PolicyName)),
+        issued_at=stamp(_time(raw.ValidFrom)),
+        changed_at=None,
+        collection=REPORT,
+        where=where,
+    )
+
+
+def _report_record(
+    raw: _ReportRow, delivered_statuses: frozenset[str], record_id: str
+) -> IntuneCertificate:
     state = _shared(raw.CertificateStatus) or "unknown"
     return IntuneCertificate(
         source=IntuneSource.REPORT,

@@ -23,7 +23,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -31,11 +32,16 @@ from typing import IO, Any
 from reconcile import __version__
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.intune.records import (
+    REPORT,
+    STATES,
     decode_device,
     decode_profile,
     decode_report_row,
     decode_state,
+    scan_report_row,
+    scan_state,
 )
+from reconcile.intune.side import Devices, Entry, IntuneSide, fold
 from reconcile.model import (
     CertificateProfile,
     InputFile,
@@ -47,7 +53,9 @@ from reconcile.model import (
 FORMAT = "reconcile-snapshot"
 VERSION = 1
 METADATA = "metadata.json"
-COLLECTIONS = ("profiles", "certificate_states", "report_rows", "managed_devices")
+# Order matters: a collection's index is its Entry.collection value (records.STATES, REPORT).
+COLLECTIONS = ("certificate_states", "report_rows", "managed_devices", "profiles")
+DEVICES = COLLECTIONS.index("managed_devices")
 
 
 @dataclass(frozen=True)
@@ -89,68 +97,134 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
     return data
 
 
-def _lines(path: Path, digest: Any) -> Iterator[tuple[int, bytes]]:
-    """Yield (line number, bytes); hashes the file as it goes."""
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path) from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            digest.update(raw)
-            yield number, raw
+class SnapshotSource:
+    """An opened snapshot: the join's compact view (``side``) plus the open files that full
+    records are read back from, by line, when the join keeps a verdict.
 
+    Every collection is scanned once when opened: each line is validated exactly as the full
+    decoder would, so a record that scanned cleanly always decodes later. A line that does not
+    is a Reject; a file whose line count differs from the metadata is incomplete data.
+    """
 
-def read_snapshot(directory: Path, report_delivered: frozenset[str]) -> Snapshot:
-    """Parse every collection; a count that does not match the metadata is incomplete data."""
-    metadata = _read_metadata(directory)
-    counts: dict[str, Any] = metadata["counts"]
-    profiles: list[CertificateProfile] = []
-    certificates: list[IntuneCertificate] = []
-    devices: list[ManagedDevice] = []
-    rejects: list[Reject] = []
-    inputs: list[InputFile] = []
-    for name in COLLECTIONS:
-        path = directory / f"{name}.jsonl"
+    def __init__(self, directory: Path, report_delivered: frozenset[str]):
+        self.path = directory
+        self.metadata = _read_metadata(directory)
+        self.report_delivered = report_delivered
+        self.rejects: list[Reject] = []
+        self.inputs: list[InputFile] = []
+        self.profiles: list[CertificateProfile] = []
+        self.device_lines = array("q")
+        self._handles: dict[int, IO[bytes]] = {}
+        self._offsets: dict[int, array[int]] = {}
+        self._by_id: dict[str, int] = {}
+        self._by_name: dict[str, int] = {}
+        entries: list[Entry] = []
+        counts: dict[str, Any] = self.metadata["counts"]
+        try:
+            for name in COLLECTIONS:
+                self._scan(name, counts, entries)
+        except BaseException:
+            self.close()
+            raise
+        devices = None
+        if "managed_devices" in counts:
+            devices = Devices(self._by_id, self._by_name, self._device)
+        self.side = IntuneSide(entries, self._certificate, devices)
+
+    @property
+    def tenant_id(self) -> str | None:
+        value = self.metadata.get("tenant_id")
+        return str(value) if value else None
+
+    def _scan(self, name: str, counts: dict[str, Any], entries: list[Entry]) -> None:
+        path = self.path / f"{name}.jsonl"
         if name not in counts:
             if path.exists():
-                raise InputError(f"{path.name} present but not listed in counts", directory)
-            continue
-        if not path.exists():
-            raise IncompleteDataError(f"{path}: listed in metadata but missing")
+                raise InputError(f"{path.name} present but not listed in counts", self.path)
+            return
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise IncompleteDataError(f"{path}: listed in metadata but missing") from None
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", path) from None
+        collection = COLLECTIONS.index(name)
+        self._handles[collection] = handle
+        offsets = self._offsets[collection] = array("q")
         digest = hashlib.sha256()
-        lines = 0
+        offset = 0
         bad = 0
-        for line, raw in _lines(path, digest):
-            lines += 1
+        for line, raw in enumerate(handle, start=1):
+            digest.update(raw)
+            offsets.append(offset)
+            offset += len(raw)
             try:
                 if not raw.strip():
                     raise ValueError("blank line")
-                if name == "certificate_states":
-                    certificates.append(decode_state(raw))
-                elif name == "report_rows":
-                    certificates.append(decode_report_row(raw, report_delivered, f"report:{line}"))
-                elif name == "managed_devices":
-                    devices.append(decode_device(raw))
+                if collection == STATES:
+                    entries.append(scan_state(raw, line))
+                elif collection == REPORT:
+                    entries.append(scan_report_row(raw, self.report_delivered, line))
+                elif collection == DEVICES:
+                    self._index_device(decode_device(raw), line)
                 else:
-                    profiles.append(decode_profile(raw))
+                    self.profiles.append(decode_profile(raw))
             except ValueError as exc:
                 bad += 1
-                rejects.append(Reject(str(path), line, str(exc)))
-        if lines != counts[name]:
+                self.rejects.append(Reject(str(path), line, str(exc)))
+        if len(offsets) != counts[name]:
             raise IncompleteDataError(
-                f"{path}: metadata promises {counts[name]} records, file holds {lines}"
+                f"{path}: metadata promises {counts[name]} records, file holds {len(offsets)}"
             )
-        inputs.append(InputFile(str(path), "snapshot", name, digest.hexdigest(), lines, bad))
-    return Snapshot(
-        path=directory,
-        metadata=metadata,
-        profiles=tuple(profiles),
-        certificates=tuple(certificates),
-        devices=tuple(devices),
-        rejects=tuple(rejects),
-        inputs=tuple(inputs),
-    )
+        self.inputs.append(
+            InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
+        )
+
+    def _index_device(self, device: ManagedDevice, line: int) -> None:
+        self._by_id[device.id] = line
+        if device.device_name:
+            self._by_name[fold(device.device_name) or ""] = line
+        self.device_lines.append(line)
+
+    def _line(self, collection: int, line: int) -> bytes:
+        handle = self._handles[collection]
+        handle.seek(self._offsets[collection][line - 1])
+        return handle.readline()
+
+    def _certificate(self, entry: Entry) -> IntuneCertificate:
+        raw = self._line(entry.collection, entry.where)
+        if entry.collection == STATES:
+            return decode_state(raw)
+        return decode_report_row(raw, self.report_delivered, f"report:{entry.where}")
+
+    def _device(self, line: int) -> ManagedDevice:
+        return decode_device(self._line(DEVICES, line))
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+
+    def __enter__(self) -> SnapshotSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_snapshot(directory: Path, report_delivered: frozenset[str]) -> Snapshot:
+    """Every record decoded, for tools and tests; a run uses ``SnapshotSource`` instead."""
+    with SnapshotSource(directory, report_delivered) as source:
+        side = source.side
+        devices = side.devices
+        return Snapshot(
+            path=directory,
+            metadata=source.metadata,
+            profiles=tuple(source.profiles),
+            certificates=tuple(side.certificate(e) for e in side.entries),
+            devices=tuple(devices.get(n) for n in source.device_lines) if devices else (),
+            rejects=tuple(source.rejects),
+            inputs=tuple(source.inputs),
+        )
 
 
 class SnapshotWriter:

@@ -98,8 +98,18 @@ def test_disposition_issued_overrides_a_stale_revocation_date(read: Read, tmp_pa
         ("utf-8", b"\xef\xbb\xbf"),
         ("utf-8", b""),
         ("utf-16-le", b""),
+        ("utf-16-be", b""),
+        ("utf-32-le", b"\xff\xfe\x00\x00"),
     ],
-    ids=["utf16le-bom", "utf16be-bom", "utf8-bom", "utf8", "utf16le-no-bom"],
+    ids=[
+        "utf16le-bom",
+        "utf16be-bom",
+        "utf8-bom",
+        "utf8",
+        "utf16le-no-bom",
+        "utf16be-no-bom",
+        "utf32",
+    ],
 )
 @pytest.mark.parametrize("fixture", ["certutil-en.csv", "certutil-malformed.csv"])
 def test_encodings_give_identical_results(
