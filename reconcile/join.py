@@ -35,6 +35,7 @@ class JoinResult:
 
 
 _Key = tuple[str, str]
+"""(device, profile): a device name or id, and a profile id or template."""
 
 
 class _Index:
@@ -150,6 +151,15 @@ class _Devices:
         return (None, True) if where is None else (devices.get(where), False)
 
 
+def _collection_sizes(entries: list[Entry]) -> dict[int, int]:
+    """Entries are numbered by line within their collection; the flags need the largest."""
+    sizes: dict[int, int] = {}
+    for entry in entries:
+        if entry.where > sizes.get(entry.collection, 0):
+            sizes[entry.collection] = entry.where
+    return sizes
+
+
 class _Classifier:
     """The state one classification needs; ``classify`` is its only user."""
 
@@ -161,16 +171,33 @@ class _Classifier:
         self.wanted = frozenset(t.casefold() for t in options.templates)
         self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
         self.issuer_keys = _IssuerKeys()
-        self.newest_delivered: dict[_Key, float] = {}
+        # profile -> device -> newest delivered issuance; nested so that a million links cost
+        # no tuple each.
+        self.newest_delivered: dict[str, dict[str, float]] = {}
+        self.matched = {c: bytearray(n) for c, n in _collection_sizes(side.entries).items()}
         for entry in side.entries:
             link = _intune_link(entry)
             if entry.delivered and link and entry.issued_at is not None:
                 self._keep_newest(link, entry.issued_at)
 
     def _keep_newest(self, key: _Key, when: float) -> None:
-        current = self.newest_delivered.get(key)
+        device, profile = key
+        devices = self.newest_delivered.setdefault(profile, {})
+        current = devices.get(device)
         if current is None or when > current:
-            self.newest_delivered[key] = when
+            devices[device] = when
+
+    def newest(self, key: _Key) -> float | None:
+        device, profile = key
+        devices = self.newest_delivered.get(profile)
+        return devices.get(device) if devices is not None else None
+
+    def mark_matched(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            self.matched[entry.collection][entry.where - 1] = 1
+
+    def was_matched(self, entry: Entry) -> bool:
+        return bool(self.matched[entry.collection][entry.where - 1])
 
     def decide(self, cert: CaCertificate, entry: Entry | None) -> Status | None:
         """The status if it does not depend on the rest of the export, else None."""
@@ -196,7 +223,7 @@ class _Classifier:
         if cert.not_before is not None:
             mine = cert.not_before.timestamp()
             for link in (_intune_link(entry), _ca_link(cert, self.options.device_pattern)):
-                if link and (when := self.newest_delivered.get(link)) is not None and when > mine:
+                if link and (when := self.newest(link)) is not None and when > mine:
                     return Status.SUPERSEDED, datetime.fromtimestamp(when, UTC)
         return (Status.NOT_REPORTED if entry is None else Status.NOT_INSTALLED), None
 
@@ -235,7 +262,6 @@ def classify(
     """
     work = _Classifier(side, options)
     ca_issuers: dict[str | None, str | None] = {}
-    matched: set[int] = set()
     kept: list[Verdict | None] = []
     pending: list[tuple[int, CaCertificate, Entry | None]] = []
     dropped: Counter[str] = Counter()
@@ -244,7 +270,7 @@ def classify(
         if cert.issuer not in ca_issuers:
             ca_issuers[cert.issuer] = work.issuer_keys[cert.issuer] if cert.issuer else None
         found = work.index.match(cert, ca_issuers[cert.issuer], work.issuer_keys)
-        matched.update(id(e) for e in found)
+        work.mark_matched(found)
         entry = _best(found) if found else None
         status = work.decide(cert, entry)
         if status is None:
@@ -263,19 +289,19 @@ def classify(
 
     covered = {k for k in ca_issuers.values() if k is not None}
     # An export without issuer could be from any CA, so every Intune issuer counts as covered.
-    unknown = _unknown_to_ca(work, matched, covered, every_issuer=None in ca_issuers)
+    unknown = _unknown_to_ca(work, covered, every_issuer=None in ca_issuers)
     verdicts = tuple(v for v in kept if v is not None)
     return JoinResult(verdicts=verdicts, unknown_to_ca=unknown, dropped=dict(dropped))
 
 
 def _unknown_to_ca(
-    work: _Classifier, matched: set[int], covered: set[str], every_issuer: bool
+    work: _Classifier, covered: set[str], every_issuer: bool
 ) -> tuple[IntuneCertificate, ...]:
     """Intune records the exports should contain but do not, one per (issuer, serial)."""
     seen: set[tuple[str | None, int | str | None]] = set()
     unknown = []
     for entry in work.side.entries:
-        if id(entry) in matched or (entry.serial is None and entry.thumbprint is None):
+        if work.was_matched(entry) or (entry.serial is None and entry.thumbprint is None):
             continue
         key = work.issuer_keys[entry.issuer] if entry.issuer else None
         if not every_issuer and key not in covered:

@@ -30,6 +30,7 @@ class Entry(NamedTuple):
     changed_at: float | None
     collection: int
     where: int
+    """1-based line (or position) of the record within its collection."""
 
 
 def stamp(value: datetime | None) -> float | None:
@@ -108,9 +109,9 @@ class IntuneSide:
         devices: Sequence[ManagedDevice] | None = None,
     ) -> IntuneSide:
         """For records already in memory (tests, explain on a handful of records)."""
-        entries = [entry_of(r, 0, n) for n, r in enumerate(records)]
+        entries = [entry_of(r, 0, n) for n, r in enumerate(records, start=1)]
         return cls(
             entries,
-            lambda entry: records[entry.where],
+            lambda entry: records[entry.where - 1],
             None if devices is None else Devices.from_records(devices),
         )
