@@ -20,22 +20,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gen_data import CERTUTIL_HEADER as HEADER
+
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.model import CaCertificate
 
-HEADER = (
-    "Issued Request ID",
-    "Serial Number",
-    "Certificate Hash",
-    "Certificate Effective Date",
-    "Certificate Expiration Date",
-    "Certificate Template",
-    "Requester Name",
-    "Issued Common Name",
-    "Issued Distinguished Name",
-    "Revocation Date",
-    "Request Disposition",
-)
 TEMPLATES = (
     "1.3.6.1.4.1.311.21.8.4521873.9174215.11838394.2917640.12836427.177.1 Intune SCEP Device",
     "1.3.6.1.4.1.311.21.8.4521873.9174215.11838394.2917640.12836427.177.2 Intune PKCS User",

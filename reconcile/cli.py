@@ -398,6 +398,29 @@ def demo(
     raise typer.Exit(EXIT_OK)
 
 
+def _graph_settings(
+    config: Path | None,
+    tenant_id: str | None,
+    client_id: str | None,
+    cloud: str | None,
+    auth: str | None,
+    certificate: Path | None,
+    intune_source: str | None,
+    log_format: str | None,
+) -> Settings:
+    """The options fetch and doctor share: where the tenant is and how to sign in."""
+    return build_settings(
+        config,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        cloud=cloud,
+        auth_method=auth,
+        certificate_path=certificate,
+        intune_source=intune_source,
+        log_format=log_format,
+    )
+
+
 @app.command()
 @boundary
 def fetch(
@@ -436,15 +459,8 @@ def fetch(
     from reconcile.intune.fetch import fetch_snapshot
     from reconcile.intune.snapshot import METADATA
 
-    settings = build_settings(
-        config,
-        tenant_id=tenant_id,
-        client_id=client_id,
-        cloud=cloud,
-        auth_method=auth,
-        certificate_path=certificate,
-        intune_source=intune_source,
-        log_format=log_format,
+    settings = _graph_settings(
+        config, tenant_id, client_id, cloud, auth, certificate, intune_source, log_format
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     transport = None
@@ -479,14 +495,8 @@ def doctor(
 
     from reconcile.doctor import run_doctor
 
-    settings = build_settings(
-        config,
-        tenant_id=tenant_id,
-        client_id=client_id,
-        cloud=cloud,
-        auth_method=auth,
-        certificate_path=certificate,
-        intune_source=intune_source,
+    settings = _graph_settings(
+        config, tenant_id, client_id, cloud, auth, certificate, intune_source, None
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     checks = run_doctor(settings)

@@ -14,7 +14,6 @@ rows, so everything else is still checked byte for byte.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -25,7 +24,7 @@ from typing import IO, Any
 from reconcile.errors import InputError
 from reconcile.model import RunResult, Verdict
 from reconcile.report import csvout, jsonl
-from reconcile.report.bundle import MANIFEST
+from reconcile.report.bundle import MANIFEST, sha256_file
 from reconcile.settings import Settings, parse_as_of, resolve
 
 ANNOTATIONS = ("first_seen", "age_days", "new_since_last_run", "evidence")
@@ -39,14 +38,6 @@ class Outcome:
     checked: tuple[str, ...]
     problem: str = ""
     unlisted: tuple[str, ...] = ()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_manifest(directory: Path) -> Outcome:
@@ -65,7 +56,7 @@ def check_manifest(directory: Path) -> Outcome:
         path = directory / name
         if not path.is_file():
             return Outcome(False, tuple(listed), f"{name}: listed in the manifest but missing")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             return Outcome(False, tuple(listed), f"{name}: sha256 differs from the manifest")
         listed.append(name)
     if "run.json" not in listed:
@@ -87,7 +78,7 @@ def _check_inputs(meta: dict[str, Any]) -> None:
         path = Path(item["path"])
         if not path.is_file():
             missing.append(str(path))
-        elif _sha256(path) != item["sha256"]:
+        elif sha256_file(path) != item["sha256"]:
             changed.append(str(path))
     if missing:
         raise InputError(f"cannot recompute: input(s) missing: {', '.join(missing)}")

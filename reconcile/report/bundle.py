@@ -179,7 +179,7 @@ def write_bundle(
             with staged(directory / name, enc, newline) as (handle, tmp):
                 writer(handle)
             staged_files.append((name, tmp))
-        manifest_lines = [f"{_sha256(tmp)}  {name}" for name, tmp in staged_files]
+        manifest_lines = [f"{sha256_file(tmp)}  {name}" for name, tmp in staged_files]
         with staged(directory / MANIFEST) as (handle, manifest_tmp):
             handle.write("\n".join(sorted(manifest_lines, key=lambda line: line[66:])) + "\n")
     except BaseException:
@@ -192,7 +192,8 @@ def write_bundle(
     return directory
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
