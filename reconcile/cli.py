@@ -98,8 +98,14 @@ CaFormatOpt = Annotated[
     typer.Option(help="auto, certutil, pspki, ejbca, openssl-index or mapped.", show_default=False),
 ]
 CaIssuerOpt = Annotated[
-    str | None, typer.Option(help="Issuer name for exports without one.", show_default=False)
+    list[str] | None,
+    typer.Option(
+        "--ca-issuer",
+        help="Issuer of exports that name none: once for all, or once per --ca-export in order.",
+        show_default=False,
+    ),
 ]
+
 ColumnMapOpt = Annotated[
     Path | None, typer.Option(help="Column map TOML for localized headers.", show_default=False)
 ]

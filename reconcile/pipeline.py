@@ -9,6 +9,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from reconcile import accepted
@@ -40,8 +41,9 @@ class CaExports:
         self.inputs: list[InputFile] = []
         self._readers: list[ExportReader] = []
         try:
-            for path in settings.ca_exports:
-                self._readers.append(ExportReader(path, options))
+            for index, path in enumerate(settings.ca_exports):
+                issuer = settings.issuer_for(index)
+                self._readers.append(ExportReader(path, replace(options, issuer=issuer)))
         except BaseException:
             self.close()
             raise

@@ -27,8 +27,9 @@ def _opt(
     *,
     secret: bool = False,
     help: str = "",
+    separator: str = ",",
 ) -> Any:
-    meta = {"toml": toml, "env": env, "secret": secret, "help": help}
+    meta = {"toml": toml, "env": env, "secret": secret, "help": help, "separator": separator}
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults")
     return field(default=default, metadata=meta, repr=not secret)
@@ -48,11 +49,13 @@ class Settings:
         "RECONCILE_CA_FORMAT",
         help="auto, certutil, pspki, ejbca, openssl-index or mapped",
     )
-    ca_issuer: str | None = _opt(
-        None,
+    ca_issuer: tuple[str, ...] = _opt(
+        (),
         "ca.issuer",
         "RECONCILE_CA_ISSUER",
-        help="issuer name for exports that carry none (certutil, PSPKI)",
+        help="issuer of exports that name none (certutil, PSPKI): one for every export, or one "
+        "per export in the same order (repeatable; ';' between names in the env var)",
+        separator=";",
     )
     column_map: Path | None = _opt(
         None,
@@ -323,6 +326,12 @@ class Settings:
     def resolved_as_of(self) -> datetime:
         return self.as_of if self.as_of is not None else datetime.now(UTC).replace(microsecond=0)
 
+    def issuer_for(self, index: int) -> str | None:
+        """The configured issuer of the index-th CA export, if any."""
+        if not self.ca_issuer:
+            return None
+        return self.ca_issuer[0] if len(self.ca_issuer) == 1 else self.ca_issuer[index]
+
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never be printed; used by log and argv masking."""
         values: list[str] = []
@@ -350,7 +359,8 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     try:
         if typing.get_origin(target) is tuple:
             (item,) = typing.get_args(target)[:1]
-            values = raw.split(",") if isinstance(raw, str) else list(raw)
+            separator = SETTING_FIELDS[name].metadata["separator"]
+            values = raw.split(separator) if isinstance(raw, str) else list(raw)
             values = [v.strip() if isinstance(v, str) else v for v in values]
             return tuple(Path(v) if item is Path else str(v) for v in values if v != "")
         if target is bool:
@@ -465,6 +475,11 @@ def validate(settings: Settings) -> None:
         value = getattr(settings, name)
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    if len(settings.ca_issuer) > 1 and len(settings.ca_issuer) != len(settings.ca_exports):
+        raise ConfigError(
+            f"{len(settings.ca_issuer)} CA issuers for {len(settings.ca_exports)} CA exports: "
+            "give one issuer for all exports, or one per export in the same order"
+        )
     if settings.grace_hours < 0:
         raise ConfigError("grace_hours must not be negative")
     if settings.max_concurrency < 1:

@@ -173,3 +173,36 @@ def test_config_errors_exit_2_in_one_line(args, fragment):
     assert result.exit_code == 2
     assert fragment in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_each_export_gets_its_own_issuer(tmp_path):
+    """Two CAs' certutil exports: the snapshot's records all name Contoso, so only the
+    export attributed to Contoso matches; the other CA's serials stay unreported."""
+    out = tmp_path / "all.jsonl"
+    result = invoke(
+        "run",
+        "--ca-export",
+        str(CLI / "issued.csv"),
+        "--ca-export",
+        str(CLI / "issued.csv"),
+        "--ca-issuer",
+        "Contoso Issuing CA",
+        "--ca-issuer",
+        "Fabrikam Issuing CA",
+        "--snapshot",
+        str(CLI / "snapshot"),
+        "--as-of",
+        AS_OF,
+        "--no-history",
+        "--all",
+        "--json",
+        str(out),
+        "-q",
+    )
+    assert result.exit_code == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    delivered = {(r["ca"]["issuer"], r["status"]) for r in rows if r["ca"]["request_id"] == "101"}
+    assert delivered == {
+        ("Contoso Issuing CA", "delivered"),
+        ("Fabrikam Issuing CA", "not_reported"),
+    }

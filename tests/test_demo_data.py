@@ -308,7 +308,7 @@ def _demo_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "ca_exports": (demo_ca_export(),),
         "snapshot": demo_snapshot(),
-        "ca_issuer": DEMO_ISSUER,
+        "ca_issuer": (DEMO_ISSUER,),
         "templates": DEMO_TEMPLATES,
         "as_of": DEMO_AS_OF,
         "no_history": True,
@@ -389,7 +389,7 @@ def test_benchmark_data_is_valid_and_classifies_as_generated(
         Settings(
             ca_exports=(tmp_path / "ca_export.csv",),
             snapshot=tmp_path / "snapshot",
-            ca_issuer=bench["issuer"],
+            ca_issuer=(bench["issuer"],),
             templates=tuple(bench["templates"]),
             as_of=DEMO_AS_OF,
             no_history=True,

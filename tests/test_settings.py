@@ -80,3 +80,25 @@ def test_every_setting_has_a_distinct_env_var_and_toml_key():
     keys = [f.metadata["toml"] for f in SETTING_FIELDS.values()]
     assert len(set(envs)) == len(envs) and all(e.startswith("RECONCILE_") for e in envs)
     assert len(set(keys)) == len(keys)
+
+
+def test_issuers_pair_with_exports_in_order():
+    env = {
+        "RECONCILE_CA_EXPORT": "a.csv,b.csv",
+        "RECONCILE_CA_ISSUER": "CN=CA One, DC=corp;CN=CA Two, DC=corp",
+    }
+    settings = resolve({}, env=env)
+    assert settings.ca_issuer == ("CN=CA One, DC=corp", "CN=CA Two, DC=corp")
+    assert [settings.issuer_for(i) for i in range(2)] == [
+        "CN=CA One, DC=corp",
+        "CN=CA Two, DC=corp",
+    ]
+    one = resolve({"ca_exports": ("a.csv", "b.csv"), "ca_issuer": "CA"}, env={})
+    assert [one.issuer_for(i) for i in range(2)] == ["CA", "CA"]
+    assert resolve({}, env={}).issuer_for(0) is None
+
+
+def test_issuer_count_must_match_exports():
+    flags = {"ca_exports": ("a.csv", "b.csv", "c.csv"), "ca_issuer": ("X", "Y")}
+    with pytest.raises(ConfigError, match="2 CA issuers for 3 CA exports"):
+        resolve(flags, env={})

@@ -81,7 +81,7 @@ class ReaderOptions:
     def from_settings(cls, settings: Settings) -> ReaderOptions:
         return cls(
             format=settings.ca_format,
-            issuer=settings.ca_issuer,
+            issuer=settings.issuer_for(0),
             column_map=settings.column_map,
             date_order=settings.date_order,
             timezone=settings.ca_timezone,

@@ -92,7 +92,7 @@ def run_metadata(
         "settings": {
             "ca_exports": [str(p) for p in settings.ca_exports],
             "ca_format": settings.ca_format,
-            "ca_issuer": settings.ca_issuer,
+            "ca_issuer": list(settings.ca_issuer),
             "column_map": str(settings.column_map) if settings.column_map else None,
             "date_order": settings.date_order,
             "ca_timezone": settings.ca_timezone,
