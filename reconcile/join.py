@@ -210,9 +210,13 @@ class _Classifier:
         if entry is not None and entry.delivered:
             when = cert.not_before.timestamp() if cert.not_before else entry.issued_at
             if when is not None:
-                for link in (_intune_link(entry), _ca_link(cert, self.options.device_pattern)):
-                    if link:
-                        self._keep_newest(link, when)
+                # The Intune link already holds the record's own issuance time, unless it had none.
+                link = _intune_link(entry) if entry.issued_at is None else None
+                if link:
+                    self._keep_newest(link, when)
+                link = _ca_link(cert, self.options.device_pattern)
+                if link:
+                    self._keep_newest(link, when)
             return Status.DELIVERED
         if cert.not_before is not None and cert.not_before > self.grace_start:
             return Status.WITHIN_GRACE
