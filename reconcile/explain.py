@@ -173,10 +173,6 @@ def _superseded_by(verdict: Verdict, result: RunResult) -> Verdict | None:
     if verdict.status is not Status.SUPERSEDED:
         return None
     siblings = _siblings(verdict, result)
-    if verdict.superseded_by is not None:
-        named = [v for v in siblings if v.ca.serial == verdict.superseded_by]
-        if named:
-            return named[0]
     start = verdict.ca.not_before
     newer = [
         v

@@ -144,7 +144,6 @@ class Verdict:
     intune: IntuneCertificate | None = None
     device: ManagedDevice | None = None
     device_gone: bool = False
-    superseded_by: int | None = None
     next_step: str = ""
     first_seen: datetime | None = None
     age_days: int | None = None

@@ -36,8 +36,6 @@ def verdict_record(verdict: Verdict, run_id: str) -> dict[str, Any]:
     record["ca"] = _with_hex(record["ca"])
     if record["intune"] is not None:
         record["intune"] = _with_hex(record["intune"])
-    if record["superseded_by"] is not None:
-        record["superseded_by"] = serial_hex(record["superseded_by"])
     return {"kind": "certificate", "run_id": run_id, **record}
 
 
