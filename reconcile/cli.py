@@ -59,6 +59,17 @@ def boundary(func: F) -> F:
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise _fail(f"{where}{exc.strerror or exc}", EXIT_INPUT) from None
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
+        except Exception as exc:
+            # A bug must not exit 1, which a nightly job would read as "findings". The message
+            # names only the type: exception text can carry values that were never masked.
+            log.debug("internal error", exc_info=True)
+            raise _fail(
+                f"internal error ({type(exc).__name__}); no report written. This is a bug: "
+                "run again with -vv for the traceback and report it",
+                EXIT_UPSTREAM,
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 

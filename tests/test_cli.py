@@ -206,3 +206,17 @@ def test_each_export_gets_its_own_issuer(tmp_path):
         ("Contoso Issuing CA", "delivered"),
         ("Fabrikam Issuing CA", "not_reported"),
     }
+
+
+def test_a_bug_exits_3_with_one_line_not_1(monkeypatch):
+    from reconcile import pipeline
+
+    def broken(settings, keep_all=None):
+        raise ZeroDivisionError("s3cr3t-in-a-message")
+
+    monkeypatch.setattr(pipeline, "run", broken)
+    result = invoke(*base_args())
+    assert result.exit_code == 3
+    assert "internal error (ZeroDivisionError)" in result.stderr
+    assert "s3cr3t" not in result.stderr
+    assert "Traceback" not in result.stderr
