@@ -75,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ReconcileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    secret = args.client_secret
     emulator = GraphEmulator(
         tenant=args.tenant,
         client_id=args.client_id,
-        client_secret=args.client_secret,
+        client_secret=secret,
         data=data,
         faults=faults,
         latency=args.latency,

@@ -70,9 +70,10 @@ def cassette_settings(emu_tenant: str, client_id: str, source: str = "states") -
 
 
 def _emulator(*faults: Fault) -> GraphEmulator:
+    secret = RECORDING_SECRET
     return GraphEmulator(
         data=GeneratedTenant(**TENANT),
-        client_secret=RECORDING_SECRET,
+        client_secret=secret,
         faults=faults,
         export_polls=1,
         **PAGE,
