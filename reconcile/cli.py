@@ -183,6 +183,10 @@ NoHistoryOpt = Annotated[
     bool | None,
     typer.Option("--no-history", help="Do not record this run in the history.", show_default=False),
 ]
+EvidenceDbOpt = Annotated[
+    Path | None,
+    typer.Option(help="Device evidence database (default: user data dir).", show_default=False),
+]
 ExceptionsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -304,6 +308,7 @@ def run(
     history_db: HistoryDbOpt = None,
     no_history: NoHistoryOpt = None,
     exceptions: ExceptionsOpt = None,
+    evidence_db: EvidenceDbOpt = None,
     all_rows: AllOpt = None,
     bom: BomOpt = None,
     max_rows: MaxRowsOpt = None,
@@ -342,6 +347,7 @@ def run(
         history_db=history_db,
         no_history=no_history,
         exceptions_file=exceptions,
+        evidence_db=evidence_db,
         all_rows=all_rows,
         csv_bom=bom,
         max_rows=max_rows,
@@ -605,11 +611,6 @@ def verify_command(
     )
     raise typer.Exit(EXIT_OK)
 
-
-EvidenceDbOpt = Annotated[
-    Path | None,
-    typer.Option(help="Device evidence database (default: user data dir).", show_default=False),
-]
 
 evidence_app = typer.Typer(
     help="Device evidence: what Android, iOS and Windows logs prove about certificate delivery.",
