@@ -8,7 +8,7 @@ leading apostrophe; the JSON Lines output keeps the raw value.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO
 
 from reconcile.model import IntuneCertificate, Verdict
@@ -25,25 +25,27 @@ def neutralise(value: str | int | None) -> str | int:
     return value
 
 
-def write_verdicts(handle: IO[str], verdicts: Iterable[Verdict], run_id: str) -> int:
-    """Write header and rows; returns the number of rows."""
+def _write(
+    handle: IO[str], header: Sequence[str], cells: Iterable[Iterable[str | int | None]]
+) -> int:
+    """Header, then one neutralised row per item; returns the number of rows."""
     out = csv.writer(handle, lineterminator="\r\n")
-    out.writerow(CSV_HEADER)
+    out.writerow(header)
     rows = 0
-    for verdict in verdicts:
-        out.writerow([*(neutralise(c.get(verdict)) for c in COLUMNS), neutralise(run_id)])
+    for row in cells:
+        out.writerow([neutralise(cell) for cell in row])
         rows += 1
     return rows
+
+
+def write_verdicts(handle: IO[str], verdicts: Iterable[Verdict], run_id: str) -> int:
+    cells = ((*(c.get(v) for c in COLUMNS), run_id) for v in verdicts)
+    return _write(handle, CSV_HEADER, cells)
 
 
 def write_unknown(handle: IO[str], records: Iterable[IntuneCertificate], run_id: str) -> int:
-    out = csv.writer(handle, lineterminator="\r\n")
-    out.writerow(UNKNOWN_HEADER)
-    rows = 0
-    for record in records:
-        out.writerow([*(neutralise(c.get(record)) for c in UNKNOWN_COLUMNS), neutralise(run_id)])
-        rows += 1
-    return rows
+    cells = ((*(c.get(r) for c in UNKNOWN_COLUMNS), run_id) for r in records)
+    return _write(handle, UNKNOWN_HEADER, cells)
 
 
 def csv_encoding(bom: bool) -> str:

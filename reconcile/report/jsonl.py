@@ -47,17 +47,17 @@ def dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def write_verdicts(handle: IO[str], verdicts: Iterable[Verdict], run_id: str) -> int:
+def _write(handle: IO[str], records: Iterable[dict[str, Any]]) -> int:
     rows = 0
-    for verdict in verdicts:
-        handle.write(dumps(verdict_record(verdict, run_id)) + "\n")
+    for record in records:
+        handle.write(dumps(record) + "\n")
         rows += 1
     return rows
+
+
+def write_verdicts(handle: IO[str], verdicts: Iterable[Verdict], run_id: str) -> int:
+    return _write(handle, (verdict_record(v, run_id) for v in verdicts))
 
 
 def write_unknown(handle: IO[str], records: Iterable[IntuneCertificate], run_id: str) -> int:
-    rows = 0
-    for record in records:
-        handle.write(dumps(unknown_record(record, run_id)) + "\n")
-        rows += 1
-    return rows
+    return _write(handle, (unknown_record(r, run_id) for r in records))
