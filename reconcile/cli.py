@@ -196,6 +196,15 @@ ExceptionsOpt = Annotated[
 OutDirOpt = Annotated[
     Path | None, typer.Option(help="Write the full report bundle here.", show_default=False)
 ]
+BundleInputsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bundle-inputs",
+        help="copy (default): the --out-dir bundle holds gzip copies of its inputs; "
+        "reference: it names their paths only.",
+        show_default=False,
+    ),
+]
 AllOpt = Annotated[
     bool | None,
     typer.Option(
@@ -247,6 +256,15 @@ def build_settings(config: Path | None, **flags: Any) -> Settings:
     """Flags that were not given are None and fall through to env, TOML and defaults."""
     cleaned = {k: (tuple(v) if isinstance(v, list) else v) for k, v in flags.items()}
     return resolve(cleaned, config_path=config)
+
+
+def check_targets(settings: Settings) -> None:
+    """Outputs that cannot be written fail before the run, not after an hour of fetching."""
+    from reconcile.report.atomic import check_file_target
+
+    for target in (settings.csv, settings.json, settings.html):
+        if target is not None:
+            check_file_target(target)
 
 
 def present(
@@ -304,6 +322,7 @@ def run(
     csv: CsvOpt = None,
     json: JsonOpt = None,
     out_dir: OutDirOpt = None,
+    bundle_inputs: BundleInputsOpt = None,
     html: HtmlOpt = None,
     history_db: HistoryDbOpt = None,
     no_history: NoHistoryOpt = None,
@@ -343,6 +362,7 @@ def run(
         csv=csv,
         json=json,
         out_dir=out_dir,
+        bundle_inputs=bundle_inputs,
         html=html,
         history_db=history_db,
         no_history=no_history,
@@ -361,9 +381,10 @@ def run(
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     from reconcile import history, lock, notify, retention
 
-    with lock.run_lock(lock.path_for(settings)):
+    check_targets(settings)
+    with lock.run_lock(lock.path_for(settings)), pipeline.keep_fetched(settings) as kept:
         started = time.monotonic()
-        result = pipeline.run(settings)
+        result = pipeline.run(kept)
         code = EXIT_FINDINGS if result.findings else EXIT_OK
         with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
             present(tracked.result, settings, quiet, tracked.summary(), tracked)
@@ -415,8 +436,10 @@ def demo(
             ca_bundle=env["RECONCILE_CA_BUNDLE"],
         )
         typer.echo(f"Demo tenant served by the Graph emulator at {emulator.base_url}", err=True)
-        result = pipeline.run(settings)
-    present(result, settings, quiet=False)
+        check_targets(settings)
+        with pipeline.keep_fetched(settings) as kept:
+            result = pipeline.run(kept)
+            present(result, settings, quiet=False)
     typer.echo(f"\nDemo reports written to {out_dir.resolve()}", err=True)
     raise typer.Exit(EXIT_OK)
 

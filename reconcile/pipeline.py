@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from reconcile import accepted
@@ -81,6 +82,17 @@ def _fetch(settings: Settings, target: Path) -> Path:
 
 
 @contextmanager
+def keep_fetched(settings: Settings) -> Iterator[Settings]:
+    """Settings whose live fetch outlives ``run`` until the block ends, so the --out-dir
+    bundle can hold the snapshot its report was computed from."""
+    if settings.out_dir is None or settings.snapshot or settings.save_snapshot:
+        yield settings
+        return
+    with tempfile.TemporaryDirectory(prefix="reconcile-fetch-") as tmp:
+        yield replace(settings, save_snapshot=Path(tmp) / "snapshot")
+
+
+@contextmanager
 def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
     """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot).
 
@@ -110,18 +122,19 @@ def _device_pattern(settings: Settings) -> re.Pattern[str] | None:
     return pattern
 
 
-def run_id_for(settings: Settings, inputs: list[InputFile]) -> str:
-    """Derived from the inputs, so the same inputs give byte-identical reports."""
+def run_id_for(settings: Settings, inputs: list[InputFile], as_of: datetime) -> str:
+    """Derived from as-of, options and input hashes only, so the same inputs give
+    byte-identical reports; ``as_of`` is the one the run used, never a second clock read."""
     digest = hashlib.sha256()
     for part in (
-        iso_z(settings.resolved_as_of()),
+        iso_z(as_of),
         f"{settings.grace_hours:g}",
         *settings.templates,
     ):
         digest.update(part.encode() + b"\0")
     for item in inputs:
         digest.update(item.sha256.encode() + b"\0")
-    stamp = settings.resolved_as_of().strftime("%Y%m%dT%H%M%SZ")
+    stamp = as_of.strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{digest.hexdigest()[:8]}"
 
 
@@ -205,7 +218,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
         inputs.append(exceptions.input_file)
     result = RunResult(
-        run_id=run_id_for(settings, inputs),
+        run_id=run_id_for(settings, inputs, as_of),
         as_of=as_of,
         grace_hours=settings.grace_hours,
         verdicts=verdicts,

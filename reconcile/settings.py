@@ -151,6 +151,13 @@ class Settings:
     out_dir: Path | None = _opt(
         None, "output.out_dir", "RECONCILE_OUT_DIR", help="write the full report bundle here"
     )
+    bundle_inputs: str = _opt(
+        "copy",
+        "output.bundle_inputs",
+        "RECONCILE_BUNDLE_INPUTS",
+        help="copy: the --out-dir bundle holds compressed copies of its inputs; reference: "
+        "it names their paths only",
+    )
     all_rows: bool = _opt(
         False, "output.all", "RECONCILE_ALL", help="CSV/JSON hold every CA row, not only findings"
     )
@@ -467,6 +474,7 @@ _CHOICES = {
     "auth_method": ("auto", "secret", "certificate", "device-code", "managed-identity"),
     "cloud": ("global", "usgov", "usgovdod", "china"),
     "log_format": ("text", "json"),
+    "bundle_inputs": ("copy", "reference"),
 }
 
 
