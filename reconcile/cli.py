@@ -767,8 +767,16 @@ def explain_command(
     raise typer.Exit(EXIT_OK)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (docker stop, systemd, timeout) unwinds like Ctrl-C, so temporaries are removed."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 
