@@ -160,9 +160,7 @@ def settings_from(meta: dict[str, Any], inputs: Inputs | None = None) -> Setting
             continue
         flags[name] = tuple(value) if isinstance(value, list) else value
     if inputs is not None:
-        flags.update(
-            {k: tuple(v) if isinstance(v, list) else v for k, v in inputs.flags.items()}
-        )
+        flags.update({k: tuple(v) if isinstance(v, list) else v for k, v in inputs.flags.items()})
     return resolve(flags, env={}, config_path=None)
 
 

@@ -226,9 +226,7 @@ def _input_copies(result: RunResult, settings: Settings) -> list[tuple[BundledIn
     for directory in snapshot_dirs[:1]:
         meta = directory / SNAPSHOT_METADATA
         rel = f"{INPUTS_DIR}/snapshot/{SNAPSHOT_METADATA}.gz"
-        copies.append(
-            (BundledInput("snapshot-metadata", rel, str(meta), sha256_file(meta)), meta)
-        )
+        copies.append((BundledInput("snapshot-metadata", rel, str(meta), sha256_file(meta)), meta))
     if settings.column_map is not None:
         path = settings.column_map
         rel = f"{INPUTS_DIR}/column-map/{path.name}.gz"
@@ -298,7 +296,9 @@ def write_bundle(
                 os.fsync(handle.fileno())
         for copy, source in copies:
             _gzip_copy(source, staging / copy.file, copy.sha256)
-        manifest_lines = [f"{sha256_file(staging / name)}  {name}" for name in bundle_files(staging)]
+        manifest_lines = [
+            f"{sha256_file(staging / name)}  {name}" for name in bundle_files(staging)
+        ]
         with (staging / MANIFEST).open("w", encoding="utf-8") as handle:
             handle.write("\n".join(sorted(manifest_lines, key=lambda line: line[66:])) + "\n")
             handle.flush()
