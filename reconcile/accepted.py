@@ -61,7 +61,9 @@ class Exceptions:
 
 
 def _device_names(verdict: Verdict) -> set[str]:
-    names: set[str] = set()
+    """Every name of the finding's device, including the one its CA certificate names (CN or
+    --device-pattern): a device exception covers findings known only from the CA too."""
+    names: set[str] = {verdict.ca_device} if verdict.ca_device else set()
     if verdict.intune is not None:
         names.update(n for n in (verdict.intune.device_name, verdict.intune.device_id) if n)
     if verdict.device is not None:

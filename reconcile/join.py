@@ -96,14 +96,18 @@ def _intune_link(entry: Entry | None) -> _Key | None:
     return (device, entry.profile) if device and entry.profile else None
 
 
-def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
+def _ca_device_name(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
     """The device a CA certificate names: its CN, or the configured pattern's group."""
     if pattern is None:
-        return fold(cert.common_name)
+        return cert.common_name
     for text in (cert.subject, cert.san, cert.common_name):
         if text and (match := pattern.search(text)):
-            return fold(match.group(1))
+            return str(match.group(1))
     return None
+
+
+def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
+    return fold(_ca_device_name(cert, pattern))
 
 
 def _ca_link(cert: CaCertificate, pattern: re.Pattern[str] | None) -> _Key | None:
@@ -239,7 +243,8 @@ class _Classifier:
         superseded_at: datetime | None = None,
     ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
-        device, gone = self.devices.state(entry, _ca_device(cert, self.options.device_pattern))
+        name = _ca_device_name(cert, self.options.device_pattern)
+        device, gone = self.devices.state(entry, fold(name))
         return Verdict(
             ca=cert,
             status=status,
@@ -247,6 +252,7 @@ class _Classifier:
             intune=record,
             device=device,
             device_gone=gone,
+            ca_device=name or None,
         )
 
 

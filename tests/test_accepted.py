@@ -121,3 +121,34 @@ def test_run_marks_accepted_and_records_the_file_as_input(tmp_path):
     assert [r["status"] for r in rows] == ["not_reported"]
     assert "accepted" in (out / "summary.txt").read_text(encoding="utf-8")
     assert str(rules) in (out / "run.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("pattern", [None, r"^(PC-\d+)$"])
+def test_device_exception_covers_a_finding_known_only_from_the_ca(tmp_path, pattern):
+    """PC-03 has no Intune record at all: its device comes from the CA certificate."""
+    import csv
+    import io
+
+    from typer.testing import CliRunner
+
+    from reconcile.cli import app
+    from tests.test_cli import base_args
+
+    exceptions = tmp_path / "exceptions.toml"
+    exceptions.write_text(
+        '[[exception]]\ndevice = "pc-03"\nreason = "lab machine"\nowner = "ops"\n'
+        'expires = "2027-01-31"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "findings.csv"
+    extra = ["--device-pattern", pattern] if pattern else []
+    done = CliRunner().invoke(
+        app, base_args("--exceptions", str(exceptions), "--all", "--csv", str(out), *extra)
+    )
+    assert done.exit_code == 1, done.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
+    row = next(r for r in rows if r["request_id"] == "103")
+    assert row["intune_state"] == "" and row["device_in_intune"] == ""
+    assert row["status"] == "accepted"
+    assert row["reason"].startswith("accepted until 2027-01-31 by ops: lab machine")
+    assert row["device_name"] == "PC-03"
