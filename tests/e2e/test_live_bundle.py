@@ -24,7 +24,7 @@ def verify_moved(bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return CliRunner().invoke(app, ["verify", str(moved)])
 
 
-def test_live_run_bundle_verifies_after_moving(emu: GraphEmulator, tmp_path, monkeypatch):
+def test_live_run_bundle_verifies_after_moving(emu: GraphEmulator, tmp_path, monkeypatch):  # noqa: F811
     out = tmp_path / "out"
     done = CliRunner().invoke(app, run_args("--out-dir", str(out), "-q"))
     assert done.exit_code == 1, done.output
@@ -36,7 +36,7 @@ def test_live_run_bundle_verifies_after_moving(emu: GraphEmulator, tmp_path, mon
     assert "verified:" in checked.stdout
 
 
-def test_live_run_with_referenced_inputs_says_which_it_needs(emu: GraphEmulator, tmp_path):
+def test_live_run_with_referenced_inputs_says_which_it_needs(emu: GraphEmulator, tmp_path):  # noqa: F811
     out = tmp_path / "out"
     done = CliRunner().invoke(app, run_args("--out-dir", str(out), "--bundle-inputs", "reference"))
     assert done.exit_code == 1, done.output
