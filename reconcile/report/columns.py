@@ -78,7 +78,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("intune_state", _intune("state"), "Intune's state for the matched record"),
     Column("intune_source", lambda v: v.intune.source.value if v.intune else None, "states|report"),
     Column("device_id", _device_id, "Intune managed device id where known"),
-    Column("device_name", _device_name, "device display name (attacker-controlled)"),
+    Column(
+        "device_name",
+        _device_name,
+        "device display name; without an Intune record, the device the CA certificate names"
+        " (attacker-controlled)",
+    ),
     Column("user", _user, "user display name or UPN (attacker-controlled)"),
     Column("profile", _profile, "Intune certificate profile"),
     Column("device_in_intune", _device_present, "yes, no (gone: revocation candidate), blank"),
