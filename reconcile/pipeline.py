@@ -85,7 +85,8 @@ def _fetch(settings: Settings, target: Path) -> Path:
 def keep_fetched(settings: Settings) -> Iterator[Settings]:
     """Settings whose live fetch outlives ``run`` until the block ends, so the --out-dir
     bundle can hold the snapshot its report was computed from."""
-    if settings.out_dir is None or settings.snapshot or settings.save_snapshot:
+    copied = settings.out_dir is not None and settings.bundle_inputs == "copy"
+    if not copied or settings.snapshot or settings.save_snapshot:
         yield settings
         return
     with tempfile.TemporaryDirectory(prefix="reconcile-fetch-") as tmp:

@@ -211,20 +211,19 @@ class BundledInput:
 
 def _input_copies(result: RunResult, settings: Settings) -> list[tuple[BundledInput, Path]]:
     copies: list[tuple[BundledInput, Path]] = []
-    snapshot_dirs: list[Path] = []
+    snapshot: Path | None = None
     for index, item in enumerate(result.inputs, start=1):
         source = Path(item.path)
         if item.kind == "snapshot":
-            if source.parent not in snapshot_dirs:
-                snapshot_dirs.append(source.parent)
+            snapshot = source.parent
             rel = f"{INPUTS_DIR}/snapshot/{source.name}.gz"
         elif item.kind == "exceptions":
             rel = f"{INPUTS_DIR}/exceptions/{source.name}.gz"
         else:
             rel = f"{INPUTS_DIR}/ca/{index}-{source.name}.gz"
         copies.append((BundledInput(item.kind, rel, item.path, item.sha256), source))
-    for directory in snapshot_dirs[:1]:
-        meta = directory / SNAPSHOT_METADATA
+    if snapshot is not None:
+        meta = snapshot / SNAPSHOT_METADATA
         rel = f"{INPUTS_DIR}/snapshot/{SNAPSHOT_METADATA}.gz"
         copies.append((BundledInput("snapshot-metadata", rel, str(meta), sha256_file(meta)), meta))
     if settings.column_map is not None:
@@ -235,11 +234,12 @@ def _input_copies(result: RunResult, settings: Settings) -> list[tuple[BundledIn
 
 
 def _gzip_copy(source: Path, target: Path, expected: str) -> None:
-    """Deterministic gzip (no name, no mtime); the copy must be the bytes the run read."""
+    """Deterministic gzip (no name, no mtime); level 1 is 3-4x faster than 6 for about 15 %
+    more bytes. The copy must be the bytes the run read."""
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     with source.open("rb") as src, target.open("wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as out:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as out:
             for block in iter(lambda: src.read(1 << 20), b""):
                 digest.update(block)
                 out.write(block)

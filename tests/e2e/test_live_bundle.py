@@ -36,6 +36,20 @@ def test_live_run_bundle_verifies_after_moving(emu: GraphEmulator, tmp_path, mon
     assert "verified:" in checked.stdout
 
 
+def test_live_run_on_the_clock_verifies(emu: GraphEmulator, tmp_path):  # noqa: F811
+    """No --as-of: the run id is stamped from the as-of the run used, not a later clock read."""
+    args = run_args("--out-dir", str(tmp_path / "out"), "-q")
+    at = args.index("--as-of")
+    del args[at : at + 2]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code in (0, 1), done.output
+    meta = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    stamp = meta["as_of"].replace("-", "").replace(":", "")
+    assert meta["run_id"].startswith(stamp + "-")
+    checked = CliRunner().invoke(app, ["verify", str(tmp_path / "out")])
+    assert checked.exit_code == 0, checked.output
+
+
 def test_live_run_with_referenced_inputs_says_which_it_needs(emu: GraphEmulator, tmp_path):  # noqa: F811
     out = tmp_path / "out"
     done = CliRunner().invoke(app, run_args("--out-dir", str(out), "--bundle-inputs", "reference"))
