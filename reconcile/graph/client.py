@@ -25,7 +25,7 @@ import tenacity
 
 from reconcile.errors import GraphError
 from reconcile.graph.auth import TokenProvider
-from reconcile.graph.transport import describe_transport_error, is_transient
+from reconcile.graph.transport import describe_transport_error, is_transient, parse_retry_after
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.graph")
@@ -113,31 +113,6 @@ class _Retry(Exception):
         self.error = error
         self.client_request_id = client_request_id
         self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, server_date: str | None, now: float) -> float | None:
-    """Seconds to wait. An HTTP date is measured against the server's own Date when it sent
-    one, so a skewed local clock cannot make us retry early."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        target = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if target.tzinfo is None:
-        target = target.replace(tzinfo=UTC)
-    reference = now
-    if server_date:
-        try:
-            reference = email.utils.parsedate_to_datetime(server_date).timestamp()
-        except (TypeError, ValueError):
-            reference = now
-    return max(0.0, target.timestamp() - reference)
 
 
 def display_url(url: str | httpx.URL) -> str:
