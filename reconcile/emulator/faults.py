@@ -24,6 +24,8 @@ class FaultKind(StrEnum):
     # an export job without a "(PolicyId eq '...')" filter is refused with 400, as a tenant
     # whose report only exports per certificate profile would
     POLICY_FILTER_REQUIRED = "policy-filter-required"
+    # the page's @odata.nextLink carries a tab in its host (urlsplit drops it, httpx refuses it)
+    NEXT_LINK_CONTROL = "next-link-control"
 
 
 # Faults that only make sense on one route default to it.

@@ -1115,7 +1115,10 @@ class GraphEmulator:
             flat = [(k, v[-1]) for k, v in pairs]
             flat.append(("$skiptoken", _b64url(f"emulator:{offset + size}".encode())))
             query = urlencode(flat, quote_via=quote, safe="$,'()")
-            payload["@odata.nextLink"] = f"{ex.base}{ex.path}?{query}"
+            base = ex.base
+            if ex.fault == FaultKind.NEXT_LINK_CONTROL.value:
+                base = base.replace("://", "://graph\t", 1)
+            payload["@odata.nextLink"] = f"{base}{ex.path}?{query}"
         self._json(ex, 200, payload, GRAPH_JSON)
 
     def _page_size(self, ex: _Exchange) -> int:

@@ -192,12 +192,10 @@ class GraphClient:
                     f"GET {display_url(url)}: response has no 'value' array of objects"
                 )
             next_link = data.get("@odata.nextLink")
-            if next_link is not None and _origin(str(next_link)) != self._origin:
-                raise GraphError(
-                    f"GET {display_url(url)}: @odata.nextLink points away from {self.graph_url}"
-                )
+            if next_link is not None:
+                next_link = self._checked_next_link(display_url(url), next_link)
             yield value
-            url = str(next_link) if next_link is not None else None
+            url = next_link
 
     def download(self, url: str, sink: IO[bytes], max_bytes: int) -> int:
         """GET a pre-signed URL with no Authorization header at all; returns the size.
@@ -230,12 +228,30 @@ class GraphClient:
                             )
                         sink.write(chunk)
                     return size
+            except httpx.InvalidURL:
+                raise GraphError(f"GET {where}: the export url is not a valid URL") from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise _Retry(error=exc) from None
 
         return self._retrying("GET", where, attempt)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _checked_next_link(self, where: str, link: object) -> str:
+        """Followed verbatim, so refused unless it is a clean URL on Graph's own origin.
+
+        urlsplit drops a tab or newline from a host that httpx then refuses; checking the text
+        first keeps either from becoming an internal error or reaching the terminal."""
+        text = str(link)
+        if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+            raise GraphError(f"GET {where}: @odata.nextLink holds a control character; refused")
+        try:
+            origin = _origin(text)
+        except ValueError:
+            raise GraphError(f"GET {where}: @odata.nextLink is not a valid URL; refused") from None
+        if origin != self._origin:
+            raise GraphError(f"GET {where}: @odata.nextLink points away from {self.graph_url}")
+        return text
 
     def _url(self, path: str) -> str:
         return path if path.startswith("https://") else f"{self.graph_url}{path}"
@@ -280,6 +296,8 @@ class GraphClient:
                 response = self._http.request(
                     method, url, params=params, json=body, headers=headers
                 )
+            except httpx.InvalidURL:
+                raise GraphError(f"{method} {where}: not a valid URL; refused") from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if not is_transient(exc):
                     raise GraphError(f"{method} {where}: {describe_transport_error(exc)}") from None

@@ -264,3 +264,17 @@ def test_a_token_endpoint_that_stays_throttled_fails_in_one_line(
     assert fresh.client_secret not in message
     assert len(fresh.requests_for("token")) == 2
     _assert_no_snapshot(tmp_path)
+
+
+def test_a_next_link_with_a_control_character_in_its_host_is_refused_in_one_line(
+    fresh: GraphEmulator, tmp_path: Path
+) -> None:
+    fresh.add_fault(parse_fault("next-link-control:route=devices"))
+    with pytest.raises(UpstreamError) as caught:
+        fetch_snapshot(settings_for(fresh), tmp_path / "snap")
+    message = str(caught.value)
+    assert message == (
+        "GET /v1.0/deviceManagement/managedDevices: @odata.nextLink holds a control "
+        "character; refused"
+    )
+    _assert_no_snapshot(tmp_path)
