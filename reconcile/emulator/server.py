@@ -1243,9 +1243,7 @@ class GraphEmulator:
             return
         localization = str(body.get("localizationType") or LOCALIZATION_TYPES[0])
         if localization not in LOCALIZATION_TYPES:
-            self._graph_error(
-                ex, 400, "BadRequest", f"Invalid localizationType '{localization}'."
-            )
+            self._graph_error(ex, 400, "BadRequest", f"Invalid localizationType '{localization}'.")
             return
         policy_filter = body.get("filter")
         if policy_filter is not None and (

@@ -374,9 +374,7 @@ class MsalTokenProvider:
                     f"{self._endpoints.authority_host} answered HTTP {answer.status} to the "
                     f"token request, still failing after {attempt} attempts; try again later"
                 )
-            log.info(
-                "token endpoint: HTTP %d; retry %d in %.1f s", answer.status, attempt, wait
-            )
+            log.info("token endpoint: HTTP %d; retry %d in %.1f s", answer.status, attempt, wait)
             self._sleep(wait)
             attempt += 1
 

@@ -123,9 +123,7 @@ class ReportStatuses:
         self.delivered = frozenset(s.casefold() for s in delivered)
         self.codes = {k.strip(): v.strip() for k, v in (codes or {}).items()}
         self._known = (
-            self.delivered
-            | REPORT_KNOWN_UNDELIVERED
-            | {v.casefold() for v in self.codes.values()}
+            self.delivered | REPORT_KNOWN_UNDELIVERED | {v.casefold() for v in self.codes.values()}
         )
         self.unknown: collections.Counter[str] = collections.Counter()
 

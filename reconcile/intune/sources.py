@@ -252,12 +252,69 @@ class _Either:
         return self.first.is_set() or self.second.is_set()
 
 
-class ReportExporter:
-    """One CertificatesByRAPolicy export: a tenant-wide job, else one job per profile.
+class ExportJobs:
+    """Creates CertificatesByRAPolicy jobs exactly as a fetch does; shared by fetch and doctor.
 
     The selection is narrowed at most once (to ``REPORT_MINIMAL_COLUMNS``) when Graph refuses
     it, and the narrowed one is kept for every later job of the same fetch.
     """
+
+    def __init__(self, client: GraphClient):
+        self._client = client
+        self._lock = threading.Lock()
+        self.select: tuple[str, ...] = REPORT_COLUMNS
+        self.created = 0
+
+    @property
+    def dropped(self) -> list[str]:
+        return [c for c in REPORT_COLUMNS if c not in self.select]
+
+    def _post(self, select: tuple[str, ...], policy_filter: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "reportName": REPORT_NAME,
+            "format": "csv",
+            "localizationType": EXPORT_LOCALIZATION,
+            "select": list(select),
+        }
+        if policy_filter is not None:
+            body["filter"] = policy_filter
+        job = self._client.post(EXPORT_PATH, body)
+        with self._lock:
+            self.created += 1
+        return job
+
+    def create(self, policy_filter: str | None = None) -> dict[str, Any]:
+        select = self.select
+        try:
+            return self._post(select, policy_filter)
+        except GraphError as exc:
+            if exc.status != 400 or select == REPORT_MINIMAL_COLUMNS:
+                raise
+            first = exc
+        try:
+            job = self._post(REPORT_MINIMAL_COLUMNS, policy_filter)
+        except GraphError as exc:
+            if exc.status == 400:
+                raise first from None
+            raise
+        with self._lock:
+            if self.select != REPORT_MINIMAL_COLUMNS:
+                self.select = REPORT_MINIMAL_COLUMNS
+                log.warning(
+                    "report export: Graph refused the column selection (%s); using only the "
+                    "columns the join needs, dropped: %s",
+                    first,
+                    ", ".join(self.dropped),
+                )
+        return job
+
+    def create_for(self, profile: Profile) -> dict[str, Any]:
+        quoted = profile.id.replace("'", "''")
+        return self.create(f"(PolicyId eq '{quoted}')")
+
+
+class ReportExporter:
+    """One CertificatesByRAPolicy export: a tenant-wide job, else one job per profile."""
 
     def __init__(
         self,
@@ -273,14 +330,12 @@ class ReportExporter:
         self._polling = polling
         self._workers = workers
         self._raw_rows = raw_rows
-        self._lock = threading.Lock()
-        self.select: tuple[str, ...] = REPORT_COLUMNS
-        self.jobs = 0
+        self.jobs = ExportJobs(client)
 
     def run(self, stop: _Stop) -> None:
         self._sink.open_collection("report_rows")
         try:
-            job = self._create(None)
+            job = self.jobs.create()
         except GraphError as exc:
             if exc.status not in REFUSED_STATUSES:
                 raise
@@ -293,48 +348,6 @@ class ReportExporter:
             self._per_profile(stop)
             return
         self._finish(job, None, stop)
-
-    def _post(self, select: tuple[str, ...], policy_filter: str | None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "reportName": REPORT_NAME,
-            "format": "csv",
-            "localizationType": EXPORT_LOCALIZATION,
-            "select": list(select),
-        }
-        if policy_filter is not None:
-            body["filter"] = policy_filter
-        with self._lock:
-            self.jobs += 1
-        return self._client.post(EXPORT_PATH, body)
-
-    def _create(self, policy_filter: str | None) -> dict[str, Any]:
-        select = self.select
-        try:
-            return self._post(select, policy_filter)
-        except GraphError as exc:
-            if exc.status != 400 or select == REPORT_MINIMAL_COLUMNS:
-                raise
-            first = exc
-        job = self._post_minimal(policy_filter, first)
-        dropped = [c for c in select if c not in REPORT_MINIMAL_COLUMNS]
-        with self._lock:
-            if self.select != REPORT_MINIMAL_COLUMNS:
-                self.select = REPORT_MINIMAL_COLUMNS
-                log.warning(
-                    "report export: Graph refused the column selection (%s); using only the "
-                    "columns the join needs, dropped: %s",
-                    first,
-                    ", ".join(dropped),
-                )
-        return job
-
-    def _post_minimal(self, policy_filter: str | None, first: GraphError) -> dict[str, Any]:
-        try:
-            return self._post(REPORT_MINIMAL_COLUMNS, policy_filter)
-        except GraphError as exc:
-            if exc.status == 400:
-                raise first from None
-            raise
 
     def _per_profile(self, stop: _Stop) -> None:
         profiles = list_certificate_profiles(self._client)
@@ -351,9 +364,7 @@ class ReportExporter:
         stop = _Either(outer, inner)
         if stop.is_set():
             return
-        quoted = profile.id.replace("'", "''")
-        job = self._create(f"(PolicyId eq '{quoted}')")
-        self._finish(job, profile.id, stop)
+        self._finish(self.jobs.create_for(profile), profile.id, stop)
 
     def _finish(self, job: Mapping[str, Any], policy_id: str | None, stop: _Stop) -> None:
         url = poll_export(self._client, job, self._polling, stop)
@@ -368,7 +379,7 @@ class ReportExporter:
                 MAX_EXPORT_CSV,
                 raw_rows=self._raw_rows,
                 policy_id=policy_id,
-                requested=self.select,
+                requested=self.jobs.select,
             )
 
 

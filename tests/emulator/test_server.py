@@ -331,7 +331,10 @@ def test_export_flow_and_download_refuses_bearer(fresh: GraphEmulator) -> None:
         lines = z.read(name).decode("utf-8").splitlines()
     # The documented default, LocalizedValuesAsAdditionalColumn: code plus "_loc" text.
     assert lines[0] == "DeviceName,SerialNumber,CertificateStatus,CertificateStatus_loc"
-    assert {tuple(line.rsplit(",", 2)[1:]) for line in lines[1:]} <= {("1", "Active"), ("2", "Revoked")}
+    assert {tuple(line.rsplit(",", 2)[1:]) for line in lines[1:]} <= {
+        ("1", "Active"),
+        ("2", "Revoked"),
+    }
     assert len(lines) - 1 == sum(1 for _ in fresh.data.report_rows())
     downloads = fresh.requests_for("download")
     assert [(r.had_bearer, r.status) for r in downloads] == [(True, 403), (False, 200)]
