@@ -119,6 +119,7 @@ class SnapshotSource:
         self._offsets: dict[int, array[int]] = {}
         self._by_id: dict[str, int] = {}
         self._by_name: dict[str, int] = {}
+        self._shared_names: dict[str, list[int]] = {}
         entries: list[Entry] = []
         counts: dict[str, Any] = self.metadata["counts"]
         try:
@@ -130,7 +131,7 @@ class SnapshotSource:
         self.report_delivered.warn_unknown()
         devices = None
         if "managed_devices" in counts:
-            devices = Devices(self._by_id, self._by_name, self._device)
+            devices = Devices(self._by_id, self._by_name, self._device, self._shared_names)
         self.side = IntuneSide(entries, self._certificate, devices)
 
     @property
@@ -185,7 +186,9 @@ class SnapshotSource:
     def _index_device(self, device: ManagedDevice, line: int) -> None:
         self._by_id[device.id] = line
         if device.device_name:
-            self._by_name[fold(device.device_name) or ""] = line
+            Devices.index_name(
+                self._by_name, self._shared_names, fold(device.device_name) or "", line
+            )
         self.device_lines.append(line)
 
     def _line(self, collection: int, line: int) -> bytes:
