@@ -1,7 +1,8 @@
 """`reconcile doctor`: what works against this tenant, and the fix for what does not.
 
 Each check is one small call shaped like the run's own (same paths, $select, export body and
-fallbacks), so what fails here is what would fail the nightly run, named precisely. Checks never raise; a check that cannot run is reported as skipped.
+fallbacks), so what fails here is what would fail the nightly run, named precisely. Checks
+never raise; a check that cannot run is reported as skipped.
 """
 
 from __future__ import annotations

@@ -1251,15 +1251,12 @@ class GraphEmulator:
         ):
             self._graph_error(ex, 400, "BadRequest", f"Invalid filter '{policy_filter}'.")
             return
-        if fault is not None and fault.kind is FaultKind.POLICY_FILTER_REQUIRED:
-            if policy_filter is None:
-                self._graph_error(
-                    ex,
-                    400,
-                    "BadRequest",
-                    f"Report '{name}' requires a filter on PolicyId.",
-                )
-                return
+        required = fault is not None and fault.kind is FaultKind.POLICY_FILTER_REQUIRED
+        if required and policy_filter is None:
+            self._graph_error(
+                ex, 400, "BadRequest", f"Report '{name}' requires a filter on PolicyId."
+            )
+            return
         job = _ExportJob(
             id=f"{name}_{uuid.uuid4()}",
             report_name=str(name),

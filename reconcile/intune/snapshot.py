@@ -8,7 +8,9 @@ A snapshot is a directory::
     certificate_states.jsonl    managedDeviceCertificateState objects, each annotated with
                                 "@reconcile.profileId", "@reconcile.profileType" and
                                 "@reconcile.profileName" (Graph omits the parent)
-    report_rows.jsonl           CertificatesByRAPolicy export rows, {column: value}
+    report_rows.jsonl           CertificatesByRAPolicy export rows, {column: value}, compact:
+                                only records.REPORT_ROW_KEYS (plus "@reconcile.raw", the whole
+                                CSV row, when intune.report_raw_rows asks)
     managed_devices.jsonl       managedDevice objects
 
 Collections that were not fetched are absent and not listed in ``counts``. The writer streams

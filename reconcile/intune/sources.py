@@ -354,9 +354,9 @@ class ReportExporter:
         if not profiles:
             log.warning("report export: the tenant has no certificate profile to export")
             return
-        tasks = [
-            functools.partial(self._one_profile, profile, stop)  # inner stop comes last
-            for profile in profiles
+        # Each task gets the pool's own stop event last, so one failing job stops the rest.
+        tasks: list[Callable[[threading.Event], None]] = [
+            functools.partial(self._one_profile, profile, stop) for profile in profiles
         ]
         run_all(tasks, self._workers)
 

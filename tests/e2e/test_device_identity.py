@@ -71,7 +71,7 @@ def test_a_shared_device_name_is_ambiguous_never_a_guess(
     row = next(r for r in rows if r["serial_number"].lstrip("0") == SERIAL.lstrip("0"))
     assert row["device_in_intune"] == "ambiguous"
     assert row["device_last_sync"] == ""
-    others = [r for r in rows if r["device_name"] and r["device_name"].casefold() != NAME.casefold()]
+    others = [r for r in rows if (r["device_name"] or NAME).casefold() != NAME.casefold()]
     assert all(r["device_in_intune"] != "ambiguous" for r in others)
 
     explained = CliRunner().invoke(app, [*_args("explain", SERIAL), "--snapshot", str(saved)])

@@ -26,7 +26,7 @@ from reconcile.intune.records import (
     ReportStatuses,
 )
 from reconcile.intune.snapshot import read_snapshot
-from reconcile.model import IntuneSource
+from reconcile.model import IntuneCertificate, IntuneSource
 from reconcile.settings import Settings
 from tests.e2e.test_fetch import DEMO_TENANT, EXPECTED, settings_for
 
@@ -45,7 +45,7 @@ def emu() -> Iterator[GraphEmulator]:
         yield e
 
 
-def _report_certificates(path: Path, statuses: ReportStatuses) -> set[object]:
+def _report_certificates(path: Path, statuses: ReportStatuses) -> set[IntuneCertificate]:
     snapshot = read_snapshot(path, statuses)
     assert snapshot.rejects == ()
     return {c for c in snapshot.certificates if c.source is IntuneSource.REPORT}
@@ -149,8 +149,8 @@ def test_a_refused_tenant_wide_job_falls_back_to_one_job_per_profile(
     assert _unplaced(got) == _unplaced(EXPECTED_REPORT) and len(got) == len(EXPECTED_REPORT)
 
 
-def _unplaced(certificates: set[object]) -> set[object]:
-    return {dataclasses.replace(c, record_id="") for c in certificates}  # type: ignore[type-var]
+def _unplaced(certificates: set[IntuneCertificate]) -> set[IntuneCertificate]:
+    return {dataclasses.replace(c, record_id="") for c in certificates}
 
 
 def test_raw_rows_only_when_asked(emu: GraphEmulator, tmp_path: Path) -> None:

@@ -243,11 +243,15 @@ def test_doctor_probes_the_export_the_run_creates(emu: GraphEmulator, source: st
     assert emu.requests_for("download") == []
 
 
+def _report_settings(emu: GraphEmulator) -> Settings:
+    return settings_for(emu, RECONCILE_INTUNE_SOURCE="report")
+
+
 def test_doctor_follows_the_per_profile_fallback(emu: GraphEmulator) -> None:
     emu.faults.clear()
     fault = emu.add_fault(Fault(FaultKind.POLICY_FILTER_REQUIRED, times=None))
     try:
-        checks = {c.name: c for c in run_doctor(settings_for(emu, RECONCILE_INTUNE_SOURCE="report"))}
+        checks = {c.name: c for c in run_doctor(_report_settings(emu))}
     finally:
         emu.faults.remove(fault)
     export = checks["exportJobs"]
@@ -258,7 +262,7 @@ def test_doctor_gives_permission_advice_only_for_401_and_403(emu: GraphEmulator)
     emu.faults.clear()
     fault = emu.add_fault(Fault(FaultKind.SERVER_ERROR, route="export_create", times=None))
     try:
-        checks = {c.name: c for c in run_doctor(settings_for(emu, RECONCILE_INTUNE_SOURCE="report"))}
+        checks = {c.name: c for c in run_doctor(_report_settings(emu))}
     finally:
         emu.faults.remove(fault)
     export = checks["exportJobs"]
