@@ -322,13 +322,19 @@ class SnapshotWriter:
                 raise InputError("exists and is not a snapshot; refusing to replace", self.target)
             old = self.target.with_name(f".{self.target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.target, old)
             try:
-                os.replace(self._tmp, self.target)
-            except OSError:
-                os.replace(old, self.target)
-                raise
+                os.replace(self.target, old)
+                try:
+                    os.replace(self._tmp, self.target)
+                except OSError:
+                    os.replace(old, self.target)
+                    raise
+            except OSError as exc:
+                raise InputError(f"cannot publish snapshot: {exc.strerror}", self.target) from None
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(self._tmp, self.target)
+            try:
+                os.replace(self._tmp, self.target)
+            except OSError as exc:
+                raise InputError(f"cannot publish snapshot: {exc.strerror}", self.target) from None
         return self.target

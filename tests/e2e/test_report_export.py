@@ -63,7 +63,7 @@ def _creates(emu: GraphEmulator) -> list[dict[str, object]]:
     return [json.loads(r.body or "{}") for r in emu.requests_for("export_create")]
 
 
-def test_default_export_has_numeric_codes_and_loc_text(emu: GraphEmulator, tmp_path: Path):
+def test_default_export_has_numeric_codes_and_loc_text(emu: GraphEmulator, tmp_path: Path) -> None:
     out = fetch_snapshot(settings_for(emu, "report"), tmp_path / "snap")
     (body,) = _creates(emu)
     assert body["localizationType"] == "LocalizedValuesAsAdditionalColumn"
