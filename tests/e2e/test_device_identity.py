@@ -63,10 +63,29 @@ def test_a_shared_device_name_is_ambiguous_never_a_guess(
 ) -> None:
     out = tmp_path / "findings.csv"
     saved = tmp_path / "saved"
+    jsonl = tmp_path / "findings.jsonl"
     result = CliRunner().invoke(
-        app, _args("run", "--no-history", "--csv", str(out), "--save-snapshot", str(saved))
-    )
+        app,
+        _args(
+            "run",
+            "--no-history",
+            "--csv", str(out),
+            "--json", str(jsonl),
+            "--html", str(tmp_path / "findings.html"),
+            "--save-snapshot", str(saved),
+        ),
+    )  # fmt: skip
     assert result.exit_code == 1, result.output
+    assert f"{NAME} (ambiguous)" in result.stdout
+    html = (tmp_path / "findings.html").read_text(encoding="utf-8")
+    assert "(ambiguous: 2 managed devices share the name)" in html
+    records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    ambiguous = next(
+        r for r in records if r.get("ca", {}).get("serial", "").lstrip("0") == SERIAL.lstrip("0")
+    )
+    assert sorted(d["id"] for d in ambiguous["device_candidates"]) == sorted(
+        [TWIN_ID, "8c0a70a7-a845-47f9-953a-5154281fa6f5"]
+    )
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
     row = next(r for r in rows if r["serial_number"].lstrip("0") == SERIAL.lstrip("0"))
     assert row["device_in_intune"] == "ambiguous"

@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from reconcile.cli import app
+from reconcile.demo import DEMO_AS_OF, DEMO_ISSUER, DEMO_TEMPLATES, DEMO_TENANT_ID, demo_ca_export
 from reconcile.emulator import Fault, FaultKind, GraphEmulator
-from reconcile.emulator.demo import DEMO_SNAPSHOT
+from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
 from reconcile.emulator.tenant import REPORT_ALL_COLUMNS
 from reconcile.errors import IncompleteDataError
 from reconcile.intune import fetch as fetch_module
@@ -170,3 +173,38 @@ def test_snapshot_byte_cap_fails_clearly_and_leaves_nothing(
     with pytest.raises(IncompleteDataError, match="exceed 4000 bytes.*max_snapshot_bytes"):
         fetch_snapshot(settings, parent / "snap")
     assert list(parent.iterdir()) == []
+
+
+def test_a_live_run_on_bare_codes_warns_once_and_counts_nothing_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The false green this guards against: numeric codes silently read as "not delivered"
+    with no word to the admin, or worse, as delivered."""
+    templates = [arg for t in DEMO_TEMPLATES for arg in ("--template", t)]
+    args = [
+        "run",
+        "--ca-export", str(demo_ca_export()),
+        "--ca-issuer", DEMO_ISSUER,
+        "--as-of", DEMO_AS_OF.isoformat(),
+        "--intune-source", "report",
+        "--no-history",
+        *templates,
+    ]  # fmt: skip
+    with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT_ID, report_loc=False) as emu:
+        for name, value in demo_settings_env(emu).items():
+            monkeypatch.setenv(name, value)
+        bare = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "bare.jsonl")])
+        monkeypatch.setenv("RECONCILE_REPORT_STATUS_CODES", "1=Active,2=Revoked")
+        mapped = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "mapped.jsonl")])
+    assert bare.exit_code == 1, bare.output
+    assert bare.stderr.count("CertificateStatus value(s) not understood") == 1
+    assert "'1' x" in bare.stderr and "intune.report_status_codes" in bare.stderr
+    assert mapped.exit_code == 1, mapped.output
+    assert "not understood" not in mapped.stderr
+    # Read through the map, the codes deliver again: fewer findings than on bare codes.
+    assert _findings(tmp_path / "mapped.jsonl") < _findings(tmp_path / "bare.jsonl")
+
+
+def _findings(path: Path) -> set[str]:
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return {r["ca"]["serial"] for r in records if r.get("kind") == "certificate"}
