@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from reconcile.errors import GraphError, UpstreamError
-from reconcile.graph.client import GraphClient
+from reconcile.graph.client import GraphClient, RateLimiter
 from reconcile.intune.records import (
     PROFILE_ID_KEY,
     PROFILE_NAME_KEY,
@@ -54,6 +54,9 @@ REPORT_NAME = "CertificatesByRAPolicy"
 # Sent explicitly although it is the default: enum columns then hold numeric codes and a
 # "<Column>_loc" column holds the text (export-graph-apis docs); records.py reads both.
 EXPORT_LOCALIZATION = "LocalizedValuesAsAdditionalColumn"
+# exportJobs allow 48 requests per app per minute (docs); one fetch's creates and polls stay
+# under this many, so per-profile jobs polled side by side do not throttle themselves.
+EXPORT_BUDGET = 40
 # How Graph may refuse a tenant-wide job of a report that wants a PolicyId filter (undocumented).
 REFUSED_STATUSES = frozenset({400, 422})
 
@@ -259,8 +262,9 @@ class ExportJobs:
     it, and the narrowed one is kept for every later job of the same fetch.
     """
 
-    def __init__(self, client: GraphClient):
+    def __init__(self, client: GraphClient, budget: RateLimiter | None = None):
         self._client = client
+        self._budget = budget
         self._lock = threading.Lock()
         self.select: tuple[str, ...] = REPORT_COLUMNS
         self.created = 0
@@ -278,6 +282,8 @@ class ExportJobs:
         }
         if policy_filter is not None:
             body["filter"] = policy_filter
+        if self._budget is not None:
+            self._budget.acquire()
         job = self._client.post(EXPORT_PATH, body)
         with self._lock:
             self.created += 1
@@ -330,7 +336,8 @@ class ReportExporter:
         self._polling = polling
         self._workers = workers
         self._raw_rows = raw_rows
-        self.jobs = ExportJobs(client)
+        self._budget = RateLimiter(EXPORT_BUDGET, 60.0, clock=polling.clock, sleep=polling.sleep)
+        self.jobs = ExportJobs(client, self._budget)
 
     def run(self, stop: _Stop) -> None:
         self._sink.open_collection("report_rows")
@@ -367,7 +374,7 @@ class ReportExporter:
         self._finish(self.jobs.create_for(profile), profile.id, stop)
 
     def _finish(self, job: Mapping[str, Any], policy_id: str | None, stop: _Stop) -> None:
-        url = poll_export(self._client, job, self._polling, stop)
+        url = poll_export(self._client, job, self._polling, stop, self._budget)
         if url is None:
             return
         with tempfile.TemporaryFile() as archive:
@@ -409,7 +416,11 @@ def list_certificate_profiles(client: GraphClient) -> list[Profile]:
 
 
 def poll_export(
-    client: GraphClient, job: Mapping[str, Any], polling: ExportPolling, stop: _Stop
+    client: GraphClient,
+    job: Mapping[str, Any],
+    polling: ExportPolling,
+    stop: _Stop,
+    budget: RateLimiter | None = None,
 ) -> str | None:
     """The download url once the job completed (None when stopped); backoff, then a timeout."""
     job_id = str(job.get("id") or "")
@@ -433,6 +444,8 @@ def poll_export(
             )
         polling.sleep(min(delay, remaining))
         delay = min(delay * 1.5, polling.max_delay)
+        if budget is not None:
+            budget.acquire()
         job = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
     url = job.get("url")
     if not isinstance(url, str) or not url.startswith("https://"):
