@@ -187,6 +187,14 @@ def certificate_profile_type(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _profile_of(obj: Mapping[str, Any]) -> Profile | None:
+    odata_type = certificate_profile_type(obj)
+    if odata_type is None or not obj.get("id"):
+        return None
+    name = obj.get("displayName")
+    return Profile(str(obj["id"]), odata_type, str(name) if name else None)
+
+
 def fetch_profiles(client: GraphClient, sink: SharedSink) -> list[Profile]:
     """Certificate profiles only; the list is small enough to keep (one entry per profile)."""
     sink.open_collection("profiles")
@@ -195,12 +203,10 @@ def fetch_profiles(client: GraphClient, sink: SharedSink) -> list[Profile]:
     for page in client.pages(PROFILES_PATH, params):
         kept = []
         for obj in page:
-            odata_type = certificate_profile_type(obj)
-            if odata_type is None or not obj.get("id"):
-                continue
-            kept.append(obj)
-            name = obj.get("displayName")
-            profiles.append(Profile(str(obj["id"]), odata_type, str(name) if name else None))
+            profile = _profile_of(obj)
+            if profile is not None:
+                kept.append(obj)
+                profiles.append(profile)
         sink.write_page("profiles", kept)
     return profiles
 
@@ -267,7 +273,6 @@ class ExportJobs:
         self._budget = budget
         self._lock = threading.Lock()
         self.select: tuple[str, ...] = REPORT_COLUMNS
-        self.created = 0
 
     @property
     def dropped(self) -> list[str]:
@@ -284,10 +289,7 @@ class ExportJobs:
             body["filter"] = policy_filter
         if self._budget is not None:
             self._budget.acquire()
-        job = self._client.post(EXPORT_PATH, body)
-        with self._lock:
-            self.created += 1
-        return job
+        return self._client.post(EXPORT_PATH, body)
 
     def create(self, policy_filter: str | None = None) -> dict[str, Any]:
         select = self.select
@@ -405,14 +407,8 @@ def fetch_report(
 def list_certificate_profiles(client: GraphClient) -> list[Profile]:
     """The certificate profiles, without writing them anywhere (the per-profile export)."""
     params = {"$select": ",".join(PROFILE_FIELDS), "$top": str(PAGE_SIZE)}
-    profiles: list[Profile] = []
-    for page in client.pages(PROFILES_PATH, params):
-        for obj in page:
-            odata_type = certificate_profile_type(obj)
-            if odata_type is not None and obj.get("id"):
-                name = obj.get("displayName")
-                profiles.append(Profile(str(obj["id"]), odata_type, str(name) if name else None))
-    return profiles
+    found = (_profile_of(obj) for page in client.pages(PROFILES_PATH, params) for obj in page)
+    return [profile for profile in found if profile is not None]
 
 
 def poll_export(
