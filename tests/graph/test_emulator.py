@@ -228,6 +228,24 @@ def test_cli_fetch_with_a_wrong_secret_exits_3_with_one_line(
     assert "wrong-secret-value" not in result.stderr + result.stdout
 
 
+def test_cli_fetch_refuses_a_next_link_with_a_control_character_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fault = Fault(FaultKind.NEXT_LINK_CONTROL, route="devices")
+    with GraphEmulator(
+        snapshot_dir=DEMO_SNAPSHOT, page_size=4, max_page_size=4, faults=[fault]
+    ) as small_pages:
+        for name, value in demo_settings_env(small_pages).items():
+            monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(app, ["fetch", "--out", str(tmp_path / "snap")])
+    assert fault.hits == 1
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "@odata.nextLink holds a control character" in lines[0]
+    assert "internal error" not in lines[0].lower() and "\t" not in result.stderr
+    assert not (tmp_path / "snap").exists()
+
+
 @pytest.mark.parametrize("source", ["report", "both"])
 def test_doctor_probes_the_export_the_run_creates(emu: GraphEmulator, source: str) -> None:
     emu.clear_requests()
