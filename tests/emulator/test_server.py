@@ -6,6 +6,8 @@ import datetime as dt
 import io
 import json
 import ssl
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -458,3 +460,59 @@ def test_parse_fault_rejects_nonsense() -> None:
         parse_fault("throttle:route=nowhere")
     fault = parse_fault("throttle:route=states,times=forever,retry_after=1,after=2")
     assert (fault.times, fault.after, fault.retry_after) == (None, 2, 1)
+
+
+def test_command_line_report_switches(tmp_path: Path) -> None:
+    """`python -m reconcile.emulator --report-without-loc --report-columns ...` as a process."""
+    ready = tmp_path / "ready.json"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "reconcile.emulator",
+            "--generated", "20",
+            "--report-without-loc",
+            "--report-columns", "SerialNumber,CertificateStatus",
+            "--export-polls", "0",
+            "--ready-file", str(ready),
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            if ready.exists() or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        env = json.loads(ready.read_text(encoding="utf-8"))["env"]
+        verify = ssl.create_default_context(cafile=env["RECONCILE_CA_BUNDLE"])
+        token = httpx.post(
+            f"{env['RECONCILE_AUTHORITY_HOST']}/{env['RECONCILE_TENANT_ID']}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": env["RECONCILE_CLIENT_ID"],
+                "client_secret": env["RECONCILE_CLIENT_SECRET"],
+                "scope": f"{env['RECONCILE_GRAPH_URL']}/.default",
+            },
+            verify=verify,
+        ).json()["access_token"]
+        base = f"{env['RECONCILE_GRAPH_URL']}/beta/deviceManagement/reports/exportJobs"
+        with httpx.Client(verify=verify, headers={"Authorization": f"Bearer {token}"}) as graph:
+            refused = graph.post(
+                base,
+                json={"reportName": "CertificatesByRAPolicy", "select": ["SerialNumber", "UPN"]},
+            )
+            job = graph.post(
+                base,
+                json={
+                    "reportName": "CertificatesByRAPolicy",
+                    "select": ["SerialNumber", "CertificateStatus"],
+                },
+            ).json()
+            done = graph.get(f"{base}('{job['id']}')").json()
+        archive = httpx.get(done["url"], verify=verify)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert refused.status_code == 400
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+        lines = z.read(z.namelist()[0]).decode("utf-8").splitlines()
+    assert lines[0] == "SerialNumber,CertificateStatus"
+    assert {line.split(",")[1] for line in lines[1:]} <= {"1", "2"}
