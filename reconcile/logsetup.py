@@ -73,8 +73,39 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record for a person; CA and Graph text in messages is made terminal-safe."""
+
     def __init__(self) -> None:
         super().__init__("reconcile: %(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        from reconcile.terminal import safe
+
+        return safe(super().format(record), multiline=True)
+
+
+_current = SecretFilter(())
+_json = False
+
+
+def json_configured() -> bool:
+    """Whether the last :func:`configure` asked for JSON lines."""
+    return _json
+
+
+def error_line(message: str, as_json: bool = False) -> str:
+    """The final ``reconcile: error:`` line, or the same as a JSON record for log shippers;
+    masked like every log record."""
+    message = _current.mask(message)
+    if not as_json:
+        return f"reconcile: error: {message}"
+    entry = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": "error",
+        "logger": "reconcile",
+        "message": message,
+    }
+    return json.dumps(entry, ensure_ascii=False)
 
 
 def level_for(verbose: int) -> int:
@@ -98,7 +129,9 @@ def configure(
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    global _current, _json
     secret_filter = SecretFilter(secrets)
+    _current, _json = secret_filter, log_format == "json"
     handler.addFilter(secret_filter)
     logger.addHandler(handler)
     for name in _LIBRARY_LOGGERS:

@@ -16,6 +16,7 @@ import logging
 import tempfile
 import threading
 import time
+import typing
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -120,7 +121,8 @@ class Sink(Protocol):
     def write(self, name: str, obj: Mapping[str, Any]) -> None: ...
 
 
-Progress = Callable[[str, int], None]
+Progress = Callable[..., None]
+"""Called as ``progress(key, count, detail="")``; see reconcile.progress."""
 
 
 class SharedSink:
@@ -147,6 +149,11 @@ class SharedSink:
             self._counts[name] = total
             if self._progress is not None:
                 self._progress(name, total)
+
+    def note(self, key: str, count: int, detail: str = "") -> None:
+        """Progress of a step that writes no records (a profile done, an export poll)."""
+        if self._progress is not None:
+            self._progress(key, count, detail)
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,7 @@ def fetch_states(
             obj[PROFILE_TYPE_KEY] = profile.odata_type
             obj[PROFILE_NAME_KEY] = profile.display_name
         sink.write_page("certificate_states", page)
+    sink.note("states_done", 1, profile.display_name or profile.id)
 
 
 def fetch_devices(client: GraphClient, sink: SharedSink, stop: threading.Event) -> None:
@@ -238,7 +246,9 @@ def fetch_report(
         raise UpstreamError("report export: Graph created a job without an id")
     deadline = polling.clock() + polling.timeout
     delay = polling.first_delay
+    polls = 0
     while (status := str(job.get("status") or "unknown")) != "completed":
+        sink.note("export", polls, status)
         if status == "failed":
             raise UpstreamError(
                 f"report export job {job_id} failed in Intune; run again later or use "
@@ -254,14 +264,41 @@ def fetch_report(
             )
         polling.sleep(min(delay, remaining))
         delay = min(delay * 1.5, polling.max_delay)
+        polls += 1
         job = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
     url = job.get("url")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise UpstreamError(f"report export job {job_id} completed without an https download url")
+    sink.note("export", polls, status)
     with tempfile.TemporaryFile() as archive:
-        client.download(url, archive, MAX_EXPORT_ZIP)
+        client.download(url, typing.cast(IO[bytes], _Counted(archive, sink)), MAX_EXPORT_ZIP)
         archive.seek(0)
         read_export(archive, sink, MAX_EXPORT_CSV)
+
+
+class _Counted(io.RawIOBase):
+    """The download's file, reporting the bytes received so far as progress."""
+
+    def __init__(self, raw: IO[bytes], sink: SharedSink):
+        self._raw = raw
+        self._sink = sink
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._written = 0
+        return self._raw.seek(offset, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        return self._raw.truncate(size)
+
+    def write(self, data: Any) -> int:
+        written = self._raw.write(data)
+        self._written += written
+        self._sink.note("download", self._written)
+        return written
 
 
 class _Capped(io.RawIOBase):
