@@ -23,6 +23,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from reconcile import progress
 from reconcile.errors import UpstreamError
 from reconcile.graph.client import GraphClient
 from reconcile.intune.records import (
@@ -121,8 +122,7 @@ class Sink(Protocol):
     def write(self, name: str, obj: Mapping[str, Any]) -> None: ...
 
 
-Progress = Callable[..., None]
-"""Called as ``progress(key, count, detail="")``; see reconcile.progress."""
+Progress = Callable[[str, int], None]
 
 
 class SharedSink:
@@ -149,11 +149,6 @@ class SharedSink:
             self._counts[name] = total
             if self._progress is not None:
                 self._progress(name, total)
-
-    def note(self, key: str, count: int, detail: str = "") -> None:
-        """Progress of a step that writes no records (a profile done, an export poll)."""
-        if self._progress is not None:
-            self._progress(key, count, detail)
 
 
 @dataclass(frozen=True)
@@ -211,7 +206,7 @@ def fetch_states(
             obj[PROFILE_TYPE_KEY] = profile.odata_type
             obj[PROFILE_NAME_KEY] = profile.display_name
         sink.write_page("certificate_states", page)
-    sink.note("states_done", 1, profile.display_name or profile.id)
+    progress.report("states_done", 1, profile.display_name or profile.id)
 
 
 def fetch_devices(client: GraphClient, sink: SharedSink, stop: threading.Event) -> None:
@@ -248,7 +243,7 @@ def fetch_report(
     delay = polling.first_delay
     polls = 0
     while (status := str(job.get("status") or "unknown")) != "completed":
-        sink.note("export", polls, status)
+        progress.report("export", polls, status)
         if status == "failed":
             raise UpstreamError(
                 f"report export job {job_id} failed in Intune; run again later or use "
@@ -269,9 +264,9 @@ def fetch_report(
     url = job.get("url")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise UpstreamError(f"report export job {job_id} completed without an https download url")
-    sink.note("export", polls, status)
+    progress.report("export", polls, status)
     with tempfile.TemporaryFile() as archive:
-        client.download(url, typing.cast(IO[bytes], _Counted(archive, sink)), MAX_EXPORT_ZIP)
+        client.download(url, typing.cast(IO[bytes], _Counted(archive)), MAX_EXPORT_ZIP)
         archive.seek(0)
         read_export(archive, sink, MAX_EXPORT_CSV)
 
@@ -279,9 +274,8 @@ def fetch_report(
 class _Counted(io.RawIOBase):
     """The download's file, reporting the bytes received so far as progress."""
 
-    def __init__(self, raw: IO[bytes], sink: SharedSink):
+    def __init__(self, raw: IO[bytes]):
         self._raw = raw
-        self._sink = sink
         self._written = 0
 
     def writable(self) -> bool:
@@ -297,7 +291,7 @@ class _Counted(io.RawIOBase):
     def write(self, data: Any) -> int:
         written = self._raw.write(data)
         self._written += written
-        self._sink.note("download", self._written)
+        progress.report("download", self._written)
         return written
 
 
