@@ -45,8 +45,42 @@ def _json_errors(args: Sequence[str]) -> bool:
     return os.environ.get("RECONCILE_LOG_FORMAT", "") == "json"
 
 
+_COMPLETION = ("install_completion", "show_completion")
+
+
+_METAVARS = {"path": "PATH", "str": "TEXT", "int": "N", "float": "NUMBER"}
+
+
+def _as_flags(params: Sequence[Any], ctx: Any = None) -> None:
+    """Help that reads like pip's or gh's: flags show no value (typer would print ``<bool>``)
+    and values a plain name such as PATH, never ``<list[Path]>``."""
+    for param in params:
+        if getattr(param, "is_flag", False) or getattr(param, "name", "") in _COMPLETION:
+            param.metavar = ""
+        elif ctx is not None and param.metavar is None:
+            raw = param.display_type(ctx).strip("<>")
+            inner = raw.removeprefix("list[").removesuffix("]")
+            label = _METAVARS.get(inner.lower(), inner.upper())
+            if param.param_type_name == "argument":
+                param.display_type_rich = lambda ctx, label=label: label
+            else:
+                param.metavar = label
+
+
 class _OneLineErrors(TyperGroup):
-    """Usage errors as one ``reconcile: error:`` line and a hint, like every other error."""
+    """Usage errors as one ``reconcile: error:`` line and a hint, like every other error;
+    help that shows flags as flags."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _as_flags([*self.params, option])  # the completion flags are appended after __init__
+        return option
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _as_flags([*command.params, command.get_help_option(ctx)], ctx)
+        return command
 
     def main(
         self,
@@ -99,10 +133,14 @@ def _print_error(message: str, as_json: bool = False) -> None:
     typer.echo(error_line(safe(message), as_json), err=True)
 
 
+_json_requested = False
+"""--log-format json was given: errors raised before logging is configured are JSON too."""
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     from reconcile.logsetup import json_configured
 
-    _print_error(message, json_configured())
+    _print_error(message, json_configured() or _json_requested or _json_errors(()))
     return typer.Exit(code)
 
 
@@ -125,6 +163,8 @@ def boundary(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _json_requested
+        _json_requested = kwargs.get("log_format") == "json"
         try:
             return func(*args, **kwargs)
         except ReconcileError as exc:
@@ -844,6 +884,7 @@ def verify_command(
 
 evidence_app = typer.Typer(
     help="Device evidence: what Android, iOS and Windows logs prove about certificate delivery.",
+    cls=_OneLineErrors,
     no_args_is_help=True,
 )
 app.add_typer(evidence_app, name="evidence")

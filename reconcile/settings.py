@@ -420,7 +420,8 @@ def _convert(name: str, raw: Any, origin: str, label: str | None = None) -> Any:
             return float(raw)
         return str(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{origin}: invalid value for {label or name}: {exc}") from None
+        where = "" if origin == "option" else f"{origin}: "
+        raise ConfigError(f"{where}invalid value for {label or name}: {exc}") from None
 
 
 def parse_as_of(raw: Any) -> datetime:
