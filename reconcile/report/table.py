@@ -83,7 +83,13 @@ def _as_table(rows: list[tuple[str, ...]], width: int | None) -> str | None:
     if room < _MIN_NEXT_STEP:
         return None
     caps: list[int | None] = [_CAPS.get(i) for i in range(len(HEADERS) - 1)]
-    return tabulate(rows, headers=HEADERS, tablefmt="simple", maxcolwidths=[*caps, room])
+    return tabulate(
+        rows,
+        headers=HEADERS,
+        tablefmt="simple",
+        maxcolwidths=[*caps, room],
+        break_on_hyphens=False,
+    )
 
 
 def _as_blocks(rows: list[tuple[str, ...]], width: int) -> str:
