@@ -128,9 +128,7 @@ def _run_cli(*extra: str, tty: bool) -> str:
         assert done.returncode == 1, done.stderr
         return done.stderr
     with terminal() as (stream, received):
-        done = subprocess.run(
-            args, stdout=subprocess.PIPE, stderr=stream, timeout=120, check=False
-        )
+        done = subprocess.run(args, stdout=subprocess.PIPE, stderr=stream, timeout=120, check=False)
         assert done.returncode == 1
     return b"".join(received).decode()
 
