@@ -575,15 +575,13 @@ def demo(
     The demo tenant is served by the local Graph emulator over HTTPS, so sign-in, paging, the
     report export and the download all go through msal and httpx as against a real tenant.
     """
-    import tempfile
-
     from reconcile import demo as demo_data
     from reconcile import history, pipeline, progress
     from reconcile.emulator import GraphEmulator
     from reconcile.emulator.demo import demo_settings_env
 
     _setup_logging(verbose)
-    seeded = Path(tempfile.mkdtemp(prefix="reconcile-demo-history-")) / "history.sqlite3"
+    seeded = out_dir.parent / f"{out_dir.name}.history.sqlite3"
     _seed_demo_history(seeded)
     with GraphEmulator(
         snapshot_dir=demo_data.demo_snapshot(), tenant=demo_data.DEMO_TENANT_ID, export_polls=0
@@ -620,12 +618,17 @@ DEMO_NIGHTS = 3
 
 
 def _seed_demo_history(path: Path) -> None:
-    """A few earlier nights of the demo tenant in a throwaway history, so the demo's report
-    shows a trend and ages; the admin's own history is never touched."""
+    """A few earlier nights of the demo tenant in a history of its own, beside the demo's
+    reports and made anew each time, so the report shows a trend and ages; the admin's own
+    history is never touched."""
     from datetime import timedelta
 
     from reconcile import demo as demo_data
     from reconcile import history, pipeline
+
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
 
     for night in range(DEMO_NIGHTS, 0, -1):
         settings = build_settings(

@@ -168,3 +168,4 @@ def test_demo_prints_next_steps_and_reports_a_seeded_trend(tmp_path):
     assert "Open longest:" in result.stdout
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Findings per run, 4 run(s)" in html
+    assert (tmp_path / "demo-output.history.sqlite3").is_file()
