@@ -108,6 +108,17 @@ def error_line(message: str, as_json: bool = False) -> str:
     return json.dumps(entry, ensure_ascii=False)
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at each write: while live progress is drawn, rich swaps in
+    a proxy that prints log lines above the progress rows instead of through them."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def level_for(verbose: int) -> int:
     return logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
 
@@ -126,7 +137,7 @@ def configure(
     for handler in list(logger.handlers):
         if handler.get_name() == _HANDLER_NAME:
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream if stream is not None else _Stderr())
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     global _current, _json
