@@ -568,14 +568,6 @@ def open_existing(history_db: Path | None) -> sqlite3.Connection:
     return open_db(path)
 
 
-def format_run_findings(rows: Sequence[tuple[str, str, str | None]]) -> str:
-    return tabulate(
-        [(serial, printable(label), issuer) for issuer, serial, label in rows],
-        headers=("serial", "device or subject", "issuer key"),
-        tablefmt="simple",
-    )
-
-
 def run_finding_details(
     db: sqlite3.Connection, run_id: str
 ) -> list[tuple[str, str | None, str, datetime, int]]:
@@ -610,6 +602,6 @@ def format_run_details(rows: Sequence[tuple[str, str | None, str, datetime, int]
             (status, serial, printable(label), iso_z(seen)[:10], age)
             for serial, label, status, seen, age in rows
         ],
-        headers=("status", "serial", "device or subject", "first seen", "age (days)"),
+        headers=("latest status", "serial", "device or subject", "first seen", "age (days)"),
         tablefmt="simple",
     )
