@@ -69,7 +69,9 @@ class JsonFormatter(logging.Formatter):
             entry.setdefault(key, value)
         if record.exc_text or record.exc_info:
             entry["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        from reconcile.terminal import json_safe
+
+        return json_safe(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):

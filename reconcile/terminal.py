@@ -34,3 +34,12 @@ def safe(text: str | None, *, multiline: bool = False) -> str:
         return ""
     cleaned = _SEQUENCE.sub(REPLACEMENT, text)
     return (_CONTROL_BLOCK if multiline else _CONTROL_LINE).sub(REPLACEMENT, cleaned)
+
+
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_safe(line: str) -> str:
+    """A JSON text with the characters ``json.dumps`` leaves raw (DEL, C1, bidi controls)
+    written as ``\\uXXXX`` escapes: still the same JSON value, harmless on a terminal."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)

@@ -114,3 +114,38 @@ def test_evidence_list_prints_no_control_sequences(tmp_path):
     _assert_clean(added.stdout + listed.stdout + listed.stderr)
     assert "click-me" in listed.stdout and "android" in listed.stdout
     assert "android-certrep-failure.log" in listed.stdout
+
+
+def test_json_log_lines_escape_what_json_dumps_leaves_raw():
+    import io
+    import logging
+
+    from reconcile.logsetup import configure
+    from reconcile.terminal import json_safe
+
+    stream = io.StringIO()
+    configure(0, "json", (), stream)
+    try:
+        logging.getLogger("reconcile").warning("device %s", OSC8 + BIDI + C1)
+    finally:
+        configure(0, "text", (), io.StringIO())
+    line = stream.getvalue().strip()
+    _assert_clean(line.replace("evil.example/", ""))
+    assert json.loads(line)["message"] == "device " + OSC8 + BIDI + C1
+    assert json_safe('"\u202e"') == '"\\u202e"'
+
+
+def test_text_log_lines_are_made_safe():
+    import io
+    import logging
+
+    from reconcile.logsetup import configure
+
+    stream = io.StringIO()
+    configure(0, "text", (), stream)
+    try:
+        logging.getLogger("reconcile").warning("rejected: %s", OSC8)
+    finally:
+        configure(0, "text", (), io.StringIO())
+    _assert_clean(stream.getvalue())
+    assert "click-me" in stream.getvalue()

@@ -97,3 +97,38 @@ def test_hidden_findings_are_named_within_the_width(demo: RunResult):
     text = table.render(demo, 2, "", 80)
     assert "more finding(s) not shown" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_the_cli_fits_columns_and_summary_txt_is_whole(tmp_path):
+    from typer.testing import CliRunner
+
+    from reconcile.cli import app
+
+    args = [
+        "run",
+        "--ca-export",
+        str(demo_ca_export()),
+        "--snapshot",
+        str(demo_snapshot()),
+        "--ca-issuer",
+        DEMO_ISSUER,
+        "--intune-source",
+        "both",
+        "--as-of",
+        DEMO_AS_OF.isoformat(),
+        "--no-history",
+        "--out-dir",
+        str(tmp_path / "out"),
+        *(a for t in DEMO_TEMPLATES for a in ("--template", t)),
+    ]
+    for columns, limit in (("80", 80), ("200", 200), (None, 120)):
+        env = {"COLUMNS": columns}  # None: unset, as under cron
+        result = CliRunner().invoke(app, args, env=env, catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        assert max(len(line) for line in result.stdout.splitlines()) <= limit
+    summary = (tmp_path / "out" / "summary.txt").read_text(encoding="utf-8")
+    assert "…" not in summary
+    long_step = next(
+        line for line in summary.splitlines() if "DeviceManagement-Enterprise-Diagnostics" in line
+    )
+    assert long_step.rstrip().endswith("and run `reconcile evidence add`")
