@@ -102,10 +102,11 @@ class _OneLineErrors(TyperGroup):
                 command = ctx.command_path if ctx is not None else "reconcile"
                 _print_error(exc.format_message(), _json_errors(argv))  # type: ignore[attr-defined]
                 typer.echo(f"Try '{command} --help' for help.", err=True)
-            code = exc.exit_code  # type: ignore[attr-defined]
+            # click gives some errors exit 1, which a nightly job would read as "findings".
+            code = EXIT_INPUT
         except typer.Abort:
-            _print_error("aborted", _json_errors(argv))
-            code = 1
+            _print_error("aborted; no report written", _json_errors(argv))
+            code = 130
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
