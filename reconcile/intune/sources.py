@@ -16,12 +16,11 @@ import logging
 import tempfile
 import threading
 import time
-import typing
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from reconcile import progress
 from reconcile.errors import UpstreamError
@@ -266,7 +265,7 @@ def fetch_report(
         raise UpstreamError(f"report export job {job_id} completed without an https download url")
     progress.report("export", polls, status)
     with tempfile.TemporaryFile() as archive:
-        client.download(url, typing.cast(IO[bytes], _Counted(archive)), MAX_EXPORT_ZIP)
+        client.download(url, cast(IO[bytes], _Counted(archive)), MAX_EXPORT_ZIP)
         archive.seek(0)
         read_export(archive, sink, MAX_EXPORT_CSV)
 
