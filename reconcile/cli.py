@@ -166,6 +166,8 @@ def boundary(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         global _json_requested
         _json_requested = kwargs.get("log_format") == "json"
+        # Until the command has its settings: warnings while resolving them get the prefix.
+        _setup_logging(0, "json" if _json_requested else "text")
         try:
             return func(*args, **kwargs)
         except ReconcileError as exc:

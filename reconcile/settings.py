@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import tomllib
 import types
@@ -450,7 +451,9 @@ def load_toml(path: Path) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for table, content in data.items():
         if not isinstance(content, dict):
-            raise ConfigError(f"{path}: top-level key {table!r} must be a [table]")
+            homes = [k for k in by_key if k.endswith(f".{table}")]
+            hint = f"; did you mean {homes[0]!r}?" if homes else ""
+            raise ConfigError(f"{path}: top-level key {table!r} must be a [table]{hint}")
         for key, value in content.items():
             dotted = f"{table}.{key}"
             if dotted not in by_key:
@@ -494,12 +497,22 @@ def resolve(
             continue
         if name in from_file:
             values[name] = _convert(name, from_file[name], str(config_path))
+    _warn_unknown_env(env)
     unknown = set(flags) - set(SETTING_FIELDS)
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
     settings = Settings(**values)
     validate(settings, labels)
     return settings
+
+
+def _warn_unknown_env(env: Mapping[str, str]) -> None:
+    """A mistyped RECONCILE_* variable would be ignored without a word; name the one meant."""
+    known = {f.metadata["env"] for f in SETTING_FIELDS.values()} | {"RECONCILE_CONFIG"}
+    for name in sorted(n for n in env if n.startswith("RECONCILE_") and n not in known):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        logging.getLogger("reconcile").warning("unknown environment variable %s%s", name, hint)
 
 
 _CHOICES = {

@@ -160,3 +160,15 @@ def test_demo_prints_next_steps_and_reports_a_seeded_trend(tmp_path):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Findings per run, 4 run(s)" in html
     assert (tmp_path / "demo-output.history.sqlite3").is_file()
+
+
+def test_a_top_level_key_and_a_mistyped_env_var_get_a_hint(tmp_path, caplog):
+    path = tmp_path / "reconcile.toml"
+    path.write_text("grace_hours = 5\n", encoding="utf-8")
+    result = invoke("trend", "--config", str(path))
+    assert "must be a [table]; did you mean 'run.grace_hours'?" in result.stderr
+    with caplog.at_level("WARNING", logger="reconcile"):
+        resolve({}, {"RECONCILE_TENANT": "x"})
+    assert "unknown environment variable RECONCILE_TENANT; did you mean RECONCILE_TENANT_ID?" in (
+        caplog.text
+    )
