@@ -608,10 +608,11 @@ def demo(
             ca_bundle=env["RECONCILE_CA_BUNDLE"],
         )
         _echo(f"Demo tenant served by the Graph emulator at {emulator.base_url}", err=True)
+        started = time.monotonic()
         with progress.shown():
             result = pipeline.run(settings)
     code = EXIT_FINDINGS if result.findings else EXIT_OK
-    with history.tracked_run(settings, result, code, 0.0) as tracked:
+    with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
         present(tracked.result, settings, False, tracked.summary(), tracked)
     _echo(_demo_next_steps(result, out_dir.resolve(), seeded), err=True)
     raise typer.Exit(EXIT_OK)
