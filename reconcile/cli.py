@@ -100,8 +100,11 @@ class _OneLineErrors(TyperGroup):
             else:
                 ctx = getattr(exc, "ctx", None)
                 command = ctx.command_path if ctx is not None else "reconcile"
-                _print_error(exc.format_message(), _json_errors(argv))  # type: ignore[attr-defined]
-                typer.echo(f"Try '{command} --help' for help.", err=True)
+                _print_error(
+                    exc.format_message(),  # type: ignore[attr-defined]
+                    _json_errors(argv),
+                    f"Try '{command} --help' for help.",
+                )
             # click gives some errors exit 1, which a nightly job would read as "findings".
             code = EXIT_INPUT
         except typer.Abort:
@@ -128,10 +131,10 @@ EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_UPSTREAM = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _print_error(message: str, as_json: bool = False) -> None:
+def _print_error(message: str, as_json: bool = False, hint: str | None = None) -> None:
     from reconcile.logsetup import error_line
 
-    typer.echo(error_line(safe(message), as_json), err=True)
+    typer.echo(error_line(safe(message), as_json, hint), err=True)
 
 
 _json_requested = False

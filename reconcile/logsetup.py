@@ -95,19 +95,23 @@ def json_configured() -> bool:
     return _json
 
 
-def error_line(message: str, as_json: bool = False) -> str:
-    """The final ``reconcile: error:`` line, or the same as a JSON record for log shippers;
-    masked like every log record."""
+def error_line(message: str, as_json: bool = False, hint: str | None = None) -> str:
+    """The final ``reconcile: error:`` line (and its hint line), or one JSON record holding
+    both for log shippers; masked like every log record."""
     message = _current.mask(message)
     if not as_json:
-        return f"reconcile: error: {message}"
+        return f"reconcile: error: {message}" + (f"\n{hint}" if hint else "")
     entry = {
         "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "level": "error",
         "logger": "reconcile",
         "message": message,
     }
-    return json.dumps(entry, ensure_ascii=False)
+    if hint:
+        entry["hint"] = hint
+    from reconcile.terminal import json_safe
+
+    return json_safe(json.dumps(entry, ensure_ascii=False))
 
 
 class _Stderr:

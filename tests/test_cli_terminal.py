@@ -88,7 +88,10 @@ def test_with_json_logs_the_final_error_is_a_json_record():
     record = json.loads(line)
     assert record["level"] == "error" and "--as-of" in record["message"]
     usage = invoke("run", "--log-format", "json", "--bogus")
-    assert json.loads(usage.stderr.splitlines()[0])["message"].startswith("No such option")
+    (line,) = usage.stderr.splitlines()
+    record = json.loads(line)
+    assert record["message"].startswith("No such option")
+    assert record["hint"] == "Try 'reconcile run --help' for help."
 
 
 def test_config_is_found_here_then_in_the_user_config_dir(tmp_path, monkeypatch):
