@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from reconcile import accepted
+from reconcile import accepted, progress
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.errors import ConfigError, InputError, UsageError
@@ -50,10 +50,14 @@ class CaExports:
             raise
 
     def __iter__(self) -> Iterator[CaCertificate]:
+        rows = 0
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
             with reader:
                 for item in reader:
+                    rows += 1
+                    if rows % 1000 == 0:
+                        progress.report("ca_rows", rows)
                     if isinstance(item, CaCertificate):
                         yield item
                         continue
@@ -64,6 +68,7 @@ class CaExports:
                         )
                     self.rejects.append(item)
             self.inputs.append(reader.input_file())
+        progress.report("ca_rows", rows)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -72,13 +77,8 @@ class CaExports:
 
 def _fetch(settings: Settings, target: Path) -> Path:
     from reconcile.intune.fetch import fetch_snapshot
-    from reconcile.progress import Progress
 
-    progress = Progress()
-    try:
-        return fetch_snapshot(settings, target, progress=progress)
-    finally:
-        progress.close()
+    return fetch_snapshot(settings, target, progress=progress.report)
 
 
 @contextmanager
@@ -201,6 +201,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             keep_all=keep_all,
             keep_if=None if keep_all else _keep_if(settings),
         )
+    progress.report("join", len(joined.verdicts), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
     verdicts = joined.verdicts
     if settings.exceptions_file is not None:
