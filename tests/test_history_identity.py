@@ -82,7 +82,10 @@ def test_runs_of_another_tenant_never_diff_against_this_one(tmp_path):
     again = run(db, "2026-11-22T02:00:00Z", "--ca-issuer", ISSUER)
     assert "Since run 20261121T020000Z" in again.stdout and "0 new, 0 resolved" in again.stdout
     tenants = {t for t, _k, _f, _r in findings(db)}
-    assert tenants == {"00000000-0000-4000-8000-000000000001", "11111111-2222-4333-8444-555555555555"}
+    assert tenants == {
+        "00000000-0000-4000-8000-000000000001",
+        "11111111-2222-4333-8444-555555555555",
+    }
     listing = CliRunner().invoke(app, ["history", "--history-db", str(db)])
     assert listing.exit_code == 0
     assert "tenant" in listing.stdout and "11111111-2222-4333-8444-555555555555" in listing.stdout
