@@ -201,7 +201,7 @@ class _Classifier:
 
     def decide(self, cert: CaCertificate, entry: Entry | None) -> Status | None:
         """The status if it does not depend on the rest of the export, else None."""
-        if not _in_scope(cert, self.wanted):
+        if cert.out_of_scope is not None or not _in_scope(cert, self.wanted):
             return Status.OUT_OF_SCOPE
         if cert.revoked_at is not None:
             return Status.REVOKED
@@ -330,6 +330,8 @@ def _reason(
         profile = record.profile_name or record.profile_id or "unknown profile"
         where = f" ({record.source.value}, {profile})"
     match status:
+        case Status.OUT_OF_SCOPE if cert.out_of_scope is not None:
+            return cert.out_of_scope
         case Status.OUT_OF_SCOPE:
             template = cert.template_name or cert.template_oid or "no template"
             return f"template {template} is not selected"

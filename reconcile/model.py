@@ -65,6 +65,8 @@ class CaCertificate:
     source: str
     line: int
     san: str | None = None
+    # Why the certificate is never a finding whatever Intune says (a CA certificate, say).
+    out_of_scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
