@@ -106,7 +106,10 @@ CaExportOpt = Annotated[
 ]
 CaFormatOpt = Annotated[
     str | None,
-    typer.Option(help="auto, certutil, pspki, ejbca, openssl-index or mapped.", show_default=False),
+    typer.Option(
+        help="auto, certutil, certutil-text, pspki, ejbca, openssl-index or mapped.",
+        show_default=False,
+    ),
 ]
 CaIssuerOpt = Annotated[
     list[str] | None,
@@ -131,6 +134,14 @@ StrictOpt = Annotated[
     typer.Option(
         "--strict/--no-strict",
         help="Any rejected row is an input error (exit 2).",
+        show_default=False,
+    ),
+]
+AllowEmptyOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-empty",
+        help="Accept an export with no in-scope certificate instead of exiting 2.",
         show_default=False,
     ),
 ]
@@ -295,6 +306,7 @@ def run(
     date_order: DateOrderOpt = None,
     ca_timezone: CaTimezoneOpt = None,
     strict: StrictOpt = None,
+    allow_empty: AllowEmptyOpt = None,
     template: TemplateOpt = None,
     device_pattern: DevicePatternOpt = None,
     save_snapshot: SaveSnapshotOpt = None,
@@ -334,6 +346,7 @@ def run(
         date_order=date_order,
         ca_timezone=ca_timezone,
         strict=strict,
+        allow_empty=allow_empty,
         templates=template,
         device_pattern=device_pattern,
         save_snapshot=save_snapshot,

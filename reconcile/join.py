@@ -120,6 +120,11 @@ def _in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
     )
 
 
+def in_scope(cert: CaCertificate, templates: Iterable[str]) -> bool:
+    """Whether the join will classify ``cert`` as anything but out_of_scope."""
+    return cert.out_of_scope is None and _in_scope(cert, frozenset(t.casefold() for t in templates))
+
+
 class _Devices:
     """Managed devices, and every device name Intune's certificate records still mention.
 

@@ -179,6 +179,9 @@ class RunResult:
     tenant_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     dropped: Mapping[str, int] = field(default_factory=dict)
+    # How the CA exports were read (date order and how it was chosen, zone, inferred issuer).
+    notes: tuple[str, ...] = ()
+    duplicate_rows: int = 0
 
     @property
     def findings(self) -> tuple[Verdict, ...]:

@@ -12,9 +12,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from reconcile import accepted
+from reconcile import accepted, guards
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
+from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
+from reconcile.dedupe import collapse
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
@@ -39,7 +41,9 @@ class CaExports:
         self.strict = settings.strict
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
+        self.notes: list[str] = []
         self._readers: list[ExportReader] = []
+        self._zone_warned = False
         try:
             for index, path in enumerate(settings.ca_exports):
                 issuer = settings.issuer_for(index)
@@ -51,6 +55,10 @@ class CaExports:
     def __iter__(self) -> Iterator[CaCertificate]:
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
+            self.notes.extend(reader.notes)
+            if reader.zone_note and not self._zone_warned:
+                self._zone_warned = True
+                log.warning("%s", reader.zone_note)
             with reader:
                 for item in reader:
                     if isinstance(item, CaCertificate):
@@ -63,6 +71,9 @@ class CaExports:
                         )
                     self.rejects.append(item)
             self.inputs.append(reader.input_file())
+
+    def index_sources(self) -> frozenset[str]:
+        return frozenset(str(r.path) for r in self._readers if r.format == INDEX_FORMAT)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -186,8 +197,17 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
+        collapsed = collapse(ca, ca.index_sources())
+        notes = [*ca.notes, *collapsed.warnings]
+        guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
+        certificates = collapsed.certificates
+        guards.check_templates(guards.template_counts(certificates), settings.templates)
+        if not settings.allow_empty:
+            guards.check_empty(certificates, ca.inputs, settings.templates)
+        certificates, inferred = guards.infer_issuers(certificates, snapshot.side.entries)
+        notes.extend(inferred)
         joined = classify(
-            ca,
+            certificates,
             snapshot.side,
             JoinOptions(
                 as_of=as_of,
@@ -216,5 +236,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
         dropped=joined.dropped,
+        notes=tuple(notes),
+        duplicate_rows=collapsed.duplicate_rows,
     )
     return with_next_steps(apply_stored_evidence(result, settings))

@@ -128,6 +128,7 @@ class ExportReader:
         self._offset = 0
         self._first_line = ""
         self.notes: list[str] = []
+        self.zone_note: str | None = None
         self.date_order: str | None = None
         user_map = options.load_map()
         self._text = TextSource(self.path, options.encoding, options.legacy_encoding)
@@ -288,10 +289,11 @@ class ExportReader:
             self.notes.append(f"{self._source}: {how}")
             log.info("%s: %s", self._source, how)
         if scan.zoneless_line and self._options.timezone.upper() in ("UTC", "GMT", "Z"):
-            self.notes.append(
+            self.zone_note = (
                 f"{self._source}: dates carry no zone (first at line {scan.zoneless_line}): "
                 "read as UTC; set --ca-timezone to the CA's zone"
             )
+            self.notes.append(self.zone_note)
 
     def __iter__(self) -> Iterator[CaCertificate | Reject]:
         if self._started:

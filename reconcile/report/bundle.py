@@ -103,6 +103,8 @@ def run_metadata(
         },
         "counts": result.counts(),
         "findings": len(result.findings),
+        "duplicate_rows": result.duplicate_rows,
+        "notes": list(result.notes),
         "rejects": {
             "count": len(result.rejects),
             "first": [f"{r.source}:{r.line}: {r.reason}" for r in result.rejects[:100]],

@@ -29,7 +29,11 @@ def summary_table(result: RunResult) -> str:
         if count or name not in (Status.INSTALLED_NOT_REPORTED, Status.ACCEPTED)
     ]
     rows.append(("rejected input rows", len(result.rejects), ""))
-    return tabulate(rows, headers=("status", "certificates", ""), tablefmt="simple")
+    if result.duplicate_rows:
+        rows.append(("duplicate rows collapsed", result.duplicate_rows, ""))
+    text = tabulate(rows, headers=("status", "certificates", ""), tablefmt="simple")
+    notes = "".join(f"\nnote: {printable(n, 400)}" for n in result.notes)
+    return text + notes
 
 
 def _device(v: Verdict) -> str:
