@@ -18,8 +18,9 @@
 
 Labels are the same localized column names the csv form uses as headers, so the certutil
 dialect and column maps apply unchanged: each block becomes a row in the header's order.
-Lines inside a block that are not `Label: value` (the hex dumps of -v, a PEM block) continue the
-value before them and are ignored; any other line outside a block is a reject with its number.
+A block runs until the next `Row N:` or a line at the left margin (the trailer); blank lines,
+hex dumps of binary values and the continuation of a multi-line value belong to it. Any other
+line outside a block is a reject with its number.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ NAME = "certutil-text"
 _ROW = re.compile(r"^\S.*?\s(\d+):$")
 _LABEL = re.compile(r"^\s{1,4}(\S[^:]*?):(?:\s(.*))?$")
 _SCHEMA_COLUMNS = re.compile(r"\s{2,}")
+# `0000    30 00      0.`: the bytes of a binary value, printed at the left margin.
+_HEX_DUMP = re.compile(r"^[0-9a-fA-F]{4}\s{2,}[0-9a-fA-F]{2}\b")
 
 
 def looks_like(line: str) -> bool:
@@ -90,9 +93,6 @@ def parse(lines: Iterable[str], first: int) -> Iterator[list[str] | Block | Stra
             schema = None
             continue
         if not text:
-            if block is not None:
-                yield block
-                block = None
             continue
         if text == "Schema:" and block is None:
             schema = []
@@ -102,7 +102,7 @@ def parse(lines: Iterable[str], first: int) -> Iterator[list[str] | Block | Stra
                 yield block
             block = Block(number, {})
             continue
-        if block is not None and line[:1].isspace():
+        if block is not None and (line[:1].isspace() or _HEX_DUMP.match(line)):
             label = _LABEL.match(line)
             if label and label.group(1) not in block.cells:
                 block.cells[label.group(1)] = _value(label.group(2) or "")

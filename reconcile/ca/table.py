@@ -32,7 +32,8 @@ _SMALL_CACHE = 4096
 _CA_TEMPLATES = frozenset({"caexchange", "crossca", "subca", "ca"})
 # EJBCA CertificateConstants.CERTTYPE_*: 1 end entity, 2 sub CA, 8 root CA.
 _EJBCA_CA_TYPES = {"2": "a sub CA", "8": "a root CA"}
-_OID = re.compile(r"(\d+(?:\.\d+){2,})(?:\s+(.*))?$", re.DOTALL)
+# `1.3.6.1.4.1.311.21.8.1.2 Name` (csv) or `"1.3.6.1.4.1.311.21.8.1.2" Name` (text output).
+_OID = re.compile(r"(\d+(?:\.\d+){2,})\"?(?:\s+(.*))?$", re.DOTALL)
 
 
 @dataclass(frozen=True)
