@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from reconcile.errors import InputError, UsageError
@@ -50,8 +50,23 @@ def check_rejects(inputs: Iterable[InputFile], rejects: Sequence[Reject], ratio:
             )
 
 
-def template_counts(certificates: Iterable[CaCertificate]) -> Counter[tuple[str | None, str | None]]:
-    return Counter((c.template_oid, c.template_name) for c in certificates)
+class Tally:
+    """Counts templates and in-scope rows per export as the rows stream past (before copies
+    collapse: an export whose rows all repeat another's is not empty)."""
+
+    def __init__(self, certificates: Iterable[CaCertificate], templates: Sequence[str]) -> None:
+        self._certificates = certificates
+        self._templates = templates
+        self.templates: Counter[tuple[str | None, str | None]] = Counter()
+        self.in_scope: Counter[str] = Counter()
+
+    def __iter__(self) -> Iterator[CaCertificate]:
+        templates, in_scope_rows = self.templates, self.in_scope
+        for cert in self._certificates:
+            templates[cert.template_oid, cert.template_name] += 1
+            if in_scope(cert, self._templates):
+                in_scope_rows[cert.source] += 1
+            yield cert
 
 
 def check_templates(
@@ -76,17 +91,10 @@ def check_templates(
         )
 
 
-def check_empty(
-    certificates: Iterable[CaCertificate],
-    inputs: Iterable[InputFile],
-    templates: Sequence[str],
-) -> None:
+def check_empty(in_scope_rows: Counter[str], inputs: Iterable[InputFile]) -> None:
     """An export with no in-scope certificate checks nothing: stop unless --allow-empty."""
-    in_scope_by_source: Counter[str] = Counter(
-        c.source for c in certificates if in_scope(c, templates)
-    )
     for item in inputs:
-        if item.kind == "ca-export" and not in_scope_by_source[item.path]:
+        if item.kind == "ca-export" and not in_scope_rows[item.path]:
             what = f"{item.rows} rows" if item.rows else "no rows"
             raise InputError(
                 f"no in-scope certificate ({what}, none selected); pass --allow-empty if that "

@@ -197,13 +197,14 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
-        collapsed = collapse(ca, ca.index_sources())
+        tally = guards.Tally(ca, settings.templates)
+        collapsed = collapse(tally, ca.index_sources())
         notes = [*ca.notes, *collapsed.warnings]
         guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
-        certificates = collapsed.certificates
-        guards.check_templates(guards.template_counts(certificates), settings.templates)
+        guards.check_templates(tally.templates, settings.templates)
         if not settings.allow_empty:
-            guards.check_empty(certificates, ca.inputs, settings.templates)
+            guards.check_empty(tally.in_scope, ca.inputs)
+        certificates = collapsed.certificates
         certificates, inferred = guards.infer_issuers(certificates, snapshot.side.entries)
         notes.extend(inferred)
         joined = classify(
