@@ -90,7 +90,7 @@ def test_overlapping_exports_give_one_row_per_certificate(tmp_path: Path) -> Non
         csv.DictReader(io.StringIO((out / "certificates.csv").read_text(encoding="utf-8-sig")))
     )
     assert len(rows) == 6
-    assert len({r["serial"] for r in rows}) == 6
+    assert len({r["serial_number"] for r in rows}) == 6
     assert "duplicate rows collapsed" in result.stdout
 
 
