@@ -18,7 +18,7 @@ from reconcile.model import CaCertificate
 
 log = logging.getLogger("reconcile")
 
-_Key = tuple[str | None, int]
+_Key = tuple[str | None, int] | tuple[str | None, int, str | None]
 _PROVENANCE = frozenset({"source", "line"})
 _COMPARED = tuple(f.name for f in fields(CaCertificate) if f.name not in _PROVENANCE)
 
@@ -50,11 +50,12 @@ class Collapsed:
 
 
 def collapse(certificates: Iterable[CaCertificate], index_sources: frozenset[str]) -> Collapsed:
-    """Keep one record per (issuer, serial); ``index_sources`` are the index.txt files."""
+    """Keep one record per (issuer, serial); ``index_sources`` are the index.txt files, whose
+    rows are one certificate per (issuer, serial, subject)."""
     slots: dict[_Key, int] = {}
     kept: list[CaCertificate] = []
-    # index.txt serial reuse: the extra rows, kept beside the first, and whether warned.
-    reused: dict[_Key, list[CaCertificate]] = {}
+    # index.txt serial reuse: every row of a reused serial, in file order.
+    reused: dict[tuple[str | None, int], list[CaCertificate]] = {}
     keys: dict[str, str] = {}
     result = Collapsed(kept)
     for cert in certificates:
@@ -64,21 +65,21 @@ def collapse(certificates: Iterable[CaCertificate], index_sources: frozenset[str
             issuer = keys.get(cert.issuer)
             if issuer is None:
                 issuer = keys[cert.issuer] = issuer_key(cert.issuer)
-        key = (issuer, cert.serial)
+        key: _Key = (issuer, cert.serial)
+        if cert.source in index_sources:
+            key = (issuer, cert.serial, cert.subject)
+            first = slots.get((issuer, cert.serial))
+            if first is None:
+                slots[(issuer, cert.serial)] = len(kept)
+            elif kept[first].subject != cert.subject and key not in slots:
+                reused.setdefault((issuer, cert.serial), [kept[first]]).append(cert)
         slot = slots.get(key)
         if slot is None:
             slots[key] = len(kept)
             kept.append(cert)
             continue
-        other = kept[slot]
-        if (
-            cert.source in index_sources
-            and other.source == cert.source
-            and cert.subject != other.subject
-        ):
-            reused.setdefault(key, [other]).append(cert)
-            continue
         result.duplicate_rows += 1
+        other = kept[slot]
         if _same(cert, other):
             continue
         winner, loser = (cert, other) if _rank(cert) > _rank(other) else (other, cert)
@@ -89,7 +90,6 @@ def collapse(certificates: Iterable[CaCertificate], index_sources: frozenset[str
             f"{_where(winner)} ({why}) is kept over {_where(loser)}"
         )
     for (_, serial), rows in reused.items():
-        kept.extend(rows[1:])
         lines = ", ".join(_where(c) for c in rows)
         result.warnings.append(
             f"serial {serial_hex(serial)} is reused for different subjects ({lines}): "

@@ -84,7 +84,9 @@ def check_templates(
         named: Counter[str] = Counter()
         for (oid, name), count in counts.items():
             named[name or oid or "(no template)"] += count
-        held = ", ".join(f"{name} ({count})" for name, count in named.most_common(_LISTED_TEMPLATES))
+        held = ", ".join(
+            f"{name} ({count})" for name, count in named.most_common(_LISTED_TEMPLATES)
+        )
         raise UsageError(
             f"template {template!r} matches no certificate of the CA exports; "
             f"they hold: {held or 'no certificates'}"

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from reconcile.cli import app
@@ -147,3 +148,41 @@ def test_an_issuer_less_export_matching_several_cas_exits_2(tmp_path: Path) -> N
     assert "pass --ca-issuer" in error
     named = invoke(*args, "--ca-issuer", "Contoso Issuing CA", "-q")
     assert named.exit_code == 1, named.output
+
+
+CA_FIXTURES = Path(__file__).parent / "fixtures" / "ca"
+ONE_PER_FORMAT = [
+    "certutil-en.csv",
+    "certutil-trailer.csv",
+    "certutil-text-utf16.txt",
+    "pspki-issued.csv",
+    "pspki-de.csv",
+    "ejbca-types.csv",
+    "openssl-index-damaged.txt",
+]
+
+
+@pytest.mark.parametrize("name", ONE_PER_FORMAT)
+def test_every_format_lists_each_certificate_once_even_exported_twice(
+    name: str, tmp_path: Path
+) -> None:
+    from reconcile import pipeline
+    from reconcile.settings import resolve
+
+    copy = tmp_path / f"again-{name}"
+    shutil.copy(CA_FIXTURES / name, copy)
+    settings = resolve(
+        {
+            "ca_exports": [str(CA_FIXTURES / name), str(copy)],
+            "snapshot": str(CLI / "snapshot"),
+            "as_of": AS_OF,
+            "no_history": True,
+            "max_reject_ratio": 1.0,
+            "allow_empty": True,
+        },
+        env={},
+    )
+    result = pipeline.run(settings, keep_all=True)
+    keys = [(v.ca.issuer, v.ca.serial, v.ca.subject) for v in result.verdicts]
+    assert keys and len(keys) == len(set(keys))
+    assert result.duplicate_rows == len(keys)

@@ -243,7 +243,11 @@ class ExportReader:
                 continue
             if record.start == record.end and (
                 (len(record.cells) == 1 and not record.cells[0].strip())
-                or (trailers and not record.text.lstrip().startswith('"') and is_trailer(record.text))
+                or (
+                    trailers
+                    and not record.text.lstrip().startswith('"')
+                    and is_trailer(record.text)
+                )
             ):
                 continue
             yield record.start, record.end, record.cells
@@ -256,7 +260,9 @@ class ExportReader:
     def _choose_date_order(self, culture: CultureDates) -> None:
         """First pass: decide the order of slash dates from every date cell of the file."""
         positions = [
-            i for f, i in self._dialect_in_use().fields_of(self._header).items() if f in _DATE_FIELDS
+            i
+            for f, i in self._dialect_in_use().fields_of(self._header).items()
+            if f in _DATE_FIELDS
         ]
         if not positions:
             return
@@ -317,7 +323,9 @@ class ExportReader:
     def _undecodable(self, start: int, end: int) -> bool:
         return any(start <= n <= end for n in self._text.undecodable)
 
-    def _csv_rows(self, convert: Converter, lines: Iterable[str]) -> Iterator[CaCertificate | Reject]:
+    def _csv_rows(
+        self, convert: Converter, lines: Iterable[str]
+    ) -> Iterator[CaCertificate | Reject]:
         undecodable = self._text.undecodable
         rows = rejected = 0
         try:

@@ -64,7 +64,9 @@ def test_french_export_is_day_first_from_its_first_day_over_12() -> None:
         ("22/01/2018 15:32", datetime(2018, 1, 22, 15, 32, tzinfo=UTC)),  # fr-FR, en-GB
     ],
 )
-def test_each_culture_reads_without_a_setting(tmp_path: Path, text: str, expected: datetime) -> None:
+def test_each_culture_reads_without_a_setting(
+    tmp_path: Path, text: str, expected: datetime
+) -> None:
     (record,) = read_export(pspki(tmp_path / "x.csv", [text])).records
     assert record.not_before == expected
 
@@ -110,8 +112,10 @@ def test_zone_less_dates_are_noted_unless_a_zone_is_set(tmp_path: Path) -> None:
 
 
 CULTURES = {
-    "en-US": lambda d: f"{d.month}/{d.day}/{d.year} {d.hour % 12 or 12}:{d.minute:02d} "
-    + ("PM" if d.hour >= 12 else "AM"),
+    "en-US": lambda d: (
+        f"{d.month}/{d.day}/{d.year} {d.hour % 12 or 12}:{d.minute:02d} "
+        + ("PM" if d.hour >= 12 else "AM")
+    ),
     "de-DE": lambda d: f"{d.day:02d}.{d.month:02d}.{d.year} {d.hour:02d}:{d.minute:02d}:00",
     "cs-CZ": lambda d: f"{d.day}. {d.month}. {d.year} {d.hour}:{d.minute:02d}:00",
     "fr-FR": lambda d: f"{d.day:02d}/{d.month:02d}/{d.year} {d.hour:02d}:{d.minute:02d}",
