@@ -21,6 +21,7 @@ _UTC_SUFFIXES = (" GMT", " UTC", " Z", " gmt", " utc", " z")
 _AM = frozenset({"AM", "A.M.", "A. M.", "AM."})
 _PM = frozenset({"PM", "P.M.", "P. M.", "PM."})
 _ORDERS = ("mdy", "dmy", "ymd")
+_ZONED_ENOUGH = 1000
 
 
 def zone(name: str) -> tzinfo:
@@ -274,19 +275,27 @@ class DateScan:
         self.default = default
         self.first: dict[Evidence, int] = {}
         self.zoneless_line = 0
+        self._zoned = 0
 
     def see(self, text: str, line: int) -> None:
         evidence = order_evidence(text)
         if evidence is not Evidence.OTHER:
             self.first.setdefault(evidence, line)
-            if not self.zoneless_line and not has_zone(text):
+            if self.zoneless_line:
+                return
+            if has_zone(text):
+                self._zoned += 1
+            else:
                 self.zoneless_line = line
 
     @property
     def settled(self) -> bool:
-        """Nothing later in the file can change the outcome: stop reading."""
+        """The order is decided and the zone question answered: stop reading.
+
+        One tool wrote the whole file, so a thousand zoned cells answer for the rest.
+        """
         decided = Evidence.DAY_FIRST in self.first or Evidence.MONTH_FIRST in self.first
-        return decided and bool(self.zoneless_line)
+        return decided and (bool(self.zoneless_line) or self._zoned >= _ZONED_ENOUGH)
 
     def conflict(self) -> tuple[int, int] | None:
         """(day-first line, month-first line) when the file holds both."""

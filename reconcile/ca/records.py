@@ -38,10 +38,11 @@ def _parse(lines: list[str], delimiter: str) -> list[str] | str:
     return row
 
 
-def csv_records(
-    lines: Iterable[str], first: int, delimiter: str, width: int | None
-) -> Iterator[Record]:
-    """Records of ``lines``, the first of which is physical line ``first``; blank lines skipped."""
+def _assembled(
+    lines: Iterable[str], first: int, delimiter: str, width: int | None, side: deque[Record]
+) -> Iterator[str]:
+    """Yields each record's text for one shared csv reader; its provenance goes to ``side``
+    (a Record with cells None, its reason set, stands for a line rejected here)."""
     source = iter(lines)
     pending: deque[tuple[int, str]] = deque()
     number = first - 1
@@ -60,16 +61,9 @@ def csv_records(
         start, line = item
         if not line.strip():
             continue
-        body = line.rstrip("\r\n")
-        if '"' not in body and "\r" not in body and "\n" not in body:
-            yield Record(start, start, line, body.split(delimiter))
-            continue
         if line.count('"') % 2 == 0:
-            parsed = _parse([line], delimiter)
-            if isinstance(parsed, str):
-                yield Record(start, start, line, None, parsed)
-            else:
-                yield Record(start, start, line, parsed)
+            side.append(Record(start, start, line, None))
+            yield line
             continue
         taken = [(start, line)]
         balanced = False
@@ -81,14 +75,39 @@ def csv_records(
         if balanced:
             parsed = _parse([t for _, t in taken], delimiter)
             if not isinstance(parsed, str) and (width is None or len(parsed) == width):
-                yield Record(start, taken[-1][0], line, parsed)
+                side.append(Record(start, taken[-1][0], line, None))
+                yield "".join(t for _, t in taken)
                 continue
         pending.extendleft(reversed(taken[1:]))
-        yield Record(
-            start,
-            start,
-            line,
-            None,
-            "an unbalanced '\"' (a quoted cell that does not close on this line"
-            f" or within the next {MAX_RECORD_LINES - 1} in a record of the header's width)",
-        )
+        side.append(Record(start, start, line, None, _UNBALANCED))
+
+
+_UNBALANCED = (
+    "an unbalanced '\"' (a quoted cell that does not close on this line"
+    f" or within the next {MAX_RECORD_LINES - 1} in a record of the header's width)"
+)
+
+
+def csv_records(
+    lines: Iterable[str], first: int, delimiter: str, width: int | None
+) -> Iterator[Record]:
+    """Records of ``lines``, the first of which is physical line ``first``; blank lines skipped."""
+    side: deque[Record] = deque()
+    reader = csv.reader(
+        _assembled(lines, first, delimiter, width, side), delimiter=delimiter, strict=True
+    )
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            while len(side) > 1:
+                yield side.popleft()
+            bad = side.popleft()
+            yield Record(bad.start, bad.end, bad.text, None, f"not valid CSV: {exc}")
+            continue
+        while len(side) > (0 if row is None else 1):
+            yield side.popleft()
+        if row is None:
+            return
+        done = side.popleft()
+        yield Record(done.start, done.end, done.text, row)
