@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 
+from reconcile.ca import ExportReader
 from reconcile.errors import InputError, UsageError
 from reconcile.identity import issuer_key
 from reconcile.intune.side import Entry
@@ -106,31 +106,33 @@ def check_empty(in_scope_rows: Counter[str], inputs: Iterable[InputFile]) -> Non
 
 
 def infer_issuers(
-    certificates: list[CaCertificate], entries: Sequence[Entry]
-) -> tuple[list[CaCertificate], list[str]]:
-    """Give issuer-less exports the issuer of the Intune records their serials match.
+    issuerless: Sequence[tuple[int, ExportReader]], entries: Sequence[Entry]
+) -> tuple[dict[int, str], list[str]]:
+    """Issuers for the exports that name none, from the Intune records their serials match.
 
     With one issuer in Intune nothing can be confused. With several, a serial-only match could
     count another CA's delivery: the issuer that accounts for nearly all matched serials is
-    used (and said); anything less stops the run asking for --ca-issuer.
+    used (and said); anything less stops the run asking for --ca-issuer. Costs one extra read
+    of those exports, only in that case.
     """
     issuers = {issuer_key(e.issuer): e.issuer for e in entries if e.issuer}
-    sources = {c.source for c in certificates if c.issuer is None}
-    if len(issuers) < 2 or not sources:
-        return certificates, []
+    if len(issuers) < 2 or not issuerless:
+        return {}, []
     by_serial: dict[int, set[str]] = {}
     for entry in entries:
         if entry.serial is not None and entry.issuer:
             by_serial.setdefault(entry.serial, set()).add(issuer_key(entry.issuer))
-    chosen: dict[str, str] = {}
+    chosen: dict[int, str] = {}
     notes = []
-    for source in sorted(sources):
+    for index, reader in issuerless:
+        source = str(reader.path)
         votes: Counter[str] = Counter()
         matched = 0
-        for cert in certificates:
-            if cert.source == source and cert.issuer is None and cert.serial in by_serial:
-                matched += 1
-                votes.update(by_serial[cert.serial])
+        with ExportReader(reader.path, reader.options) as again:
+            for cert in again:
+                if isinstance(cert, CaCertificate) and cert.serial in by_serial:
+                    matched += 1
+                    votes.update(by_serial[cert.serial])
         if not matched:
             continue
         ranked = votes.most_common(2)
@@ -142,17 +144,11 @@ def infer_issuers(
                 f"{source}: the export names no issuer and its serials match Intune records "
                 f"of several CAs ({shares}); pass --ca-issuer for it"
             )
-        chosen[source] = issuers[key]
+        chosen[index] = issuers[key]
         note = (
             f"{source}: the export names no issuer; using {issuers[key]}, which issued "
             f"{count} of its {matched} serials Intune knows (pass --ca-issuer to set it)"
         )
         log.warning("%s", note)
         notes.append(note)
-    if not chosen:
-        return certificates, notes
-    updated = [
-        replace(c, issuer=chosen[c.source]) if c.issuer is None and c.source in chosen else c
-        for c in certificates
-    ]
-    return updated, notes
+    return chosen, notes

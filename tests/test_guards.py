@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.cli import app
 from reconcile.guards import infer_issuers
 from reconcile.intune.side import Entry
-from tests.factories import ca_cert
 
 CLI = Path(__file__).parent / "fixtures" / "cli"
 AS_OF = "2026-11-20T02:00:00Z"
@@ -116,15 +116,46 @@ def _entry(serial: int, issuer: str) -> Entry:
     return Entry(serial, None, issuer, True, None, "PC", "p", None, None, 0, serial)
 
 
-def test_an_issuer_less_export_takes_the_issuer_of_nearly_all_its_matches() -> None:
-    certs = [ca_cert(n, issuer=None, source="x.csv") for n in range(1, 41)]
+def test_an_issuer_less_export_takes_the_issuer_of_nearly_all_its_matches(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.csv"
+    rows = [f'"{n}","{n:040x}"' for n in range(1, 41)]
+    path.write_text('"RequestID","SerialNumber"\n' + "\n".join(rows) + "\n", encoding="utf-8")
+    reader = ExportReader(path, ReaderOptions())
+    assert not reader.names_issuer
     entries = [_entry(n, "CN=Contoso CA") for n in range(1, 40)] + [_entry(40, "CN=Other CA")]
-    updated, notes = infer_issuers(certs, entries)
-    assert {c.issuer for c in updated} == {"CN=Contoso CA"}
+    chosen, notes = infer_issuers([(0, reader)], entries)
+    assert chosen == {0: "CN=Contoso CA"}
     assert notes == [
-        "x.csv: the export names no issuer; using CN=Contoso CA, which issued 39 of its 40 "
+        f"{path}: the export names no issuer; using CN=Contoso CA, which issued 39 of its 40 "
         "serials Intune knows (pass --ca-issuer to set it)"
     ]
+    assert infer_issuers([(0, reader)], entries[:39]) == ({}, [])  # one CA: nothing to infer
+
+
+def test_a_later_revoked_copy_in_another_export_gives_one_revoked_verdict(
+    tmp_path: Path,
+) -> None:
+    head, *rows = ISSUED.splitlines()[:7]
+    revoked = tmp_path / "revoked.csv"
+    revoked_row = rows[1].replace('"EMPTY","20"', '"11/5/2026 10:00 AM","21"')
+    revoked.write_text(head + "\n" + revoked_row + "\n", encoding="utf-8")
+    out = tmp_path / "bundle"
+    result = invoke(*run_args(CLI / "issued.csv", revoked), "--out-dir", str(out), "--all")
+    assert result.exit_code == 1, result.output
+    rows_out = list(
+        csv.DictReader(io.StringIO((out / "certificates.csv").read_text(encoding="utf-8-sig")))
+    )
+    assert len(rows_out) == 6
+    (row,) = [r for r in rows_out if r["serial_number"].endswith("066")]
+    assert row["status"] == "revoked"
+    assert row["source"] == f"{revoked}:2"
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["duplicate_rows"] == 1
+    assert f"{revoked}:2 (revoked) is kept over {CLI / 'issued.csv'}:3" in "\n".join(meta["notes"])
+    assert meta["rejects"]["count"] == 0
+    assert [i["rows"] for i in meta["inputs"] if i["kind"] == "ca-export"] == [6, 1]
 
 
 def test_an_issuer_less_export_matching_several_cas_exits_2(tmp_path: Path) -> None:

@@ -194,6 +194,20 @@ class ExportReader:
             len(self._header),
         )
 
+    @property
+    def options(self) -> ReaderOptions:
+        return self._options
+
+    @property
+    def names_issuer(self) -> bool:
+        """Whether its rows carry an issuer: configured, or an issuer (or CA name) column."""
+        if self._options.issuer:
+            return True
+        if self._dialect is None:
+            return False
+        found = self._dialect.fields_of(self._header)
+        return "issuer" in found or "config_string" in found
+
     def _dialect_in_use(self) -> Dialect:
         assert self._dialect is not None
         return self._dialect
