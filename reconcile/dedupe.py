@@ -24,25 +24,29 @@ from reconcile.model import CaCertificate
 
 log = logging.getLogger("reconcile")
 
-_Key = tuple[str | None, int] | tuple[str | None, int, str | None]
+_Key = int | tuple[int, str | None]
+"""Within one issuer: the serial, or (serial, subject) for index.txt rows."""
 _PROVENANCE = frozenset({"source", "line"})
 _COMPARED = tuple(f.name for f in fields(CaCertificate) if f.name not in _PROVENANCE)
-# Packed value, low bits first: line (32), source index (16), fingerprint (64), then the rank.
-_LINE_BITS, _SOURCE_BITS, _PRINT_BITS = 32, 16, 64
+# Packed value, low bits first: line (32), source index (16), fingerprint (48), then the rank
+# (revoked, issued minute, expiry minute): five 30-bit digits, 44 bytes.
+_LINE_BITS, _SOURCE_BITS, _PRINT_BITS = 32, 16, 48
 _WHERE_BITS = _LINE_BITS + _SOURCE_BITS
 _RANK_SHIFT = _WHERE_BITS + _PRINT_BITS
-_MASK64 = (1 << 64) - 1
-_STAMP_OFFSET = 1 << 40  # keeps pre-1970 times positive
-_STAMP_BITS = 42
+_PRINT_MASK = (1 << _PRINT_BITS) - 1
+_STAMP_OFFSET = 1 << 25  # minutes: keeps times back to 1906 positive
+_STAMP_BITS = 27
 
 
 def _fingerprint(cert: CaCertificate) -> int:
-    return hash(tuple(getattr(cert, name) for name in _COMPARED)) & _MASK64
+    return hash(tuple(getattr(cert, name) for name in _COMPARED)) & _PRINT_MASK
 
 
 def _stamp(value: object) -> int:
     timestamp = getattr(value, "timestamp", None)
-    return int(timestamp()) + _STAMP_OFFSET if timestamp is not None else 0
+    if timestamp is None:
+        return 0
+    return min(max(int(timestamp()) // 60 + _STAMP_OFFSET, 1), (1 << _STAMP_BITS) - 1)
 
 
 def _rank(cert: CaCertificate) -> int:
@@ -67,22 +71,29 @@ class Collapser:
         self.duplicate_rows = 0
         self.warnings: list[str] = []
         self.replay_needed = False
-        self._seen: dict[_Key, int] = {}
+        self._seen: dict[str | None, dict[_Key, int]] = {}
         self._sources: list[str] = []
         self._source_index: dict[str, int] = {}
         self._issuers: dict[str, str] = {}
         self._subjects: dict[tuple[str | None, int], tuple[str | None, int]] = {}
         self._reused: dict[tuple[str | None, int], list[str]] = {}
 
-    def _key(self, cert: CaCertificate) -> _Key:
+    def _table(self, cert: CaCertificate) -> dict[_Key, int]:
+        """The serials seen for this certificate's issuer (one dict per CA: no key tuples)."""
         issuer = None
         if cert.issuer is not None:
             issuer = self._issuers.get(cert.issuer)
             if issuer is None:
                 issuer = self._issuers[cert.issuer] = issuer_key(cert.issuer)
+        table = self._seen.get(issuer)
+        if table is None:
+            table = self._seen[issuer] = {}
+        return table
+
+    def _key(self, cert: CaCertificate) -> _Key:
         if cert.source in self.index_sources:
-            return (issuer, cert.serial, cert.subject)
-        return (issuer, cert.serial)
+            return (cert.serial, cert.subject)
+        return cert.serial
 
     def _where(self, cert: CaCertificate) -> int:
         index = self._source_index.get(cert.source)
@@ -98,7 +109,7 @@ class Collapser:
     def _note_reuse(self, cert: CaCertificate, where: str) -> None:
         if cert.source not in self.index_sources:
             return
-        pair = (self._key(cert)[0], cert.serial)
+        pair = (cert.issuer, cert.serial)
         first = self._subjects.get(pair)
         if first is None:
             self._subjects[pair] = (cert.subject, cert.line)
@@ -108,8 +119,8 @@ class Collapser:
 
     def first_copies(self, certificates: Iterable[CaCertificate]) -> Iterator[CaCertificate]:
         """Each certificate's first copy, as it streams; counts and judges the later ones."""
-        seen = self._seen
         for cert in certificates:
+            seen = self._table(cert)
             key = self._key(cert)
             packed = (
                 (_rank(cert) << _RANK_SHIFT)
@@ -123,7 +134,7 @@ class Collapser:
                 yield cert
                 continue
             self.duplicate_rows += 1
-            if (old >> _WHERE_BITS) & _MASK64 == (packed >> _WHERE_BITS) & _MASK64:
+            if (old >> _WHERE_BITS) & _PRINT_MASK == (packed >> _WHERE_BITS) & _PRINT_MASK:
                 continue
             here = f"{cert.source}:{cert.line}"
             new_rank, old_rank = packed >> _RANK_SHIFT, old >> _RANK_SHIFT
@@ -145,10 +156,9 @@ class Collapser:
 
     def winners(self, certificates: Iterable[CaCertificate]) -> Iterator[CaCertificate]:
         """A second read of the same exports: exactly the copy each certificate kept."""
-        seen = self._seen
         mask = (1 << _WHERE_BITS) - 1
         for cert in certificates:
-            packed = seen.get(self._key(cert))
+            packed = self._table(cert).get(self._key(cert))
             if packed is not None and packed & mask == self._where(cert):
                 yield cert
 
