@@ -96,6 +96,8 @@ def run_metadata(
             "column_map": str(settings.column_map) if settings.column_map else None,
             "date_order": settings.date_order,
             "ca_timezone": settings.ca_timezone,
+            "max_reject_ratio": settings.max_reject_ratio,
+            "allow_empty": settings.allow_empty,
             "device_pattern": settings.device_pattern,
             "report_delivered": list(settings.report_delivered),
             "snapshot": str(settings.snapshot or settings.save_snapshot or "") or None,
