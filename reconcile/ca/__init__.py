@@ -5,8 +5,9 @@
         ...
     reader.input_file()                       # sha256, rows, rejects for run.json
 
-Formats: certutil, pspki, ejbca, openssl-index and mapped (docs/ca-exports.md). Only a file that
-cannot be read as any (or the requested) format raises; a bad row is a Reject with its line.
+Formats: certutil, certutil-text, pspki, ejbca, openssl-index and mapped (docs/ca-exports.md).
+Only a file that cannot be read as any (or the requested) format raises; a bad row is a Reject
+with its line; every physical line is a row, a Reject, or a known header, trailer or blank.
 """
 
 from __future__ import annotations

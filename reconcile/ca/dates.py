@@ -262,6 +262,9 @@ def has_zone(text: str) -> bool:
     return "+" in clock or clock.count("-") > 0
 
 
+_DECIDING = frozenset({Evidence.DAY_FIRST, Evidence.MONTH_FIRST, Evidence.FIXED})
+
+
 class DateScan:
     """The order a file's slash dates use, decided before any row is converted.
 
@@ -292,9 +295,10 @@ class DateScan:
     def settled(self) -> bool:
         """The order is decided and the zone question answered: stop reading.
 
-        One tool wrote the whole file, so a thousand zoned cells answer for the rest.
+        One tool in one culture wrote the whole file, so dotted or year-first dates need no
+        more reading, and a thousand zoned cells answer for the rest.
         """
-        decided = Evidence.DAY_FIRST in self.first or Evidence.MONTH_FIRST in self.first
+        decided = not self.first.keys().isdisjoint(_DECIDING)
         return decided and (bool(self.zoneless_line) or self._zoned >= _ZONED_ENOUGH)
 
     def conflict(self) -> tuple[int, int] | None:

@@ -245,3 +245,22 @@ def test_a_lone_cr_in_index_txt_does_not_hide_the_next_certificate() -> None:
         (2, "host-c"),
     ]
     assert result.rejects == []
+
+
+def test_certutil_text_output_takes_the_same_column_map(tmp_path: Path) -> None:
+    text = (
+        "Row 1:\r\n"
+        "  Id. de solicitud emitida: 0x4\r\n"
+        '  Número de serie: "4400000004a1b2c3d4e5f6a7b80000000000000004"\r\n'
+        "  Fecha efectiva del certificado: 15/01/2026 9:05:30\r\n"
+        "  Fecha de revocación: VACÍO\r\n"
+        '  Plantilla de certificado: "Equipo"\r\n'
+        "Maximum Row Index: 1\r\n"
+    )
+    path = tmp_path / "es.txt"
+    path.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    result = read_export(path, column_map=FIXTURES / "certutil-columns-es.toml")
+    (record,) = result.records
+    assert result.format == "certutil-text" and result.rejects == []
+    assert (record.request_id, record.template_name, record.revoked_at) == ("4", "Equipo", None)
+    assert record.not_before == datetime(2026, 1, 15, 9, 5, 30, tzinfo=UTC)
