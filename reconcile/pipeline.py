@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from reconcile import accepted, guards
+from reconcile import accepted, guards, progress
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
@@ -59,6 +59,7 @@ class CaExports:
         if self._replay_of is not None:
             yield from self._replay()
             return
+        rows = 0
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
             self.notes.extend(reader.notes)
@@ -67,6 +68,9 @@ class CaExports:
                 log.warning("%s", reader.zone_note)
             with reader:
                 for item in reader:
+                    rows += 1
+                    if rows % 1000 == 0:
+                        progress.report("ca_rows", rows)
                     if isinstance(item, CaCertificate):
                         yield item
                         continue
@@ -77,6 +81,7 @@ class CaExports:
                         )
                     self.rejects.append(item)
             self.inputs.append(reader.input_file())
+        progress.report("ca_rows", rows)
 
     def again(self, issuers: Mapping[int, str] | None = None) -> CaExports:
         """The same exports opened anew, with inferred issuers; or, without them, a replay whose
@@ -111,13 +116,8 @@ class CaExports:
 
 def _fetch(settings: Settings, target: Path) -> Path:
     from reconcile.intune.fetch import fetch_snapshot
-    from reconcile.progress import Progress
 
-    progress = Progress()
-    try:
-        return fetch_snapshot(settings, target, progress=progress)
-    finally:
-        progress.close()
+    return fetch_snapshot(settings, target, progress=progress.report)
 
 
 @contextmanager
@@ -252,6 +252,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             stack.callback(ca.close)
             joined = classify(collapser.winners(ca), snapshot.side, options, keep_all, keep_if)
         notes = [*ca.notes, *notes, *collapser.warnings]
+    progress.report("join", len(joined.verdicts), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
     verdicts = joined.verdicts
     if settings.exceptions_file is not None:

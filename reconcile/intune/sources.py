@@ -20,8 +20,9 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
+from reconcile import progress
 from reconcile.errors import UpstreamError
 from reconcile.graph.client import GraphClient
 from reconcile.intune.records import (
@@ -204,6 +205,7 @@ def fetch_states(
             obj[PROFILE_TYPE_KEY] = profile.odata_type
             obj[PROFILE_NAME_KEY] = profile.display_name
         sink.write_page("certificate_states", page)
+    progress.report("states_done", 1, profile.display_name or profile.id)
 
 
 def fetch_devices(client: GraphClient, sink: SharedSink, stop: threading.Event) -> None:
@@ -238,7 +240,9 @@ def fetch_report(
         raise UpstreamError("report export: Graph created a job without an id")
     deadline = polling.clock() + polling.timeout
     delay = polling.first_delay
+    polls = 0
     while (status := str(job.get("status") or "unknown")) != "completed":
+        progress.report("export", polls, status)
         if status == "failed":
             raise UpstreamError(
                 f"report export job {job_id} failed in Intune; run again later or use "
@@ -254,14 +258,40 @@ def fetch_report(
             )
         polling.sleep(min(delay, remaining))
         delay = min(delay * 1.5, polling.max_delay)
+        polls += 1
         job = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
     url = job.get("url")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise UpstreamError(f"report export job {job_id} completed without an https download url")
+    progress.report("export", polls, status)
     with tempfile.TemporaryFile() as archive:
-        client.download(url, archive, MAX_EXPORT_ZIP)
+        client.download(url, cast(IO[bytes], _Counted(archive)), MAX_EXPORT_ZIP)
         archive.seek(0)
         read_export(archive, sink, MAX_EXPORT_CSV)
+
+
+class _Counted(io.RawIOBase):
+    """The download's file, reporting the bytes received so far as progress."""
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._written = 0
+        return self._raw.seek(offset, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        return self._raw.truncate(size)
+
+    def write(self, data: Any) -> int:
+        written = self._raw.write(data)
+        self._written += written
+        progress.report("download", self._written)
+        return written
 
 
 class _Capped(io.RawIOBase):
