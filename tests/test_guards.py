@@ -106,7 +106,8 @@ def test_date_order_and_zone_are_named_in_summary_and_run_json(tmp_path: Path) -
         "the CA's zone"
     )
     assert zone in notes
-    assert f"note: {zone}" in result.stdout
+    assert f"note: {zone}" in (out / "summary.txt").read_text(encoding="utf-8")
+    assert "note: " in result.stdout
     assert result.stderr.count("dates carry no zone") == 1
     quiet = invoke(*run_args(CLI / "issued.csv"), "--ca-timezone", "Europe/Berlin", "-q")
     assert "dates carry no zone" not in quiet.stderr

@@ -48,8 +48,7 @@ def summary_table(result: RunResult) -> str:
     rows.append(("rejected input rows", len(result.rejects), "input"))
     if result.duplicate_rows:
         rows.append(("duplicate rows collapsed", result.duplicate_rows, "input"))
-    text = tabulate(rows, headers=("status", "certificates", "kind"), tablefmt="simple")
-    return text + "".join(f"\nnote: {printable(n)}" for n in result.notes)
+    return tabulate(rows, headers=("status", "certificates", "kind"), tablefmt="simple")
 
 
 def _device(v: Verdict) -> str:
@@ -153,4 +152,8 @@ def render(result: RunResult, max_rows: int, preamble: str = "", width: int | No
     if preamble:
         parts += [_wrap(safe(preamble, multiline=True), width), ""]
     parts += [summary_table(result), "", findings_table(result, max_rows, width)]
+    if result.notes:
+        # How the CA exports were read (date order, zone, issuer, copies): never silent.
+        notes = "\n".join(f"note: {printable(n)}" for n in result.notes)
+        parts += ["", _wrap(notes, width, indent="      ")]
     return "\n".join(parts) + "\n"
