@@ -38,11 +38,14 @@ def _parse(lines: list[str], delimiter: str) -> list[str] | str:
     return row
 
 
+_Where = tuple[int, int, str, str | None]
+"""First line, last line, the first line's text, and the reason when rejected here."""
+
+
 def _assembled(
-    lines: Iterable[str], first: int, delimiter: str, width: int | None, side: deque[Record]
+    lines: Iterable[str], first: int, delimiter: str, width: int | None, side: deque[_Where]
 ) -> Iterator[str]:
-    """Yields each record's text for one shared csv reader; its provenance goes to ``side``
-    (a Record with cells None, its reason set, stands for a line rejected here)."""
+    """Yields each record's text for one shared csv reader; its provenance goes to ``side``."""
     source = iter(lines)
     pending: deque[tuple[int, str]] = deque()
     number = first - 1
@@ -62,7 +65,7 @@ def _assembled(
         if not line.strip():
             continue
         if line.count('"') % 2 == 0:
-            side.append(Record(start, start, line, None))
+            side.append((start, start, line, None))
             yield line
             continue
         taken = [(start, line)]
@@ -75,11 +78,11 @@ def _assembled(
         if balanced:
             parsed = _parse([t for _, t in taken], delimiter)
             if not isinstance(parsed, str) and (width is None or len(parsed) == width):
-                side.append(Record(start, taken[-1][0], line, None))
+                side.append((start, taken[-1][0], line, None))
                 yield "".join(t for _, t in taken)
                 continue
         pending.extendleft(reversed(taken[1:]))
-        side.append(Record(start, start, line, None, _UNBALANCED))
+        side.append((start, start, line, _UNBALANCED))
 
 
 _UNBALANCED = (
@@ -92,22 +95,29 @@ def csv_records(
     lines: Iterable[str], first: int, delimiter: str, width: int | None
 ) -> Iterator[Record]:
     """Records of ``lines``, the first of which is physical line ``first``; blank lines skipped."""
-    side: deque[Record] = deque()
+    side: deque[_Where] = deque()
     reader = csv.reader(
         _assembled(lines, first, delimiter, width, side), delimiter=delimiter, strict=True
     )
+    pop = side.popleft
     while True:
         try:
             row = next(reader, None)
         except csv.Error as exc:
             while len(side) > 1:
-                yield side.popleft()
-            bad = side.popleft()
-            yield Record(bad.start, bad.end, bad.text, None, f"not valid CSV: {exc}")
+                yield _alone(pop())
+            start, end, text, _ = pop()
+            yield Record(start, end, text, None, f"not valid CSV: {exc}")
             continue
         while len(side) > (0 if row is None else 1):
-            yield side.popleft()
+            yield _alone(pop())
         if row is None:
             return
-        done = side.popleft()
-        yield Record(done.start, done.end, done.text, row)
+        start, end, text, _ = pop()
+        yield Record(start, end, text, row)
+
+
+def _alone(where: _Where) -> Record:
+    """A line without a row of its own: rejected here, or swallowed by the csv reader."""
+    start, end, text, reason = where
+    return Record(start, end, text, None, reason or "not valid CSV: a quote left open")
