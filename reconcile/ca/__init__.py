@@ -108,8 +108,9 @@ class ReaderOptions:
 class ExportReader:
     """One CA export file, opened and recognised at construction, streamed once by iteration.
 
-    Files with culture dates are read twice: a first pass decides the day/month order from the
-    whole file (a swap must never depend on which rows came first) and notes zone-less dates.
+    Files with culture dates get a first pass over their date cells that decides the day/month
+    order before any row is converted (a swap must never depend on which rows came first) and
+    notes zone-less dates; it stops as soon as nothing later can change the answer.
     """
 
     format: str
@@ -216,7 +217,6 @@ class ExportReader:
     def _recognise_text(self, detector: Detector, first: str, number: int) -> None:
         """certutil's text output: the header is the Schema block's names or the first block's."""
         self.format = certutil_text.NAME
-        self._first_line, self._offset = first, number - 1
         dialect = _replace(detector.dialects["certutil"], name=certutil_text.NAME)
         header = self._text_header(chain([first], self._text.lines), number)
         if "serial" not in dialect.fields_of(header):
