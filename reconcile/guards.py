@@ -15,7 +15,7 @@ from reconcile.ca import ExportReader
 from reconcile.errors import InputError, UsageError
 from reconcile.identity import issuer_key
 from reconcile.intune.side import Entry
-from reconcile.join import in_scope
+from reconcile.join import in_scope, wanted_templates
 from reconcile.model import CaCertificate, InputFile, Reject
 
 log = logging.getLogger("reconcile")
@@ -56,7 +56,7 @@ class Tally:
 
     def __init__(self, certificates: Iterable[CaCertificate], templates: Sequence[str]) -> None:
         self._certificates = certificates
-        self._templates = templates
+        self._wanted = wanted_templates(templates)
         self.templates: Counter[tuple[str | None, str | None]] = Counter()
         self.in_scope: Counter[str] = Counter()
 
@@ -64,7 +64,7 @@ class Tally:
         templates, in_scope_rows = self.templates, self.in_scope
         for cert in self._certificates:
             templates[cert.template_oid, cert.template_name] += 1
-            if in_scope(cert, self._templates):
+            if in_scope(cert, self._wanted):
                 in_scope_rows[cert.source] += 1
             yield cert
 

@@ -120,9 +120,14 @@ def _in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
     )
 
 
-def in_scope(cert: CaCertificate, templates: Iterable[str]) -> bool:
-    """Whether the join will classify ``cert`` as anything but out_of_scope."""
-    return cert.out_of_scope is None and _in_scope(cert, frozenset(t.casefold() for t in templates))
+def wanted_templates(templates: Iterable[str]) -> frozenset[str]:
+    return frozenset(t.casefold() for t in templates)
+
+
+def in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
+    """Whether the join will classify ``cert`` as anything but out_of_scope (``wanted`` from
+    wanted_templates)."""
+    return cert.out_of_scope is None and _in_scope(cert, wanted)
 
 
 class _Devices:
@@ -173,7 +178,7 @@ class _Classifier:
         self.options = options
         self.index = _Index(side.entries)
         self.devices = _Devices(side)
-        self.wanted = frozenset(t.casefold() for t in options.templates)
+        self.wanted = wanted_templates(options.templates)
         self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
         self.issuer_keys = _IssuerKeys()
         # profile -> device -> newest delivered issuance; nested so that a million links cost
