@@ -21,6 +21,7 @@ from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
@@ -126,7 +127,9 @@ def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
 
     Open for the whole join: full records are read back from it for the verdicts kept.
     """
-    delivered = frozenset(s.casefold() for s in settings.report_delivered)
+    delivered = ReportStatuses(
+        settings.report_delivered, ReportStatuses.parse_codes(settings.report_status_codes)
+    )
     with ExitStack() as stack:
         if settings.snapshot is not None:
             path = settings.snapshot

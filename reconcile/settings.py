@@ -141,6 +141,25 @@ class Settings:
         "RECONCILE_REPORT_DELIVERED",
         help="CertificateStatus values of the report export that mean delivered",
     )
+    report_status_codes: tuple[str, ...] = _opt(
+        (),
+        "intune.report_status_codes",
+        "RECONCILE_REPORT_STATUS_CODES",
+        help="code=text for numeric CertificateStatus codes of the report export (Microsoft "
+        "documents none; the _loc column is read when present)",
+    )
+    report_raw_rows: bool = _opt(
+        False,
+        "intune.report_raw_rows",
+        "RECONCILE_REPORT_RAW_ROWS",
+        help="keep every column of each report export row in the snapshot, not only those read",
+    )
+    max_snapshot_bytes: int = _opt(
+        4 * 1024**3,
+        "intune.max_snapshot_bytes",
+        "RECONCILE_MAX_SNAPSHOT_BYTES",
+        help="largest snapshot a fetch may write; a larger one fails the run",
+    )
     export_timeout: float = _opt(
         600.0,
         "intune.export_timeout",
@@ -557,6 +576,12 @@ def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> Non
         raise ConfigError(f"{labels.get('grace_hours', 'grace_hours')} must not be negative")
     if settings.max_concurrency < 1:
         raise ConfigError("max_concurrency must be at least 1")
+    if settings.max_snapshot_bytes < 1:
+        raise ConfigError("max_snapshot_bytes must be at least 1")
+    for entry in settings.report_status_codes:
+        code, sep, text = entry.partition("=")
+        if not sep or not code.strip() or not text.strip():
+            raise ConfigError(f"report_status_codes entry {entry!r} is not code=text")
     if settings.graph_max_attempts < 1 or settings.graph_rate_limit < 1:
         raise ConfigError("graph.max_attempts and graph.rate_limit must be at least 1")
     if settings.graph_retry_time < 0 or settings.export_timeout <= 0:

@@ -203,6 +203,8 @@ def _row(verdict: Verdict) -> str:
     thumb = verdict.ca.thumbprint or ""
     device = _text(verdict, "device_name")
     gone = " (gone from Intune)" if verdict.device_gone else ""
+    if verdict.device_candidates:
+        gone = f" (ambiguous: {len(verdict.device_candidates)} managed devices share the name)"
     if not device and verdict.ca.common_name:
         device, gone = verdict.ca.common_name, " (CA subject)"
     user = _text(verdict, "user")

@@ -58,6 +58,8 @@ def _device(v: Verdict) -> str:
     if name is None:
         name = v.ca.common_name
     suffix = " (gone)" if v.device_gone else ""
+    if v.device_candidates:
+        suffix = " (ambiguous)"
     return printable(name) + suffix
 
 
