@@ -114,3 +114,45 @@ def test_a_folder_with_foreign_files_is_not_replaced(tmp_path):
         bundle.write_bundle(target, result_with(), resolve({}, env={}), [], 0)
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def _cli_run(out: Path, history: Path) -> list[str]:
+    inputs = ROOT / "tests" / "fixtures" / "cli"
+    return [
+        sys.executable, "-c", "from reconcile.cli import main; main()",
+        "run",
+        "--ca-export", str(inputs / "issued.csv"),
+        "--snapshot", str(inputs / "snapshot"),
+        "--ca-issuer", "Contoso Issuing CA",
+        "--as-of", "2026-11-20T02:00:00Z",
+        "--history-db", str(history),
+        "--out-dir", str(out),
+        "--csv", str(out.parent / "findings.csv"),
+        "-q",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_cli_at_any_moment_never_leaves_a_mix(tmp_path, sig):
+    """The real command, killed at spread-out moments of its run: the folder is last night's
+    bundle or tonight's, whole; SIGTERM leaves no temporaries, and after SIGKILL the next run
+    removes them."""
+    out, history = tmp_path / "reports" / "nightly", tmp_path / "h.sqlite3"
+    first = subprocess.run(_cli_run(out, history), cwd=ROOT, capture_output=True, text=True)
+    assert first.returncode == 1, first.stderr
+    for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 2.0):
+        child = subprocess.Popen(_cli_run(out, history), cwd=ROOT, stderr=subprocess.PIPE)
+        try:
+            child.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            child.send_signal(sig)
+            child.wait(timeout=30)
+        assert child.stderr is not None
+        child.stderr.close()
+        assert check_manifest(out).ok
+        leftovers = [p.name for p in out.parent.iterdir() if p.name.startswith(".")]
+        if sig == signal.SIGTERM:
+            assert leftovers == []
+    again = subprocess.run(_cli_run(out, history), cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 1, again.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["findings.csv", "nightly"]
