@@ -93,12 +93,16 @@ class Inputs:
     names: dict[str, str]
 
 
-def _bundled_inputs(directory: Path, meta: dict[str, Any], work: Path) -> Inputs:
+def _bundled_inputs(
+    directory: Path, meta: dict[str, Any], work: Path, listed: tuple[str, ...]
+) -> Inputs:
     found = Inputs({"ca_exports": []}, {})
     for item in meta.get("bundled", []):
         name = str(item["file"])
         if not safe_name(name) or not name.endswith(".gz"):
             raise Tampered(f"run.json: bundled file name {name!r} is not inside the folder")
+        if name not in listed:
+            raise Tampered(f"{name}: named in run.json but not listed in {MANIFEST}")
         target = work / name[: -len(".gz")]
         _gunzip(directory / name, target, str(item["sha256"]))
         role = item["role"]
@@ -279,7 +283,7 @@ def verify(directory: Path, run: Callable[[Settings], RunResult] | None = None) 
     with tempfile.TemporaryDirectory(prefix="reconcile-verify-") as work:
         try:
             if meta.get("bundle_inputs") == "copy":
-                inputs = _bundled_inputs(directory, meta, Path(work))
+                inputs = _bundled_inputs(directory, meta, Path(work), outcome.checked)
             else:
                 inputs = _referenced_inputs(meta)
             problem = recompute(directory, meta, run, inputs)

@@ -187,3 +187,15 @@ def test_manifest_path_outside_the_folder_is_rejected(bundle):
     done = invoke("verify", str(bundle))
     assert done.exit_code == 1
     assert "a path outside the folder" in done.stderr
+
+
+def test_bundled_input_missing_from_the_manifest_is_exit_1(bundle):
+    manifest = bundle / "manifest-sha256.txt"
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    manifest.write_text(
+        "\n".join(line for line in lines if not line.endswith("1-issued.csv.gz")) + "\n",
+        encoding="utf-8",
+    )
+    done = invoke("verify", str(bundle))
+    assert done.exit_code == 1
+    assert "inputs/ca/1-issued.csv.gz: named in run.json but not listed" in done.stderr
