@@ -474,7 +474,13 @@ def parse_as_of(raw: Any) -> datetime:
         value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{raw!r} is out of range") from None
+    if not 1970 <= value.year <= 9000:
+        raise ValueError(f"{raw!r} is out of range (years 1970 to 9000)")
+    return value
 
 
 def load_toml(path: Path) -> dict[str, Any]:

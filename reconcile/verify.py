@@ -289,6 +289,6 @@ def verify(directory: Path, run: Callable[[Settings], RunResult] | None = None) 
             problem = recompute(directory, meta, run, inputs)
         except Tampered as exc:
             problem = str(exc)
-        except (KeyError, TypeError, AttributeError) as exc:
-            problem = f"run.json: malformed ({type(exc).__name__}: {exc})"
+        except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as exc:
+            problem = f"run.json or a saved report is malformed ({type(exc).__name__}: {exc})"
     return dataclasses.replace(outcome, ok=not problem, problem=problem)
