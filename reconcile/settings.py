@@ -491,6 +491,8 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     by_key = {f.metadata["toml"]: name for name, f in SETTING_FIELDS.items()}
     flat: dict[str, Any] = {}
     for table, content in data.items():

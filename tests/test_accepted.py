@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -126,14 +127,6 @@ def test_run_marks_accepted_and_records_the_file_as_input(tmp_path):
 @pytest.mark.parametrize("pattern", [None, r"^(PC-\d+)$"])
 def test_device_exception_covers_a_finding_known_only_from_the_ca(tmp_path, pattern):
     """PC-03 has no Intune record at all: its device comes from the CA certificate."""
-    import csv
-    import io
-
-    from typer.testing import CliRunner
-
-    from reconcile.cli import app
-    from tests.test_cli import base_args
-
     exceptions = tmp_path / "exceptions.toml"
     exceptions.write_text(
         '[[exception]]\ndevice = "pc-03"\nreason = "lab machine"\nowner = "ops"\n'
@@ -152,3 +145,15 @@ def test_device_exception_covers_a_finding_known_only_from_the_ca(tmp_path, patt
     assert row["status"] == "accepted"
     assert row["reason"].startswith("accepted until 2027-01-31 by ops: lab machine")
     assert row["device_name"] == "PC-03"
+
+
+def test_hostile_exceptions_files_are_one_line_config_errors(tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        accepted.load(deep)
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo.toml"
+        os.mkfifo(fifo)
+        with pytest.raises(ConfigError, match="not a regular file"):
+            accepted.load(fifo)
