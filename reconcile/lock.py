@@ -98,7 +98,12 @@ def run_lock(
     try:
         yield me
     finally:
-        # Removed while still held, so a run waiting on this file retries on a new one.
+        # Emptied and removed while still held, so a run waiting on this file retries on a new
+        # one; where an open file cannot be removed (Windows) it stays, empty: no stale record.
+        with contextlib.suppress(OSError):
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
         with contextlib.suppress(OSError):
             path.unlink()
         handle.close()

@@ -142,3 +142,12 @@ def test_garbage_lock_file_is_taken_over(tmp_path, caplog):
 def test_lock_path_defaults_next_to_history(tmp_path):
     assert lock.path_for(Settings(history_db=tmp_path / "h.sqlite3")) == tmp_path / "h.sqlite3.lock"
     assert lock.path_for(Settings(lock_path=tmp_path / "x.lock")) == tmp_path / "x.lock"
+
+
+def test_an_empty_lock_file_left_behind_is_taken_quietly(tmp_path, caplog):
+    """Where an open file cannot be removed (Windows) a finished run leaves it empty."""
+    path = tmp_path / "run.lock"
+    path.write_text("", encoding="utf-8")
+    with lock.run_lock(path, now=lambda: NOW):
+        assert json.loads(path.read_text(encoding="utf-8"))["pid"] == os.getpid()
+    assert "stale" not in caplog.text
