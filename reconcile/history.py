@@ -506,16 +506,19 @@ def format_delta(delta: RunDelta, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def list_runs(db: sqlite3.Connection, limit: int | None = None) -> list[RunRow]:
-    """Most recent first."""
-    sql = (
-        "SELECT run_id, as_of, started_at, tenant, counts, exit_code, duration, inputs"
-        " FROM runs ORDER BY seq DESC"
-    )
-    params: tuple[int, ...] = ()
+def list_runs(
+    db: sqlite3.Connection, limit: int | None = None, tenant: str | None = None
+) -> list[RunRow]:
+    """Most recent first; with ``tenant``, only that tenant's runs (a report's trend)."""
+    sql = "SELECT run_id, as_of, started_at, tenant, counts, exit_code, duration, inputs FROM runs"
+    params: tuple[str | int, ...] = ()
+    if tenant is not None:
+        sql += " WHERE coalesce(tenant, '') = ?"
+        params = (tenant,)
+    sql += " ORDER BY seq DESC"
     if limit is not None:
         sql += " LIMIT ?"
-        params = (limit,)
+        params = (*params, limit)
     return [
         RunRow(
             run_id=run_id,
@@ -630,7 +633,7 @@ def tracked_run(
     db = open_db(database_path(settings.history_db))
     try:
         with recording(db, result, exit_code, duration) as (annotated, delta):
-            runs = tuple(reversed(list_runs(db, limit=TREND_RUNS)))
+            runs = tuple(reversed(list_runs(db, limit=TREND_RUNS, tenant=result.tenant_id or "")))
             yield Tracked(annotated, delta, runs)
     finally:
         db.close()

@@ -86,6 +86,12 @@ def test_runs_of_another_tenant_never_diff_against_this_one(tmp_path):
         "00000000-0000-4000-8000-000000000001",
         "11111111-2222-4333-8444-555555555555",
     }
+    conn = history.open_db(db)
+    try:
+        mine = history.list_runs(conn, tenant="00000000-0000-4000-8000-000000000001")
+        assert [r.run_id[:16] for r in mine] == ["20261122T020000Z", "20261121T020000Z"]
+    finally:
+        conn.close()
     listing = CliRunner().invoke(app, ["history", "--history-db", str(db)])
     assert listing.exit_code == 0
     assert "tenant" in listing.stdout and "11111111-2222-4333-8444-555555555555" in listing.stdout
