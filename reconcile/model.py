@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconcile.views import Views
 
 
 class Status(StrEnum):
@@ -177,10 +181,16 @@ class RunResult:
     tenant_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     dropped: Mapping[str, int] = field(default_factory=dict)
+    views: Views | None = None
 
     @property
     def findings(self) -> tuple[Verdict, ...]:
         return tuple(v for v in self.verdicts if v.is_finding)
+
+    @property
+    def revoked_installed(self) -> int:
+        """Certificates the CA revoked that Intune still reports installed: a security finding."""
+        return len(self.views.revoked_installed) if self.views is not None else 0
 
     def counts(self) -> dict[str, int]:
         """Counts per status, every status present (zeros included) in a fixed order."""

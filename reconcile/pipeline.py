@@ -12,13 +12,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from reconcile import accepted
+from reconcile import accepted, views
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.intune.connectors import load_connectors
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
@@ -172,9 +173,19 @@ def run(settings: Settings, keep_all: bool | None = None) -> RunResult:
         return _run(settings, settings.all_rows if keep_all is None else keep_all)
 
 
+def view_options(settings: Settings) -> views.ViewOptions:
+    config = settings.ca_config
+    return views.ViewOptions(
+        as_of=settings.resolved_as_of(),
+        expiry_days=settings.expiry_days,
+        ca_config={str(p): config for p in settings.ca_exports} if config else {},
+    )
+
+
 def _run(settings: Settings, keep_all: bool) -> RunResult:
     as_of = settings.resolved_as_of()
     pattern = _device_pattern(settings)
+    view_opts = view_options(settings)
     with ExitStack() as stack:
         ca = CaExports(settings)
         stack.callback(ca.close)
@@ -197,7 +208,10 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             ),
             keep_all=keep_all,
             keep_if=None if keep_all else _keep_if(settings),
+            keep_cert=None if keep_all else views.wanted(view_opts),
         )
+        entries = snapshot.side.entries
+        connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
     inputs = [*ca.inputs, *snapshot.inputs]
     verdicts = joined.verdicts
     if settings.exceptions_file is not None:
@@ -217,4 +231,6 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         tenant_id=snapshot.tenant_id,
         dropped=joined.dropped,
     )
-    return with_next_steps(apply_stored_evidence(result, settings))
+    result = with_next_steps(apply_stored_evidence(result, settings))
+    built = views.build(result.verdicts, entries, result.inputs, view_opts)
+    return replace(result, views=replace(built, connectors=connectors))

@@ -37,6 +37,8 @@ ROUTES = (
     "export_create",
     "export_status",
     "download",
+    "ndes_connectors",
+    "connector_details",
     "unknown",
 )
 

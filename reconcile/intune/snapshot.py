@@ -10,6 +10,9 @@ A snapshot is a directory::
                                 "@reconcile.profileName" (Graph omits the parent)
     report_rows.jsonl           CertificatesByRAPolicy export rows, {column: value}
     managed_devices.jsonl       managedDevice objects
+    connectors.jsonl            ndesConnector and certificateConnectorDetails objects, each
+                                annotated with "@reconcile.connectorType" (optional; a 403/404
+                                is a warning under "connectors" in metadata.json)
 
 Collections that were not fetched are absent and not listed in ``counts``. The writer streams
 pages straight to disk and publishes the directory by renaming it into place only when every
@@ -24,7 +27,7 @@ import os
 import shutil
 import tempfile
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -265,6 +268,15 @@ class SnapshotWriter:
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
+
+    def add_file(self, name: str, objects: Iterable[Mapping[str, Any]], note: Any) -> None:
+        """An optional file beside the collections (not in ``counts``: the join never reads
+        it), described in metadata.json under its stem by ``note``."""
+        with (self._tmp / name).open("wb") as handle:
+            for obj in objects:
+                line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+                handle.write(line.encode("utf-8") + b"\n")
+        self._metadata[name.partition(".")[0]] = note
 
     def close(self) -> None:
         for handle in self._files.values():
