@@ -22,6 +22,7 @@ from reconcile.errors import ReconcileError
 from reconcile.history import Tracked
 from reconcile.model import RunResult
 from reconcile.settings import Settings, resolve
+from reconcile.views import View
 
 log = logging.getLogger("reconcile")
 
@@ -212,6 +213,31 @@ BomOpt = Annotated[
         show_default=False,
     ),
 ]
+ExpiryDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Installed certificates expiring within this many days are listed (default 30).",
+        show_default=False,
+    ),
+]
+RevokedInstalledCsvOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--revoked-installed-csv",
+        help="Write the revoked-but-installed view as CSV here.",
+        show_default=False,
+    ),
+]
+ExpiringCsvOpt = Annotated[
+    Path | None,
+    typer.Option("--expiring-csv", help="Write the expiring view as CSV here.", show_default=False),
+]
+RevocationPlanOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--revocation-plan", help="Write the revocation plan CSV here.", show_default=False
+    ),
+]
 MaxRowsOpt = Annotated[
     int | None,
     typer.Option(help="Findings shown on the terminal (default 50).", show_default=False),
@@ -249,6 +275,11 @@ def build_settings(config: Path | None, **flags: Any) -> Settings:
     return resolve(cleaned, config_path=config)
 
 
+def exit_code_for(result: RunResult) -> int:
+    """1 for any finding or any revoked certificate still installed; expiring alone is 0."""
+    return EXIT_FINDINGS if result.findings or result.revoked_installed else EXIT_OK
+
+
 def present(
     result: RunResult,
     settings: Settings,
@@ -260,12 +291,19 @@ def present(
     from reconcile.report import bundle, html, table
     from reconcile.report.atomic import write_atomic
 
-    exit_code = EXIT_FINDINGS if result.findings else EXIT_OK
+    exit_code = exit_code_for(result)
     delta, runs = (tracked.delta, tracked.runs) if tracked is not None else (None, ())
     if settings.csv is not None:
         bundle.write_csv(settings.csv, result, settings)
     if settings.json is not None:
         bundle.write_json(settings.json, result, settings)
+    for view, path in (
+        (View.REVOKED_INSTALLED, settings.revoked_installed_csv),
+        (View.EXPIRING, settings.expiring_csv),
+        (View.REVOCATION_PLAN, settings.revocation_plan),
+    ):
+        if path is not None:
+            bundle.write_view_csv(path, view, result, settings)
     if settings.html is not None:
         write_atomic(settings.html, lambda h: html.write(h, result, delta, runs), encoding="utf-8")
     if settings.out_dir is not None:
@@ -305,6 +343,10 @@ def run(
     json: JsonOpt = None,
     out_dir: OutDirOpt = None,
     html: HtmlOpt = None,
+    expiry_days: ExpiryDaysOpt = None,
+    revoked_installed_csv: RevokedInstalledCsvOpt = None,
+    expiring_csv: ExpiringCsvOpt = None,
+    revocation_plan: RevocationPlanOpt = None,
     history_db: HistoryDbOpt = None,
     no_history: NoHistoryOpt = None,
     exceptions: ExceptionsOpt = None,
@@ -344,6 +386,10 @@ def run(
         json=json,
         out_dir=out_dir,
         html=html,
+        expiry_days=expiry_days,
+        revoked_installed_csv=revoked_installed_csv,
+        expiring_csv=expiring_csv,
+        revocation_plan=revocation_plan,
         history_db=history_db,
         no_history=no_history,
         exceptions_file=exceptions,
@@ -364,7 +410,7 @@ def run(
     with lock.run_lock(lock.path_for(settings)):
         started = time.monotonic()
         result = pipeline.run(settings)
-        code = EXIT_FINDINGS if result.findings else EXIT_OK
+        code = exit_code_for(result)
         with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
             present(tracked.result, settings, quiet, tracked.summary(), tracked)
         retention.prune_for(settings, datetime.now(UTC))

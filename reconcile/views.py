@@ -228,8 +228,14 @@ class PlanTarget:
 CommandBuilder = Callable[[PlanTarget], str]
 
 
+_UNSAFE_IN_QUOTES = str.maketrans({'"': "?", "$": "?", "`": "?"})
+
+
 def _quoted(text: str) -> str:
-    return '"' + text.replace('"', "'") + '"'
+    """Double-quoted for both PowerShell and sh: characters either would expand are replaced,
+    since issuer names and paths come from the CA export."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return '"' + clean.translate(_UNSAFE_IN_QUOTES) + '"'
 
 
 def _certutil(target: PlanTarget) -> str:

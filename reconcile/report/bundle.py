@@ -6,6 +6,7 @@ Everything is staged under temporary names and renamed only once every file is c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -16,10 +17,11 @@ from typing import IO, Any
 
 from reconcile import __version__
 from reconcile.model import RunResult, Verdict
-from reconcile.report import csvout, jsonl, table
+from reconcile.report import csvout, jsonl, table, viewsout
 from reconcile.report.atomic import publish, staged, write_atomic
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
+from reconcile.views import View, ViewRow
 
 MANIFEST = "manifest-sha256.txt"
 SECRET_FLAGS = ("--client-secret", "--certificate-password", "--webhook-url")
@@ -103,6 +105,7 @@ def run_metadata(
         },
         "counts": result.counts(),
         "findings": len(result.findings),
+        "views": _views_json(result),
         "rejects": {
             "count": len(result.rejects),
             "first": [f"{r.source}:{r.line}: {r.reason}" for r in result.rejects[:100]],
@@ -115,6 +118,87 @@ def run_metadata(
         },
         "exit_code": exit_code,
     }
+
+
+def _views_json(result: RunResult) -> dict[str, Any]:
+    views = result.views
+    if views is None:
+        return {}
+    out: dict[str, Any] = {"expiry_days": views.expiry_days, "counts": views.counts()}
+    for view in View:
+        out[view.value] = [
+            dict(zip(viewsout.header(view), row, strict=False))
+            for row in _view_rows(view, views.rows(view), result.run_id)
+        ]
+    health = views.connectors
+    if health is not None:
+        out["connectors"] = [
+            {
+                "kind": c.kind,
+                "name": c.name,
+                "machine": c.machine,
+                "state": c.state,
+                "version": c.version,
+                "last_seen": iso_z(c.last_seen),
+                "stale": health.is_stale(c),
+            }
+            for c in health.connectors
+        ]
+        out["connector_warnings"] = health.warning_lines()
+    return out
+
+
+def _view_rows(view: View, rows: Sequence[ViewRow], run_id: str) -> list[list[str]]:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    viewsout.write_view(buffer, view, rows, run_id)
+    return list(csv.reader(io.StringIO(buffer.getvalue())))[1:]
+
+
+def view_files(result: RunResult, encoding: str) -> list[tuple[str, Writer, str, str | None]]:
+    """revoked-installed.csv, expiring.csv, revocation-plan.csv (header only when empty) and
+    the plan script(s) for the run's CA kinds."""
+    views = result.views
+    if views is None:
+        return []
+    files: list[tuple[str, Writer, str, str | None]] = [
+        (
+            f"{view.value}.csv",
+            functools.partial(viewsout.write_view, view=view, rows=views.rows(view), run_id=result.run_id),
+            encoding,
+            "",
+        )
+        for view in View
+    ]
+    formats = [i.format for i in result.inputs if i.kind == "ca-export"]
+    for suffix in viewsout.script_suffixes(formats):
+        files.append(
+            (
+                f"revocation-plan.{suffix}",
+                functools.partial(
+                    viewsout.write_script,
+                    views=views,
+                    suffix=suffix,
+                    run_id=result.run_id,
+                    as_of=iso_z(result.as_of),
+                ),
+                "utf-8",
+                None,
+            )
+        )
+    return files
+
+
+def write_view_csv(path: Path, view: View, result: RunResult, settings: Settings) -> None:
+    rows = result.views.rows(view) if result.views is not None else ()
+    write_atomic(
+        path,
+        lambda h: viewsout.write_view(h, view, rows, result.run_id),
+        encoding=csvout.csv_encoding(settings.csv_bom),
+        newline="",
+    )
 
 
 def write_csv(path: Path, result: RunResult, settings: Settings) -> None:
@@ -170,6 +254,7 @@ def write_bundle(
             "utf-8",
             None,
         ),
+        *view_files(result, encoding),
         *((name, writer, "utf-8", None) for name, writer in extra),
     ]
     directory.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from reconcile import __version__
 from reconcile.history import TREND_RUNS, RunDelta, RunRow, findings_total, format_delta
 from reconcile.identity import serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
+from reconcile.report import viewspage
 from reconcile.report.columns import COLUMNS
 from reconcile.timeparse import iso_z
 
@@ -284,6 +285,7 @@ def render(result: RunResult, delta: RunDelta | None = None, runs: Sequence[RunR
         f"<h2>What changed</h2>{changed}"
         f"<h2>Trend</h2>{trend_svg(runs)}"
         f"<h2>Findings</h2>{_table(result)}"
+        f"{viewspage.sections(result)}"
         f"<h2>Provenance</h2>{_provenance(result)}"
         f"</main><script>{_JS}</script></body></html>\n"
     )

@@ -83,4 +83,7 @@ def render(result: RunResult, max_rows: int, preamble: str = "") -> str:
     if preamble:
         parts += [preamble, ""]
     parts += [summary_table(result), "", findings_table(result, max_rows)]
-    return "\n".join(parts) + "\n"
+    from reconcile.report import viewspage
+
+    views = viewspage.text(result, max_rows)
+    return "\n".join(parts) + "\n" + (f"\n{views}" if views else "")

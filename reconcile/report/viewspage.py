@@ -1,0 +1,120 @@
+"""The views on the terminal, in summary.txt and in the HTML report (one section each).
+
+Kept apart from table.py and html.py so each view's presentation lives with the others.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from reconcile.model import RunResult
+from reconcile.report.viewsout import VIEW_COLUMNS
+from reconcile.views import View, ViewRow
+
+TITLES = {
+    View.REVOKED_INSTALLED: "Revoked by the CA, still installed (a security finding)",
+    View.EXPIRING: "Installed, expiring without a delivered renewal",
+    View.REVOCATION_PLAN: "Revocation plan (for review; reconcile never revokes)",
+}
+_SHOWN = {
+    View.REVOKED_INSTALLED: ("serial_number", "device_name", "revoked_at", "intune_state"),
+    View.EXPIRING: ("serial_number", "device_name", "expires_at", "days_left", "profile"),
+    View.REVOCATION_PLAN: ("serial_number", "device_name", "reason", "command"),
+}
+_WIDTH = {"command": 90, "device_name": 28}
+
+
+def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
+    getters = dict(VIEW_COLUMNS[view])
+    return ["" if (value := getters[n](row)) is None else str(value) for n in names]
+
+
+def text(result: RunResult, max_rows: int) -> str:
+    """Each view's count and rows, then the connectors; empty when the run has no views."""
+    from reconcile.report.table import printable
+
+    views = result.views
+    if views is None:
+        return ""
+    parts = []
+    for view in View:
+        rows = views.rows(view)
+        extra = f" within {views.expiry_days} days" if view is View.EXPIRING else ""
+        parts.append(f"{TITLES[view]}{extra}: {len(rows)}")
+        if not rows:
+            continue
+        shown = rows[:max_rows] if max_rows >= 0 else rows
+        names = _SHOWN[view]
+        table = [
+            [printable(c, _WIDTH.get(n, 40)) for n, c in zip(names, _cells(view, r, names), strict=True)]
+            for r in shown
+        ]
+        parts.append(tabulate(table, headers=names, tablefmt="simple"))
+        if len(rows) > len(shown):
+            parts.append(f"… {len(rows) - len(shown)} more; see {view.value}.csv")
+        parts.append(f"next step: {rows[0].next_step}")
+    health = views.connectors
+    if health is not None:
+        parts.append(f"Certificate connectors: {len(health.connectors)}")
+        parts += [f"  {printable(health.describe(c), 120)}" for c in health.connectors]
+        parts += [f"  warning: {printable(w, 200)}" for w in health.warning_lines()]
+    return "\n".join(parts) + "\n"
+
+
+def _esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _section(view: View, rows: Sequence[ViewRow], run_id: str) -> str:
+    names = [n for n, _ in VIEW_COLUMNS[view]]
+    if not rows:
+        return f'<h2>{_esc(TITLES[view])}: 0</h2><p class="note">None.</p>'
+    head = "".join(f'<th scope="col">{_esc(n)}</th>' for n in names)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in _cells(view, r, names)) + "</tr>"
+        for r in rows
+    )
+    table_id = f"view-{view.value}"
+    return (
+        f'<h2 id="{table_id}-title">{_esc(TITLES[view])}: {len(rows)}</h2>'
+        f'<div class="controls"><input type="search" data-view-filter="{table_id}" '
+        f'placeholder="Filter {_esc(view.value)}..." aria-label="Filter {_esc(view.value)}"></div>'
+        f'<table id="{table_id}" class="view"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+        f'<p class="note">next step: {_esc(rows[0].next_step)}</p>'
+    )
+
+
+VIEW_JS = """
+(function(){
+Array.prototype.forEach.call(document.querySelectorAll('input[data-view-filter]'),function(q){
+var t=document.getElementById(q.getAttribute('data-view-filter'));if(!t)return;
+var rows=Array.prototype.slice.call(t.tBodies[0].rows);
+q.addEventListener('input',function(){var s=q.value.toLowerCase();
+rows.forEach(function(r){r.hidden=!!s&&r.textContent.toLowerCase().indexOf(s)<0;});});});
+})();
+"""
+
+
+def sections(result: RunResult) -> str:
+    """One filterable HTML section per view, then the connectors."""
+    views = result.views
+    if views is None:
+        return ""
+    parts = [_section(v, views.rows(v), result.run_id) for v in View]
+    health = views.connectors
+    if health is not None:
+        stale = ' class="s-not_reported"'
+        items = "".join(
+            f"<li{stale if health.is_stale(c) else ''}>{_esc(health.describe(c))}</li>"
+            for c in health.connectors
+        )
+        warnings = "".join(f"<li>{_esc(w)}</li>" for w in health.warning_lines())
+        parts.append(
+            f"<h2>Certificate connectors: {len(health.connectors)}</h2><ul>{items}</ul>"
+            + (f'<p class="note">Warnings:</p><ul>{warnings}</ul>' if warnings else "")
+        )
+    return "".join(parts) + f"<script>{VIEW_JS}</script>"
