@@ -6,6 +6,7 @@ import gc
 import hashlib
 import logging
 import re
+from collections import Counter
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,7 +22,7 @@ from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
 from reconcile.intune.connectors import load_connectors
 from reconcile.intune.snapshot import SnapshotSource
-from reconcile.join import JoinOptions, classify
+from reconcile.join import JoinOptions, JoinResult, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
@@ -173,6 +174,29 @@ def run(settings: Settings, keep_all: bool | None = None) -> RunResult:
         return _run(settings, settings.all_rows if keep_all is None else keep_all)
 
 
+def _split_view_only(
+    joined: JoinResult, keep_all: bool, keep_if: Callable[[Verdict], bool] | None
+) -> tuple[tuple[Verdict, ...], tuple[Verdict, ...], dict[str, int]]:
+    """(the run's verdicts, those kept only for the views, the counts of the rest).
+
+    Without ``--all`` a run's verdicts are its findings (plus what device evidence needs);
+    the revoked and delivered certificates the views needed stay out of them and are counted
+    with the other non-findings, so every output but the views is unchanged.
+    """
+    if keep_all:
+        return joined.verdicts, (), joined.dropped
+    kept: list[Verdict] = []
+    view_only: list[Verdict] = []
+    dropped = Counter(joined.dropped)
+    for verdict in joined.verdicts:
+        if verdict.is_finding or (keep_if is not None and keep_if(verdict)):
+            kept.append(verdict)
+        else:
+            view_only.append(verdict)
+            dropped[verdict.status.value] += 1
+    return tuple(kept), tuple(view_only), dict(dropped)
+
+
 def view_options(settings: Settings) -> views.ViewOptions:
     config = settings.ca_config
     return views.ViewOptions(
@@ -197,6 +221,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
+        keep_if = None if keep_all else _keep_if(settings)
         joined = classify(
             ca,
             snapshot.side,
@@ -207,13 +232,13 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
                 device_pattern=pattern,
             ),
             keep_all=keep_all,
-            keep_if=None if keep_all else _keep_if(settings),
+            keep_if=keep_if,
             keep_cert=None if keep_all else views.wanted(view_opts),
         )
         entries = snapshot.side.entries
         connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
     inputs = [*ca.inputs, *snapshot.inputs]
-    verdicts = joined.verdicts
+    verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if)
     if settings.exceptions_file is not None:
         exceptions = accepted.load(settings.exceptions_file)
         verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
@@ -229,8 +254,8 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         templates=settings.templates,
         intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
-        dropped=joined.dropped,
+        dropped=dropped,
     )
     result = with_next_steps(apply_stored_evidence(result, settings))
-    built = views.build(result.verdicts, entries, result.inputs, view_opts)
+    built = views.build((*result.verdicts, *view_only), entries, result.inputs, view_opts)
     return replace(result, views=replace(built, connectors=connectors))
