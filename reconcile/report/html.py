@@ -118,6 +118,7 @@ def trend_svg(runs: Sequence[RunRow], width: int = 900, height: int = 200) -> st
     series = (
         ("findings", "#cf222e", [findings_total(r.counts) for r in runs]),
         ("accepted", "#9a6700", [r.counts.get(Status.ACCEPTED.value, 0) for r in runs]),
+        *viewspage.trend_series(runs),
     )
     peak = max(1, *(max(values) for _name, _colour, values in series))
     step = plot_w / max(1, len(runs) - 1)
@@ -287,7 +288,7 @@ def render(result: RunResult, delta: RunDelta | None = None, runs: Sequence[RunR
         f"<h2>Findings</h2>{_table(result)}"
         f"{viewspage.sections(result)}"
         f"<h2>Provenance</h2>{_provenance(result)}"
-        f"</main><script>{_JS}</script></body></html>\n"
+        f"</main><script>{_JS}{viewspage.VIEW_JS}</script></body></html>\n"
     )
 
 

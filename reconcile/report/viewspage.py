@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
+from reconcile.history import RunRow
 from reconcile.model import RunResult
 from reconcile.report.viewsout import VIEW_COLUMNS
 from reconcile.views import View, ViewRow
@@ -25,6 +26,11 @@ _SHOWN = {
     View.REVOCATION_PLAN: ("serial_number", "device_name", "reason", "command"),
 }
 _WIDTH = {"command": 90, "device_name": 28}
+SUMMARY_STEPS = {
+    View.REVOCATION_PLAN: (
+        "review each command against revocation-plan.csv (reason per row), then run it on the CA"
+    ),
+}
 
 
 def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
@@ -43,7 +49,7 @@ def text(result: RunResult, max_rows: int) -> str:
     for view in View:
         rows = views.rows(view)
         extra = f" within {views.expiry_days} days" if view is View.EXPIRING else ""
-        parts.append(f"{TITLES[view]}{extra}: {len(rows)}")
+        parts.append(f"\n{TITLES[view]}{extra}: {len(rows)}")
         if not rows:
             continue
         shown = rows[:max_rows] if max_rows >= 0 else rows
@@ -55,10 +61,10 @@ def text(result: RunResult, max_rows: int) -> str:
         parts.append(tabulate(table, headers=names, tablefmt="simple"))
         if len(rows) > len(shown):
             parts.append(f"… {len(rows) - len(shown)} more; see {view.value}.csv")
-        parts.append(f"next step: {rows[0].next_step}")
+        parts.append(f"next step: {SUMMARY_STEPS.get(view, rows[0].next_step)}")
     health = views.connectors
     if health is not None:
-        parts.append(f"Certificate connectors: {len(health.connectors)}")
+        parts.append(f"\nCertificate connectors: {len(health.connectors)}")
         parts += [f"  {printable(health.describe(c), 120)}" for c in health.connectors]
         parts += [f"  warning: {printable(w, 200)}" for w in health.warning_lines()]
     return "\n".join(parts) + "\n"
@@ -84,7 +90,7 @@ def _section(view: View, rows: Sequence[ViewRow], run_id: str) -> str:
         f'placeholder="Filter {_esc(view.value)}..." aria-label="Filter {_esc(view.value)}"></div>'
         f'<table id="{table_id}" class="view"><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table>"
-        f'<p class="note">next step: {_esc(rows[0].next_step)}</p>'
+        f'<p class="note">next step: {_esc(SUMMARY_STEPS.get(view, rows[0].next_step))}</p>'
     )
 
 
@@ -100,7 +106,7 @@ rows.forEach(function(r){r.hidden=!!s&&r.textContent.toLowerCase().indexOf(s)<0;
 
 
 def sections(result: RunResult) -> str:
-    """One filterable HTML section per view, then the connectors."""
+    """One filterable HTML section per view, then the connectors (VIEW_JS filters them)."""
     views = result.views
     if views is None:
         return ""
@@ -117,4 +123,17 @@ def sections(result: RunResult) -> str:
             f"<h2>Certificate connectors: {len(health.connectors)}</h2><ul>{items}</ul>"
             + (f'<p class="note">Warnings:</p><ul>{warnings}</ul>' if warnings else "")
         )
-    return "".join(parts) + f"<script>{VIEW_JS}</script>"
+    return "".join(parts)
+
+
+_TREND = (("revoked installed", "#8250df", "revoked_installed"), ("expiring", "#0969da", "expiring"))
+
+
+def trend_series(runs: Sequence[RunRow]) -> list[tuple[str, str, list[int]]]:
+    """A line per view the history recorded a certificate in (none for runs before views)."""
+    series = []
+    for name, colour, key in _TREND:
+        values = [r.counts.get(key, 0) for r in runs]
+        if any(values):
+            series.append((name, colour, values))
+    return series
