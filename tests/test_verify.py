@@ -60,7 +60,8 @@ def test_good_folder_verifies(folder):
     assert first["first_seen"] == "2026-11-20T02:00:00Z"
     done = invoke("verify", str(folder))
     assert done.exit_code == 0, done.output
-    assert "verified: 7 files match" in done.stdout
+    # 7 report files + revoked-installed.csv, expiring.csv, revocation-plan.csv and .ps1
+    assert "verified: 11 files match" in done.stdout
 
 
 def test_edited_file_fails_the_manifest(folder):
