@@ -8,7 +8,6 @@ when it belongs to a view (``wanted``), so a million-row run stays small. The pl
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -155,11 +154,17 @@ def _verdict_link(verdict: Verdict) -> tuple[str, str] | None:
 
 
 def _issued(verdict: Verdict) -> float | None:
-    if verdict.ca.not_before is not None:
-        return verdict.ca.not_before.timestamp()
-    if verdict.intune is not None and verdict.intune.issued_at is not None:
-        return verdict.intune.issued_at.timestamp()
-    return None
+    """The latest issuance time either side gives: Intune's clock may run minutes after the CA's."""
+    times = [verdict.ca.not_before, verdict.intune.issued_at if verdict.intune else None]
+    known = [t.timestamp() for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _is_own(entry: Entry, verdict: Verdict) -> bool:
+    """Whether an Intune entry is the candidate's own record (same serial or thumbprint)."""
+    if entry.serial is not None:
+        return entry.serial == verdict.ca.serial
+    return entry.thumbprint is not None and entry.thumbprint == verdict.ca.thumbprint
 
 
 def _renewed(candidates: Sequence[Verdict], entries: Iterable[Entry]) -> set[int]:
@@ -169,19 +174,25 @@ def _renewed(candidates: Sequence[Verdict], entries: Iterable[Entry]) -> set[int
     for index, verdict in enumerate(candidates):
         if (link := _verdict_link(verdict)) is not None:
             links.setdefault(link, []).append(index)
-    newest: dict[tuple[str, str], float] = {}
+    delivered: dict[tuple[str, str], list[Entry]] = {}
     for entry in entries:
         if not entry.delivered or entry.issued_at is None:
             continue
         link = _link(entry.device_id, entry.device_name, entry.profile)
-        if link in links and entry.issued_at > newest.get(link, -math.inf):
-            newest[link] = entry.issued_at
+        if link is not None and link in links:
+            delivered.setdefault(link, []).append(entry)
     renewed = set()
     for link, indexes in links.items():
         for index in indexes:
-            mine = _issued(candidates[index])
-            if link in newest and mine is not None and newest[link] > mine:
-                renewed.add(index)
+            verdict = candidates[index]
+            mine = _issued(verdict)
+            if mine is None:
+                continue
+            for entry in delivered.get(link, ()):
+                assert entry.issued_at is not None
+                if entry.issued_at > mine and not _is_own(entry, verdict):
+                    renewed.add(index)
+                    break
     return renewed
 
 

@@ -3,6 +3,7 @@ the revocation plan, and what never does."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -214,3 +215,13 @@ def test_a_hostile_issuer_cannot_expand_inside_the_quotes():
 
 def test_an_unknown_ca_kind_gets_a_comment_not_a_command():
     assert revoke_command("mapped", target()).startswith("# no revocation command known")
+
+
+def test_intunes_own_later_clock_is_not_a_renewal():
+    """Intune's issuance time of the same certificate is often minutes after the CA's."""
+    cert = ca_cert(0xB9, not_before=AS_OF - timedelta(days=300), not_after=AS_OF + timedelta(days=9))
+    record = intune_cert(0xB9, issued_at=AS_OF - timedelta(days=300) + timedelta(minutes=5))
+    assert serials(views_of([cert], [record]).expiring) == [0xB9]
+    by_thumbprint = replace(record, serial=None, thumbprint="AB" * 20)
+    cert_t = replace(cert, thumbprint="AB" * 20)
+    assert serials(views_of([cert_t], [by_thumbprint]).expiring) == [0xB9]
