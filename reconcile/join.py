@@ -284,8 +284,7 @@ def classify(
             pending.append((len(kept), cert, entry))
             kept.append(None)
         elif keep_all or (
-            keep_cert is not None
-            and keep_cert(status, cert, entry is not None and entry.delivered)
+            keep_cert is not None and keep_cert(status, cert, entry is not None and entry.delivered)
         ):
             kept.append(work.verdict(status, cert, entry))
         elif keep_if is not None and keep_if(verdict := work.verdict(status, cert, entry)):

@@ -6,8 +6,8 @@ import gc
 import hashlib
 import logging
 import re
-from collections import Counter
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace

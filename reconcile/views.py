@@ -114,7 +114,9 @@ class ViewOptions:
     """CA config (``host\\CA name``) per CA export path, where known, for ``certutil -config``."""
 
 
-def _revoked_installed(status: Status, cert: CaCertificate, delivered: bool, as_of: datetime) -> bool:
+def _revoked_installed(
+    status: Status, cert: CaCertificate, delivered: bool, as_of: datetime
+) -> bool:
     return (
         status is Status.REVOKED
         and delivered
@@ -126,7 +128,11 @@ def _revoked_installed(status: Status, cert: CaCertificate, delivered: bool, as_
 def _expiry_candidate(
     status: Status, cert: CaCertificate, as_of: datetime, until: datetime
 ) -> bool:
-    return status is Status.DELIVERED and cert.not_after is not None and as_of <= cert.not_after <= until
+    return (
+        status is Status.DELIVERED
+        and cert.not_after is not None
+        and as_of <= cert.not_after <= until
+    )
 
 
 def wanted(options: ViewOptions) -> Callable[[Status, CaCertificate, bool], bool]:
@@ -141,7 +147,9 @@ def wanted(options: ViewOptions) -> Callable[[Status, CaCertificate, bool], bool
     return keep
 
 
-def _link(device_id: str | None, device_name: str | None, profile: str | None) -> tuple[str, str] | None:
+def _link(
+    device_id: str | None, device_name: str | None, profile: str | None
+) -> tuple[str, str] | None:
     device = device_id or fold(device_name)
     return (device, profile) if device and profile else None
 
@@ -150,7 +158,9 @@ def _verdict_link(verdict: Verdict) -> tuple[str, str] | None:
     record = verdict.intune
     if record is None:
         return None
-    return _link(record.device_id, record.device_name, record.profile_id or fold(record.profile_name))
+    return _link(
+        record.device_id, record.device_name, record.profile_id or fold(record.profile_name)
+    )
 
 
 def _issued(verdict: Verdict) -> float | None:
@@ -255,7 +265,7 @@ def _certutil(target: PlanTarget) -> str:
         return f"certutil -config {_quoted(target.ca_config)} -revoke {serial} {target.code}"
     return (
         f"certutil -revoke {serial} {target.code}  "
-        "# CA config unknown: run on the CA, or add -config \"host\\CA name\" (ca.config)"
+        '# CA config unknown: run on the CA, or add -config "host\\CA name" (ca.config)'
     )
 
 

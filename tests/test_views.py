@@ -114,9 +114,7 @@ def test_a_renewal_that_failed_does_not_remove_it():
 
 
 def test_a_revoked_certificate_is_never_expiring():
-    cert = ca_cert(
-        0xB8, not_after=AS_OF + timedelta(days=3), revoked_at=AS_OF - timedelta(days=1)
-    )
+    cert = ca_cert(0xB8, not_after=AS_OF + timedelta(days=3), revoked_at=AS_OF - timedelta(days=1))
     views = views_of([cert], [intune_cert(0xB8)])
     assert views.expiring == () and serials(views.revoked_installed) == [0xB8]
 
@@ -157,7 +155,9 @@ def test_a_delivered_certificate_is_never_in_the_plan():
     assert views.revocation_plan == ()
     assert serials(views.expiring) == [0xC5]
     older = ca_cert(0xC6, not_before=AS_OF - timedelta(days=30))
-    both = views_of([older, cert], [intune_cert(0xC6), intune_cert(0xC5)], devices=[device("PC-99")])
+    both = views_of(
+        [older, cert], [intune_cert(0xC6), intune_cert(0xC5)], devices=[device("PC-99")]
+    )
     assert all(r.verdict.status is not Status.DELIVERED for r in both.revocation_plan)
     assert 0xC5 not in serials(both.revocation_plan)
 
@@ -219,7 +219,9 @@ def test_an_unknown_ca_kind_gets_a_comment_not_a_command():
 
 def test_intunes_own_later_clock_is_not_a_renewal():
     """Intune's issuance time of the same certificate is often minutes after the CA's."""
-    cert = ca_cert(0xB9, not_before=AS_OF - timedelta(days=300), not_after=AS_OF + timedelta(days=9))
+    cert = ca_cert(
+        0xB9, not_before=AS_OF - timedelta(days=300), not_after=AS_OF + timedelta(days=9)
+    )
     record = intune_cert(0xB9, issued_at=AS_OF - timedelta(days=300) + timedelta(minutes=5))
     assert serials(views_of([cert], [record]).expiring) == [0xB9]
     by_thumbprint = replace(record, serial=None, thumbprint="AB" * 20)

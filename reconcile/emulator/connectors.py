@@ -69,11 +69,29 @@ def _details(connector_id: str, name: str, machine: str, seen: datetime) -> dict
 def generated(now: datetime, stale: bool) -> dict[str, list[dict[str, Any]]]:
     """One healthy connector per endpoint; with ``stale`` also one silent for three days."""
     seen = now - timedelta(hours=1)
-    ndes = [_ndes("9d8e7f60-0000-4000-8000-000000000001", "PKI-CONN-01", "pki-conn-01.contoso.com", seen, "active")]
-    details = [_details("9d8e7f60-0000-4000-8000-000000000002", "PKI-CONN-02", "pki-conn-02.contoso.com", seen)]
+    ndes = [
+        _ndes(
+            "9d8e7f60-0000-4000-8000-000000000001",
+            "PKI-CONN-01",
+            "pki-conn-01.contoso.com",
+            seen,
+            "active",
+        )
+    ]
+    details = [
+        _details(
+            "9d8e7f60-0000-4000-8000-000000000002", "PKI-CONN-02", "pki-conn-02.contoso.com", seen
+        )
+    ]
     if stale:
         ndes.append(
-            _ndes(STALE_ID, "PKI-CONN-OLD", "pki-conn-old.contoso.com", now - timedelta(days=3), "inactive")
+            _ndes(
+                STALE_ID,
+                "PKI-CONN-OLD",
+                "pki-conn-old.contoso.com",
+                now - timedelta(days=3),
+                "inactive",
+            )
         )
     return {NDES_ROUTE: ndes, DETAILS_ROUTE: details}
 

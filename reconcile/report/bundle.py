@@ -166,28 +166,30 @@ def view_files(result: RunResult, encoding: str) -> list[tuple[str, Writer, str,
     files: list[tuple[str, Writer, str, str | None]] = [
         (
             f"{view.value}.csv",
-            functools.partial(viewsout.write_view, view=view, rows=views.rows(view), run_id=result.run_id),
+            functools.partial(
+                viewsout.write_view, view=view, rows=views.rows(view), run_id=result.run_id
+            ),
             encoding,
             "",
         )
         for view in View
     ]
     formats = [i.format for i in result.inputs if i.kind == "ca-export"]
-    for suffix in viewsout.script_suffixes(formats):
-        files.append(
-            (
-                f"revocation-plan.{suffix}",
-                functools.partial(
-                    viewsout.write_script,
-                    views=views,
-                    suffix=suffix,
-                    run_id=result.run_id,
-                    as_of=iso_z(result.as_of),
-                ),
-                "utf-8",
-                None,
-            )
+    files.extend(
+        (
+            f"revocation-plan.{suffix}",
+            functools.partial(
+                viewsout.write_script,
+                views=views,
+                suffix=suffix,
+                run_id=result.run_id,
+                as_of=iso_z(result.as_of),
+            ),
+            "utf-8",
+            None,
         )
+        for suffix in viewsout.script_suffixes(formats)
+    )
     return files
 
 

@@ -12,7 +12,7 @@ from reconcile.identity import serial_hex
 from reconcile.report.columns import COLUMNS
 from reconcile.report.csvout import _write
 from reconcile.timeparse import iso_z
-from reconcile.views import REASON_CODES, AD_CS_FORMATS, View, ViewRow, Views, script_suffix
+from reconcile.views import AD_CS_FORMATS, REASON_CODES, View, ViewRow, Views, script_suffix
 
 _BY_NAME = {c.name: c.get for c in COLUMNS}
 
@@ -85,11 +85,7 @@ def script_suffixes(formats: Sequence[str]) -> tuple[str, ...]:
 
 def write_script(handle: IO[str], views: Views, suffix: str, run_id: str, as_of: str) -> int:
     """The plan as a script an admin reviews line by line; reconcile never runs it."""
-    rows = [
-        r
-        for r in views.revocation_plan
-        if (r.ca_format in AD_CS_FORMATS) == (suffix == "ps1")
-    ]
+    rows = [r for r in views.revocation_plan if (r.ca_format in AD_CS_FORMATS) == (suffix == "ps1")]
     c = "#"
     lines = []
     if suffix == "sh":

@@ -55,7 +55,10 @@ def text(result: RunResult, max_rows: int) -> str:
         shown = rows[:max_rows] if max_rows >= 0 else rows
         names = _SHOWN[view]
         table = [
-            [printable(c, _WIDTH.get(n, 40)) for n, c in zip(names, _cells(view, r, names), strict=True)]
+            [
+                printable(c, _WIDTH.get(n, 40))
+                for n, c in zip(names, _cells(view, r, names), strict=True)
+            ]
             for r in shown
         ]
         parts.append(tabulate(table, headers=names, tablefmt="simple"))
@@ -126,7 +129,10 @@ def sections(result: RunResult) -> str:
     return "".join(parts)
 
 
-_TREND = (("revoked installed", "#8250df", "revoked_installed"), ("expiring", "#0969da", "expiring"))
+_TREND = (
+    ("revoked installed", "#8250df", "revoked_installed"),
+    ("expiring", "#0969da", "expiring"),
+)
 
 
 def trend_series(runs: Sequence[RunRow]) -> list[tuple[str, str, list[int]]]:
