@@ -439,8 +439,13 @@ def demo(
     from reconcile.emulator.demo import demo_settings_env
 
     _setup_logging(verbose)
+    from reconcile.emulator.connectors import ConnectorSwitch
+
     with GraphEmulator(
-        snapshot_dir=demo_data.demo_snapshot(), tenant=demo_data.DEMO_TENANT_ID, export_polls=0
+        snapshot_dir=demo_data.demo_snapshot(),
+        tenant=demo_data.DEMO_TENANT_ID,
+        export_polls=0,
+        connectors=ConnectorSwitch(clock=demo_data.DEMO_AS_OF),
     ) as emulator:
         env = demo_settings_env(emulator)
         settings = build_settings(

@@ -172,12 +172,6 @@ class Settings:
         "RECONCILE_CSV_BOM",
         help="start CSV files with a UTF-8 BOM (for Excel)",
     )
-    expiry_days: int = _opt(
-        30,
-        "report.expiry_days",
-        "RECONCILE_EXPIRY_DAYS",
-        help="installed certificates expiring within this many days are listed as expiring",
-    )
     revoked_installed_csv: Path | None = _opt(
         None,
         "output.revoked_installed_csv",
@@ -195,6 +189,12 @@ class Settings:
     )
     max_rows: int = _opt(
         50, "output.max_rows", "RECONCILE_MAX_ROWS", help="findings shown on the terminal"
+    )
+    expiry_days: int = _opt(
+        30,
+        "report.expiry_days",
+        "RECONCILE_EXPIRY_DAYS",
+        help="installed certificates expiring within this many days are listed as expiring",
     )
     # --- Graph and auth ---------------------------------------------------------------------
     tenant_id: str | None = _opt(

@@ -30,10 +30,19 @@ STALE_ID = "3c1b0d1e-5a7f-4e0b-9c2d-57a1e0c0ffee"
 
 @dataclass(frozen=True)
 class ConnectorSwitch:
-    """How the emulator answers the connector endpoints."""
+    """How the emulator answers the connector endpoints.
+
+    ``clock`` is the emulator's "now" for connector times (None: the real clock). A snapshot's
+    connectors are served as seen that long after the snapshot was fetched, so a replayed
+    tenant's connectors are as fresh (or as silent) as they were when it was fetched.
+    """
 
     stale: bool = False
     status: int = 200
+    clock: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.clock if self.clock is not None else datetime.now(UTC)
 
 
 def _time(value: datetime) -> str:
@@ -96,16 +105,29 @@ def generated(now: datetime, stale: bool) -> dict[str, list[dict[str, Any]]]:
     return {NDES_ROUTE: ndes, DETAILS_ROUTE: details}
 
 
-def from_snapshot(directory: Path) -> dict[str, list[dict[str, Any]]] | None:
-    """The connectors a snapshot holds, split by endpoint; None when it holds none."""
+_TIMES = ("lastConnectionDateTime", "enrolledDateTime", "lastCheckinDateTime", "enrollmentDateTime")
+
+
+def _shifted(value: Any, by: timedelta) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    return _time(datetime.fromisoformat(value.replace("Z", "+00:00")[:19] + "+00:00") + by)
+
+
+def from_snapshot(directory: Path, now: datetime) -> dict[str, list[dict[str, Any]]] | None:
+    """The connectors a snapshot holds, split by endpoint and moved in time so that ``now``
+    is as long after each contact as the snapshot's fetch was; None when it holds none."""
     path = directory / "connectors.jsonl"
     if not path.exists():
         return None
+    metadata = json.loads((directory / "metadata.json").read_text(encoding="utf-8"))
+    fetched = datetime.fromisoformat(str(metadata["fetched_at"]).replace("Z", "+00:00"))
+    by = now - fetched
     served: dict[str, list[dict[str, Any]]] = {NDES_ROUTE: [], DETAILS_ROUTE: []}
     by_type = {kind: route for route, kind in TYPES.items()}
     with path.open(encoding="utf-8") as handle:
         for raw in handle:
             obj = json.loads(raw)
             route = by_type[obj.pop("@reconcile.connectorType")]
-            served[route].append(obj)
+            served[route].append({k: _shifted(v, by) if k in _TIMES else v for k, v in obj.items()})
     return served

@@ -27,7 +27,6 @@ import uuid
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -1186,14 +1185,14 @@ class GraphEmulator:
             code = "Forbidden" if status == 403 else "ResourceNotFound"
             self._graph_error(ex, status, code, f"{code} for the connector list.")
             return
+        now = self.connectors.now()
         served = None
         if self._connector_snapshot is not None:
-            served = connector_routes.from_snapshot(self._connector_snapshot)
+            served = connector_routes.from_snapshot(self._connector_snapshot, now)
         if served is None:
-            served = connector_routes.generated(datetime.now(UTC), stale=False)
+            served = connector_routes.generated(now, stale=False)
         items = list(served[ex.route])
         if self.connectors.stale and ex.route == connector_routes.NDES_ROUTE:
-            now = datetime.now(UTC)
             items += connector_routes.generated(now, stale=True)[ex.route][1:]
         self._page(
             ex,

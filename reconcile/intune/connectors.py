@@ -65,7 +65,8 @@ class ConnectorHealth:
     def silent_hours(self, connector: Connector) -> float | None:
         if connector.last_seen is None:
             return None
-        return (self.as_of - connector.last_seen) / timedelta(hours=1)
+        # A contact after as-of (a replayed snapshot, a clock ahead) is no silence at all.
+        return max(0.0, (self.as_of - connector.last_seen) / timedelta(hours=1))
 
     def is_stale(self, connector: Connector) -> bool:
         hours = self.silent_hours(connector)
