@@ -237,6 +237,8 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         )
         entries = snapshot.side.entries
         connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
+        for line in connectors.stale_lines() if connectors is not None else ():
+            log.warning("%s", line)
     inputs = [*ca.inputs, *snapshot.inputs]
     verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if)
     if settings.exceptions_file is not None:

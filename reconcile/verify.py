@@ -14,6 +14,7 @@ rows, so everything else is still checked byte for byte.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -23,9 +24,10 @@ from typing import IO, Any
 
 from reconcile.errors import InputError
 from reconcile.model import RunResult, Verdict
-from reconcile.report import csvout, jsonl
+from reconcile.report import csvout, jsonl, viewsout
 from reconcile.report.bundle import MANIFEST, sha256_file
 from reconcile.settings import Settings, parse_as_of, resolve
+from reconcile.views import View
 
 ANNOTATIONS = ("first_seen", "age_days", "new_since_last_run", "evidence")
 
@@ -175,6 +177,17 @@ def recompute(directory: Path, meta: dict[str, Any], run: Callable[[Settings], R
             lambda h: csvout.write_unknown(h, result.unknown_to_ca, result.run_id), encoding
         ),
     }
+    if result.views is not None:
+        # A folder from before the views has none of them; the manifest covers deletions.
+        for view in View:
+            if (directory / f"{view.value}.csv").is_file():
+                rows_of = result.views.rows(view)
+                expected[f"{view.value}.csv"] = _render(
+                    functools.partial(
+                        viewsout.write_view, view=view, rows=rows_of, run_id=result.run_id
+                    ),
+                    encoding,
+                )
     for name, data in expected.items():
         path = directory / name
         if not path.is_file():

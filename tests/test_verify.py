@@ -116,3 +116,14 @@ def test_not_a_report_folder(tmp_path):
     done = invoke("verify", str(tmp_path))
     assert done.exit_code == 2
     assert "manifest-sha256.txt is missing" in done.stderr
+
+
+def test_an_edited_view_is_caught_even_with_a_resealed_manifest(folder):
+    plan = folder / "revocation-plan.csv"
+    plan.write_bytes(
+        plan.read_bytes() + b"FF,x,superseded,superseded,4,PC-1,certutil -revoke FF 4\r\n"
+    )
+    reseal(folder)
+    done = invoke("verify", str(folder))
+    assert done.exit_code == 1
+    assert "revocation-plan.csv" in done.output

@@ -85,14 +85,17 @@ class ConnectorHealth:
         version = f", version {connector.version}" if connector.version else ""
         return f"{name}{machine} ({connector.kind}{state}{version}): {ago}"
 
-    def warning_lines(self) -> list[str]:
-        """One line per stale connector or collection warning, explaining what it causes."""
-        lines = [
+    def stale_lines(self) -> list[str]:
+        """One line per stale connector, saying what it causes."""
+        return [
             f"connector {self.describe(c)}, silent for longer than {self.stale_hours:g} h: "
             "expect pending and not_installed findings to pile up until it connects again"
             for c in self.stale
         ]
-        return [*lines, *self.warnings]
+
+    def warning_lines(self) -> list[str]:
+        """The stale connectors, then the endpoints that could not be read."""
+        return [*self.stale_lines(), *self.warnings]
 
 
 def _ago(hours: float) -> str:

@@ -109,3 +109,18 @@ def test_doctor_fails_a_stale_connector_and_passes_a_healthy_one():
     assert sorted(c.ok for c in connectors) == [False, True, True]
     (bad,) = [c for c in connectors if c.ok is False]
     assert "PKI-CONN-OLD" in bad.detail and "connector service" in bad.fix
+
+
+def test_a_run_on_a_snapshot_with_a_stale_connector_warns_and_still_reports(tmp_path, caplog):
+    from reconcile import pipeline
+
+    path = fetch(tmp_path, ConnectorSwitch(stale=True))
+    fixture = Path(__file__).parents[1] / "fixtures" / "views" / "issued.csv"
+    settings = Settings(
+        ca_exports=(fixture,), snapshot=path, ca_issuer=("Contoso Issuing CA",), no_history=True
+    )
+    with caplog.at_level("WARNING", logger="reconcile"):
+        result = pipeline.run(settings)
+    assert result.views is not None and result.views.connectors is not None
+    assert [c.name for c in result.views.connectors.stale] == ["PKI-CONN-OLD"]
+    assert any("PKI-CONN-OLD" in r.getMessage() for r in caplog.records)
