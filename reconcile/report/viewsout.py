@@ -24,6 +24,11 @@ def _verdict(name: str) -> Cell:
     return lambda row: get(row.verdict)
 
 
+def _plan_device(row: ViewRow) -> str | int | None:
+    """The device Intune names, else the one the CA subject names (a CA-only finding)."""
+    return _BY_NAME["device_name"](row.verdict) or row.verdict.ca.common_name
+
+
 VIEW_COLUMNS: dict[View, tuple[tuple[str, Cell], ...]] = {
     View.REVOKED_INSTALLED: (
         ("serial_number", _verdict("serial_number")),
@@ -58,7 +63,7 @@ VIEW_COLUMNS: dict[View, tuple[tuple[str, Cell], ...]] = {
         ("status", _verdict("status")),
         ("reason", lambda r: r.reason.value if r.reason else None),
         ("reason_code", lambda r: REASON_CODES[r.reason] if r.reason else None),
-        ("device_name", _verdict("device_name")),
+        ("device_name", _plan_device),
         ("command", lambda r: r.command),
         ("next_step", lambda r: r.next_step),
         ("device_in_intune", _verdict("device_in_intune")),
@@ -102,7 +107,7 @@ def write_script(handle: IO[str], views: Views, suffix: str, run_id: str, as_of:
         lines.append("set -eu")
     for row in rows:
         v = row.verdict
-        device = _BY_NAME["device_name"](v) or "unknown device"
+        device = _plan_device(row) or "unknown device"
         reason = row.reason.value if row.reason else ""
         lines.append(
             f"{c} serial {serial_hex(v.ca.serial)}, {v.status.value}, {reason}, device "
