@@ -184,6 +184,8 @@ def _renewed(candidates: Sequence[Verdict], entries: Iterable[Entry]) -> set[int
     for index, verdict in enumerate(candidates):
         if (link := _verdict_link(verdict)) is not None:
             links.setdefault(link, []).append(index)
+    if not links:
+        return set()
     delivered: dict[tuple[str, str], list[Entry]] = {}
     for entry in entries:
         if not entry.delivered or entry.issued_at is None:
