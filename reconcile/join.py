@@ -133,22 +133,25 @@ class _Devices:
 
     def state(
         self, entry: Entry | None, ca_device: str | None
-    ) -> tuple[ManagedDevice | None, bool]:
-        """(the managed device, whether it is gone); unknown gives (None, False)."""
+    ) -> tuple[ManagedDevice | None, bool, tuple[ManagedDevice, ...]]:
+        """(the managed device, whether it is gone, the candidates when a name is shared);
+        unknown gives (None, False, ())."""
         devices = self.devices
         if devices is None:
-            return None, False
+            return None, False, ()
         if entry is not None and entry.device_id is not None:
             where = devices.by_id.get(entry.device_id)
-        elif entry is not None and entry.device_name is not None:
-            where = devices.by_name.get(fold(entry.device_name) or "")
-        elif ca_device is not None:
-            where = devices.by_name.get(ca_device)
-            if where is None:
-                return None, ca_device in self.mentioned
-        else:
-            return None, False
-        return (None, True) if where is None else (devices.get(where), False)
+            return (None, True, ()) if where is None else (devices.get(where), False, ())
+        by_record = entry is not None and entry.device_name is not None
+        name = fold(entry.device_name) if entry is not None and by_record else ca_device
+        if not name:
+            return None, False, ()
+        found = devices.named(name)
+        if len(found) > 1:
+            return None, False, tuple(devices.get(n) for n in found)
+        if found:
+            return devices.get(found[0]), False, ()
+        return None, by_record or name in self.mentioned, ()
 
 
 def _collection_sizes(entries: list[Entry]) -> dict[int, int]:
@@ -239,7 +242,9 @@ class _Classifier:
         superseded_at: datetime | None = None,
     ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
-        device, gone = self.devices.state(entry, _ca_device(cert, self.options.device_pattern))
+        device, gone, candidates = self.devices.state(
+            entry, _ca_device(cert, self.options.device_pattern)
+        )
         return Verdict(
             ca=cert,
             status=status,
@@ -247,6 +252,7 @@ class _Classifier:
             intune=record,
             device=device,
             device_gone=gone,
+            device_candidates=candidates,
         )
 
 

@@ -148,6 +148,8 @@ class Verdict:
     intune: IntuneCertificate | None = None
     device: ManagedDevice | None = None
     device_gone: bool = False
+    device_candidates: tuple[ManagedDevice, ...] = ()
+    """Several managed devices carry the record's device name: none is picked."""
     next_step: str = ""
     first_seen: datetime | None = None
     age_days: int | None = None

@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from reconcile import accepted, views
+from reconcile import accepted, progress, views
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.errors import ConfigError, InputError, UsageError
@@ -21,6 +21,7 @@ from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
 from reconcile.intune.connectors import load_connectors
+from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, JoinResult, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
@@ -51,10 +52,14 @@ class CaExports:
             raise
 
     def __iter__(self) -> Iterator[CaCertificate]:
+        rows = 0
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
             with reader:
                 for item in reader:
+                    rows += 1
+                    if rows % 1000 == 0:
+                        progress.report("ca_rows", rows)
                     if isinstance(item, CaCertificate):
                         yield item
                         continue
@@ -65,6 +70,7 @@ class CaExports:
                         )
                     self.rejects.append(item)
             self.inputs.append(reader.input_file())
+        progress.report("ca_rows", rows)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -73,13 +79,8 @@ class CaExports:
 
 def _fetch(settings: Settings, target: Path) -> Path:
     from reconcile.intune.fetch import fetch_snapshot
-    from reconcile.progress import Progress
 
-    progress = Progress()
-    try:
-        return fetch_snapshot(settings, target, progress=progress)
-    finally:
-        progress.close()
+    return fetch_snapshot(settings, target, progress=progress.report)
 
 
 @contextmanager
@@ -88,7 +89,9 @@ def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
 
     Open for the whole join: full records are read back from it for the verdicts kept.
     """
-    delivered = frozenset(s.casefold() for s in settings.report_delivered)
+    delivered = ReportStatuses(
+        settings.report_delivered, ReportStatuses.parse_codes(settings.report_status_codes)
+    )
     with ExitStack() as stack:
         if settings.snapshot is not None:
             path = settings.snapshot
@@ -239,6 +242,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
         for line in connectors.stale_lines() if connectors is not None else ():
             log.warning("%s", line)
+    progress.report("join", len(joined.verdicts), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
     verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if)
     if settings.exceptions_file is not None:

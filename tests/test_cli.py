@@ -163,8 +163,8 @@ def test_strict_turns_a_bad_row_into_exit_2(tmp_path):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--grace-hours", "-1"], "grace_hours must not be negative"),
-        (["--ca-format", "nope"], "ca_format must be one of"),
+        (["--grace-hours", "-1"], "--grace-hours must not be negative"),
+        (["--ca-format", "nope"], "--ca-format must be one of"),
         (["--config", "/nonexistent/reconcile.toml"], "cannot read configuration"),
     ],
 )

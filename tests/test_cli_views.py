@@ -161,4 +161,4 @@ def test_expiry_days_narrows_and_widens_the_window(tmp_path):
 def test_negative_expiry_days_is_a_config_error():
     result = run("issued.csv", "--expiry-days", "-1")
     assert result.exit_code == 2
-    assert "expiry_days must not be negative" in result.output
+    assert "--expiry-days must not be negative" in result.output

@@ -73,7 +73,12 @@ def fetch_into(
         # Started first: the export job spends minutes server-side while the rest is read.
         tasks.append(
             functools.partial(
-                fetch_report, client, shared, polling or ExportPolling(settings.export_timeout)
+                fetch_report,
+                client,
+                shared,
+                polling or ExportPolling(settings.export_timeout),
+                workers=settings.max_concurrency,
+                raw_rows=settings.report_raw_rows,
             )
         )
     if "states" in sources:
@@ -109,7 +114,7 @@ def fetch_snapshot(
             "intune_source": settings.intune_source,
             "sources": list(sources_of(settings)),
         }
-        with SnapshotWriter(out, metadata) as writer:
+        with SnapshotWriter(out, metadata, settings.max_snapshot_bytes) as writer:
             fetch_into(writer, graph.client, settings, progress=progress)
             fetch_connectors(graph.client, writer)
             path = writer.commit()

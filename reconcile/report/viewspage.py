@@ -25,7 +25,6 @@ _SHOWN = {
     View.EXPIRING: ("serial_number", "device_name", "expires_at", "days_left", "profile"),
     View.REVOCATION_PLAN: ("serial_number", "device_name", "reason", "command"),
 }
-_WIDTH = {"command": 90, "device_name": 28}
 SUMMARY_STEPS = {
     View.REVOCATION_PLAN: (
         "review each command against revocation-plan.csv (reason per row), then run it on the CA"
@@ -38,9 +37,29 @@ def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
     return ["" if (value := getters[n](row)) is None else str(value) for n in names]
 
 
-def text(result: RunResult, max_rows: int) -> str:
+def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
+    """Columns when they fit ``width`` (always without one), else one block per certificate
+    whose fields wrap at whole words; nothing is shortened."""
+    from reconcile.report.table import _wrap, printable
+
+    names = _SHOWN[view]
+    cells = [[printable(c) for c in _cells(view, r, names)] for r in rows]
+    table = tabulate(cells, headers=names, tablefmt="simple")
+    if width is None or max(len(line) for line in table.splitlines()) <= width:
+        return table
+    blocks = []
+    for row in cells:
+        lines = [
+            f"{row[0]}  {row[1]}",
+            *(f"  {n}: {c}" for n, c in zip(names[2:], row[2:], strict=True)),
+        ]
+        blocks.append(_wrap("\n".join(lines), width, indent="    "))
+    return "\n\n".join(blocks)
+
+
+def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
     """Each view's count and rows, then the connectors; empty when the run has no views."""
-    from reconcile.report.table import printable
+    from reconcile.report.table import _wrap, printable
 
     views = result.views
     if views is None:
@@ -49,27 +68,20 @@ def text(result: RunResult, max_rows: int) -> str:
     for view in View:
         rows = views.rows(view)
         extra = f" within {views.expiry_days} days" if view is View.EXPIRING else ""
-        parts.append(f"\n{TITLES[view]}{extra}: {len(rows)}")
+        parts.append("\n" + _wrap(f"{TITLES[view]}{extra}: {len(rows)}", width))
         if not rows:
             continue
         shown = rows[:max_rows] if max_rows >= 0 else rows
-        names = _SHOWN[view]
-        table = [
-            [
-                printable(c, _WIDTH.get(n, 40))
-                for n, c in zip(names, _cells(view, r, names), strict=True)
-            ]
-            for r in shown
-        ]
-        parts.append(tabulate(table, headers=names, tablefmt="simple"))
+        parts.append(_rows_text(view, shown, width))
         if len(rows) > len(shown):
-            parts.append(f"… {len(rows) - len(shown)} more; see {view.value}.csv")
-        parts.append(f"next step: {SUMMARY_STEPS.get(view, rows[0].next_step)}")
+            parts.append(_wrap(f"… {len(rows) - len(shown)} more; see {view.value}.csv", width))
+        step = SUMMARY_STEPS.get(view, rows[0].next_step)
+        parts.append(_wrap(f"next step: {step}", width))
     health = views.connectors
     if health is not None:
-        parts.append(f"\nCertificate connectors: {len(health.connectors)}")
-        parts += [f"  {printable(health.describe(c), 120)}" for c in health.connectors]
-        parts += [f"  warning: {printable(w, 200)}" for w in health.warning_lines()]
+        parts.append("\n" + _wrap(f"Certificate connectors: {len(health.connectors)}", width))
+        parts += [_wrap(f"  {printable(health.describe(c))}", width) for c in health.connectors]
+        parts += [_wrap(f"  warning: {printable(w)}", width) for w in health.warning_lines()]
     return "\n".join(parts) + "\n"
 
 

@@ -104,6 +104,6 @@ def test_terminal_text_shows_counts_rows_and_stale_connectors():
     views = replace(views, connectors=ConnectorHealth((silent,), AS_OF, 24.0))
     text = viewspage.text(replace(result_with(), views=views), 50)
     assert "within 30 days: 1" in text and "revoked" in text.lower()
-    assert "\x1b" not in text and "PC\N{REPLACEMENT CHARACTER}[31m-01" in text
+    assert "\x1b" not in text and "PC\N{REPLACEMENT CHARACTER}-01" in text
     assert "PKI-CONN-01 on pki01" in text and "never connected" in text
     assert "warning: connector" in text
