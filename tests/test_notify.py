@@ -121,3 +121,22 @@ def test_failing_webhook_never_fails_the_run(tmp_path, monkeypatch):
     assert SECRET_PATH not in done.stderr and SECRET_PATH not in done.stdout
     for name in ("run.json", "summary.txt", "report.html"):
         assert SECRET_PATH not in (tmp_path / "out" / name).read_text(encoding="utf-8")
+
+
+def test_payload_names_revoked_certificates_still_installed():
+    from datetime import timedelta
+
+    from reconcile.model import Status
+    from reconcile.views import ViewOptions, build
+    from tests.factories import AS_OF, ca_cert, intune_cert, result_with, verdict
+
+    revoked = verdict(
+        Status.REVOKED,
+        ca=ca_cert(0x51, revoked_at=AS_OF - timedelta(days=1)),
+        intune=intune_cert(0x51),
+    )
+    result = result_with(views=build((revoked,), [], (), ViewOptions(as_of=AS_OF)))
+    body = notify.payload(result, None, 1)
+    assert body["findings"] == 0 and body["exit_code"] == 1
+    assert body["views"] == {"revoked_installed": 1, "expiring": 0, "revocation_plan": 0}
+    assert body["text"].endswith("1 revoked certificate(s) still installed")
