@@ -237,7 +237,7 @@ CaFormatOpt = Annotated[
     str | None,
     typer.Option(
         metavar="FORMAT",
-        help="auto, certutil, pspki, ejbca, openssl-index or mapped.",
+        help="auto, certutil, certutil-text, pspki, ejbca, openssl-index or mapped.",
         show_default=False,
     ),
 ]
@@ -268,6 +268,14 @@ StrictOpt = Annotated[
         "--strict/--no-strict",
         metavar="",
         help="Any rejected row is an input error (exit 2).",
+        show_default=False,
+    ),
+]
+AllowEmptyOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-empty",
+        help="Accept an export with no in-scope certificate instead of exiting 2.",
         show_default=False,
     ),
 ]
@@ -526,6 +534,7 @@ def run(
     date_order: DateOrderOpt = None,
     ca_timezone: CaTimezoneOpt = None,
     strict: StrictOpt = None,
+    allow_empty: AllowEmptyOpt = None,
     template: TemplateOpt = None,
     device_pattern: DevicePatternOpt = None,
     save_snapshot: SaveSnapshotOpt = None,
@@ -569,6 +578,7 @@ def run(
         date_order=date_order,
         ca_timezone=ca_timezone,
         strict=strict,
+        allow_empty=allow_empty,
         templates=template,
         device_pattern=device_pattern,
         save_snapshot=save_snapshot,

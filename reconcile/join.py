@@ -120,6 +120,16 @@ def _in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
     )
 
 
+def wanted_templates(templates: Iterable[str]) -> frozenset[str]:
+    return frozenset(t.casefold() for t in templates)
+
+
+def in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
+    """Whether the join will classify ``cert`` as anything but out_of_scope (``wanted`` from
+    wanted_templates)."""
+    return cert.out_of_scope is None and _in_scope(cert, wanted)
+
+
 class _Devices:
     """Managed devices, and every device name Intune's certificate records still mention.
 
@@ -171,7 +181,7 @@ class _Classifier:
         self.options = options
         self.index = _Index(side.entries)
         self.devices = _Devices(side)
-        self.wanted = frozenset(t.casefold() for t in options.templates)
+        self.wanted = wanted_templates(options.templates)
         self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
         self.issuer_keys = _IssuerKeys()
         # profile -> device -> newest delivered issuance; nested so that a million links cost
@@ -204,7 +214,7 @@ class _Classifier:
 
     def decide(self, cert: CaCertificate, entry: Entry | None) -> Status | None:
         """The status if it does not depend on the rest of the export, else None."""
-        if not _in_scope(cert, self.wanted):
+        if cert.out_of_scope is not None or not _in_scope(cert, self.wanted):
             return Status.OUT_OF_SCOPE
         if cert.revoked_at is not None:
             return Status.REVOKED
@@ -341,6 +351,8 @@ def _reason(
         profile = record.profile_name or record.profile_id or "unknown profile"
         where = f" ({record.source.value}, {profile})"
     match status:
+        case Status.OUT_OF_SCOPE if cert.out_of_scope is not None:
+            return cert.out_of_scope
         case Status.OUT_OF_SCOPE:
             template = cert.template_name or cert.template_oid or "no template"
             return f"template {template} is not selected"

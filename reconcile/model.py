@@ -69,6 +69,8 @@ class CaCertificate:
     source: str
     line: int
     san: str | None = None
+    # Why the certificate is never a finding whatever Intune says (a CA certificate, say).
+    out_of_scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,9 @@ class RunResult:
     tenant_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     dropped: Mapping[str, int] = field(default_factory=dict)
+    # How the CA exports were read (date order and how it was chosen, zone, inferred issuer).
+    notes: tuple[str, ...] = ()
+    duplicate_rows: int = 0
     views: Views | None = None
 
     @property

@@ -8,14 +8,16 @@ import logging
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from reconcile import accepted, progress, views
+from reconcile import accepted, guards, progress, views
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
+from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
+from reconcile.dedupe import Collapser
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
@@ -35,26 +37,38 @@ class CaExports:
     """Every export opened up front (so a bad file fails before a long Graph fetch), then
     streamed once; each bad row is logged with file:line and kept as a Reject."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, issuers: Mapping[int, str] | None = None):
         if not settings.ca_exports:
             raise UsageError("no CA export given: pass --ca-export PATH (repeatable)")
         options = ReaderOptions.from_settings(settings)
+        self.settings = settings
+        self.issuers = dict(issuers or {})
         self.strict = settings.strict
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
+        self.notes: list[str] = []
         self._readers: list[ExportReader] = []
+        self._zone_warned = False
+        self._replay_of: CaExports | None = None
         try:
             for index, path in enumerate(settings.ca_exports):
-                issuer = settings.issuer_for(index)
+                issuer = self.issuers.get(index) or settings.issuer_for(index)
                 self._readers.append(ExportReader(path, replace(options, issuer=issuer)))
         except BaseException:
             self.close()
             raise
 
     def __iter__(self) -> Iterator[CaCertificate]:
+        if self._replay_of is not None:
+            yield from self._replay()
+            return
         rows = 0
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
+            self.notes.extend(reader.notes)
+            if reader.zone_note and not self._zone_warned:
+                self._zone_warned = True
+                log.warning("%s", reader.zone_note)
             with reader:
                 for item in reader:
                     rows += 1
@@ -71,6 +85,32 @@ class CaExports:
                     self.rejects.append(item)
             self.inputs.append(reader.input_file())
         progress.report("ca_rows", rows)
+
+    def again(self, issuers: Mapping[int, str] | None = None) -> CaExports:
+        """The same exports opened anew, with inferred issuers; or, without them, a replay whose
+        rejects, notes and counts were already reported by this read."""
+        self.close()
+        fresh = CaExports(self.settings, self.issuers if issuers is None else issuers)
+        if issuers is None:
+            fresh._replay_of = self
+        return fresh
+
+    def _replay(self) -> Iterator[CaCertificate]:
+        first = self._replay_of
+        assert first is not None
+        self.rejects, self.inputs, self.notes = first.rejects, first.inputs, first.notes
+        for reader in self._readers:
+            with reader:
+                for item in reader:
+                    if isinstance(item, CaCertificate):
+                        yield item
+
+    def issuerless(self) -> list[tuple[int, ExportReader]]:
+        """Exports whose rows will name no issuer: no --ca-issuer and no issuer column."""
+        return [(i, r) for i, r in enumerate(self._readers) if not r.names_issuer]
+
+    def index_sources(self) -> frozenset[str]:
+        return frozenset(str(r.path) for r in self._readers if r.format == INDEX_FORMAT)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -224,20 +264,37 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
-        keep_if = None if keep_all else _keep_if(settings)
-        joined = classify(
-            ca,
-            snapshot.side,
-            JoinOptions(
-                as_of=as_of,
-                grace_hours=settings.grace_hours,
-                templates=settings.templates,
-                device_pattern=pattern,
-            ),
-            keep_all=keep_all,
-            keep_if=keep_if,
-            keep_cert=None if keep_all else views.wanted(view_opts),
+        inferred, notes = guards.infer_issuers(ca.issuerless(), snapshot.side.entries)
+        if inferred:
+            ca = ca.again(inferred)
+            stack.callback(ca.close)
+        options = JoinOptions(
+            as_of=as_of,
+            grace_hours=settings.grace_hours,
+            templates=settings.templates,
+            device_pattern=pattern,
         )
+        keep_if = None if keep_all else _keep_if(settings)
+        tally = guards.Tally(ca, settings.templates)
+        collapser = Collapser(ca.index_sources())
+        keep_cert = None if keep_all else views.wanted(view_opts)
+        joined = classify(
+            collapser.first_copies(tally), snapshot.side, options, keep_all, keep_if, keep_cert
+        )
+        collapser.finish()
+        guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
+        guards.check_templates(tally.templates, settings.templates)
+        if not settings.allow_empty:
+            guards.check_empty(tally.in_scope, ca.inputs)
+        if collapser.replay_needed:
+            # A later copy outranked one the join already had: join exactly the winners again.
+            del joined
+            ca = ca.again()
+            stack.callback(ca.close)
+            joined = classify(
+                collapser.winners(ca), snapshot.side, options, keep_all, keep_if, keep_cert
+            )
+        notes = [*ca.notes, *notes, *collapser.warnings]
         entries = snapshot.side.entries
         connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
         for line in connectors.stale_lines() if connectors is not None else ():
@@ -261,6 +318,8 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
         dropped=dropped,
+        notes=tuple(notes),
+        duplicate_rows=collapser.duplicate_rows,
     )
     result = with_next_steps(apply_stored_evidence(result, settings))
     built = views.build((*result.verdicts, *view_only), entries, result.inputs, view_opts)

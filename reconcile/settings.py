@@ -51,7 +51,7 @@ class Settings:
         "auto",
         "ca.format",
         "RECONCILE_CA_FORMAT",
-        help="auto, certutil, pspki, ejbca, openssl-index or mapped",
+        help="auto, certutil, certutil-text, pspki, ejbca, openssl-index or mapped",
     )
     ca_issuer: tuple[str, ...] = _opt(
         (),
@@ -99,6 +99,18 @@ class Settings:
     )
     strict: bool = _opt(
         False, "ca.strict", "RECONCILE_STRICT", help="any rejected row is an input error (exit 2)"
+    )
+    max_reject_ratio: float = _opt(
+        0.05,
+        "ca.max_reject_ratio",
+        "RECONCILE_MAX_REJECT_RATIO",
+        help="share of an export's rows that may be rejected before the run stops (exit 2)",
+    )
+    allow_empty: bool = _opt(
+        False,
+        "ca.allow_empty",
+        "RECONCILE_ALLOW_EMPTY",
+        help="accept an export with no in-scope certificate instead of stopping (exit 2)",
     )
     templates: tuple[str, ...] = _opt(
         (),
@@ -568,7 +580,7 @@ def _warn_unknown_env(env: Mapping[str, str]) -> None:
 
 
 _CHOICES = {
-    "ca_format": ("auto", "certutil", "pspki", "ejbca", "openssl-index", "mapped"),
+    "ca_format": ("auto", "certutil", "certutil-text", "pspki", "ejbca", "openssl-index", "mapped"),
     "date_order": ("mdy", "dmy", "ymd"),
     "intune_source": ("states", "report", "both"),
     "auth_method": ("auto", "secret", "certificate", "device-code", "managed-identity"),
@@ -591,6 +603,8 @@ def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> Non
             f"{len(settings.ca_issuer)} CA issuers for {len(settings.ca_exports)} CA exports: "
             "give one issuer for all exports, or one per export in the same order"
         )
+    if not 0 <= settings.max_reject_ratio <= 1:
+        raise ConfigError("ca.max_reject_ratio must be between 0 and 1")
     if settings.grace_hours < 0:
         raise ConfigError(f"{labels.get('grace_hours', 'grace_hours')} must not be negative")
     if settings.expiry_days < 0:

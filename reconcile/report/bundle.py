@@ -98,6 +98,8 @@ def run_metadata(
             "column_map": str(settings.column_map) if settings.column_map else None,
             "date_order": settings.date_order,
             "ca_timezone": settings.ca_timezone,
+            "max_reject_ratio": settings.max_reject_ratio,
+            "allow_empty": settings.allow_empty,
             "device_pattern": settings.device_pattern,
             "report_delivered": list(settings.report_delivered),
             "snapshot": str(settings.snapshot or settings.save_snapshot or "") or None,
@@ -108,6 +110,8 @@ def run_metadata(
         },
         "counts": result.counts(),
         "findings": len(result.findings),
+        "duplicate_rows": result.duplicate_rows,
+        "notes": list(result.notes),
         "views": _views_json(result),
         "rejects": {
             "count": len(result.rejects),

@@ -46,6 +46,8 @@ def summary_table(result: RunResult) -> str:
         for name, count in result.counts().items()
     ]
     rows.append(("rejected input rows", len(result.rejects), "input"))
+    if result.duplicate_rows:
+        rows.append(("duplicate rows collapsed", result.duplicate_rows, "input"))
     return tabulate(rows, headers=("status", "certificates", "kind"), tablefmt="simple")
 
 
@@ -152,6 +154,10 @@ def render(result: RunResult, max_rows: int, preamble: str = "", width: int | No
     if preamble:
         parts += [_wrap(safe(preamble, multiline=True), width), ""]
     parts += [summary_table(result), "", findings_table(result, max_rows, width)]
+    if result.notes:
+        # How the CA exports were read (date order, zone, issuer, copies): never silent.
+        notes = "\n".join(f"note: {printable(n)}" for n in result.notes)
+        parts += ["", _wrap(notes, width, indent="      ")]
     from reconcile.report import viewspage
 
     views = viewspage.text(result, max_rows, width)
