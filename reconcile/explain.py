@@ -23,6 +23,7 @@ from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
 from reconcile.timeparse import iso_z
+from reconcile.views import View
 
 log = logging.getLogger("reconcile.explain")
 
@@ -47,6 +48,7 @@ class CertificateStory:
     evidence: tuple[EvidenceRecord, ...]
     superseded_by: Verdict | None
     timeline: tuple[TimelineEvent, ...]
+    views: tuple[View, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,7 @@ def _story(verdict: Verdict, result: RunResult, records: list[EvidenceRecord]) -
         evidence=tuple(evidence),
         superseded_by=superseded_by,
         timeline=_sorted(events),
+        views=result.views.views_of(verdict.ca.serial, verdict.ca.issuer) if result.views else (),
     )
 
 
@@ -276,6 +279,8 @@ def _render_story(story: CertificateStory) -> list[str]:
 
     field("reason", v.reason)
     field("next step", story.next_step)
+    if story.views:
+        field("views", ", ".join(view.value for view in story.views))
     valid = f"{iso_z(ca.not_before) or '?'} to {iso_z(ca.not_after) or '?'}"
     field(
         "CA",

@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from reconcile.emulator import connectors as connector_routes
+from reconcile.emulator.connectors import ConnectorSwitch
 from reconcile.emulator.faults import Fault, FaultKind
 from reconcile.emulator.tenant import (
     DEVICE_PROPERTIES,
@@ -310,6 +312,7 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
             r"(\('(?P<id>[^']+)'\)|/(?P<id2>[^/]+))$",
         ),
         ("GET", "download", r"^/blob/reports/(?P<name>[^/]+)\.zip$"),
+        *connector_routes.ROUTES,
     )
 )
 
@@ -345,6 +348,7 @@ class GraphEmulator:
         request_log: Path | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        connectors: ConnectorSwitch | None = None,
     ):
         if data is None:
             if snapshot_dir is not None:
@@ -384,6 +388,8 @@ class GraphEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.ca_bundle = Path()
+        self.connectors = connectors or ConnectorSwitch()
+        self._connector_snapshot = snapshot_dir
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -589,6 +595,8 @@ class GraphEmulator:
             self._export_create(ex, fault)
         elif ex.route == "export_list":
             self._export_list(ex)
+        elif ex.route in connector_routes.CONTEXTS:
+            self._connectors(ex)
         else:
             self._export_status(ex, fault)
 
@@ -1191,6 +1199,29 @@ class GraphEmulator:
             self.data.devices,
             DEVICE_PROPERTIES,
             f"{version}/$metadata#deviceManagement/managedDevices",
+        )
+
+    def _connectors(self, ex: _Exchange) -> None:
+        status = self.connectors.status
+        if status != 200:
+            code = "Forbidden" if status == 403 else "ResourceNotFound"
+            self._graph_error(ex, status, code, f"{code} for the connector list.")
+            return
+        now = self.connectors.now()
+        served = None
+        if self._connector_snapshot is not None:
+            served = connector_routes.from_snapshot(self._connector_snapshot, now)
+        if served is None:
+            served = connector_routes.generated(now, stale=False)
+        items = list(served[ex.route])
+        if self.connectors.stale and ex.route == connector_routes.NDES_ROUTE:
+            items += connector_routes.generated(now, stale=True)[ex.route][1:]
+        self._page(
+            ex,
+            len(items),
+            lambda start, stop: items[start:stop],
+            frozenset(k for item in items for k in item),
+            connector_routes.CONTEXTS[ex.route],
         )
 
     # --- report export ------------------------------------------------------------------------

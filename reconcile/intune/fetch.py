@@ -19,6 +19,7 @@ import httpx
 
 from reconcile.graph import open_graph
 from reconcile.graph.client import GraphClient
+from reconcile.intune.connectors import DETAILS_PATH, NDES_PATH, fetch_connectors
 from reconcile.intune.snapshot import SnapshotWriter
 from reconcile.intune.sources import (
     DEVICES_PATH,
@@ -52,6 +53,7 @@ def endpoints_used(settings: Settings) -> list[str]:
     if "report" in sources_of(settings):
         used += [f"POST {EXPORT_PATH}", f"GET {EXPORT_PATH}('{{id}}')", "GET <export url>"]
     used.append(f"GET {DEVICES_PATH}")
+    used += [f"GET {NDES_PATH} (optional)", f"GET {DETAILS_PATH} (optional)"]
     return used
 
 
@@ -114,6 +116,7 @@ def fetch_snapshot(
         }
         with SnapshotWriter(out, metadata, settings.max_snapshot_bytes) as writer:
             fetch_into(writer, graph.client, settings, progress=progress)
+            fetch_connectors(graph.client, writer)
             path = writer.commit()
             counts = writer.counts()
         log.info(
