@@ -37,9 +37,9 @@ from reconcile.emulator.connectors import generated as emulated_connectors
 from reconcile.intune.connectors import FILE as CONNECTORS_FILE
 from reconcile.intune.connectors import TYPE_KEY
 from reconcile.intune.fetch import endpoints_used, sources_of
+from reconcile.intune.options import IntuneSource
 from reconcile.intune.records import PROFILE_ID_KEY, PROFILE_NAME_KEY, PROFILE_TYPE_KEY
 from reconcile.intune.snapshot import FORMAT, METADATA, VERSION, SnapshotWriter
-from reconcile.settings import Settings
 
 CERTUTIL_HEADER = (
     "Issued Request ID",
@@ -212,17 +212,17 @@ def device_object(
 
 def snapshot_metadata(intune_source: str) -> dict[str, Any]:
     """What fetch_snapshot records, for a fetch with certificate auth in the global cloud."""
-    settings = Settings(intune_source=intune_source)
+    source = IntuneSource(intune_source)
     return {
         "tenant_id": DEMO_TENANT_ID,
         "cloud": "global",
         "graph_url": "https://graph.microsoft.com",
         "authority_host": "https://login.microsoftonline.com",
         "auth_method": "certificate",
-        "endpoints": endpoints_used(settings),
+        "endpoints": endpoints_used(source),
         "fetched_at": FETCHED_AT.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "intune_source": intune_source,
-        "sources": list(sources_of(settings)),
+        "sources": [str(s) for s in sources_of(source)],
     }
 
 

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import IO, Any
 
 MASK = "***"
@@ -127,6 +128,13 @@ class _Stderr:
 
 def level_for(verbose: int) -> int:
     return logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+
+
+class LogFormat(StrEnum):
+    """Diagnostics for people (text) or for log shippers (one JSON object per line)."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 def configure(
