@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from reconcile.ca.dates import DateOrder
 from reconcile.errors import ConfigError
-from reconcile.settings import SETTING_FIELDS, resolve
+from reconcile.graph.config import AuthMethod, Cloud
+from reconcile.settings import SETTING_FIELDS, Origin, resolve
 
 
 def toml(tmp_path, text):
@@ -118,3 +120,44 @@ def test_out_of_range_as_of_is_a_one_line_usage_error(raw):
         f"reconcile: error: invalid value for --as-of: {raw!r} is out of range"
         + ("" if raw.endswith(("-01:00", "+01:00")) else " (years 1970 to 9000)")
     ]
+
+
+def test_each_value_records_where_it_came_from(tmp_path):
+    config = toml(tmp_path, '[run]\ngrace_hours = 12\n[ca]\ntimezone = "Europe/Berlin"\n')
+    env = {"RECONCILE_DATE_ORDER": "mdy", "RECONCILE_DEVICE_PATTERN": "CN=(.+)"}
+    settings = resolve({"expiry_days": 30}, env=env, config_path=config)
+    assert [settings.origin(n) for n in ("expiry_days", "date_order", "grace_hours", "cloud")] == [
+        Origin.FLAG,
+        Origin.ENV,
+        Origin.CONFIG,
+        Origin.DEFAULT,
+    ]
+    # A value equal to the default is still the user's choice.
+    assert settings.date_order == DateOrder.MDY
+    assert settings.reader_options().given == {"date_order", "timezone"}
+    assert resolve({}, env={}, config_path=None).reader_options().given == frozenset()
+    assert settings.label("device_pattern") == "RECONCILE_DEVICE_PATTERN"
+    assert settings.label("ca_timezone") == "ca.timezone"
+    assert settings.label("expiry_days") == "--expiry-days"
+
+
+def test_choices_are_enums_and_name_their_origin_when_wrong():
+    settings = resolve({"auth_method": "device-code", "cloud": "china"}, env={})
+    assert settings.auth_method is AuthMethod.DEVICE_CODE
+    assert settings.graph_config().cloud is Cloud.CHINA
+    with pytest.raises(
+        ConfigError, match="^RECONCILE_CLOUD must be one of global, usgov, usgovdod"
+    ):
+        resolve({}, env={"RECONCILE_CLOUD": "mars"})
+    with pytest.raises(ConfigError, match="^--auth must be one of auto, secret, certificate"):
+        resolve({"auth_method": "password"}, env={})
+
+
+def test_the_graph_config_carries_the_graph_fields_and_hides_secrets():
+    settings = resolve(
+        {"tenant_id": "t", "client_secret": "s3cret", "graph_max_attempts": 2}, env={}
+    )
+    config = settings.graph_config()
+    assert (config.tenant_id, config.client_secret, config.max_attempts) == ("t", "s3cret", 2)
+    assert "s3cret" not in repr(config)
+    assert config.secret_values() == ("s3cret",)
