@@ -104,6 +104,14 @@ CaExportOpt = Annotated[
     list[Path] | None,
     typer.Option("--ca-export", help="CA export file (repeatable).", show_default=False),
 ]
+CaSourceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ca-source",
+        help="CA read through Graph: cloud-pki (repeatable; combine with --ca-export).",
+        show_default=False,
+    ),
+]
 CaFormatOpt = Annotated[
     str | None,
     typer.Option(help="auto, certutil, pspki, ejbca, openssl-index or mapped.", show_default=False),
@@ -287,6 +295,7 @@ def present(
 @boundary
 def run(
     ca_export: CaExportOpt = None,
+    ca_source: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -327,6 +336,7 @@ def run(
     settings = build_settings(
         config,
         ca_exports=ca_export,
+        ca_sources=ca_source,
         snapshot=snapshot,
         ca_format=ca_format,
         ca_issuer=ca_issuer,
@@ -400,6 +410,7 @@ def demo(
         settings = build_settings(
             None,
             ca_exports=[demo_data.demo_ca_export()],
+            ca_sources=["cloud-pki"],
             ca_issuer=demo_data.DEMO_ISSUER,
             templates=list(demo_data.DEMO_TEMPLATES),
             as_of=demo_data.DEMO_AS_OF,
@@ -430,6 +441,7 @@ def _graph_settings(
     certificate: Path | None,
     intune_source: str | None,
     log_format: str | None,
+    ca_sources: list[str] | None = None,
 ) -> Settings:
     """The options fetch and doctor share: where the tenant is and how to sign in."""
     return build_settings(
@@ -441,6 +453,7 @@ def _graph_settings(
         certificate_path=certificate,
         intune_source=intune_source,
         log_format=log_format,
+        ca_sources=ca_sources,
     )
 
 
@@ -457,6 +470,7 @@ def fetch(
     auth: AuthOpt = None,
     certificate: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
+    ca_source: CaSourceOpt = None,
     log_format: LogFormatOpt = None,
     record_cassette: Annotated[
         Path | None,
@@ -483,7 +497,7 @@ def fetch(
     from reconcile.intune.snapshot import METADATA
 
     settings = _graph_settings(
-        config, tenant_id, client_id, cloud, auth, certificate, intune_source, log_format
+        config, tenant_id, client_id, cloud, auth, certificate, intune_source, log_format, ca_source
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     transport = None
@@ -511,6 +525,7 @@ def doctor(
     auth: AuthOpt = None,
     certificate: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
+    ca_source: CaSourceOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Check configuration, sign-in, each Graph permission and the clock; exit 3 if any fails."""
@@ -519,7 +534,7 @@ def doctor(
     from reconcile.doctor import run_doctor
 
     settings = _graph_settings(
-        config, tenant_id, client_id, cloud, auth, certificate, intune_source, None
+        config, tenant_id, client_id, cloud, auth, certificate, intune_source, None, ca_source
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     checks = run_doctor(settings)
@@ -673,6 +688,7 @@ def explain_command(
         str, typer.Argument(help="A serial number (any spelling) or an Intune device name.")
     ],
     ca_export: CaExportOpt = None,
+    ca_source: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -708,6 +724,7 @@ def explain_command(
     settings = build_settings(
         config,
         ca_exports=ca_export,
+        ca_sources=ca_source,
         snapshot=snapshot,
         ca_format=ca_format,
         ca_issuer=ca_issuer,

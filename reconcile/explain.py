@@ -298,6 +298,11 @@ def _render_story(story: CertificateStory) -> list[str]:
         f"template {ca.template_name or ca.template_oid or '?'}, valid {valid}, "
         f"from {ca.source}:{ca.line}",
     )
+    if ca.cloud_pki_leaf_id is not None:
+        field(
+            "Cloud PKI",
+            f"leaf {ca.cloud_pki_leaf_id}, managed device {ca.managed_device_id or '?'}",
+        )
     if v.intune is not None:
         i = v.intune
         field(

@@ -97,7 +97,10 @@ def _intune_link(entry: Entry | None) -> _Key | None:
 
 
 def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
-    """The device a CA certificate names: its CN, or the configured pattern's group."""
+    """The device a CA certificate names: the managed device id the CA knows (Cloud PKI),
+    else its CN, or the configured pattern's group."""
+    if cert.managed_device_id is not None:
+        return cert.managed_device_id
     if pattern is None:
         return fold(cert.common_name)
     for text in (cert.subject, cert.san, cert.common_name):
@@ -132,13 +135,18 @@ class _Devices:
         self.mentioned = {fold(e.device_name) for e in side.entries if e.device_name}
 
     def state(
-        self, entry: Entry | None, ca_device: str | None
+        self, entry: Entry | None, ca_device: str | None, managed_id: str | None = None
     ) -> tuple[ManagedDevice | None, bool]:
-        """(the managed device, whether it is gone); unknown gives (None, False)."""
+        """(the managed device, whether it is gone); unknown gives (None, False).
+
+        A managed device id the CA itself recorded (Cloud PKI) is exact and wins over names.
+        """
         devices = self.devices
         if devices is None:
             return None, False
-        if entry is not None and entry.device_id is not None:
+        if managed_id is not None:
+            where = devices.by_id.get(managed_id)
+        elif entry is not None and entry.device_id is not None:
             where = devices.by_id.get(entry.device_id)
         elif entry is not None and entry.device_name is not None:
             where = devices.by_name.get(fold(entry.device_name) or "")
@@ -239,7 +247,9 @@ class _Classifier:
         superseded_at: datetime | None = None,
     ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
-        device, gone = self.devices.state(entry, _ca_device(cert, self.options.device_pattern))
+        device, gone = self.devices.state(
+            entry, _ca_device(cert, self.options.device_pattern), cert.managed_device_id
+        )
         return Verdict(
             ca=cert,
             status=status,

@@ -65,6 +65,10 @@ class CaCertificate:
     source: str
     line: int
     san: str | None = None
+    managed_device_id: str | None = None
+    """Intune's managed device id when the CA itself knows it (Cloud PKI's deviceId)."""
+    cloud_pki_leaf_id: str | None = None
+    """The Cloud PKI leaf certificate id (revocation is addressed by it); None for exports."""
 
 
 @dataclass(frozen=True, slots=True)

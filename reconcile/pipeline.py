@@ -7,14 +7,16 @@ import hashlib
 import logging
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 
 from reconcile import accepted
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
+from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
@@ -33,8 +35,10 @@ class CaExports:
     streamed once; each bad row is logged with file:line and kept as a Reject."""
 
     def __init__(self, settings: Settings):
-        if not settings.ca_exports:
-            raise UsageError("no CA export given: pass --ca-export PATH (repeatable)")
+        if not settings.ca_exports and not settings.ca_sources:
+            raise UsageError(
+                "no CA export given: pass --ca-export PATH (repeatable) or --ca-source cloud-pki"
+            )
         options = ReaderOptions.from_settings(settings)
         self.strict = settings.strict
         self.rejects: list[Reject] = []
@@ -52,17 +56,19 @@ class CaExports:
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
             with reader:
-                for item in reader:
-                    if isinstance(item, CaCertificate):
-                        yield item
-                        continue
-                    log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
-                    if self.strict:
-                        raise InputError(
-                            f"rejected row (--strict): {item.reason}", item.source, item.line
-                        )
-                    self.rejects.append(item)
+                yield from self.records(reader)
             self.inputs.append(reader.input_file())
+
+    def records(self, items: Iterable[CaCertificate | Reject]) -> Iterator[CaCertificate]:
+        """The certificates of one source; its rejects are logged and kept (or fail --strict)."""
+        for item in items:
+            if isinstance(item, CaCertificate):
+                yield item
+                continue
+            log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
+            if self.strict:
+                raise InputError(f"rejected row (--strict): {item.reason}", item.source, item.line)
+            self.rejects.append(item)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -186,8 +192,12 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
+        certificates: Iterable[CaCertificate] = ca
+        if CLOUD_PKI in settings.ca_sources:
+            # The same join as the exports: Cloud PKI leaves are CA certificates like any row.
+            certificates = chain(ca, ca.records(snapshot.cloud_pki()))
         joined = classify(
-            ca,
+            certificates,
             snapshot.side,
             JoinOptions(
                 as_of=as_of,

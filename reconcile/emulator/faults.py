@@ -38,6 +38,9 @@ ROUTES = (
     "export_status",
     "download",
     "unknown",
+    "cloud_pki_cas",
+    "cloud_pki_leaves",
+    "cloud_pki_ca_leaves",
 )
 
 

@@ -10,6 +10,11 @@ A snapshot is a directory::
                                 "@reconcile.profileName" (Graph omits the parent)
     report_rows.jsonl           CertificatesByRAPolicy export rows, {column: value}
     managed_devices.jsonl       managedDevice objects
+    cloud_pki_cas.jsonl         Cloud PKI cloudCertificationAuthority objects (--ca-source
+                                cloud-pki)
+    cloud_pki_leaf_certificates.jsonl
+                                cloudCertificationAuthorityLeafCertificate objects; read as
+                                CA certificates by reconcile/ca/cloudpki.py
 
 Collections that were not fetched are absent and not listed in ``counts``. The writer streams
 pages straight to disk and publishes the directory by renaming it into place only when every
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconcile import __version__
+from reconcile.ca import cloudpki
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.intune.records import (
     REPORT,
@@ -49,13 +55,23 @@ from reconcile.model import (
     ManagedDevice,
     Reject,
 )
+from reconcile.timeparse import parse_iso
 
 FORMAT = "reconcile-snapshot"
 VERSION = 1
 METADATA = "metadata.json"
 # Order matters: a collection's index is its Entry.collection value (records.STATES, REPORT).
-COLLECTIONS = ("certificate_states", "report_rows", "managed_devices", "profiles")
+COLLECTIONS = (
+    "certificate_states",
+    "report_rows",
+    "managed_devices",
+    "profiles",
+    cloudpki.CAS,
+    cloudpki.LEAVES,
+)
 DEVICES = COLLECTIONS.index("managed_devices")
+PKI_CAS = COLLECTIONS.index(cloudpki.CAS)
+PKI_LEAVES = COLLECTIONS.index(cloudpki.LEAVES)
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,7 @@ class SnapshotSource:
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
         self.profiles: list[CertificateProfile] = []
+        self.cloud_pki_cas: dict[str, str | None] = {}
         self.device_lines = array("q")
         self._handles: dict[int, IO[bytes]] = {}
         self._offsets: dict[int, array[int]] = {}
@@ -167,6 +184,11 @@ class SnapshotSource:
                     entries.append(scan_report_row(raw, self.report_delivered, line))
                 elif collection == DEVICES:
                     self._index_device(decode_device(raw), line)
+                elif collection == PKI_CAS:
+                    ca_id, ca_name = cloudpki.decode_ca(raw)
+                    self.cloud_pki_cas[ca_id] = ca_name
+                elif collection == PKI_LEAVES:
+                    cloudpki.check_leaf(raw)
                 else:
                     self.profiles.append(decode_profile(raw))
             except ValueError as exc:
@@ -178,6 +200,25 @@ class SnapshotSource:
             )
         self.inputs.append(
             InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
+        )
+
+    def cloud_pki(self) -> cloudpki.CloudPkiSource:
+        """The Cloud PKI leaves as a CA source; an input error if this snapshot has none."""
+        counts = self.metadata["counts"]
+        missing = [n for n in (cloudpki.CAS, cloudpki.LEAVES) if n not in counts]
+        if missing:
+            raise InputError(
+                f"the snapshot holds no {', '.join(missing)}: fetch it with --ca-source "
+                "cloud-pki to read Cloud PKI",
+                self.path,
+            )
+        leaves = str(self.path / f"{cloudpki.LEAVES}.jsonl")
+        fetched_at = parse_iso(str(self.metadata.get("fetched_at") or "")) or None
+        return cloudpki.CloudPkiSource(
+            self.path,
+            self.cloud_pki_cas,
+            fetched_at,
+            frozenset(r.line for r in self.rejects if r.source == leaves),
         )
 
     def _index_device(self, device: ManagedDevice, line: int) -> None:
