@@ -63,7 +63,6 @@ GRAPH_CHECKS = (
     "managedDeviceCertificateStates",
     "managedDevices",
     "exportJobs",
-    "cloud PKI",
     "clock skew",
 )
 
@@ -168,7 +167,8 @@ def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
         probe("exportJobs", "GET", EXPORT_PATH, export_jobs)
     else:
         checks.append(Check("exportJobs", None, "not used with intune_source states"))
-    checks.append(_cloud_pki_check(graph, settings))
+    if cloudpki.SOURCE in settings.ca_sources:
+        checks.append(_cloud_pki_check(graph))
     checks.append(_clock_check(graph))
     return checks
 
@@ -181,11 +181,9 @@ CLOUD_PKI_PERMISSIONS = (
 _SCOPE = re.compile(r"DeviceManagement[A-Za-z]+\.(?:Read|ReadWrite)\.All")
 
 
-def _cloud_pki_check(graph: GraphSession, settings: Settings) -> Check:
+def _cloud_pki_check(graph: GraphSession) -> Check:
     """Read one page of CAs and of leaves; on 403 say which permission this tenant wants."""
     name = "cloud PKI"
-    if cloudpki.SOURCE not in settings.ca_sources:
-        return Check(name, None, "not used without --ca-source cloud-pki")
     try:
         cas = next(iter(graph.client.pages(cloudpki.CAS_PATH)), [])
         graph.client.get(cloudpki.LEAVES_PATH, {"$select": "id"})

@@ -1,0 +1,191 @@
+"""Cloud PKI leaf certificates (Graph's documented JSON) as CA certificate records."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconcile.ca.cloudpki import (
+    CloudPkiSource,
+    check_leaf,
+    decode_ca,
+    leaf_certificate,
+    revoke_command,
+)
+from reconcile.errors import IncompleteDataError, InputError
+from reconcile.intune.snapshot import SnapshotSource
+from reconcile.model import CaCertificate, Reject
+
+SNAPSHOT = Path(__file__).parent.parent / "fixtures" / "cloudpki" / "snapshot"
+LEAVES = SNAPSHOT / "cloud_pki_leaf_certificates.jsonl"
+CA_ID = "5f2b6c1e-3d4a-4b8e-9c7f-1a2b3c4d5e6f"
+FETCHED = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)
+
+
+def leaf_lines() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in LEAVES.read_text(encoding="utf-8").splitlines()]
+
+
+def convert(leaf: dict[str, Any]) -> tuple[CaCertificate, str]:
+    raw = json.dumps(leaf).encode()
+    return leaf_certificate(raw, 7, "leaves.jsonl", {CA_ID: "Contoso Cloud Issuing CA"}, FETCHED)
+
+
+def test_an_active_leaf_becomes_the_record_an_export_row_would() -> None:
+    record, status = convert(leaf_lines()[0])
+    assert status == "active"
+    assert record.serial == int("4A" + "0" * 28 + "01", 16)
+    assert record.thumbprint == "01" * 20
+    assert record.issuer == "Contoso Cloud Issuing CA"
+    assert record.subject == "CN=PC-CLOUD-01" and record.common_name == "PC-CLOUD-01"
+    assert record.template_oid == CA_ID and record.template_name == "Contoso Cloud Issuing CA"
+    assert record.not_before == datetime(2026, 11, 1, 10, tzinfo=UTC)
+    assert record.not_after == datetime(2027, 11, 1, 10, tzinfo=UTC)
+    assert record.revoked_at is None
+    assert record.requester == "alex@contoso.example"
+    assert record.managed_device_id == "11111111-aaaa-4000-8000-000000000001"
+    assert record.cloud_pki_leaf_id == "976c94f8-94f8-976c-f894-6c97f8946c01"
+    assert (record.source, record.line) == ("leaves.jsonl", 7)
+
+
+def test_serial_and_thumbprint_spellings_are_canonicalised() -> None:
+    leaf = {**leaf_lines()[0], "serialNumber": "4a:00:00:01", "thumbprint": "ab cd " * 10}
+    record, _ = convert(leaf)
+    assert record.serial == 0x4A000001
+    assert record.thumbprint == "ABCD" * 10
+
+
+def test_revoked_by_date_or_by_status() -> None:
+    by_date, status = convert(leaf_lines()[3])
+    assert status == "revoked" and by_date.revoked_at == datetime(2026, 11, 10, 8, tzinfo=UTC)
+    by_status, _ = convert(leaf_lines()[4])
+    assert by_status.revoked_at == FETCHED, "revoked no later than the fetch that saw it"
+    dated_but_active = {**leaf_lines()[0], "revocationDateTime": "2026-11-15T00:00:00Z"}
+    assert convert(dated_but_active)[0].revoked_at == datetime(2026, 11, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("status", ["unknown", "unknownFutureValue", "suspendedSomeday"])
+def test_vague_statuses_are_not_revoked(status: str) -> None:
+    record, seen = convert({**leaf_lines()[0], "certificateStatus": status})
+    assert seen == status and record.revoked_at is None
+
+
+def test_a_ca_missing_from_the_list_falls_back_to_the_issuer_name() -> None:
+    raw = json.dumps({**leaf_lines()[0], "issuerId": "other"}).encode()
+    record, _ = leaf_certificate(raw, 1, "x", {}, None)
+    assert (record.template_oid, record.template_name) == ("other", "Contoso Cloud Issuing CA")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"serialNumber": None}, "without serialNumber"),
+        ({"serialNumber": "not-hex"}, "not hexadecimal"),
+        ({"thumbprint": "abc"}, "not 40 or 64 hex digits"),
+        ({"validityEndDateTime": "tomorrow"}, "validityEndDateTime 'tomorrow'"),
+        ({"deviceId": 7}, "Expected `str | null`"),
+    ],
+)
+def test_an_unusable_leaf_names_the_problem(change: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        check_leaf(json.dumps({**leaf_lines()[0], **change}).encode())
+
+
+def test_decode_ca_needs_an_id() -> None:
+    assert decode_ca(b'{"id": "c1", "displayName": "Issuing"}') == ("c1", "Issuing")
+    assert decode_ca(b'{"id": "c1", "commonName": "CN only"}') == ("c1", "CN only")
+    with pytest.raises(ValueError, match="without an id"):
+        decode_ca(b'{"displayName": "Issuing"}')
+
+
+def test_the_source_streams_every_leaf_and_says_vague_statuses_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "reconcile")
+    with SnapshotSource(SNAPSHOT, frozenset({"installed"})) as snapshot:
+        items = list(snapshot.cloud_pki())
+        inputs = {i.format: i for i in snapshot.inputs}
+    assert len(items) == 9 and all(isinstance(i, CaCertificate) for i in items)
+    warnings = [r.getMessage() for r in caplog.records if "Cloud PKI" in r.getMessage()]
+    assert warnings == [
+        "Cloud PKI leaf certificates with status 1 unknown, 1 unknownFutureValue: read as not "
+        "revoked (revocationDateTime is not set on them)"
+    ]
+    leaves = inputs["cloud_pki_leaf_certificates"]
+    assert leaves.rows == 9 and leaves.rejected == 0 and len(leaves.sha256) == 64
+    assert inputs["cloud_pki_cas"].rows == 2
+
+
+def test_a_bad_leaf_is_one_reject_with_its_line(tmp_path: Path) -> None:
+    copy = tmp_path / "snap"
+    shutil.copytree(SNAPSHOT, copy)
+    path = copy / "cloud_pki_leaf_certificates.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace('"serialNumber":"4A', '"serialNumber":"ZZ')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with SnapshotSource(copy, frozenset()) as snapshot:
+        items = list(snapshot.cloud_pki())
+        assert snapshot.rejects == [Reject(str(path), 3, snapshot.rejects[0].reason)]
+        assert "not hexadecimal" in snapshot.rejects[0].reason
+    assert len(items) == 8 and not any(isinstance(i, Reject) for i in items)
+
+
+def test_a_leaf_file_shorter_than_its_count_is_incomplete(tmp_path: Path) -> None:
+    copy = tmp_path / "snap"
+    shutil.copytree(SNAPSHOT, copy)
+    path = copy / "cloud_pki_leaf_certificates.jsonl"
+    path.write_text("".join(path.read_text(encoding="utf-8").splitlines(True)[:5]))
+    with pytest.raises(IncompleteDataError, match="promises 9 records, file holds 5"):
+        SnapshotSource(copy, frozenset())
+
+
+def test_a_snapshot_without_cloud_pki_is_an_input_error(tmp_path: Path) -> None:
+    copy = tmp_path / "snap"
+    shutil.copytree(SNAPSHOT, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    for name in ("cloud_pki_cas", "cloud_pki_leaf_certificates"):
+        del meta["counts"][name]
+        (copy / f"{name}.jsonl").unlink()
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with (
+        SnapshotSource(copy, frozenset()) as snapshot,
+        pytest.raises(InputError, match="fetch it with --ca-source cloud-pki"),
+    ):
+        snapshot.cloud_pki()
+
+
+def test_revoke_command_is_the_graph_call_with_the_leaf_id() -> None:
+    record, _ = convert(leaf_lines()[1])
+    assert revoke_command(record) == (
+        f"POST https://graph.microsoft.com/beta/deviceManagement/cloudCertificationAuthority/"
+        f'{CA_ID}/revokeLeafCertificate {{"leafCertificateId":'
+        f'"976c94f8-94f8-976c-f894-6c97f8946c02"}}'
+    )
+    assert revoke_command(record, "https://graph.microsoft.us/").startswith(
+        "POST https://graph.microsoft.us/beta/"
+    )
+
+
+def test_revoke_command_is_none_for_an_export_row() -> None:
+    record, _ = convert(leaf_lines()[0])
+    export_row = CaCertificate(
+        **{
+            **{f: getattr(record, f) for f in CaCertificate.__slots__},
+            "cloud_pki_leaf_id": None,
+        }
+    )
+    assert revoke_command(export_row) is None
+
+
+def test_the_source_skips_lines_the_snapshot_already_rejected(tmp_path: Path) -> None:
+    (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_bytes(LEAVES.read_bytes())
+    source = CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None, frozenset({1, 2}))
+    records = [i for i in source if isinstance(i, CaCertificate)]
+    assert [r.line for r in records] == [3, 4, 5, 6, 7, 8, 9]
+    assert {r.template_name for r in records} == {"Issuing"}

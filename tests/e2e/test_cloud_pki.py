@@ -1,0 +1,228 @@
+"""Microsoft Cloud PKI through the real client (msal + httpx) against the HTTPS emulator: the
+fetch into a snapshot, a partial read, the doctor probe, and whole runs through the CLI, alone
+and mixed with an AD CS export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reconcile.ca.cloudpki import CAS_PATH, LEAVES_PATH
+from reconcile.cli import app
+from reconcile.doctor import run_doctor
+from reconcile.emulator import GraphEmulator, parse_fault
+from reconcile.emulator.cloudpki import CloudPki
+from reconcile.emulator.demo import demo_settings_env
+from reconcile.errors import UpstreamError
+from reconcile.intune.fetch import fetch_snapshot
+from reconcile.settings import Settings, resolve
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "cloudpki"
+SNAPSHOT = FIXTURES / "snapshot"
+TENANT = "00000000-0000-4000-8000-000000000001"
+AS_OF = "2026-11-20T02:00:00Z"
+CA_ID = "5f2b6c1e-3d4a-4b8e-9c7f-1a2b3c4d5e6f"
+
+
+def serial(n: int) -> str:
+    return f"4A{n:030X}"
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphEmulator]:
+    with GraphEmulator(snapshot_dir=SNAPSHOT, tenant=TENANT, page_size=2, max_page_size=4) as e:
+        for name, value in demo_settings_env(e).items():
+            monkeypatch.setenv(name, value)
+        yield e
+
+
+def settings_for(emu: GraphEmulator) -> Settings:
+    return resolve({"ca_sources": ("cloud-pki",)}, demo_settings_env(emu))
+
+
+def lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_fetch_pages_through_cas_and_leaves_into_the_snapshot(emu: GraphEmulator, tmp_path: Path):
+    out = fetch_snapshot(settings_for(emu), tmp_path / "snap")
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["counts"]["cloud_pki_cas"] == 2
+    assert meta["counts"]["cloud_pki_leaf_certificates"] == 9
+    assert meta["ca_sources"] == ["cloud-pki"]
+    assert f"GET {LEAVES_PATH}" in meta["endpoints"]
+    leaves = lines(out / "cloud_pki_leaf_certificates.jsonl")
+    expected = lines(SNAPSHOT / "cloud_pki_leaf_certificates.jsonl")
+    assert [leaf["serialNumber"] for leaf in leaves] == [e["serialNumber"] for e in expected]
+    assert leaves[3]["revocationDateTime"] == "2026-11-10T08:00:00Z"
+    assert "crlDistributionPointUrl" not in leaves[0], "only the $select-ed properties"
+    # Two per page: 5 leaf pages, 1 CA page, every one followed through @odata.nextLink.
+    assert len(emu.requests_for("cloud_pki_leaves")) == 5
+    assert len(emu.requests_for("cloud_pki_cas")) == 1
+    assert all(r.status == 200 and r.had_bearer for r in emu.requests_for("cloud_pki_leaves"))
+
+
+def test_a_partial_leaf_read_leaves_no_snapshot(emu: GraphEmulator, tmp_path: Path):
+    emu.add_fault(parse_fault("server-error:route=cloud_pki_leaves,after=2,times=forever"))
+    with pytest.raises(UpstreamError, match="cloudCertificationAuthorityLeafCertificate"):
+        fetch_snapshot(settings_for(emu), tmp_path / "snap")
+    assert not (tmp_path / "snap").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_transient_throttle_on_the_cas_changes_nothing(emu: GraphEmulator, tmp_path: Path):
+    emu.add_fault(parse_fault("throttle:route=cloud_pki_cas,times=1,retry_after=0"))
+    out = fetch_snapshot(settings_for(emu), tmp_path / "snap")
+    assert lines(out / "cloud_pki_cas.jsonl") == lines(SNAPSHOT / "cloud_pki_cas.jsonl")
+
+
+def test_the_emulator_serves_one_cas_leaves_and_404s_an_unknown_ca(emu: GraphEmulator):
+    from reconcile.graph import open_graph
+
+    with open_graph(settings_for(emu)) as graph:
+        pages = list(
+            graph.client.pages(f"{CAS_PATH}/{CA_ID}/cloudCertificationAuthorityLeafCertificate")
+        )
+        assert sum(len(p) for p in pages) == 9
+        with pytest.raises(UpstreamError, match="404"):
+            graph.client.get(f"{CAS_PATH}/nope/cloudCertificationAuthorityLeafCertificate")
+
+
+def run_args(*extra: str) -> list[str]:
+    return ["run", "--ca-source", "cloud-pki", "--as-of", AS_OF, "--no-history", *extra]
+
+
+def rows(path: Path) -> dict[str, dict[str, str]]:
+    reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
+    return {r["serial_number"]: r for r in reader}
+
+
+def test_a_live_cloud_pki_run_classifies_every_status(emu: GraphEmulator, tmp_path: Path):
+    out = tmp_path / "all.csv"
+    result = CliRunner().invoke(app, run_args("--all", "--csv", str(out)))
+    assert result.exit_code == 1, result.output
+    got = rows(out)
+    expected = ["delivered", "not_installed", "not_reported", "revoked", "revoked",
+                "not_reported", "expired", "delivered", "superseded"]  # fmt: skip
+    assert [got[serial(n)]["status"] for n in range(1, 10)] == expected
+    gone = got[serial(3)]
+    assert gone["device_in_intune"] == "no"
+    assert gone["device_id"] == "99999999-aaaa-4000-8000-000000000099"
+    assert got[serial(2)]["device_in_intune"] == "yes"
+    assert got[serial(2)]["device_id"] == "22222222-aaaa-4000-8000-000000000002"
+    assert got[serial(1)]["template"] == "Contoso Cloud Issuing CA"
+    assert got[serial(1)]["template_oid"] == CA_ID
+    assert result.stderr.count("unknownFutureValue") == 1
+    assert "read as not revoked" in result.stderr
+
+
+def test_the_status_only_revoked_leaf_is_revoked_at_the_fetch(emu: GraphEmulator, tmp_path: Path):
+    out = tmp_path / "all.csv"
+    saved = tmp_path / "saved"
+    result = CliRunner().invoke(
+        app, run_args("--all", "--csv", str(out), "--save-snapshot", str(saved))
+    )
+    assert result.exit_code == 1, result.output
+    fetched = json.loads((saved / "metadata.json").read_text())["fetched_at"]
+    assert rows(out)[serial(5)]["revoked_at"] == fetched
+
+
+def test_a_mixed_ad_cs_and_cloud_pki_run(emu: GraphEmulator, tmp_path: Path):
+    out = tmp_path / "findings.csv"
+    args = run_args(
+        "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
+        "--csv", str(out), "--json", str(tmp_path / "run.json"),
+    )  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    findings = {s: r["status"] for s, r in rows(out).items()}
+    assert findings == {
+        "06100000066AA11BB22CC33DD4400000000066": "not_reported",
+        serial(2): "not_installed",
+        serial(3): "not_reported",
+        serial(6): "not_reported",
+        serial(9): "superseded",
+    }
+    sources = {r["source"].rsplit(":", 1)[0] for r in rows(out).values()}
+    assert len(sources) == 2 and any(s.endswith("adcs.csv") for s in sources)
+
+
+def test_template_picks_cloud_pki_cas_by_name(emu: GraphEmulator, tmp_path: Path):
+    out = tmp_path / "all.csv"
+    args = run_args(
+        "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
+        "--template", "contoso cloud issuing ca", "--all", "--csv", str(out),
+    )  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    got = rows(out)
+    assert got["06100000065AA11BB22CC33DD4400000000065"]["status"] == "out_of_scope"
+    assert got[serial(2)]["status"] == "not_installed"
+
+
+def test_a_partial_read_in_a_live_run_exits_3_without_a_report(
+    emu: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RECONCILE_GRAPH_MAX_ATTEMPTS", "2")
+    emu.add_fault(parse_fault("gateway-timeout:route=cloud_pki_leaves,after=1,times=forever"))
+    out_dir, out_csv = tmp_path / "out", tmp_path / "f.csv"
+    result = CliRunner().invoke(app, run_args("--out-dir", str(out_dir), "--csv", str(out_csv)))
+    assert result.exit_code == 3, result.output
+    assert not out_dir.exists() and not out_csv.exists()
+
+
+def test_a_snapshot_run_needs_the_cloud_pki_collections(tmp_path: Path):
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    meta = json.loads((SNAPSHOT / "metadata.json").read_text())
+    for name in ("profiles", "certificate_states", "managed_devices"):
+        (snap / f"{name}.jsonl").write_bytes((SNAPSHOT / f"{name}.jsonl").read_bytes())
+    meta["counts"] = {k: v for k, v in meta["counts"].items() if not k.startswith("cloud_pki")}
+    (snap / "metadata.json").write_text(json.dumps(meta))
+    result = CliRunner().invoke(app, run_args("--snapshot", str(snap)))
+    assert result.exit_code == 2
+    assert "fetch it with --ca-source cloud-pki" in result.stderr
+
+
+def test_explain_shows_the_leaf_and_managed_device(emu: GraphEmulator):
+    result = CliRunner().invoke(
+        app,
+        ["explain", serial(3), "--ca-source", "cloud-pki", "--as-of", AS_OF, "--snapshot",
+         str(SNAPSHOT)],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    assert "leaf 976c94f8-94f8-976c-f894-6c97f8946c03" in result.output
+    assert "managed device 99999999-aaaa-4000-8000-000000000099" in result.output
+
+
+@pytest.mark.parametrize(
+    ("scopes", "wanted"),
+    [
+        (("DeviceManagementConfiguration.Read.All", "DeviceManagementConfiguration.ReadWrite.All"),
+         "DeviceManagementConfiguration.Read.All"),
+        (("DeviceManagementCloudCA.ReadWrite.All", "DeviceManagementCloudCA.Read.All"),
+         "DeviceManagementCloudCA.Read.All"),
+    ],
+)  # fmt: skip
+def test_doctor_names_the_permission_the_403_asks_for(
+    emu: GraphEmulator, scopes: tuple[str, ...], wanted: str
+):
+    emu.cloud_pki = CloudPki(forbidden=scopes)
+    checks = {c.name: c for c in run_doctor(settings_for(emu))}
+    check = checks["cloud PKI"]
+    assert check.ok is False
+    assert check.fix == f"grant the app {wanted} (application) and admin consent"
+
+
+def test_doctor_passes_when_cloud_pki_is_readable(emu: GraphEmulator):
+    checks = {c.name: c for c in run_doctor(settings_for(emu))}
+    assert checks["cloud PKI"].ok is True
+    assert "2 certification authorities" in checks["cloud PKI"].detail
+    without = {c.name for c in run_doctor(resolve({}, demo_settings_env(emu)))}
+    assert "cloud PKI" not in without
