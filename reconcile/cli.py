@@ -412,7 +412,7 @@ def demo(
             ca_exports=[demo_data.demo_ca_export()],
             ca_sources=["cloud-pki"],
             ca_issuer=demo_data.DEMO_ISSUER,
-            templates=list(demo_data.DEMO_TEMPLATES),
+            templates=[*demo_data.DEMO_TEMPLATES, demo_data.DEMO_CLOUD_PKI_CA],
             as_of=demo_data.DEMO_AS_OF,
             out_dir=out_dir,
             no_history=True,
