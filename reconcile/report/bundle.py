@@ -91,6 +91,7 @@ def run_metadata(
         ],
         "settings": {
             "ca_exports": [str(p) for p in settings.ca_exports],
+            "ca_sources": list(settings.ca_sources),
             "ca_format": settings.ca_format,
             "ca_issuer": list(settings.ca_issuer),
             "column_map": str(settings.column_map) if settings.column_map else None,

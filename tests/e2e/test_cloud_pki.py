@@ -226,3 +226,18 @@ def test_doctor_passes_when_cloud_pki_is_readable(emu: GraphEmulator):
     assert "2 certification authorities" in checks["cloud PKI"].detail
     without = {c.name for c in run_doctor(resolve({}, demo_settings_env(emu)))}
     assert "cloud PKI" not in without
+
+
+def test_a_mixed_run_bundle_verifies(emu: GraphEmulator, tmp_path: Path):
+    out_dir, saved = tmp_path / "out", tmp_path / "saved"
+    args = run_args(
+        "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
+        "--out-dir", str(out_dir), "--save-snapshot", str(saved),
+    )  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 1
+    run = json.loads((out_dir / "run.json").read_text())
+    assert run["settings"]["ca_sources"] == ["cloud-pki"]
+    leaves = [i for i in run["inputs"] if i["format"] == "cloud_pki_leaf_certificates"]
+    assert leaves and leaves[0]["rows"] == 9 and len(leaves[0]["sha256"]) == 64
+    result = CliRunner().invoke(app, ["verify", str(out_dir)])
+    assert result.exit_code == 0, result.output
