@@ -24,6 +24,7 @@ from reconcile.evidence.model import EvidenceRecord, device_key
 from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
+from reconcile.report.table import printable
 from reconcile.timeparse import iso_z
 
 log = logging.getLogger("reconcile.explain")
@@ -301,7 +302,8 @@ def _render_story(story: CertificateStory) -> list[str]:
     if ca.cloud_pki_leaf_id is not None:
         field(
             "Cloud PKI",
-            f"leaf {ca.cloud_pki_leaf_id}, managed device {ca.managed_device_id or '?'}",
+            f"leaf {printable(ca.cloud_pki_leaf_id, 80)}, "
+            f"managed device {printable(ca.managed_device_id, 80) or '?'}",
         )
     if v.intune is not None:
         i = v.intune

@@ -226,7 +226,8 @@ class CloudPkiSource:
             if s in _NOT_REVOKED_UNKNOWN or s not in _KNOWN
         }
         if vague:
-            counts = ", ".join(f"{n} {s}" for s, n in vague.items())
+            # Undocumented words come from Graph: repr keeps control characters off the terminal.
+            counts = ", ".join(f"{n} {s if s in _KNOWN else repr(s)}" for s, n in vague.items())
             log.warning(
                 "Cloud PKI leaf certificates with status %s: read as not revoked "
                 "(revocationDateTime is not set on them)",

@@ -167,9 +167,8 @@ def test_revoke_command_is_the_graph_call_with_the_leaf_id() -> None:
         f'{CA_ID}/revokeLeafCertificate {{"leafCertificateId":'
         f'"976c94f8-94f8-976c-f894-6c97f8946c02"}}'
     )
-    assert revoke_command(record, "https://graph.microsoft.us/").startswith(
-        "POST https://graph.microsoft.us/beta/"
-    )
+    sovereign = revoke_command(record, "https://graph.microsoft.us/")
+    assert sovereign is not None and sovereign.startswith("POST https://graph.microsoft.us/beta/")
 
 
 def test_revoke_command_is_none_for_an_export_row() -> None:
@@ -189,3 +188,15 @@ def test_the_source_skips_lines_the_snapshot_already_rejected(tmp_path: Path) ->
     records = [i for i in source if isinstance(i, CaCertificate)]
     assert [r.line for r in records] == [3, 4, 5, 6, 7, 8, 9]
     assert {r.template_name for r in records} == {"Issuing"}
+
+
+def test_an_undocumented_status_is_said_without_its_control_characters(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    leaf = {**leaf_lines()[0], "certificateStatus": "paused\x1b[2J"}
+    (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text(json.dumps(leaf) + "\n")
+    caplog.set_level(logging.WARNING, "reconcile")
+    records = list(CloudPkiSource(tmp_path, {}, None))
+    assert isinstance(records[0], CaCertificate) and records[0].revoked_at is None
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "\x1b" not in message and "'paused\\x1b[2J'" in message

@@ -50,7 +50,9 @@ def lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_fetch_pages_through_cas_and_leaves_into_the_snapshot(emu: GraphEmulator, tmp_path: Path):
+def test_fetch_pages_through_cas_and_leaves_into_the_snapshot(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
     out = fetch_snapshot(settings_for(emu), tmp_path / "snap")
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["counts"]["cloud_pki_cas"] == 2
@@ -68,7 +70,7 @@ def test_fetch_pages_through_cas_and_leaves_into_the_snapshot(emu: GraphEmulator
     assert all(r.status == 200 and r.had_bearer for r in emu.requests_for("cloud_pki_leaves"))
 
 
-def test_a_partial_leaf_read_leaves_no_snapshot(emu: GraphEmulator, tmp_path: Path):
+def test_a_partial_leaf_read_leaves_no_snapshot(emu: GraphEmulator, tmp_path: Path) -> None:
     emu.add_fault(parse_fault("server-error:route=cloud_pki_leaves,after=2,times=forever"))
     with pytest.raises(UpstreamError, match="cloudCertificationAuthorityLeafCertificate"):
         fetch_snapshot(settings_for(emu), tmp_path / "snap")
@@ -76,13 +78,15 @@ def test_a_partial_leaf_read_leaves_no_snapshot(emu: GraphEmulator, tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_transient_throttle_on_the_cas_changes_nothing(emu: GraphEmulator, tmp_path: Path):
+def test_a_transient_throttle_on_the_cas_changes_nothing(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
     emu.add_fault(parse_fault("throttle:route=cloud_pki_cas,times=1,retry_after=0"))
     out = fetch_snapshot(settings_for(emu), tmp_path / "snap")
     assert lines(out / "cloud_pki_cas.jsonl") == lines(SNAPSHOT / "cloud_pki_cas.jsonl")
 
 
-def test_the_emulator_serves_one_cas_leaves_and_404s_an_unknown_ca(emu: GraphEmulator):
+def test_the_emulator_serves_one_cas_leaves_and_404s_an_unknown_ca(emu: GraphEmulator) -> None:
     from reconcile.graph import open_graph
 
     with open_graph(settings_for(emu)) as graph:
@@ -103,7 +107,7 @@ def rows(path: Path) -> dict[str, dict[str, str]]:
     return {r["serial_number"]: r for r in reader}
 
 
-def test_a_live_cloud_pki_run_classifies_every_status(emu: GraphEmulator, tmp_path: Path):
+def test_a_live_cloud_pki_run_classifies_every_status(emu: GraphEmulator, tmp_path: Path) -> None:
     out = tmp_path / "all.csv"
     result = CliRunner().invoke(app, run_args("--all", "--csv", str(out)))
     assert result.exit_code == 1, result.output
@@ -122,7 +126,9 @@ def test_a_live_cloud_pki_run_classifies_every_status(emu: GraphEmulator, tmp_pa
     assert "read as not revoked" in result.stderr
 
 
-def test_the_status_only_revoked_leaf_is_revoked_at_the_fetch(emu: GraphEmulator, tmp_path: Path):
+def test_the_status_only_revoked_leaf_is_revoked_at_the_fetch(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
     out = tmp_path / "all.csv"
     saved = tmp_path / "saved"
     result = CliRunner().invoke(
@@ -133,11 +139,11 @@ def test_the_status_only_revoked_leaf_is_revoked_at_the_fetch(emu: GraphEmulator
     assert rows(out)[serial(5)]["revoked_at"] == fetched
 
 
-def test_a_mixed_ad_cs_and_cloud_pki_run(emu: GraphEmulator, tmp_path: Path):
+def test_a_mixed_ad_cs_and_cloud_pki_run(emu: GraphEmulator, tmp_path: Path) -> None:
     out = tmp_path / "findings.csv"
     args = run_args(
         "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
-        "--csv", str(out), "--json", str(tmp_path / "run.json"),
+        "--csv", str(out), "--out-dir", str(tmp_path / "out"),
     )  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
@@ -149,11 +155,14 @@ def test_a_mixed_ad_cs_and_cloud_pki_run(emu: GraphEmulator, tmp_path: Path):
         serial(6): "not_reported",
         serial(9): "superseded",
     }
+    # Intune's installed Cloud PKI certificate that the leaf list lacks: the CA is covered.
+    unknown = lines(tmp_path / "out" / "unknown-to-ca.jsonl")
+    assert [u["intune"]["serial"] for u in unknown] == [serial(16)]  # type: ignore[index]
     sources = {r["source"].rsplit(":", 1)[0] for r in rows(out).values()}
     assert len(sources) == 2 and any(s.endswith("adcs.csv") for s in sources)
 
 
-def test_template_picks_cloud_pki_cas_by_name(emu: GraphEmulator, tmp_path: Path):
+def test_template_picks_cloud_pki_cas_by_name(emu: GraphEmulator, tmp_path: Path) -> None:
     out = tmp_path / "all.csv"
     args = run_args(
         "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
@@ -168,7 +177,7 @@ def test_template_picks_cloud_pki_cas_by_name(emu: GraphEmulator, tmp_path: Path
 
 def test_a_partial_read_in_a_live_run_exits_3_without_a_report(
     emu: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     monkeypatch.setenv("RECONCILE_GRAPH_MAX_ATTEMPTS", "2")
     emu.add_fault(parse_fault("gateway-timeout:route=cloud_pki_leaves,after=1,times=forever"))
     out_dir, out_csv = tmp_path / "out", tmp_path / "f.csv"
@@ -177,7 +186,7 @@ def test_a_partial_read_in_a_live_run_exits_3_without_a_report(
     assert not out_dir.exists() and not out_csv.exists()
 
 
-def test_a_snapshot_run_needs_the_cloud_pki_collections(tmp_path: Path):
+def test_a_snapshot_run_needs_the_cloud_pki_collections(tmp_path: Path) -> None:
     snap = tmp_path / "snap"
     snap.mkdir()
     meta = json.loads((SNAPSHOT / "metadata.json").read_text())
@@ -190,7 +199,7 @@ def test_a_snapshot_run_needs_the_cloud_pki_collections(tmp_path: Path):
     assert "fetch it with --ca-source cloud-pki" in result.stderr
 
 
-def test_explain_shows_the_leaf_and_managed_device(emu: GraphEmulator):
+def test_explain_shows_the_leaf_and_managed_device(emu: GraphEmulator) -> None:
     result = CliRunner().invoke(
         app,
         ["explain", serial(3), "--ca-source", "cloud-pki", "--as-of", AS_OF, "--snapshot",
@@ -212,7 +221,7 @@ def test_explain_shows_the_leaf_and_managed_device(emu: GraphEmulator):
 )  # fmt: skip
 def test_doctor_names_the_permission_the_403_asks_for(
     emu: GraphEmulator, scopes: tuple[str, ...], wanted: str
-):
+) -> None:
     emu.cloud_pki = CloudPki(forbidden=scopes)
     checks = {c.name: c for c in run_doctor(settings_for(emu))}
     check = checks["cloud PKI"]
@@ -220,7 +229,7 @@ def test_doctor_names_the_permission_the_403_asks_for(
     assert check.fix == f"grant the app {wanted} (application) and admin consent"
 
 
-def test_doctor_passes_when_cloud_pki_is_readable(emu: GraphEmulator):
+def test_doctor_passes_when_cloud_pki_is_readable(emu: GraphEmulator) -> None:
     checks = {c.name: c for c in run_doctor(settings_for(emu))}
     assert checks["cloud PKI"].ok is True
     assert "2 certification authorities" in checks["cloud PKI"].detail
@@ -228,7 +237,7 @@ def test_doctor_passes_when_cloud_pki_is_readable(emu: GraphEmulator):
     assert "cloud PKI" not in without
 
 
-def test_a_mixed_run_bundle_verifies(emu: GraphEmulator, tmp_path: Path):
+def test_a_mixed_run_bundle_verifies(emu: GraphEmulator, tmp_path: Path) -> None:
     out_dir, saved = tmp_path / "out", tmp_path / "saved"
     args = run_args(
         "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
