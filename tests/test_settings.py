@@ -102,3 +102,16 @@ def test_issuer_count_must_match_exports():
     flags = {"ca_exports": ("a.csv", "b.csv", "c.csv"), "ca_issuer": ("X", "Y")}
     with pytest.raises(ConfigError, match="2 CA issuers for 3 CA exports"):
         resolve(flags, env={})
+
+
+def test_ca_sources_from_toml_env_and_flags(tmp_path: Path) -> None:
+    config = tmp_path / "reconcile.toml"
+    config.write_text('[ca]\nsources = ["cloud-pki"]\n', encoding="utf-8")
+    assert resolve({}, {}, config).ca_sources == ("cloud-pki",)
+    assert resolve({}, {"RECONCILE_CA_SOURCE": "cloud-pki"}).ca_sources == ("cloud-pki",)
+    assert resolve({"ca_sources": ("cloud-pki",)}, {}).ca_sources == ("cloud-pki",)
+
+
+def test_an_unknown_ca_source_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="CA source must be one of cloud-pki, not 'adcs-live'"):
+        resolve({"ca_sources": ("adcs-live",)}, {})

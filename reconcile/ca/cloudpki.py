@@ -149,7 +149,9 @@ def leaf_certificate(
         revoked_at = fetched_at
     subject = _clean(leaf.subject_name)
     ca_id = _clean(leaf.issuer_id)
-    issuer = _clean(leaf.issuer_name)
+    ca_name = cas.get(ca_id) if ca_id else None
+    # Without an issuer the join would treat every Intune issuer as covered by this CA.
+    issuer = _clean(leaf.issuer_name) or ca_name
     record = CaCertificate(
         serial=serial,
         thumbprint=thumbprint,
@@ -158,7 +160,7 @@ def leaf_certificate(
         common_name=common_name(subject) if subject else _clean(leaf.device_name),
         requester=_clean(leaf.user_principal_name),
         template_oid=ca_id,
-        template_name=(cas.get(ca_id) if ca_id else None) or issuer,
+        template_name=ca_name or issuer,
         request_id=None,
         not_before=_time(leaf.validity_start_date_time, "validityStartDateTime"),
         not_after=_time(leaf.validity_end_date_time, "validityEndDateTime"),

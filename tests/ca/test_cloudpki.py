@@ -76,6 +76,11 @@ def test_vague_statuses_are_not_revoked(status: str) -> None:
     assert seen == status and record.revoked_at is None
 
 
+def test_a_leaf_without_issuer_name_takes_its_cas_name() -> None:
+    record, _ = convert({**leaf_lines()[0], "issuerName": None})
+    assert record.issuer == "Contoso Cloud Issuing CA"
+
+
 def test_a_ca_missing_from_the_list_falls_back_to_the_issuer_name() -> None:
     raw = json.dumps({**leaf_lines()[0], "issuerId": "other"}).encode()
     record, _ = leaf_certificate(raw, 1, "x", {}, None)

@@ -162,11 +162,14 @@ def test_a_mixed_ad_cs_and_cloud_pki_run(emu: GraphEmulator, tmp_path: Path) -> 
     assert len(sources) == 2 and any(s.endswith("adcs.csv") for s in sources)
 
 
-def test_template_picks_cloud_pki_cas_by_name(emu: GraphEmulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("template", ["contoso cloud issuing ca", CA_ID.upper()])
+def test_template_picks_cloud_pki_cas_by_name_or_id(
+    emu: GraphEmulator, tmp_path: Path, template: str
+) -> None:
     out = tmp_path / "all.csv"
     args = run_args(
         "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
-        "--template", "contoso cloud issuing ca", "--all", "--csv", str(out),
+        "--template", template, "--all", "--csv", str(out),
     )  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
@@ -250,3 +253,20 @@ def test_a_mixed_run_bundle_verifies(emu: GraphEmulator, tmp_path: Path) -> None
     assert leaves and leaves[0]["rows"] == 9 and len(leaves[0]["sha256"]) == 64
     result = CliRunner().invoke(app, ["verify", str(out_dir)])
     assert result.exit_code == 0, result.output
+
+
+def test_the_fetch_command_stores_cloud_pki_when_asked(emu: GraphEmulator, tmp_path: Path) -> None:
+    out = tmp_path / "snap"
+    result = CliRunner().invoke(app, ["fetch", "--ca-source", "cloud-pki", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "2 cloud_pki_cas" in result.output and "9 cloud_pki_leaf_certificates" in result.output
+    plain = tmp_path / "plain"
+    assert CliRunner().invoke(app, ["fetch", "--out", str(plain)]).exit_code == 0
+    assert not (plain / "cloud_pki_leaf_certificates.jsonl").exists()
+
+
+def test_doctor_command_prints_the_permission_and_exits_3(emu: GraphEmulator) -> None:
+    emu.cloud_pki = CloudPki(forbidden=("DeviceManagementCloudCA.Read.All",))
+    result = CliRunner().invoke(app, ["doctor", "--ca-source", "cloud-pki"])
+    assert result.exit_code == 3
+    assert "DeviceManagementCloudCA.Read.All" in " ".join(result.output.split())
