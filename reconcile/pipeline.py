@@ -56,19 +56,17 @@ class CaExports:
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
             with reader:
-                yield from self.records(reader)
+                for item in reader:
+                    if isinstance(item, CaCertificate):
+                        yield item
+                        continue
+                    log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
+                    if self.strict:
+                        raise InputError(
+                            f"rejected row (--strict): {item.reason}", item.source, item.line
+                        )
+                    self.rejects.append(item)
             self.inputs.append(reader.input_file())
-
-    def records(self, items: Iterable[CaCertificate | Reject]) -> Iterator[CaCertificate]:
-        """The certificates of one source; its rejects are logged and kept (or fail --strict)."""
-        for item in items:
-            if isinstance(item, CaCertificate):
-                yield item
-                continue
-            log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
-            if self.strict:
-                raise InputError(f"rejected row (--strict): {item.reason}", item.source, item.line)
-            self.rejects.append(item)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -195,7 +193,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         certificates: Iterable[CaCertificate] = ca
         if CLOUD_PKI in settings.ca_sources:
             # The same join as the exports: Cloud PKI leaves are CA certificates like any row.
-            certificates = chain(ca, ca.records(snapshot.cloud_pki()))
+            certificates = chain(ca, snapshot.cloud_pki())
         joined = classify(
             certificates,
             snapshot.side,

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import msgspec
 
+from reconcile.errors import InputError
 from reconcile.identity import common_name, parse_serial, parse_thumbprint
-from reconcile.model import CaCertificate, Reject
+from reconcile.model import CaCertificate
 from reconcile.timeparse import parse_iso
 
 __all__ = [
@@ -185,9 +186,10 @@ _KNOWN = frozenset(s.value for s in LeafStatus)
 class CloudPkiSource:
     """The snapshot's leaf certificates, streamed once as CaCertificate records.
 
-    Lines the snapshot scan already rejected are skipped here (they are reported once, with
-    the snapshot's rejects). Statuses Graph calls ``unknown`` or ``unknownFutureValue`` (or
-    words not yet documented) are not revoked; that is said once per run, with the counts.
+    Lines the snapshot scan already rejected are skipped here: they are reported once, with
+    the snapshot's rejects (and fail ``--strict`` there). Statuses Graph calls ``unknown`` or
+    ``unknownFutureValue`` (or words not yet documented) are not revoked; that is said once
+    per run, with the counts.
     """
 
     def __init__(
@@ -203,7 +205,7 @@ class CloudPkiSource:
         self._rejected = rejected_lines
         self.statuses: Counter[str] = Counter()
 
-    def __iter__(self) -> Iterator[CaCertificate | Reject]:
+    def __iter__(self) -> Iterator[CaCertificate]:
         source = str(self.path)
         log.info("reading Cloud PKI leaf certificates from %s", source)
         with self.path.open("rb") as handle:
@@ -215,8 +217,8 @@ class CloudPkiSource:
                         raw, line, source, self._cas, self._fetched_at
                     )
                 except ValueError as exc:
-                    yield Reject(source, line, str(exc))
-                    continue
+                    # The snapshot scan read this line cleanly: the file changed since.
+                    raise InputError(f"changed while being read: {exc}", source, line) from None
                 self.statuses[status] += 1
                 yield record
         self._say_unknown()

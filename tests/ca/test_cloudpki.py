@@ -138,7 +138,7 @@ def test_a_bad_leaf_is_one_reject_with_its_line(tmp_path: Path) -> None:
         items = list(snapshot.cloud_pki())
         assert snapshot.rejects == [Reject(str(path), 3, snapshot.rejects[0].reason)]
         assert "not hexadecimal" in snapshot.rejects[0].reason
-    assert len(items) == 8 and not any(isinstance(i, Reject) for i in items)
+    assert len(items) == 8 and all(isinstance(i, CaCertificate) for i in items)
 
 
 def test_a_leaf_file_shorter_than_its_count_is_incomplete(tmp_path: Path) -> None:
@@ -205,3 +205,9 @@ def test_an_undocumented_status_is_said_without_its_control_characters(
     assert isinstance(records[0], CaCertificate) and records[0].revoked_at is None
     (message,) = [r.getMessage() for r in caplog.records]
     assert "\x1b" not in message and "'paused\\x1b[2J'" in message
+
+
+def test_a_leaf_file_changed_after_the_scan_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text('{"serialNumber": "zz"}\n')
+    with pytest.raises(InputError, match=r":1: changed while being read: serial number"):
+        list(CloudPkiSource(tmp_path, {}, None))
