@@ -168,10 +168,18 @@ def leaf_certificate(
         revoked_at=revoked_at,
         source=source,
         line=line,
-        managed_device_id=_clean(leaf.device_id),
+        managed_device_id=_device_id(leaf.device_id),
         cloud_pki_leaf_id=_clean(leaf.id),
     )
     return record, status
+
+
+def _device_id(value: str | None) -> str | None:
+    """Intune writes the all-zero GUID for "no device"; it must not read as a gone device."""
+    device = _clean(value)
+    if device is None or not device.strip("0-"):
+        return None
+    return device
 
 
 def check_leaf(raw: bytes) -> None:

@@ -76,6 +76,12 @@ def test_vague_statuses_are_not_revoked(status: str) -> None:
     assert seen == status and record.revoked_at is None
 
 
+@pytest.mark.parametrize("device", [None, "", "00000000-0000-0000-0000-000000000000"])
+def test_a_leaf_without_a_device_has_no_managed_device_id(device: str | None) -> None:
+    record, _ = convert({**leaf_lines()[0], "deviceId": device})
+    assert record.managed_device_id is None
+
+
 def test_a_leaf_without_issuer_name_takes_its_cas_name() -> None:
     record, _ = convert({**leaf_lines()[0], "issuerName": None})
     assert record.issuer == "Contoso Cloud Issuing CA"
