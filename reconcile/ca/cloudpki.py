@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import quote
 
 import msgspec
 
@@ -212,6 +213,8 @@ class CloudPkiSource:
         self._fetched_at = fetched_at
         self._rejected = rejected_lines
         self.statuses: Counter[str] = Counter()
+        self.vague: Counter[str] = Counter()
+        """Leaves of a vague status and no revocation date: read as not revoked."""
 
     def __iter__(self) -> Iterator[CaCertificate]:
         source = str(self.path)
@@ -228,23 +231,25 @@ class CloudPkiSource:
                     # The snapshot scan read this line cleanly: the file changed since.
                     raise InputError(f"changed while being read: {exc}", source, line) from None
                 self.statuses[status] += 1
+                if record.revoked_at is None and (
+                    status in _NOT_REVOKED_UNKNOWN or status not in _KNOWN
+                ):
+                    self.vague[status] += 1
                 yield record
         self._say_unknown()
 
     def _say_unknown(self) -> None:
-        vague = {
-            s: n
-            for s, n in sorted(self.statuses.items())
-            if s in _NOT_REVOKED_UNKNOWN or s not in _KNOWN
-        }
-        if vague:
-            # Undocumented words come from Graph: repr keeps control characters off the terminal.
-            counts = ", ".join(f"{n} {s if s in _KNOWN else repr(s)}" for s, n in vague.items())
-            log.warning(
-                "Cloud PKI leaf certificates with status %s: read as not revoked "
-                "(revocationDateTime is not set on them)",
-                counts,
-            )
+        if not self.vague:
+            return
+        # Undocumented words come from Graph: repr keeps control characters off the terminal.
+        counts = ", ".join(
+            f"{n} {s if s in _KNOWN else repr(s)}" for s, n in sorted(self.vague.items())
+        )
+        log.warning(
+            "Cloud PKI leaf certificates with status %s: read as not revoked "
+            "(revocationDateTime is not set on them)",
+            counts,
+        )
 
 
 def revoke_command(cert: CaCertificate, graph_url: str = GRAPH_URL) -> str | None:
@@ -254,6 +259,6 @@ def revoke_command(cert: CaCertificate, graph_url: str = GRAPH_URL) -> str | Non
     """
     if cert.cloud_pki_leaf_id is None or cert.template_oid is None:
         return None
-    path = REVOKE_PATH.format(id=cert.template_oid)
+    path = REVOKE_PATH.format(id=quote(cert.template_oid, safe=""))
     body = msgspec.json.encode({"leafCertificateId": cert.cloud_pki_leaf_id}).decode()
     return f"POST {graph_url.rstrip('/')}{path} {body}"

@@ -217,3 +217,24 @@ def test_a_leaf_file_changed_after_the_scan_is_an_input_error(tmp_path: Path) ->
     (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text('{"serialNumber": "zz"}\n')
     with pytest.raises(InputError, match=r":1: changed while being read: serial number"):
         list(CloudPkiSource(tmp_path, {}, None))
+
+
+def test_a_vague_status_with_a_revocation_date_is_revoked_and_not_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    leaf = {
+        **leaf_lines()[0],
+        "certificateStatus": "unknownFutureValue",
+        "revocationDateTime": "2026-11-15T00:00:00Z",
+    }
+    (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text(json.dumps(leaf) + "\n")
+    caplog.set_level(logging.WARNING, "reconcile")
+    (record,) = list(CloudPkiSource(tmp_path, {}, None))
+    assert record.revoked_at == datetime(2026, 11, 15, tzinfo=UTC)
+    assert caplog.records == []
+
+
+def test_revoke_command_quotes_an_odd_ca_id() -> None:
+    record, _ = convert({**leaf_lines()[0], "issuerId": "a/../b c"})
+    command = revoke_command(record)
+    assert command is not None and "/cloudCertificationAuthority/a%2F..%2Fb%20c/" in command
