@@ -1,6 +1,5 @@
-"""Microsoft Cloud PKI through the real client (msal + httpx) against the HTTPS emulator: the
-fetch into a snapshot, a partial read, the doctor probe, and whole runs through the CLI, alone
-and mixed with an AD CS export."""
+"""Microsoft Cloud PKI end to end through the CLI, real msal + httpx against the HTTPS emulator:
+live runs alone and mixed with an AD CS export, a partial read, explain, verify and doctor."""
 
 from __future__ import annotations
 
@@ -13,89 +12,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reconcile.ca.cloudpki import CAS_PATH, LEAVES_PATH
 from reconcile.cli import app
 from reconcile.doctor import run_doctor
 from reconcile.emulator import GraphEmulator, parse_fault
 from reconcile.emulator.cloudpki import CloudPki
 from reconcile.emulator.demo import demo_settings_env
-from reconcile.errors import UpstreamError
-from reconcile.intune.fetch import fetch_snapshot
-from reconcile.settings import Settings, resolve
-
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "cloudpki"
-SNAPSHOT = FIXTURES / "snapshot"
-TENANT = "00000000-0000-4000-8000-000000000001"
-AS_OF = "2026-11-20T02:00:00Z"
-CA_ID = "5f2b6c1e-3d4a-4b8e-9c7f-1a2b3c4d5e6f"
-
-
-def serial(n: int) -> str:
-    return f"4A{n:030X}"
+from reconcile.settings import resolve
+from tests.cloudpki import AS_OF, CA_ID, FIXTURES, SNAPSHOT, lines, serial, serve, settings_for
 
 
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphEmulator]:
-    with GraphEmulator(snapshot_dir=SNAPSHOT, tenant=TENANT, page_size=2, max_page_size=4) as e:
-        for name, value in demo_settings_env(e).items():
-            monkeypatch.setenv(name, value)
+    with serve(monkeypatch) as e:
         yield e
-
-
-def settings_for(emu: GraphEmulator) -> Settings:
-    return resolve({"ca_sources": ("cloud-pki",)}, demo_settings_env(emu))
-
-
-def lines(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def test_fetch_pages_through_cas_and_leaves_into_the_snapshot(
-    emu: GraphEmulator, tmp_path: Path
-) -> None:
-    out = fetch_snapshot(settings_for(emu), tmp_path / "snap")
-    meta = json.loads((out / "metadata.json").read_text())
-    assert meta["counts"]["cloud_pki_cas"] == 2
-    assert meta["counts"]["cloud_pki_leaf_certificates"] == 9
-    assert meta["ca_sources"] == ["cloud-pki"]
-    assert f"GET {LEAVES_PATH}" in meta["endpoints"]
-    leaves = lines(out / "cloud_pki_leaf_certificates.jsonl")
-    expected = lines(SNAPSHOT / "cloud_pki_leaf_certificates.jsonl")
-    assert [leaf["serialNumber"] for leaf in leaves] == [e["serialNumber"] for e in expected]
-    assert leaves[3]["revocationDateTime"] == "2026-11-10T08:00:00Z"
-    assert "crlDistributionPointUrl" not in leaves[0], "only the $select-ed properties"
-    # Two per page: 5 leaf pages, 1 CA page, every one followed through @odata.nextLink.
-    assert len(emu.requests_for("cloud_pki_leaves")) == 5
-    assert len(emu.requests_for("cloud_pki_cas")) == 1
-    assert all(r.status == 200 and r.had_bearer for r in emu.requests_for("cloud_pki_leaves"))
-
-
-def test_a_partial_leaf_read_leaves_no_snapshot(emu: GraphEmulator, tmp_path: Path) -> None:
-    emu.add_fault(parse_fault("server-error:route=cloud_pki_leaves,after=2,times=forever"))
-    with pytest.raises(UpstreamError, match="cloudCertificationAuthorityLeafCertificate"):
-        fetch_snapshot(settings_for(emu), tmp_path / "snap")
-    assert not (tmp_path / "snap").exists()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_transient_throttle_on_the_cas_changes_nothing(
-    emu: GraphEmulator, tmp_path: Path
-) -> None:
-    emu.add_fault(parse_fault("throttle:route=cloud_pki_cas,times=1,retry_after=0"))
-    out = fetch_snapshot(settings_for(emu), tmp_path / "snap")
-    assert lines(out / "cloud_pki_cas.jsonl") == lines(SNAPSHOT / "cloud_pki_cas.jsonl")
-
-
-def test_the_emulator_serves_one_cas_leaves_and_404s_an_unknown_ca(emu: GraphEmulator) -> None:
-    from reconcile.graph import open_graph
-
-    with open_graph(settings_for(emu)) as graph:
-        pages = list(
-            graph.client.pages(f"{CAS_PATH}/{CA_ID}/cloudCertificationAuthorityLeafCertificate")
-        )
-        assert sum(len(p) for p in pages) == 9
-        with pytest.raises(UpstreamError, match="404"):
-            graph.client.get(f"{CAS_PATH}/nope/cloudCertificationAuthorityLeafCertificate")
 
 
 def run_args(*extra: str) -> list[str]:
