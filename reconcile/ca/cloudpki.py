@@ -214,6 +214,8 @@ class CloudPkiSource:
         self._rejected = rejected_lines
         self.statuses: Counter[str] = Counter()
         self.vague: Counter[str] = Counter()
+        self.unlisted: Counter[str] = Counter()
+        """Leaves by issuerId that the CA list does not hold (deleted since, or read apart)."""
         """Leaves of a vague status and no revocation date: read as not revoked."""
 
     def __iter__(self) -> Iterator[CaCertificate]:
@@ -231,6 +233,8 @@ class CloudPkiSource:
                     # The snapshot scan read this line cleanly: the file changed since.
                     raise InputError(f"changed while being read: {exc}", source, line) from None
                 self.statuses[status] += 1
+                if record.template_oid not in self._cas:
+                    self.unlisted[record.template_oid or ""] += 1
                 if record.revoked_at is None and (
                     status in _NOT_REVOKED_UNKNOWN or status not in _KNOWN
                 ):
@@ -239,6 +243,15 @@ class CloudPkiSource:
         self._say_unknown()
 
     def _say_unknown(self) -> None:
+        if self.unlisted:
+            log.warning(
+                "Cloud PKI leaf certificates of CAs missing from the CA list (template is their "
+                "issuerName): %s",
+                ", ".join(
+                    f"{n} of {ca_id or 'no issuerId'!r}"
+                    for ca_id, n in sorted(self.unlisted.items())
+                ),
+            )
         if not self.vague:
             return
         # Undocumented words come from Graph: repr keeps control characters off the terminal.

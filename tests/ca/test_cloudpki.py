@@ -207,7 +207,7 @@ def test_an_undocumented_status_is_said_without_its_control_characters(
     leaf = {**leaf_lines()[0], "certificateStatus": "paused\x1b[2J"}
     (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text(json.dumps(leaf) + "\n")
     caplog.set_level(logging.WARNING, "reconcile")
-    records = list(CloudPkiSource(tmp_path, {}, None))
+    records = list(CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None))
     assert isinstance(records[0], CaCertificate) and records[0].revoked_at is None
     (message,) = [r.getMessage() for r in caplog.records]
     assert "\x1b" not in message and "'paused\\x1b[2J'" in message
@@ -229,7 +229,7 @@ def test_a_vague_status_with_a_revocation_date_is_revoked_and_not_said(
     }
     (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text(json.dumps(leaf) + "\n")
     caplog.set_level(logging.WARNING, "reconcile")
-    (record,) = list(CloudPkiSource(tmp_path, {}, None))
+    (record,) = list(CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None))
     assert record.revoked_at == datetime(2026, 11, 15, tzinfo=UTC)
     assert caplog.records == []
 
@@ -238,3 +238,19 @@ def test_revoke_command_quotes_an_odd_ca_id() -> None:
     record, _ = convert({**leaf_lines()[0], "issuerId": "a/../b c"})
     command = revoke_command(record)
     assert command is not None and "/cloudCertificationAuthority/a%2F..%2Fb%20c/" in command
+
+
+def test_leaves_of_a_ca_missing_from_the_list_are_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_bytes(LEAVES.read_bytes())
+    caplog.set_level(logging.WARNING, "reconcile")
+    records = list(CloudPkiSource(tmp_path, {"other": "Other CA"}, None))
+    assert {r.template_name for r in records} == {"Contoso Cloud Issuing CA"}
+    messages = [
+        r.getMessage() for r in caplog.records if "missing from the CA list" in r.getMessage()
+    ]
+    assert messages == [
+        "Cloud PKI leaf certificates of CAs missing from the CA list (template is their "
+        f"issuerName): 9 of {CA_ID!r}"
+    ]
