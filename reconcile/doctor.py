@@ -1,7 +1,8 @@
 """`reconcile doctor`: what works against this tenant, and the fix for what does not.
 
-Each check is one small call, so a failing permission is named precisely instead of surfacing
-as a failed nightly run. Checks never raise; a check that cannot run is reported as skipped.
+Each check is one small call shaped like the run's own (same paths, $select, export body and
+fallbacks), so what fails here is what would fail the nightly run, named precisely. Checks
+never raise; a check that cannot run is reported as skipped.
 """
 
 from __future__ import annotations
@@ -21,12 +22,19 @@ from reconcile.graph.client import required_permission
 from reconcile.graph.clouds import resolve_endpoints
 from reconcile.graph.transport import ssl_trust
 from reconcile.intune.sources import (
+    DEVICE_FIELDS,
     DEVICES_PATH,
     EXPORT_PATH,
     PAGE_SIZE,
+    PROFILE_FIELDS,
     PROFILES_PATH,
+    REFUSED_STATUSES,
+    REPORT_NAME,
+    STATE_FIELDS,
     STATES_PATH,
+    ExportJobs,
     certificate_profile_type,
+    list_certificate_profiles,
 )
 from reconcile.settings import Settings
 
@@ -130,32 +138,54 @@ def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
         try:
             detail = call()
         except ReconcileError as exc:
-            checks.append(_failed(name, exc, f"grant {permission} and admin consent"))
+            # Only a refusal of the token or of access is a permission problem.
+            denied = isinstance(exc, GraphError) and exc.status in (401, 403)
+            checks.append(
+                _failed(name, exc, f"grant {permission} and admin consent" if denied else "")
+            )
             return
         checks.append(Check(name, True, f"{detail} ({permission})"))
 
     def profiles() -> str:
-        client.get(PROFILES_PATH, {"$top": "1", "$select": "id"})
+        client.get(PROFILES_PATH, {"$top": "1", "$select": ",".join(PROFILE_FIELDS)})
         return "readable"
 
     def states() -> str:
-        params = {"$select": "id,displayName", "$top": str(PAGE_SIZE)}
+        params = {"$select": ",".join(PROFILE_FIELDS), "$top": str(PAGE_SIZE)}
         for page in client.pages(PROFILES_PATH, params):
             for obj in page:
                 odata_type = certificate_profile_type(obj)
                 if odata_type is not None and obj.get("id"):
                     path = STATES_PATH.format(id=obj["id"], type=odata_type)
-                    client.get(path, {"$top": "1", "$select": "id"})
+                    client.get(path, {"$top": "1", "$select": ",".join(STATE_FIELDS)})
                     return f"readable on profile {obj.get('displayName') or obj['id']}"
         return "no certificate profile in the tenant to try"
 
     def devices() -> str:
-        client.get(DEVICES_PATH, {"$top": "1", "$select": "id"})
+        client.get(DEVICES_PATH, {"$top": "1", "$select": ",".join(DEVICE_FIELDS)})
         return "readable"
 
     def export_jobs() -> str:
-        client.get(EXPORT_PATH, {"$top": "1"})
-        return "readable; creating a job also needs ReadWrite"
+        """The job a run creates first, with the run's body and fallbacks; not downloaded."""
+        jobs = ExportJobs(client)
+        scope = "tenant-wide"
+        try:
+            job = jobs.create()
+        except GraphError as exc:
+            if exc.status not in REFUSED_STATUSES:
+                raise
+            profiles = list_certificate_profiles(client)
+            if not profiles:
+                return "tenant-wide job refused and no certificate profile to export per profile"
+            job = jobs.create_for(profiles[0])
+            scope = f"per certificate profile (tenant-wide refused; tried {profiles[0].id})"
+        job_id = str(job.get("id") or "")
+        status = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
+        dropped = f"; columns Graph refused: {', '.join(jobs.dropped)}" if jobs.dropped else ""
+        return (
+            f"{REPORT_NAME} job accepted {scope}, status {status.get('status') or 'unknown'}"
+            f"{dropped}"
+        )
 
     probe("deviceConfigurations", "GET", PROFILES_PATH, profiles)
     if checks[-1].ok:
@@ -164,7 +194,7 @@ def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
         checks.append(Check("managedDeviceCertificateStates", None, "needs deviceConfigurations"))
     probe("managedDevices", "GET", DEVICES_PATH, devices)
     if settings.intune_source in ("report", "both"):
-        probe("exportJobs", "GET", EXPORT_PATH, export_jobs)
+        probe("exportJobs", "POST", EXPORT_PATH, export_jobs)
     else:
         checks.append(Check("exportJobs", None, "not used with intune_source states"))
     if cloudpki.SOURCE in settings.ca_sources:

@@ -322,6 +322,18 @@ def _render_story(story: CertificateStory) -> list[str]:
             f"{d.device_name or d.id} ({d.operating_system or '?'}, last sync "
             f"{iso_z(d.last_sync) or '?'}){gone}",
         )
+    elif v.device_candidates:
+        field(
+            "device",
+            f"ambiguous: {len(v.device_candidates)} managed devices share this name; "
+            "none was picked",
+        )
+        for d in v.device_candidates:
+            field(
+                "candidate",
+                f"{d.device_name or '?'} id {d.id} ({d.operating_system or '?'}, serial "
+                f"{d.serial_number or '?'}, last sync {iso_z(d.last_sync) or '?'})",
+            )
     elif v.device_gone:
         field("device", "gone from Intune")
     if story.superseded_by is not None:

@@ -568,9 +568,40 @@ def open_existing(history_db: Path | None) -> sqlite3.Connection:
     return open_db(path)
 
 
-def format_run_findings(rows: Sequence[tuple[str, str, str | None]]) -> str:
+def run_finding_details(
+    db: sqlite3.Connection, run_id: str
+) -> list[tuple[str, str | None, str, datetime, int]]:
+    """(serial, label, status, first seen, age in days at that run) of every finding open in a
+    past run; the status is the finding's latest one, which is its status in that run unless
+    it changed later."""
+    row = db.execute(
+        "SELECT seq, as_of FROM runs WHERE seq = (SELECT max(seq) FROM runs WHERE run_id = ?)",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        raise ConfigError(f"no recorded run {run_id!r}")
+    seq, as_of = row[0], datetime.fromisoformat(str(row[1]).replace("Z", "+00:00"))
+    rows = db.execute(
+        "SELECT f.serial, f.label, f.last_status, f.first_seen FROM spans s"
+        " JOIN findings f ON f.id = s.finding_id"
+        " WHERE s.first_run <= ?1 AND (s.last_run IS NULL OR s.last_run >= ?1)",
+        (seq,),
+    )
+    details = []
+    for serial, label, status, first_seen in rows:
+        seen = _from_epoch(first_seen)
+        details.append((serial.hex().upper(), label, status, seen, _age(seen, as_of)))
+    return sorted(details, key=lambda d: (-d[4], d[0]))
+
+
+def format_run_details(rows: Sequence[tuple[str, str | None, str, datetime, int]]) -> str:
+    if not rows:
+        return "No findings were open in this run."
     return tabulate(
-        [(serial, printable(label), issuer) for issuer, serial, label in rows],
-        headers=("serial", "device or subject", "issuer key"),
+        [
+            (status, serial, printable(label), iso_z(seen)[:10], age)
+            for serial, label, status, seen, age in rows
+        ],
+        headers=("latest status", "serial", "device or subject", "first seen", "age (days)"),
         tablefmt="simple",
     )

@@ -123,6 +123,16 @@ def _in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
     )
 
 
+def wanted_templates(templates: Iterable[str]) -> frozenset[str]:
+    return frozenset(t.casefold() for t in templates)
+
+
+def in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
+    """Whether the join will classify ``cert`` as anything but out_of_scope (``wanted`` from
+    wanted_templates)."""
+    return cert.out_of_scope is None and _in_scope(cert, wanted)
+
+
 class _Devices:
     """Managed devices, and every device name Intune's certificate records still mention.
 
@@ -136,27 +146,31 @@ class _Devices:
 
     def state(
         self, entry: Entry | None, ca_device: str | None, managed_id: str | None = None
-    ) -> tuple[ManagedDevice | None, bool]:
-        """(the managed device, whether it is gone); unknown gives (None, False).
+    ) -> tuple[ManagedDevice | None, bool, tuple[ManagedDevice, ...]]:
+        """(the managed device, whether it is gone, the candidates when a name is shared);
+        unknown gives (None, False, ()).
 
         A managed device id the CA itself recorded (Cloud PKI) is exact and wins over names.
         """
         devices = self.devices
         if devices is None:
-            return None, False
+            return None, False, ()
         if managed_id is not None:
             where = devices.by_id.get(managed_id)
-        elif entry is not None and entry.device_id is not None:
+            return (None, True, ()) if where is None else (devices.get(where), False, ())
+        if entry is not None and entry.device_id is not None:
             where = devices.by_id.get(entry.device_id)
-        elif entry is not None and entry.device_name is not None:
-            where = devices.by_name.get(fold(entry.device_name) or "")
-        elif ca_device is not None:
-            where = devices.by_name.get(ca_device)
-            if where is None:
-                return None, ca_device in self.mentioned
-        else:
-            return None, False
-        return (None, True) if where is None else (devices.get(where), False)
+            return (None, True, ()) if where is None else (devices.get(where), False, ())
+        by_record = entry is not None and entry.device_name is not None
+        name = fold(entry.device_name) if entry is not None and by_record else ca_device
+        if not name:
+            return None, False, ()
+        found = devices.named(name)
+        if len(found) > 1:
+            return None, False, tuple(devices.get(n) for n in found)
+        if found:
+            return devices.get(found[0]), False, ()
+        return None, by_record or name in self.mentioned, ()
 
 
 def _collection_sizes(entries: list[Entry]) -> dict[int, int]:
@@ -176,7 +190,7 @@ class _Classifier:
         self.options = options
         self.index = _Index(side.entries)
         self.devices = _Devices(side)
-        self.wanted = frozenset(t.casefold() for t in options.templates)
+        self.wanted = wanted_templates(options.templates)
         self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
         self.issuer_keys = _IssuerKeys()
         # profile -> device -> newest delivered issuance; nested so that a million links cost
@@ -209,7 +223,7 @@ class _Classifier:
 
     def decide(self, cert: CaCertificate, entry: Entry | None) -> Status | None:
         """The status if it does not depend on the rest of the export, else None."""
-        if not _in_scope(cert, self.wanted):
+        if cert.out_of_scope is not None or not _in_scope(cert, self.wanted):
             return Status.OUT_OF_SCOPE
         if cert.revoked_at is not None:
             return Status.REVOKED
@@ -247,7 +261,7 @@ class _Classifier:
         superseded_at: datetime | None = None,
     ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
-        device, gone = self.devices.state(
+        device, gone, candidates = self.devices.state(
             entry, _ca_device(cert, self.options.device_pattern), cert.managed_device_id
         )
         return Verdict(
@@ -257,6 +271,7 @@ class _Classifier:
             intune=record,
             device=device,
             device_gone=gone,
+            device_candidates=candidates,
         )
 
 
@@ -340,6 +355,8 @@ def _reason(
         profile = record.profile_name or record.profile_id or "unknown profile"
         where = f" ({record.source.value}, {profile})"
     match status:
+        case Status.OUT_OF_SCOPE if cert.out_of_scope is not None:
+            return cert.out_of_scope
         case Status.OUT_OF_SCOPE:
             template = cert.template_name or cert.template_oid or "no template"
             return f"template {template} is not selected"

@@ -65,6 +65,8 @@ class CaCertificate:
     source: str
     line: int
     san: str | None = None
+    # Why the certificate is never a finding whatever Intune says (a CA certificate, say).
+    out_of_scope: str | None = None
     managed_device_id: str | None = None
     """Intune's managed device id when the CA itself knows it (Cloud PKI's deviceId)."""
     cloud_pki_leaf_id: str | None = None
@@ -148,6 +150,8 @@ class Verdict:
     intune: IntuneCertificate | None = None
     device: ManagedDevice | None = None
     device_gone: bool = False
+    device_candidates: tuple[ManagedDevice, ...] = ()
+    """Several managed devices carry the record's device name: none is picked."""
     next_step: str = ""
     first_seen: datetime | None = None
     age_days: int | None = None
@@ -181,6 +185,9 @@ class RunResult:
     tenant_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     dropped: Mapping[str, int] = field(default_factory=dict)
+    # How the CA exports were read (date order and how it was chosen, zone, inferred issuer).
+    notes: tuple[str, ...] = ()
+    duplicate_rows: int = 0
 
     @property
     def findings(self) -> tuple[Verdict, ...]:

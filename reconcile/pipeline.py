@@ -7,20 +7,23 @@ import hashlib
 import logging
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from itertools import chain
 from pathlib import Path
 
-from reconcile import accepted
+from reconcile import accepted, guards, progress
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
+from reconcile.ca.cloudpki import CloudPkiSource
+from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
+from reconcile.dedupe import Collapser
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
@@ -34,29 +37,47 @@ class CaExports:
     """Every export opened up front (so a bad file fails before a long Graph fetch), then
     streamed once; each bad row is logged with file:line and kept as a Reject."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, issuers: Mapping[int, str] | None = None):
         if not settings.ca_exports and not settings.ca_sources:
             raise UsageError(
                 "no CA export given: pass --ca-export PATH (repeatable) or --ca-source cloud-pki"
             )
         options = ReaderOptions.from_settings(settings)
+        self.settings = settings
+        self.issuers = dict(issuers or {})
         self.strict = settings.strict
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
+        self.notes: list[str] = []
         self._readers: list[ExportReader] = []
+        self._zone_warned = False
+        self._replay_of: CaExports | None = None
+        self.cloud_pki: CloudPkiSource | None = None
+        """Microsoft Cloud PKI's leaves, read after the exports like one more export."""
         try:
             for index, path in enumerate(settings.ca_exports):
-                issuer = settings.issuer_for(index)
+                issuer = self.issuers.get(index) or settings.issuer_for(index)
                 self._readers.append(ExportReader(path, replace(options, issuer=issuer)))
         except BaseException:
             self.close()
             raise
 
     def __iter__(self) -> Iterator[CaCertificate]:
+        if self._replay_of is not None:
+            yield from self._replay()
+            return
+        rows = 0
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
+            self.notes.extend(reader.notes)
+            if reader.zone_note and not self._zone_warned:
+                self._zone_warned = True
+                log.warning("%s", reader.zone_note)
             with reader:
                 for item in reader:
+                    rows += 1
+                    if rows % 1000 == 0:
+                        progress.report("ca_rows", rows)
                     if isinstance(item, CaCertificate):
                         yield item
                         continue
@@ -67,6 +88,49 @@ class CaExports:
                         )
                     self.rejects.append(item)
             self.inputs.append(reader.input_file())
+        if self.cloud_pki is not None:
+            yield from self._cloud_pki_rows(self.cloud_pki)
+        progress.report("ca_rows", rows)
+
+    def _cloud_pki_rows(self, source: CloudPkiSource) -> Iterator[CaCertificate]:
+        for reject in source.rejects:
+            log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
+            if self.strict:
+                raise InputError(
+                    f"rejected row (--strict): {reject.reason}", reject.source, reject.line
+                )
+            self.rejects.append(reject)
+        yield from source
+        self.inputs.append(source.input_file)
+
+    def again(self, issuers: Mapping[int, str] | None = None) -> CaExports:
+        """The same exports opened anew, with inferred issuers; or, without them, a replay whose
+        rejects, notes and counts were already reported by this read."""
+        self.close()
+        fresh = CaExports(self.settings, self.issuers if issuers is None else issuers)
+        fresh.cloud_pki = self.cloud_pki
+        if issuers is None:
+            fresh._replay_of = self
+        return fresh
+
+    def _replay(self) -> Iterator[CaCertificate]:
+        first = self._replay_of
+        assert first is not None
+        self.rejects, self.inputs, self.notes = first.rejects, first.inputs, first.notes
+        for reader in self._readers:
+            with reader:
+                for item in reader:
+                    if isinstance(item, CaCertificate):
+                        yield item
+        if self.cloud_pki is not None:
+            yield from self.cloud_pki
+
+    def issuerless(self) -> list[tuple[int, ExportReader]]:
+        """Exports whose rows will name no issuer: no --ca-issuer and no issuer column."""
+        return [(i, r) for i, r in enumerate(self._readers) if not r.names_issuer]
+
+    def index_sources(self) -> frozenset[str]:
+        return frozenset(str(r.path) for r in self._readers if r.format == INDEX_FORMAT)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -75,13 +139,8 @@ class CaExports:
 
 def _fetch(settings: Settings, target: Path) -> Path:
     from reconcile.intune.fetch import fetch_snapshot
-    from reconcile.progress import Progress
 
-    progress = Progress()
-    try:
-        return fetch_snapshot(settings, target, progress=progress)
-    finally:
-        progress.close()
+    return fetch_snapshot(settings, target, progress=progress.report)
 
 
 @contextmanager
@@ -90,7 +149,9 @@ def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
 
     Open for the whole join: full records are read back from it for the verdicts kept.
     """
-    delivered = frozenset(s.casefold() for s in settings.report_delivered)
+    delivered = ReportStatuses(
+        settings.report_delivered, ReportStatuses.parse_codes(settings.report_status_codes)
+    )
     with ExitStack() as stack:
         if settings.snapshot is not None:
             path = settings.snapshot
@@ -190,22 +251,36 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
-        certificates: Iterable[CaCertificate] = ca
         if CLOUD_PKI in settings.ca_sources:
             # The same join as the exports: Cloud PKI leaves are CA certificates like any row.
-            certificates = chain(ca, snapshot.cloud_pki())
-        joined = classify(
-            certificates,
-            snapshot.side,
-            JoinOptions(
-                as_of=as_of,
-                grace_hours=settings.grace_hours,
-                templates=settings.templates,
-                device_pattern=pattern,
-            ),
-            keep_all=keep_all,
-            keep_if=None if keep_all else _keep_if(settings),
+            ca.cloud_pki = snapshot.cloud_pki()
+        inferred, notes = guards.infer_issuers(ca.issuerless(), snapshot.side.entries)
+        if inferred:
+            ca = ca.again(inferred)
+            stack.callback(ca.close)
+        options = JoinOptions(
+            as_of=as_of,
+            grace_hours=settings.grace_hours,
+            templates=settings.templates,
+            device_pattern=pattern,
         )
+        keep_if = None if keep_all else _keep_if(settings)
+        tally = guards.Tally(ca, settings.templates)
+        collapser = Collapser(ca.index_sources())
+        joined = classify(collapser.first_copies(tally), snapshot.side, options, keep_all, keep_if)
+        collapser.finish()
+        guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
+        guards.check_templates(tally.templates, settings.templates)
+        if not settings.allow_empty:
+            guards.check_empty(tally.in_scope, ca.inputs)
+        if collapser.replay_needed:
+            # A later copy outranked one the join already had: join exactly the winners again.
+            del joined
+            ca = ca.again()
+            stack.callback(ca.close)
+            joined = classify(collapser.winners(ca), snapshot.side, options, keep_all, keep_if)
+        notes = [*ca.notes, *notes, *collapser.warnings]
+    progress.report("join", len(joined.verdicts), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
     verdicts = joined.verdicts
     if settings.exceptions_file is not None:
@@ -224,5 +299,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
         dropped=joined.dropped,
+        notes=tuple(notes),
+        duplicate_rows=collapser.duplicate_rows,
     )
     return with_next_steps(apply_stored_evidence(result, settings))

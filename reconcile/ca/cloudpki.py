@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +25,7 @@ import msgspec
 
 from reconcile.errors import InputError
 from reconcile.identity import common_name, parse_serial, parse_thumbprint
-from reconcile.model import CaCertificate
+from reconcile.model import CaCertificate, InputFile, Reject
 from reconcile.timeparse import parse_iso
 
 __all__ = [
@@ -195,8 +195,8 @@ _KNOWN = frozenset(s.value for s in LeafStatus)
 class CloudPkiSource:
     """The snapshot's leaf certificates, streamed once as CaCertificate records.
 
-    Lines the snapshot scan already rejected are skipped here: they are reported once, with
-    the snapshot's rejects (and fail ``--strict`` there). Statuses Graph calls ``unknown`` or
+    Lines the snapshot scan rejected are skipped here; ``rejects`` reports them, like an
+    export's, once. Statuses Graph calls ``unknown`` or
     ``unknownFutureValue`` (or words not yet documented) are not revoked; that is said once
     per run, with the counts.
     """
@@ -206,12 +206,17 @@ class CloudPkiSource:
         directory: Path,
         cas: Mapping[str, str | None],
         fetched_at: datetime | None,
-        rejected_lines: frozenset[int] = frozenset(),
+        input_file: InputFile,
+        rejects: Sequence[Reject] = (),
     ):
         self.path = directory / f"{LEAVES}.jsonl"
         self._cas = cas
         self._fetched_at = fetched_at
-        self._rejected = rejected_lines
+        self.input_file = input_file
+        """Provenance as a CA input: the snapshot scan's sha256, line count and rejects."""
+        self.rejects = tuple(rejects)
+        self._rejected = frozenset(r.line for r in rejects)
+        self._said = False
         self.statuses: Counter[str] = Counter()
         self.vague: Counter[str] = Counter()
         self.unlisted: Counter[str] = Counter()
@@ -219,6 +224,10 @@ class CloudPkiSource:
         """Leaves of a vague status and no revocation date: read as not revoked."""
 
     def __iter__(self) -> Iterator[CaCertificate]:
+        """One pass over the file; a second pass (the join's replay) reads it again."""
+        self.statuses.clear()
+        self.vague.clear()
+        self.unlisted.clear()
         source = str(self.path)
         log.info("reading Cloud PKI leaf certificates from %s", source)
         with self.path.open("rb") as handle:
@@ -243,6 +252,9 @@ class CloudPkiSource:
         self._say_unknown()
 
     def _say_unknown(self) -> None:
+        if self._said:
+            return
+        self._said = True
         if self.unlisted:
             log.warning(
                 "Cloud PKI leaf certificates of CAs missing from the CA list (template is their "

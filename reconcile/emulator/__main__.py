@@ -43,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-page-size", type=int, default=1000, help="largest $top honoured")
     parser.add_argument("--export-polls", type=int, default=2, help="polls before completed")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="access token seconds")
+    parser.add_argument(
+        "--report-without-loc",
+        action="store_true",
+        help="leave CertificateStatus_loc out of the export (numeric codes only)",
+    )
+    parser.add_argument(
+        "--report-columns",
+        help="comma-separated report columns the tenant knows (default: the documented list)",
+    )
     kinds = ", ".join(k.value for k in FaultKind)
     parser.add_argument(
         "--fault",
@@ -87,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         max_page_size=args.max_page_size,
         export_polls=args.export_polls,
         token_lifetime=args.token_lifetime,
+        report_loc=not args.report_without_loc,
+        report_columns=(
+            [c.strip() for c in args.report_columns.split(",") if c.strip()]
+            if args.report_columns
+            else None
+        ),
         request_log=args.request_log,
         port=args.port,
     )

@@ -44,6 +44,8 @@ from reconcile.emulator.tenant import (
     DEVICE_PROPERTIES,
     PROFILE_PROPERTIES,
     REPORT_ALL_COLUMNS,
+    REPORT_ENUM_COLUMNS,
+    REPORT_STATUS_CODES,
     STATE_PROPERTIES,
     GeneratedTenant,
     SnapshotTenant,
@@ -60,6 +62,8 @@ GRAPH_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;chars
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 REPORT_NAMES = ("CertificatesByRAPolicy", "AllDeviceCertificates")
+LOCALIZATION_TYPES = ("LocalizedValuesAsAdditionalColumn", "ReplaceLocalizableValues")
+_POLICY_FILTER = re.compile(r"^\s*\(?\s*PolicyId\s+eq\s+'((?:[^']|'')*)'\s*\)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class RecordedRequest:
     status: int
     retry_not_before: float | None = None
     fault: str | None = None
+    body: str | None = None
+    """Kept only for routes whose body holds no credential (the export job request)."""
 
     @property
     def params(self) -> dict[str, list[str]]:
@@ -99,6 +105,7 @@ class RecordedRequest:
             "status": self.status,
             "retry_not_before": self.retry_not_before,
             "fault": self.fault,
+            "body": self.body,
         }
 
     @classmethod
@@ -115,6 +122,7 @@ class RecordedRequest:
             status=int(obj["status"]),
             retry_not_before=obj.get("retry_not_before"),
             fault=obj.get("fault"),
+            body=obj.get("body"),
         )
 
 
@@ -276,6 +284,7 @@ class _Exchange:
         return self.handler.headers.get("client-request-id") or str(uuid.uuid4())
 
 
+_BODY_ROUTES = frozenset({"export_create"})
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
@@ -294,6 +303,7 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ),
         ("GET", "devices", r"^/(v1\.0|beta)/deviceManagement/managedDevices$"),
         ("POST", "export_create", r"^/(v1\.0|beta)/deviceManagement/reports/exportJobs$"),
+        ("GET", "export_list", r"^/(v1\.0|beta)/deviceManagement/reports/exportJobs$"),
         (
             "GET",
             "export_status",
@@ -332,6 +342,8 @@ class GraphEmulator:
         export_polls: int = 2,
         device_code_interval: int = 1,
         report_bom: bool = False,
+        report_columns: Sequence[str] | None = None,
+        report_loc: bool = True,
         request_log: Path | None = None,
         cloud_pki: cloudpki.CloudPki | None = None,
         host: str = "127.0.0.1",
@@ -364,6 +376,10 @@ class GraphEmulator:
         self.export_polls = export_polls
         self.device_code_interval = device_code_interval
         self.report_bom = report_bom
+        self.report_loc = report_loc
+        self.report_columns = (
+            frozenset(report_columns) if report_columns is not None else REPORT_ALL_COLUMNS
+        )
         self._certificate = (
             x509.load_pem_x509_certificate(client_certificate) if client_certificate else None
         )
@@ -530,6 +546,7 @@ class GraphEmulator:
             status=ex.status,
             retry_not_before=ex.retry_not_before,
             fault=ex.fault,
+            body=ex.body.decode("utf-8", "replace") if ex.route in _BODY_ROUTES else None,
         )
         with self._log_lock:
             self._records.append(record)
@@ -579,7 +596,9 @@ class GraphEmulator:
         elif ex.route == "devices":
             self._devices(ex)
         elif ex.route == "export_create":
-            self._export_create(ex)
+            self._export_create(ex, fault)
+        elif ex.route == "export_list":
+            self._export_list(ex)
         elif ex.route in cloudpki.ROUTES:
             self._cloud_pki(ex)
         else:
@@ -1108,7 +1127,10 @@ class GraphEmulator:
             flat = [(k, v[-1]) for k, v in pairs]
             flat.append(("$skiptoken", _b64url(f"emulator:{offset + size}".encode())))
             query = urlencode(flat, quote_via=quote, safe="$,'()")
-            payload["@odata.nextLink"] = f"{ex.base}{ex.path}?{query}"
+            base = ex.base
+            if ex.fault == FaultKind.NEXT_LINK_CONTROL.value:
+                base = base.replace("://", "://graph\t", 1)
+            payload["@odata.nextLink"] = f"{base}{ex.path}?{query}"
         self._json(ex, 200, payload, GRAPH_JSON)
 
     def _page_size(self, ex: _Exchange) -> int:
@@ -1235,7 +1257,7 @@ class GraphEmulator:
             "expirationDateTime": expires,
         }
 
-    def _export_create(self, ex: _Exchange) -> None:
+    def _export_create(self, ex: _Exchange, fault: Fault | None) -> None:
         try:
             body = json.loads(ex.body or b"{}")
         except json.JSONDecodeError:
@@ -1248,20 +1270,39 @@ class GraphEmulator:
         if name not in REPORT_NAMES:
             self._graph_error(ex, 400, "BadRequest", f"Invalid report name '{name}'.")
             return
-        select = body.get("select") or sorted(REPORT_ALL_COLUMNS)
-        unknown = [c for c in select if c not in REPORT_ALL_COLUMNS]
-        if not isinstance(select, list) or unknown:
+        select = body.get("select") or sorted(self.report_columns)
+        if not isinstance(select, list):
+            self._graph_error(ex, 400, "BadRequest", "select must be an array of column names.")
+            return
+        unknown = [c for c in select if c not in self.report_columns]
+        if unknown:
             self._graph_error(ex, 400, "BadRequest", f"Invalid select column(s): {unknown}.")
             return
         if body.get("format", "csv") != "csv":
             self._graph_error(ex, 400, "BadRequest", "The emulator only exports csv.")
             return
+        localization = str(body.get("localizationType") or LOCALIZATION_TYPES[0])
+        if localization not in LOCALIZATION_TYPES:
+            self._graph_error(ex, 400, "BadRequest", f"Invalid localizationType '{localization}'.")
+            return
+        policy_filter = body.get("filter")
+        if policy_filter is not None and (
+            not isinstance(policy_filter, str) or not _POLICY_FILTER.match(policy_filter)
+        ):
+            self._graph_error(ex, 400, "BadRequest", f"Invalid filter '{policy_filter}'.")
+            return
+        required = fault is not None and fault.kind is FaultKind.POLICY_FILTER_REQUIRED
+        if required and policy_filter is None:
+            self._graph_error(
+                ex, 400, "BadRequest", f"Report '{name}' requires a filter on PolicyId."
+            )
+            return
         job = _ExportJob(
             id=f"{name}_{uuid.uuid4()}",
             report_name=str(name),
             select=[str(c) for c in select],
-            filter=body.get("filter"),
-            localization=str(body.get("localizationType") or "LocalizedValuesAsAdditionalColumn"),
+            filter=policy_filter,
+            localization=localization,
             requested=time.time(),
             polls=self.export_polls,
             signature=secrets.token_urlsafe(24),
@@ -1269,6 +1310,16 @@ class GraphEmulator:
         with self._session_lock:
             self._session.jobs[job.id] = job
         self._json(ex, 201, self._job_json(ex.base, job, "notStarted", None), GRAPH_JSON)
+
+    def _export_list(self, ex: _Exchange) -> None:
+        with self._session_lock:
+            jobs = list(self._session.jobs.values())
+        value = [self._job_json(ex.base, job, "inProgress", None) for job in jobs]
+        payload = {
+            "@odata.context": f"{ex.base}/beta/$metadata#deviceManagement/reports/exportJobs",
+            "value": value[: self._page_size(ex)],
+        }
+        self._json(ex, 200, payload, GRAPH_JSON)
 
     def _export_status(self, ex: _Exchange, fault: Fault | None) -> None:
         assert ex.match is not None
@@ -1298,11 +1349,29 @@ class GraphEmulator:
         self._json(ex, 200, self._job_json(ex.base, job, "completed", url), GRAPH_JSON)
 
     def _archive(self, job: _ExportJob) -> bytes:
+        """The CSV as Graph shapes it: with LocalizedValuesAsAdditionalColumn (the default) an
+        enum column holds its numeric code and ``<Column>_loc`` follows it with the text.
+        ``report_loc=False`` leaves the ``_loc`` column out, as one public probe observed."""
+        additional = job.localization == LOCALIZATION_TYPES[0]
+        loc = additional and self.report_loc
+        header: list[str] = []
+        for column in job.select:
+            header.append(column)
+            if loc and column in REPORT_ENUM_COLUMNS:
+                header.append(f"{column}_loc")
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(job.select)
+        writer.writerow(header)
         for row in self._report_rows(job):
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in job.select])
+            cells: list[str] = []
+            for column in job.select:
+                value = "" if row.get(column) is None else str(row.get(column))
+                if additional and column in REPORT_ENUM_COLUMNS:
+                    cells.append(REPORT_STATUS_CODES.get(value, "0"))
+                    cells += [value] if loc else []
+                else:
+                    cells.append(value)
+            writer.writerow(cells)
         data = text.getvalue().encode("utf-8-sig" if self.report_bom else "utf-8")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -1310,7 +1379,11 @@ class GraphEmulator:
         return buffer.getvalue()
 
     def _report_rows(self, job: _ExportJob) -> Iterator[Mapping[str, Any]]:
-        return self.data.report_rows()
+        matched = _POLICY_FILTER.match(job.filter or "")
+        if matched is None:
+            return self.data.report_rows()
+        policy = matched.group(1).replace("''", "'")
+        return (row for row in self.data.report_rows() if row.get("PolicyId") == policy)
 
     def _download(self, ex: _Exchange) -> None:
         headers = {"x-ms-version": "2019-02-02"}

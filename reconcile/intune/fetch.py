@@ -75,7 +75,12 @@ def fetch_into(
         # Started first: the export job spends minutes server-side while the rest is read.
         tasks.append(
             functools.partial(
-                fetch_report, client, shared, polling or ExportPolling(settings.export_timeout)
+                fetch_report,
+                client,
+                shared,
+                polling or ExportPolling(settings.export_timeout),
+                workers=settings.max_concurrency,
+                raw_rows=settings.report_raw_rows,
             )
         )
     if "states" in sources:
@@ -114,7 +119,7 @@ def fetch_snapshot(
             "sources": list(sources_of(settings)),
             "ca_sources": list(settings.ca_sources),
         }
-        with SnapshotWriter(out, metadata) as writer:
+        with SnapshotWriter(out, metadata, settings.max_snapshot_bytes) as writer:
             fetch_into(writer, graph.client, settings, progress=progress)
             path = writer.commit()
             counts = writer.counts()

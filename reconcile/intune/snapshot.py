@@ -8,7 +8,9 @@ A snapshot is a directory::
     certificate_states.jsonl    managedDeviceCertificateState objects, each annotated with
                                 "@reconcile.profileId", "@reconcile.profileType" and
                                 "@reconcile.profileName" (Graph omits the parent)
-    report_rows.jsonl           CertificatesByRAPolicy export rows, {column: value}
+    report_rows.jsonl           CertificatesByRAPolicy export rows, {column: value}, compact:
+                                only records.REPORT_ROW_KEYS (plus "@reconcile.raw", the whole
+                                CSV row, when intune.report_raw_rows asks)
     managed_devices.jsonl       managedDevice objects
     cloud_pki_cas.jsonl         Cloud PKI cloudCertificationAuthority objects (--ca-source
                                 cloud-pki)
@@ -29,17 +31,19 @@ import os
 import shutil
 import tempfile
 from array import array
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
 from reconcile import __version__
+from reconcile.ca import KIND as CA_KIND
 from reconcile.ca import cloudpki
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.intune.records import (
     REPORT,
     STATES,
+    ReportStatuses,
     decode_device,
     decode_profile,
     decode_report_row,
@@ -122,19 +126,23 @@ class SnapshotSource:
     is a Reject; a file whose line count differs from the metadata is incomplete data.
     """
 
-    def __init__(self, directory: Path, report_delivered: frozenset[str]):
+    def __init__(self, directory: Path, report_delivered: ReportStatuses | Iterable[str]):
         self.path = directory
         self.metadata = _read_metadata(directory)
-        self.report_delivered = report_delivered
+        self.report_delivered = ReportStatuses.coerce(report_delivered)
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
         self.profiles: list[CertificateProfile] = []
         self.cloud_pki_cas: dict[str, str | None] = {}
+        # The leaf file is a CA source, not Intune data: its provenance and rejects go with it.
+        self.cloud_pki_input: InputFile | None = None
+        self.cloud_pki_rejects: list[Reject] = []
         self.device_lines = array("q")
         self._handles: dict[int, IO[bytes]] = {}
         self._offsets: dict[int, array[int]] = {}
         self._by_id: dict[str, int] = {}
         self._by_name: dict[str, int] = {}
+        self._shared_names: dict[str, list[int]] = {}
         entries: list[Entry] = []
         counts: dict[str, Any] = self.metadata["counts"]
         try:
@@ -143,9 +151,10 @@ class SnapshotSource:
         except BaseException:
             self.close()
             raise
+        self.report_delivered.warn_unknown()
         devices = None
         if "managed_devices" in counts:
-            devices = Devices(self._by_id, self._by_name, self._device)
+            devices = Devices(self._by_id, self._by_name, self._device, self._shared_names)
         self.side = IntuneSide(entries, self._certificate, devices)
 
     @property
@@ -171,6 +180,7 @@ class SnapshotSource:
         digest = hashlib.sha256()
         offset = 0
         bad = 0
+        rejects = self.cloud_pki_rejects if collection == PKI_LEAVES else self.rejects
         for line, raw in enumerate(handle, start=1):
             digest.update(raw)
             offsets.append(offset)
@@ -193,14 +203,16 @@ class SnapshotSource:
                     self.profiles.append(decode_profile(raw))
             except ValueError as exc:
                 bad += 1
-                self.rejects.append(Reject(str(path), line, str(exc)))
+                rejects.append(Reject(str(path), line, str(exc)))
         if len(offsets) != counts[name]:
             raise IncompleteDataError(
                 f"{path}: metadata promises {counts[name]} records, file holds {len(offsets)}"
             )
-        self.inputs.append(
-            InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
-        )
+        item = InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
+        if collection == PKI_LEAVES:
+            self.cloud_pki_input = replace(item, kind=CA_KIND, format=cloudpki.SOURCE)
+        else:
+            self.inputs.append(item)
 
     def cloud_pki(self) -> cloudpki.CloudPkiSource:
         """The Cloud PKI leaves as a CA source; an input error if this snapshot has none."""
@@ -212,19 +224,18 @@ class SnapshotSource:
                 "cloud-pki to read Cloud PKI",
                 self.path,
             )
-        leaves = str(self.path / f"{cloudpki.LEAVES}.jsonl")
+        assert self.cloud_pki_input is not None
         fetched_at = parse_iso(str(self.metadata.get("fetched_at") or "")) or None
         return cloudpki.CloudPkiSource(
-            self.path,
-            self.cloud_pki_cas,
-            fetched_at,
-            frozenset(r.line for r in self.rejects if r.source == leaves),
+            self.path, self.cloud_pki_cas, fetched_at, self.cloud_pki_input, self.cloud_pki_rejects
         )
 
     def _index_device(self, device: ManagedDevice, line: int) -> None:
         self._by_id[device.id] = line
         if device.device_name:
-            self._by_name[fold(device.device_name) or ""] = line
+            Devices.index_name(
+                self._by_name, self._shared_names, fold(device.device_name) or "", line
+            )
         self.device_lines.append(line)
 
     def _line(self, collection: int, line: int) -> bytes:
@@ -252,7 +263,7 @@ class SnapshotSource:
         self.close()
 
 
-def read_snapshot(directory: Path, report_delivered: frozenset[str]) -> Snapshot:
+def read_snapshot(directory: Path, report_delivered: ReportStatuses | Iterable[str]) -> Snapshot:
     """Every record decoded, for tools and tests; a run uses ``SnapshotSource`` instead."""
     with SnapshotSource(directory, report_delivered) as source:
         side = source.side
@@ -271,14 +282,18 @@ def read_snapshot(directory: Path, report_delivered: frozenset[str]) -> Snapshot
 class SnapshotWriter:
     """Stream collections to a hidden directory; ``commit`` publishes it atomically.
 
-    Use as a context manager: leaving the block without ``commit`` removes everything written.
+    Use as a context manager: leaving the block without ``commit`` removes everything written,
+    whatever the failure (a full disk while flushing included). ``max_bytes`` bounds the whole
+    snapshot: a tenant or an export larger than that fails the fetch instead of the disk.
     """
 
-    def __init__(self, target: Path, metadata: Mapping[str, Any]):
+    def __init__(self, target: Path, metadata: Mapping[str, Any], max_bytes: int | None = None):
         self.target = target
         self._metadata = dict(metadata)
         self._counts: dict[str, int] = {}
         self._files: dict[str, IO[bytes]] = {}
+        self._max_bytes = max_bytes
+        self.bytes_written = 0
         target.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
 
@@ -286,9 +301,11 @@ class SnapshotWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
-        if self._tmp.exists():
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        try:
+            self.close()
+        finally:
+            if self._tmp.exists():
+                shutil.rmtree(self._tmp, ignore_errors=True)
 
     def open_collection(self, name: str) -> None:
         """Declare a collection as fetched, even if it turns out empty."""
@@ -301,18 +318,35 @@ class SnapshotWriter:
     def write(self, name: str, obj: Mapping[str, Any]) -> None:
         self.open_collection(name)
         line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        self._files[name].write(line.encode("utf-8") + b"\n")
+        data = line.encode("utf-8") + b"\n"
+        self.bytes_written += len(data)
+        if self._max_bytes is not None and self.bytes_written > self._max_bytes:
+            raise IncompleteDataError(
+                f"snapshot would exceed {self._max_bytes} bytes (intune.max_snapshot_bytes, "
+                f"RECONCILE_MAX_SNAPSHOT_BYTES) while writing {name} record "
+                f"{self._counts[name] + 1}; raise the limit or fetch fewer sources"
+            )
+        self._files[name].write(data)
         self._counts[name] += 1
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
 
     def close(self) -> None:
+        """Flush and close every file; all are closed even when one of them fails."""
+        failure: OSError | None = None
         for handle in self._files.values():
-            if not handle.closed:
+            if handle.closed:
+                continue
+            try:
                 handle.flush()
                 os.fsync(handle.fileno())
+            except OSError as exc:
+                failure = failure or exc
+            finally:
                 handle.close()
+        if failure is not None:
+            raise InputError(f"cannot write snapshot: {failure.strerror}", self.target)
 
     def commit(self) -> Path:
         """Write metadata last, then rename into place (replacing an older snapshot)."""
@@ -333,9 +367,19 @@ class SnapshotWriter:
                 raise InputError("exists and is not a snapshot; refusing to replace", self.target)
             old = self.target.with_name(f".{self.target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.target, old)
-            os.replace(self._tmp, self.target)
+            try:
+                os.replace(self.target, old)
+                try:
+                    os.replace(self._tmp, self.target)
+                except OSError:
+                    os.replace(old, self.target)
+                    raise
+            except OSError as exc:
+                raise InputError(f"cannot publish snapshot: {exc.strerror}", self.target) from None
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(self._tmp, self.target)
+            try:
+                os.replace(self._tmp, self.target)
+            except OSError as exc:
+                raise InputError(f"cannot publish snapshot: {exc.strerror}", self.target) from None
         return self.target

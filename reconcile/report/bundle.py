@@ -97,6 +97,8 @@ def run_metadata(
             "column_map": str(settings.column_map) if settings.column_map else None,
             "date_order": settings.date_order,
             "ca_timezone": settings.ca_timezone,
+            "max_reject_ratio": settings.max_reject_ratio,
+            "allow_empty": settings.allow_empty,
             "device_pattern": settings.device_pattern,
             "report_delivered": list(settings.report_delivered),
             "snapshot": str(settings.snapshot or settings.save_snapshot or "") or None,
@@ -104,6 +106,8 @@ def run_metadata(
         },
         "counts": result.counts(),
         "findings": len(result.findings),
+        "duplicate_rows": result.duplicate_rows,
+        "notes": list(result.notes),
         "rejects": {
             "count": len(result.rejects),
             "first": [f"{r.source}:{r.line}: {r.reason}" for r in result.rejects[:100]],

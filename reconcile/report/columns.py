@@ -52,6 +52,8 @@ def _profile(v: Verdict) -> str | None:
 
 
 def _device_present(v: Verdict) -> str:
+    if v.device_candidates:
+        return "ambiguous"
     if v.device_gone:
         return "no"
     return "yes" if v.device is not None else ""
@@ -80,7 +82,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("device_name", _device_name, "device display name (attacker-controlled)"),
     Column("user", _user, "user display name or UPN (attacker-controlled)"),
     Column("profile", _profile, "Intune certificate profile"),
-    Column("device_in_intune", _device_present, "yes, no (gone: revocation candidate), blank"),
+    Column(
+        "device_in_intune",
+        _device_present,
+        "yes, no (gone: revocation candidate), ambiguous (several managed devices share the "
+        "name; explain lists them), blank",
+    ),
     Column(
         "device_last_sync",
         lambda v: iso_z(v.device.last_sync) if v.device else None,

@@ -20,12 +20,13 @@ from reconcile.ca.cloudpki import (
 )
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.intune.snapshot import SnapshotSource
-from reconcile.model import CaCertificate, Reject
+from reconcile.model import CaCertificate, InputFile, Reject
 
 SNAPSHOT = Path(__file__).parent.parent / "fixtures" / "cloudpki" / "snapshot"
 LEAVES = SNAPSHOT / "cloud_pki_leaf_certificates.jsonl"
 CA_ID = "5f2b6c1e-3d4a-4b8e-9c7f-1a2b3c4d5e6f"
 FETCHED = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)
+INPUT = InputFile("leaves.jsonl", "ca-export", "cloud-pki", "0" * 64, 0, 0)
 
 
 def leaf_lines() -> list[dict[str, Any]]:
@@ -120,16 +121,21 @@ def test_the_source_streams_every_leaf_and_says_vague_statuses_once(
 ) -> None:
     caplog.set_level(logging.WARNING, "reconcile")
     with SnapshotSource(SNAPSHOT, frozenset({"installed"})) as snapshot:
-        items = list(snapshot.cloud_pki())
+        source = snapshot.cloud_pki()
+        items = [*source, *source]
         inputs = {i.format: i for i in snapshot.inputs}
-    assert len(items) == 9 and all(isinstance(i, CaCertificate) for i in items)
+    assert len(items) == 18, "a second pass (the join's replay) reads the file again"
+    assert len(items[:9]) and all(isinstance(i, CaCertificate) for i in items)
     warnings = [r.getMessage() for r in caplog.records if "Cloud PKI" in r.getMessage()]
     assert warnings == [
         "Cloud PKI leaf certificates with status 1 unknown, 1 unknownFutureValue: read as not "
         "revoked (revocationDateTime is not set on them)"
     ]
-    leaves = inputs["cloud_pki_leaf_certificates"]
+    # The leaf file is a CA input (the guards on exports apply to it), not an Intune one.
+    leaves = source.input_file
+    assert (leaves.kind, leaves.format, leaves.path) == ("ca-export", "cloud-pki", str(LEAVES))
     assert leaves.rows == 9 and leaves.rejected == 0 and len(leaves.sha256) == 64
+    assert "cloud_pki_leaf_certificates" not in inputs
     assert inputs["cloud_pki_cas"].rows == 2
 
 
@@ -141,9 +147,12 @@ def test_a_bad_leaf_is_one_reject_with_its_line(tmp_path: Path) -> None:
     lines[2] = lines[2].replace('"serialNumber":"4A', '"serialNumber":"ZZ')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with SnapshotSource(copy, frozenset()) as snapshot:
-        items = list(snapshot.cloud_pki())
-        assert snapshot.rejects == [Reject(str(path), 3, snapshot.rejects[0].reason)]
-        assert "not hexadecimal" in snapshot.rejects[0].reason
+        source = snapshot.cloud_pki()
+        items = list(source)
+        assert snapshot.rejects == []
+        assert source.rejects == (Reject(str(path), 3, source.rejects[0].reason),)
+        assert "not hexadecimal" in source.rejects[0].reason
+        assert source.input_file.rejected == 1
     assert len(items) == 8 and all(isinstance(i, CaCertificate) for i in items)
 
 
@@ -195,7 +204,8 @@ def test_revoke_command_is_none_for_an_export_row() -> None:
 
 def test_the_source_skips_lines_the_snapshot_already_rejected(tmp_path: Path) -> None:
     (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_bytes(LEAVES.read_bytes())
-    source = CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None, frozenset({1, 2}))
+    rejects = [Reject("x", 1, "bad"), Reject("x", 2, "bad")]
+    source = CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None, INPUT, rejects)
     records = [i for i in source if isinstance(i, CaCertificate)]
     assert [r.line for r in records] == [3, 4, 5, 6, 7, 8, 9]
     assert {r.template_name for r in records} == {"Issuing"}
@@ -207,7 +217,7 @@ def test_an_undocumented_status_is_said_without_its_control_characters(
     leaf = {**leaf_lines()[0], "certificateStatus": "paused\x1b[2J"}
     (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text(json.dumps(leaf) + "\n")
     caplog.set_level(logging.WARNING, "reconcile")
-    records = list(CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None))
+    records = list(CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None, INPUT))
     assert isinstance(records[0], CaCertificate) and records[0].revoked_at is None
     (message,) = [r.getMessage() for r in caplog.records]
     assert "\x1b" not in message and "'paused\\x1b[2J'" in message
@@ -216,7 +226,7 @@ def test_an_undocumented_status_is_said_without_its_control_characters(
 def test_a_leaf_file_changed_after_the_scan_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text('{"serialNumber": "zz"}\n')
     with pytest.raises(InputError, match=r":1: changed while being read: serial number"):
-        list(CloudPkiSource(tmp_path, {}, None))
+        list(CloudPkiSource(tmp_path, {}, None, INPUT))
 
 
 def test_a_vague_status_with_a_revocation_date_is_revoked_and_not_said(
@@ -229,7 +239,7 @@ def test_a_vague_status_with_a_revocation_date_is_revoked_and_not_said(
     }
     (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_text(json.dumps(leaf) + "\n")
     caplog.set_level(logging.WARNING, "reconcile")
-    (record,) = list(CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None))
+    (record,) = list(CloudPkiSource(tmp_path, {CA_ID: "Issuing"}, None, INPUT))
     assert record.revoked_at == datetime(2026, 11, 15, tzinfo=UTC)
     assert caplog.records == []
 
@@ -245,7 +255,7 @@ def test_leaves_of_a_ca_missing_from_the_list_are_said_once(
 ) -> None:
     (tmp_path / "cloud_pki_leaf_certificates.jsonl").write_bytes(LEAVES.read_bytes())
     caplog.set_level(logging.WARNING, "reconcile")
-    records = list(CloudPkiSource(tmp_path, {"other": "Other CA"}, None))
+    records = list(CloudPkiSource(tmp_path, {"other": "Other CA"}, None, INPUT))
     assert {r.template_name for r in records} == {"Contoso Cloud Issuing CA"}
     messages = [
         r.getMessage() for r in caplog.records if "missing from the CA list" in r.getMessage()

@@ -98,7 +98,7 @@ def test_template_picks_cloud_pki_cas_by_name_or_id(
     out = tmp_path / "all.csv"
     args = run_args(
         "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
-        "--template", template, "--all", "--csv", str(out),
+        "--template", template, "--all", "--csv", str(out), "--allow-empty",
     )  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
@@ -178,7 +178,8 @@ def test_a_mixed_run_bundle_verifies(emu: GraphEmulator, tmp_path: Path) -> None
     assert CliRunner().invoke(app, args).exit_code == 1
     run = json.loads((out_dir / "run.json").read_text())
     assert run["settings"]["ca_sources"] == ["cloud-pki"]
-    leaves = [i for i in run["inputs"] if i["format"] == "cloud_pki_leaf_certificates"]
+    leaves = [i for i in run["inputs"] if i["format"] == "cloud-pki"]
+    assert leaves[0]["kind"] == "ca-export"
     assert leaves and leaves[0]["rows"] == 9 and len(leaves[0]["sha256"]) == 64
     result = CliRunner().invoke(app, ["verify", str(out_dir)])
     assert result.exit_code == 0, result.output
@@ -199,3 +200,13 @@ def test_doctor_command_prints_the_permission_and_exits_3(emu: GraphEmulator) ->
     result = CliRunner().invoke(app, ["doctor", "--ca-source", "cloud-pki"])
     assert result.exit_code == 3
     assert "DeviceManagementCloudCA.Read.All" in " ".join(result.output.split())
+
+
+def test_an_empty_cloud_pki_checks_nothing_and_stops(emu: GraphEmulator, tmp_path: Path) -> None:
+    """No leaves (a wrong tenant, a CA not yet issuing) is not an all-clear."""
+    emu.cloud_pki = CloudPki(cas=emu.cloud_pki.cas, leaves=[])
+    result = CliRunner().invoke(app, run_args("--csv", str(tmp_path / "f.csv")))
+    assert result.exit_code == 2, result.output
+    assert "no in-scope certificate" in result.stderr
+    assert "cloud_pki_leaf_certificates.jsonl" in result.stderr
+    assert not (tmp_path / "f.csv").exists()
