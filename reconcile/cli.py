@@ -689,6 +689,8 @@ def _demo_next_steps(result: RunResult, out_dir: Path, seeded: Path) -> str:
             device,
             "--ca-export",
             str(demo_data.demo_ca_export()),
+            "--ca-source",
+            "cloud-pki",
             "--snapshot",
             str(demo_data.demo_snapshot()),
             "--ca-issuer",
