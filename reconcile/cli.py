@@ -382,6 +382,15 @@ OutDirOpt = Annotated[
     Path | None,
     typer.Option(metavar="DIR", help="Write the full report bundle here.", show_default=False),
 ]
+BundleInputsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bundle-inputs",
+        help="copy (default): the --out-dir bundle holds gzip copies of its inputs; "
+        "reference: it names their paths only.",
+        show_default=False,
+    ),
+]
 AllOpt = Annotated[
     bool | None,
     typer.Option(
@@ -458,6 +467,15 @@ def build_settings(config: Path | None, **flags: Any) -> Settings:
     return resolve(cleaned, config_path=config)
 
 
+def check_targets(settings: Settings) -> None:
+    """Outputs that cannot be written fail before the run, not after an hour of fetching."""
+    from reconcile.report.atomic import check_file_target
+
+    for target in (settings.csv, settings.json, settings.html):
+        if target is not None:
+            check_file_target(target)
+
+
 def present(
     result: RunResult,
     settings: Settings,
@@ -515,6 +533,7 @@ def run(
     csv: CsvOpt = None,
     json: JsonOpt = None,
     out_dir: OutDirOpt = None,
+    bundle_inputs: BundleInputsOpt = None,
     html: HtmlOpt = None,
     history_db: HistoryDbOpt = None,
     no_history: NoHistoryOpt = None,
@@ -556,6 +575,7 @@ def run(
         csv=csv,
         json=json,
         out_dir=out_dir,
+        bundle_inputs=bundle_inputs,
         html=html,
         history_db=history_db,
         no_history=no_history,
@@ -574,10 +594,11 @@ def run(
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     from reconcile import history, lock, notify, progress, retention
 
-    with lock.run_lock(lock.path_for(settings)):
+    check_targets(settings)
+    with lock.run_lock(lock.path_for(settings)), pipeline.keep_fetched(settings) as kept:
         started = time.monotonic()
         with progress.shown(enabled=not quiet):
-            result = pipeline.run(settings)
+            result = pipeline.run(kept)
         code = EXIT_FINDINGS if result.findings else EXIT_OK
         with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
             present(tracked.result, settings, quiet, tracked.summary(), tracked)
@@ -632,12 +653,14 @@ def demo(
             ca_bundle=env["RECONCILE_CA_BUNDLE"],
         )
         _echo(f"Demo tenant served by the Graph emulator at {emulator.base_url}", err=True)
+        check_targets(settings)
         started = time.monotonic()
-        with progress.shown():
-            result = pipeline.run(settings)
-    code = EXIT_FINDINGS if result.findings else EXIT_OK
-    with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
-        present(tracked.result, settings, False, tracked.summary(), tracked)
+        with pipeline.keep_fetched(settings) as kept:
+            with progress.shown():
+                result = pipeline.run(kept)
+            code = EXIT_FINDINGS if result.findings else EXIT_OK
+            with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
+                present(tracked.result, settings, False, tracked.summary(), tracked)
     _echo(_demo_next_steps(result, out_dir.resolve(), seeded), err=True)
     raise typer.Exit(EXIT_OK)
 
@@ -1125,8 +1148,16 @@ def explain_command(
     raise typer.Exit(EXIT_OK)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (docker stop, systemd, timeout) unwinds like Ctrl-C, so temporaries are removed."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

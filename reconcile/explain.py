@@ -7,8 +7,6 @@ do. This module assembles that from a RunResult and the evidence store; it print
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import sqlite3
 from collections.abc import Iterable
@@ -108,41 +106,28 @@ def explain(
     )
 
 
-class _Discard(Exception):
-    """Raised inside history.recording so that the trial recording is rolled back."""
-
-
 def _with_history(verdicts: list[Verdict], result: RunResult, path: Path | None) -> list[Verdict]:
-    """Fill first_seen, age and new-since-last-run from the run history, changing nothing.
+    """Fill first_seen, age and new-since-last-run from the runs recorded up to the as-of.
 
-    The history's own recording logic computes these; running it on the explained verdicts
-    inside its transaction and then rolling back gives the same answer a run would, without
-    reconcile depending on the history schema. History is context: if it cannot be read,
-    explain goes on without it.
+    The database is opened read-only: explain never creates, migrates or writes it. History
+    is context: if it cannot be read, explain goes on without it.
     """
     if path is None or not path.is_file() or not verdicts:
         return verdicts
     from reconcile import history as run_history
 
-    trial = dataclasses.replace(result, verdicts=tuple(verdicts), unknown_to_ca=())
     try:
-        db = run_history.open_db(path)
+        db = run_history.open_read_only(path)
     except ReconcileError as exc:
         log.warning("run history not read: %s", exc)
         return verdicts
-    annotated = verdicts
     try:
-        with (
-            contextlib.suppress(_Discard),
-            run_history.recording(db, trial, 0, 0.0) as (recorded, _delta),
-        ):
-            annotated = list(recorded.verdicts)
-            raise _Discard
+        return run_history.recorded(db, verdicts, result.as_of, result.tenant_id)
     except sqlite3.Error as exc:
         log.warning("%s: run history not read: %s", path, exc)
+        return verdicts
     finally:
         db.close()
-    return annotated
 
 
 def _serial(text: str) -> int | None:

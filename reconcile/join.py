@@ -96,17 +96,22 @@ def _intune_link(entry: Entry | None) -> _Key | None:
     return (device, entry.profile) if device and entry.profile else None
 
 
-def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
-    """The device a CA certificate names: the managed device id the CA knows (Cloud PKI),
-    else its CN, or the configured pattern's group."""
-    if cert.managed_device_id is not None:
-        return cert.managed_device_id
+def _ca_device_name(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
+    """The device a CA certificate names: its CN, or the configured pattern's group."""
     if pattern is None:
-        return fold(cert.common_name)
+        return cert.common_name
     for text in (cert.subject, cert.san, cert.common_name):
         if text and (match := pattern.search(text)):
-            return fold(match.group(1))
+            return str(match.group(1))
     return None
+
+
+def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
+    """The device key of the CA-side renewal link: the managed device id the CA itself knows
+    (Cloud PKI), else the folded name."""
+    if cert.managed_device_id is not None:
+        return cert.managed_device_id
+    return fold(_ca_device_name(cert, pattern))
 
 
 def _ca_link(cert: CaCertificate, pattern: re.Pattern[str] | None) -> _Key | None:
@@ -261,9 +266,8 @@ class _Classifier:
         superseded_at: datetime | None = None,
     ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
-        device, gone, candidates = self.devices.state(
-            entry, _ca_device(cert, self.options.device_pattern), cert.managed_device_id
-        )
+        name = _ca_device_name(cert, self.options.device_pattern)
+        device, gone, candidates = self.devices.state(entry, fold(name), cert.managed_device_id)
         return Verdict(
             ca=cert,
             status=status,
@@ -272,6 +276,7 @@ class _Classifier:
             device=device,
             device_gone=gone,
             device_candidates=candidates,
+            ca_device=name or None,
         )
 
 

@@ -157,6 +157,8 @@ class Verdict:
     age_days: int | None = None
     new_since_last_run: bool | None = None
     evidence: str | None = None
+    ca_device: str | None = None
+    """The device the CA certificate names (CN or --device-pattern), as the CA spells it."""
 
     @property
     def is_finding(self) -> bool:

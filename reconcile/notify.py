@@ -59,7 +59,7 @@ def send(
     except httpx.TimeoutException:
         log.warning("webhook notification failed: no answer within %g s", timeout)
         return False
-    except (httpx.HTTPError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a notification never fails a run, whatever broke
         log.warning("webhook notification failed: %s", type(exc).__name__)
         return False
     if not 200 <= response.status_code < 300:
@@ -79,4 +79,9 @@ def notify(
     """Send the summary when a webhook is configured; False when none is or it failed."""
     if not url:
         return False
-    return send(url, payload(result, delta, exit_code), timeout)
+    try:
+        body = payload(result, delta, exit_code)
+    except Exception as exc:  # noqa: BLE001 - the reports are published; only warn
+        log.warning("webhook notification failed: %s", type(exc).__name__)
+        return False
+    return send(url, body, timeout)

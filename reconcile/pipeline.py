@@ -7,9 +7,11 @@ import hashlib
 import logging
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from reconcile import accepted, guards, progress
@@ -101,7 +103,6 @@ class CaExports:
                 )
             self.rejects.append(reject)
         yield from source
-        self.inputs.append(source.input_file)
 
     def again(self, issuers: Mapping[int, str] | None = None) -> CaExports:
         """The same exports opened anew, with inferred issuers; or, without them, a replay whose
@@ -137,10 +138,35 @@ class CaExports:
             reader.close()
 
 
+def _check_cloud_pki(source: CloudPkiSource, in_scope: Counter[str], settings: Settings) -> None:
+    """The export guards, for the leaf file (a snapshot collection, so not among ca.inputs)."""
+    leaves = source.input_file
+    guards.check_rejects([leaves], source.rejects, settings.max_reject_ratio)
+    if not settings.allow_empty and not in_scope[leaves.path]:
+        what = f"{leaves.rows} leaf certificates" if leaves.rows else "no leaf certificates"
+        raise InputError(
+            f"no in-scope Cloud PKI certificate ({what}, none selected); pass --allow-empty if "
+            "that is expected",
+            leaves.path,
+        )
+
+
 def _fetch(settings: Settings, target: Path) -> Path:
     from reconcile.intune.fetch import fetch_snapshot
 
     return fetch_snapshot(settings, target, progress=progress.report)
+
+
+@contextmanager
+def keep_fetched(settings: Settings) -> Iterator[Settings]:
+    """Settings whose live fetch outlives ``run`` until the block ends, so the --out-dir
+    bundle can hold the snapshot its report was computed from."""
+    copied = settings.out_dir is not None and settings.bundle_inputs == "copy"
+    if not copied or settings.snapshot or settings.save_snapshot:
+        yield settings
+        return
+    with tempfile.TemporaryDirectory(prefix="reconcile-fetch-") as tmp:
+        yield replace(settings, save_snapshot=Path(tmp) / "snapshot")
 
 
 @contextmanager
@@ -175,18 +201,19 @@ def _device_pattern(settings: Settings) -> re.Pattern[str] | None:
     return pattern
 
 
-def run_id_for(settings: Settings, inputs: list[InputFile]) -> str:
-    """Derived from the inputs, so the same inputs give byte-identical reports."""
+def run_id_for(settings: Settings, inputs: list[InputFile], as_of: datetime) -> str:
+    """Derived from as-of, options and input hashes only, so the same inputs give
+    byte-identical reports; ``as_of`` is the one the run used, never a second clock read."""
     digest = hashlib.sha256()
     for part in (
-        iso_z(settings.resolved_as_of()),
+        iso_z(as_of),
         f"{settings.grace_hours:g}",
         *settings.templates,
     ):
         digest.update(part.encode() + b"\0")
     for item in inputs:
         digest.update(item.sha256.encode() + b"\0")
-    stamp = settings.resolved_as_of().strftime("%Y%m%dT%H%M%SZ")
+    stamp = as_of.strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{digest.hexdigest()[:8]}"
 
 
@@ -270,6 +297,8 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         joined = classify(collapser.first_copies(tally), snapshot.side, options, keep_all, keep_if)
         collapser.finish()
         guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
+        if ca.cloud_pki is not None:
+            _check_cloud_pki(ca.cloud_pki, tally.in_scope, settings)
         guards.check_templates(tally.templates, settings.templates)
         if not settings.allow_empty:
             guards.check_empty(tally.in_scope, ca.inputs)
@@ -288,7 +317,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
         inputs.append(exceptions.input_file)
     result = RunResult(
-        run_id=run_id_for(settings, inputs),
+        run_id=run_id_for(settings, inputs, as_of),
         as_of=as_of,
         grace_hours=settings.grace_hours,
         verdicts=verdicts,

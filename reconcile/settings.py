@@ -193,6 +193,13 @@ class Settings:
     out_dir: Path | None = _opt(
         None, "output.out_dir", "RECONCILE_OUT_DIR", help="write the full report bundle here"
     )
+    bundle_inputs: str = _opt(
+        "copy",
+        "output.bundle_inputs",
+        "RECONCILE_BUNDLE_INPUTS",
+        help="copy: the --out-dir bundle holds compressed copies of its inputs; reference: "
+        "it names their paths only",
+    )
     all_rows: bool = _opt(
         False, "output.all", "RECONCILE_ALL", help="CSV/JSON hold every CA row, not only findings"
     )
@@ -474,7 +481,13 @@ def parse_as_of(raw: Any) -> datetime:
         value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{raw!r} is out of range") from None
+    if not 1970 <= value.year <= 9000:
+        raise ValueError(f"{raw!r} is out of range (years 1970 to 9000)")
+    return value
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -485,6 +498,8 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     by_key = {f.metadata["toml"]: name for name, f in SETTING_FIELDS.items()}
     flat: dict[str, Any] = {}
     for table, content in data.items():
@@ -561,6 +576,7 @@ _CHOICES = {
     "auth_method": ("auto", "secret", "certificate", "device-code", "managed-identity"),
     "cloud": ("global", "usgov", "usgovdod", "china"),
     "log_format": ("text", "json"),
+    "bundle_inputs": ("copy", "reference"),
 }
 
 

@@ -96,8 +96,9 @@ def test_out_dir_bundle_is_byte_identical_across_runs(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     invoke(*base_args("--out-dir", str(first)))
     invoke(*base_args("--out-dir", str(second)))
-    names = sorted(p.name for p in first.iterdir())
+    names = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
     assert "manifest-sha256.txt" in names and "run.json" in names
+    assert "inputs/ca/1-issued.csv.gz" in names
     for name in names:
         if name == "run.json":
             a, b = json.loads((first / name).read_text()), json.loads((second / name).read_text())

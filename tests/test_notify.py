@@ -121,3 +121,18 @@ def test_failing_webhook_never_fails_the_run(tmp_path, monkeypatch):
     assert SECRET_PATH not in done.stderr and SECRET_PATH not in done.stdout
     for name in ("run.json", "summary.txt", "report.html"):
         assert SECRET_PATH not in (tmp_path / "out" / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "url", ["ht!tp://[not a url", "http://[::1", "ftp://example.invalid/x", "no-scheme"]
+)
+def test_malformed_url_is_a_warning_after_the_report_is_published(tmp_path, monkeypatch, url):
+    monkeypatch.setenv("RECONCILE_WEBHOOK_URL", url)
+    out = tmp_path / "out"
+    done = CliRunner().invoke(
+        app, [*base_args(), "--no-history", "--out-dir", str(out), "--csv", str(tmp_path / "f.csv")]
+    )
+    assert done.exit_code == 1, done.output
+    assert "webhook notification failed:" in done.stderr
+    assert "no report written" not in done.stderr
+    assert (out / "manifest-sha256.txt").is_file() and (tmp_path / "f.csv").is_file()

@@ -217,7 +217,12 @@ def _time(value: str | None) -> datetime | None:
         parsed = parsed.replace(tzinfo=UTC)
     if parsed < _NO_DATE:
         return None
-    return parsed if parsed.utcoffset() == _ZERO else parsed.astimezone(UTC)
+    if parsed.utcoffset() == _ZERO:
+        return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"date {value!r} is out of range") from None
 
 
 _ZERO = _NO_DATE.utcoffset()

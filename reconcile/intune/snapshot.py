@@ -3,7 +3,7 @@
 A snapshot is a directory::
 
     metadata.json               format, version, tenant, cloud, endpoints, fetched_at, counts,
-                                tool version, sources, complete
+                                sha256 (per collection file), tool version, sources, complete
     profiles.jsonl              certificate profiles (deviceConfigurations), one object a line
     certificate_states.jsonl    managedDeviceCertificateState objects, each annotated with
                                 "@reconcile.profileId", "@reconcile.profileType" and
@@ -20,7 +20,9 @@ A snapshot is a directory::
 
 Collections that were not fetched are absent and not listed in ``counts``. The writer streams
 pages straight to disk and publishes the directory by renaming it into place only when every
-collection was read completely, so a snapshot that exists is a complete one.
+collection was read completely, so a snapshot that exists is a complete one. The reader checks
+that promise: a collection listed but missing, a collection the fetch read but not listed, a
+line cut off, a line count or sha256 that differs from metadata.json is incomplete data.
 """
 
 from __future__ import annotations
@@ -29,15 +31,15 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from array import array
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from reconcile import __version__
-from reconcile.ca import KIND as CA_KIND
 from reconcile.ca import cloudpki
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.intune.records import (
@@ -96,25 +98,65 @@ class Snapshot:
         return str(value) if value else None
 
 
+def _regular(path: Path) -> bool:
+    """False for a FIFO, device or directory: opening a FIFO would block the run forever."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path) from None
+
+
 def _read_metadata(directory: Path) -> dict[str, Any]:
     path = directory / METADATA
+    if not path.exists():
+        raise InputError(f"not a snapshot directory: {METADATA} is missing", directory)
+    if not _regular(path):
+        raise InputError("not a regular file", path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"not a snapshot directory: {METADATA} is missing", directory) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"invalid JSON: {exc}", path) from None
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply", path) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"not a {FORMAT} metadata file", path)
     if data.get("version") != VERSION:
         raise InputError(f"unsupported snapshot version {data.get('version')!r}", path)
     if data.get("complete") is not True:
         raise IncompleteDataError(f"{path}: snapshot is marked incomplete; fetch again")
-    if not isinstance(data.get("counts"), dict):
-        raise InputError("metadata has no counts", path)
+    counts = data.get("counts")
+    if not isinstance(counts, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in counts.values()
+    ):
+        raise InputError("metadata has no counts (a number per collection)", path)
+    digests = data.get("sha256", {})
+    if not isinstance(digests, dict) or not all(isinstance(d, str) for d in digests.values()):
+        raise InputError("metadata sha256 must map each collection to a hex digest", path)
+    for needed in _needed(data):
+        if needed not in counts:
+            raise IncompleteDataError(
+                f"{path}: the snapshot was fetched with {needed} but it is not listed in "
+                "counts; the snapshot is incomplete"
+            )
+    if not {"certificate_states", "report_rows"} & counts.keys():
+        raise IncompleteDataError(f"{path}: the snapshot holds no certificate collection")
     return data
+
+
+_SOURCE_COLLECTIONS = {"states": "certificate_states", "report": "report_rows"}
+
+
+def _needed(metadata: Mapping[str, Any]) -> list[str]:
+    """The collections the fetch recorded as read: its sources, else its intune_source."""
+    sources = metadata.get("sources")
+    if not isinstance(sources, list):
+        chosen = metadata.get("intune_source")
+        sources = ["states", "report"] if chosen == "both" else [chosen]
+    return [_SOURCE_COLLECTIONS[s] for s in sources if s in _SOURCE_COLLECTIONS]
 
 
 class SnapshotSource:
@@ -134,7 +176,7 @@ class SnapshotSource:
         self.inputs: list[InputFile] = []
         self.profiles: list[CertificateProfile] = []
         self.cloud_pki_cas: dict[str, str | None] = {}
-        # The leaf file is a CA source, not Intune data: its provenance and rejects go with it.
+        # The leaf file holds CA data, not Intune data: its rejects go with the CA source.
         self.cloud_pki_input: InputFile | None = None
         self.cloud_pki_rejects: list[Reject] = []
         self.device_lines = array("q")
@@ -168,10 +210,12 @@ class SnapshotSource:
             if path.exists():
                 raise InputError(f"{path.name} present but not listed in counts", self.path)
             return
+        if not path.exists():
+            raise IncompleteDataError(f"{path}: listed in metadata but missing")
+        if not _regular(path):
+            raise InputError("not a regular file", path)
         try:
             handle = path.open("rb")
-        except FileNotFoundError:
-            raise IncompleteDataError(f"{path}: listed in metadata but missing") from None
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", path) from None
         collection = COLLECTIONS.index(name)
@@ -181,7 +225,13 @@ class SnapshotSource:
         offset = 0
         bad = 0
         rejects = self.cloud_pki_rejects if collection == PKI_LEAVES else self.rejects
+        raw = b"\n"
         for line, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                raise IncompleteDataError(
+                    f"{path}:{line}: the last line is cut off (no line end); the snapshot is "
+                    "incomplete"
+                )
             digest.update(raw)
             offsets.append(offset)
             offset += len(raw)
@@ -208,11 +258,16 @@ class SnapshotSource:
             raise IncompleteDataError(
                 f"{path}: metadata promises {counts[name]} records, file holds {len(offsets)}"
             )
+        recorded = self.metadata.get("sha256", {}).get(name)
+        if recorded is not None and recorded != digest.hexdigest():
+            raise IncompleteDataError(
+                f"{path}: sha256 differs from the one {METADATA} recorded at fetch time; the "
+                "file changed after the fetch"
+            )
         item = InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
         if collection == PKI_LEAVES:
-            self.cloud_pki_input = replace(item, kind=CA_KIND, format=cloudpki.SOURCE)
-        else:
-            self.inputs.append(item)
+            self.cloud_pki_input = item
+        self.inputs.append(item)
 
     def cloud_pki(self) -> cloudpki.CloudPkiSource:
         """The Cloud PKI leaves as a CA source; an input error if this snapshot has none."""
@@ -291,6 +346,7 @@ class SnapshotWriter:
         self.target = target
         self._metadata = dict(metadata)
         self._counts: dict[str, int] = {}
+        self._digests: dict[str, Any] = {}
         self._files: dict[str, IO[bytes]] = {}
         self._max_bytes = max_bytes
         self.bytes_written = 0
@@ -314,6 +370,7 @@ class SnapshotWriter:
         if name not in self._files:
             self._files[name] = (self._tmp / f"{name}.jsonl").open("wb")
             self._counts[name] = 0
+            self._digests[name] = hashlib.sha256()
 
     def write(self, name: str, obj: Mapping[str, Any]) -> None:
         self.open_collection(name)
@@ -327,6 +384,7 @@ class SnapshotWriter:
                 f"{self._counts[name] + 1}; raise the limit or fetch fewer sources"
             )
         self._files[name].write(data)
+        self._digests[name].update(data)
         self._counts[name] += 1
 
     def counts(self) -> dict[str, int]:
@@ -357,6 +415,7 @@ class SnapshotWriter:
             "tool_version": __version__,
             **self._metadata,
             "counts": self._counts,
+            "sha256": {name: digest.hexdigest() for name, digest in self._digests.items()},
             "complete": True,
         }
         (self._tmp / METADATA).write_text(

@@ -26,9 +26,12 @@ def _intune(attr: str) -> Callable[[Verdict], str | None]:
 
 
 def _device_name(v: Verdict) -> str | None:
+    """Intune's name for the device, else the device the CA certificate names."""
     if v.intune is not None and v.intune.device_name:
         return v.intune.device_name
-    return v.device.device_name if v.device is not None else None
+    if v.device is not None and v.device.device_name:
+        return v.device.device_name
+    return v.ca_device
 
 
 def _device_id(v: Verdict) -> str | None:
@@ -79,7 +82,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("intune_state", _intune("state"), "Intune's state for the matched record"),
     Column("intune_source", lambda v: v.intune.source.value if v.intune else None, "states|report"),
     Column("device_id", _device_id, "Intune managed device id where known"),
-    Column("device_name", _device_name, "device display name (attacker-controlled)"),
+    Column(
+        "device_name",
+        _device_name,
+        "device display name; without an Intune record, the device the CA certificate names"
+        " (attacker-controlled)",
+    ),
     Column("user", _user, "user display name or UPN (attacker-controlled)"),
     Column("profile", _profile, "Intune certificate profile"),
     Column(

@@ -131,11 +131,10 @@ def test_the_source_streams_every_leaf_and_says_vague_statuses_once(
         "Cloud PKI leaf certificates with status 1 unknown, 1 unknownFutureValue: read as not "
         "revoked (revocationDateTime is not set on them)"
     ]
-    # The leaf file is a CA input (the guards on exports apply to it), not an Intune one.
+    # The leaf file is a snapshot collection (bundled and verified with it) read as a CA.
     leaves = source.input_file
-    assert (leaves.kind, leaves.format, leaves.path) == ("ca-export", "cloud-pki", str(LEAVES))
+    assert leaves == inputs["cloud_pki_leaf_certificates"] and leaves.path == str(LEAVES)
     assert leaves.rows == 9 and leaves.rejected == 0 and len(leaves.sha256) == 64
-    assert "cloud_pki_leaf_certificates" not in inputs
     assert inputs["cloud_pki_cas"].rows == 2
 
 

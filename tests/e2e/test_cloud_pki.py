@@ -178,8 +178,8 @@ def test_a_mixed_run_bundle_verifies(emu: GraphEmulator, tmp_path: Path) -> None
     assert CliRunner().invoke(app, args).exit_code == 1
     run = json.loads((out_dir / "run.json").read_text())
     assert run["settings"]["ca_sources"] == ["cloud-pki"]
-    leaves = [i for i in run["inputs"] if i["format"] == "cloud-pki"]
-    assert leaves[0]["kind"] == "ca-export"
+    leaves = [i for i in run["inputs"] if i["format"] == "cloud_pki_leaf_certificates"]
+    assert leaves[0]["kind"] == "snapshot"
     assert leaves and leaves[0]["rows"] == 9 and len(leaves[0]["sha256"]) == 64
     result = CliRunner().invoke(app, ["verify", str(out_dir)])
     assert result.exit_code == 0, result.output
@@ -207,6 +207,6 @@ def test_an_empty_cloud_pki_checks_nothing_and_stops(emu: GraphEmulator, tmp_pat
     emu.cloud_pki = CloudPki(cas=emu.cloud_pki.cas, leaves=[])
     result = CliRunner().invoke(app, run_args("--csv", str(tmp_path / "f.csv")))
     assert result.exit_code == 2, result.output
-    assert "no in-scope certificate" in result.stderr
+    assert "no in-scope Cloud PKI certificate (no leaf certificates" in result.stderr
     assert "cloud_pki_leaf_certificates.jsonl" in result.stderr
     assert not (tmp_path / "f.csv").exists()

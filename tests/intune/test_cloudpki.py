@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,10 @@ def test_fetch_pages_through_cas_and_leaves_into_the_snapshot(
     assert meta["counts"]["cloud_pki_cas"] == 2
     assert meta["counts"]["cloud_pki_leaf_certificates"] == 9
     assert meta["ca_sources"] == ["cloud-pki"]
+    for name in ("cloud_pki_cas", "cloud_pki_leaf_certificates"):
+        assert (
+            meta["sha256"][name] == hashlib.sha256((out / f"{name}.jsonl").read_bytes()).hexdigest()
+        )
     assert f"GET {LEAVES_PATH}" in meta["endpoints"]
     leaves = lines(out / "cloud_pki_leaf_certificates.jsonl")
     expected = lines(SNAPSHOT / "cloud_pki_leaf_certificates.jsonl")

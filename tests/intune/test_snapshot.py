@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -77,6 +78,7 @@ def test_bad_records_become_rejects_with_line_numbers(tmp_path):
         handle.write(b"{not json\n")
     meta = json.loads((target / "metadata.json").read_text())
     meta["counts"]["certificate_states"] = 3
+    meta["sha256"]["certificate_states"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (target / "metadata.json").write_text(json.dumps(meta))
     snap = read_snapshot(target, DELIVERED)
     assert len(snap.certificates) == 1

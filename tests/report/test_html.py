@@ -65,7 +65,10 @@ def _history(tmp_path: Path, result):
     db = history.open_db(tmp_path / "h.sqlite3")
     for day in range(3, 0, -1):
         earlier = result_with(
-            *result.verdicts[: 10 * day], run_id=f"r{day}", as_of=AS_OF - timedelta(days=day)
+            *result.verdicts[: 10 * day],
+            run_id=f"r{day}",
+            as_of=AS_OF - timedelta(days=day),
+            tenant_id=result.tenant_id,
         )
         history.record_run(db, earlier, 1, 1.0)
     annotated, delta = history.record_run(db, result, 1, 1.0)
