@@ -36,6 +36,10 @@ from reconcile.demo import (
     DEMO_TEMPLATES,
     DEMO_TENANT_ID,
 )
+from reconcile.emulator.connectors import TYPES
+from reconcile.emulator.connectors import generated as emulated_connectors
+from reconcile.intune.connectors import FILE as CONNECTORS_FILE
+from reconcile.intune.connectors import TYPE_KEY
 from reconcile.intune.fetch import endpoints_used, sources_of
 from reconcile.intune.records import PROFILE_ID_KEY, PROFILE_NAME_KEY, PROFILE_TYPE_KEY
 from reconcile.intune.snapshot import FORMAT, METADATA, VERSION, SnapshotWriter
@@ -461,9 +465,11 @@ DEMO_CERTS = (
     DemoCert(_t("2026-11-18 20:00"), "not_installed",
              "Intune state issued 30 h after issuance (grace is 24 h)", "A3",
              seen=Seen("issued", "upper")),
-    # JoniS_Pixel8: current certificate by thumbprint; the renewal is still in flight.
-    DemoCert(_t("2026-04-12 10:00"), "delivered", "installed; Intune record has no serial",
-             "A4", seen=Seen("installed", "thumb")),
+    # JoniS_Pixel8: current certificate by thumbprint, expiring in 8 days (a 230-day profile);
+    # the renewal is still in flight, so it is in the expiring view.
+    DemoCert(_t("2026-04-12 10:00"), "delivered",
+             "installed; Intune record has no serial; expires in 8 days, renewal not delivered",
+             "A4", days=230, seen=Seen("installed", "thumb")),
     DemoCert(_t("2026-11-19 16:00"), "within_grace",
              "issued 10 h before as-of; Intune state issued", "A4", seen=Seen("issued", "upper")),
     # Templates nobody asked about.
@@ -639,6 +645,12 @@ def build_demo(out: Path) -> dict[str, Any]:
         writer.open_collection(CLOUD_PKI_LEAVES)
         for leaf in cloud_pki.leaves:
             writer.write(CLOUD_PKI_LEAVES, leaf)
+        connectors = [
+            {**obj, TYPE_KEY: TYPES[route]}
+            for route, objects in emulated_connectors(DEMO_AS_OF, stale=False).items()
+            for obj in objects
+        ]
+        writer.add_file(CONNECTORS_FILE, connectors, {"count": len(connectors), "warnings": []})
         writer.commit()
 
     manifest = _manifest([rows[i] for i in order], intune_only)

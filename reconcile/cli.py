@@ -26,6 +26,7 @@ from reconcile.history import Tracked
 from reconcile.model import RunResult
 from reconcile.settings import Settings, resolve
 from reconcile.terminal import safe
+from reconcile.views import View
 
 log = logging.getLogger("reconcile")
 
@@ -409,6 +410,31 @@ BomOpt = Annotated[
         show_default=False,
     ),
 ]
+ExpiryDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Installed certificates expiring within this many days are listed (default 30).",
+        show_default=False,
+    ),
+]
+RevokedInstalledCsvOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--revoked-installed-csv",
+        help="Write the revoked-but-installed view as CSV here.",
+        show_default=False,
+    ),
+]
+ExpiringCsvOpt = Annotated[
+    Path | None,
+    typer.Option("--expiring-csv", help="Write the expiring view as CSV here.", show_default=False),
+]
+RevocationPlanOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--revocation-plan", help="Write the revocation plan CSV here.", show_default=False
+    ),
+]
 MaxRowsOpt = Annotated[
     int | None,
     typer.Option(
@@ -471,9 +497,21 @@ def check_targets(settings: Settings) -> None:
     """Outputs that cannot be written fail before the run, not after an hour of fetching."""
     from reconcile.report.atomic import check_file_target
 
-    for target in (settings.csv, settings.json, settings.html):
+    for target in (
+        settings.csv,
+        settings.json,
+        settings.html,
+        settings.revoked_installed_csv,
+        settings.expiring_csv,
+        settings.revocation_plan,
+    ):
         if target is not None:
             check_file_target(target)
+
+
+def exit_code_for(result: RunResult) -> int:
+    """1 for any finding or any revoked certificate still installed; expiring alone is 0."""
+    return EXIT_FINDINGS if result.findings or result.revoked_installed else EXIT_OK
 
 
 def present(
@@ -487,12 +525,19 @@ def present(
     from reconcile.report import bundle, html, table
     from reconcile.report.atomic import write_atomic
 
-    exit_code = EXIT_FINDINGS if result.findings else EXIT_OK
+    exit_code = exit_code_for(result)
     delta, runs = (tracked.delta, tracked.runs) if tracked is not None else (None, ())
     if settings.csv is not None:
         bundle.write_csv(settings.csv, result, settings)
     if settings.json is not None:
         bundle.write_json(settings.json, result, settings)
+    for view, path in (
+        (View.REVOKED_INSTALLED, settings.revoked_installed_csv),
+        (View.EXPIRING, settings.expiring_csv),
+        (View.REVOCATION_PLAN, settings.revocation_plan),
+    ):
+        if path is not None:
+            bundle.write_view_csv(path, view, result, settings)
     if settings.html is not None:
         write_atomic(settings.html, lambda h: html.write(h, result, delta, runs), encoding="utf-8")
     if settings.out_dir is not None:
@@ -535,6 +580,10 @@ def run(
     out_dir: OutDirOpt = None,
     bundle_inputs: BundleInputsOpt = None,
     html: HtmlOpt = None,
+    expiry_days: ExpiryDaysOpt = None,
+    revoked_installed_csv: RevokedInstalledCsvOpt = None,
+    expiring_csv: ExpiringCsvOpt = None,
+    revocation_plan: RevocationPlanOpt = None,
     history_db: HistoryDbOpt = None,
     no_history: NoHistoryOpt = None,
     exceptions: ExceptionsOpt = None,
@@ -577,6 +626,10 @@ def run(
         out_dir=out_dir,
         bundle_inputs=bundle_inputs,
         html=html,
+        expiry_days=expiry_days,
+        revoked_installed_csv=revoked_installed_csv,
+        expiring_csv=expiring_csv,
+        revocation_plan=revocation_plan,
         history_db=history_db,
         no_history=no_history,
         exceptions_file=exceptions,
@@ -599,7 +652,7 @@ def run(
         started = time.monotonic()
         with progress.shown(enabled=not quiet):
             result = pipeline.run(kept)
-        code = EXIT_FINDINGS if result.findings else EXIT_OK
+        code = exit_code_for(result)
         with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
             present(tracked.result, settings, quiet, tracked.summary(), tracked)
         retention.prune_for(settings, datetime.now(UTC))
@@ -628,10 +681,15 @@ def demo(
     from reconcile.emulator.demo import demo_settings_env
 
     _setup_logging(verbose)
+    from reconcile.emulator.connectors import ConnectorSwitch
+
     seeded = out_dir.parent / f"{out_dir.name}.history.sqlite3"
     _seed_demo_history(seeded)
     with GraphEmulator(
-        snapshot_dir=demo_data.demo_snapshot(), tenant=demo_data.DEMO_TENANT_ID, export_polls=0
+        snapshot_dir=demo_data.demo_snapshot(),
+        tenant=demo_data.DEMO_TENANT_ID,
+        export_polls=0,
+        connectors=ConnectorSwitch(clock=demo_data.DEMO_AS_OF),
     ) as emulator:
         env = demo_settings_env(emulator)
         settings = build_settings(
@@ -658,7 +716,7 @@ def demo(
         with pipeline.keep_fetched(settings) as kept:
             with progress.shown():
                 result = pipeline.run(kept)
-            code = EXIT_FINDINGS if result.findings else EXIT_OK
+            code = exit_code_for(result)
             with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
                 present(tracked.result, settings, False, tracked.summary(), tracked)
     _echo(_demo_next_steps(result, out_dir.resolve(), seeded), err=True)

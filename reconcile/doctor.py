@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -18,9 +20,10 @@ from reconcile.ca import cloudpki
 from reconcile.errors import ConfigError, GraphError, ReconcileError
 from reconcile.graph import GraphSession, open_graph
 from reconcile.graph.auth import choose_method
-from reconcile.graph.client import required_permission
+from reconcile.graph.client import GraphClient, required_permission
 from reconcile.graph.clouds import resolve_endpoints
 from reconcile.graph.transport import ssl_trust
+from reconcile.intune.connectors import ConnectorHealth, decode, fetch_connectors
 from reconcile.intune.sources import (
     DEVICE_FIELDS,
     DEVICES_PATH,
@@ -197,6 +200,7 @@ def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
         probe("exportJobs", "POST", EXPORT_PATH, export_jobs)
     else:
         checks.append(Check("exportJobs", None, "not used with intune_source states"))
+    checks += connector_checks(client, settings)
     if cloudpki.SOURCE in settings.ca_sources:
         checks.append(_cloud_pki_check(graph))
     checks.append(_clock_check(graph))
@@ -237,6 +241,48 @@ def _cloud_pki_check(graph: GraphSession) -> Check:
 
 def _least_privileged(permission: str) -> tuple[bool, str]:
     return (".ReadWrite." in permission, permission)
+
+
+class _Collected:
+    """A connector sink that keeps what it is given (doctor writes no snapshot)."""
+
+    def __init__(self) -> None:
+        self.objects: list[Mapping[str, Any]] = []
+
+    def add_file(self, name: str, objects: Iterable[Mapping[str, Any]], note: Any) -> None:
+        self.objects = list(objects)
+
+
+def connector_checks(client: GraphClient, settings: Settings) -> list[Check]:
+    """One check per certificate connector: stale ones fail, an unreadable list is skipped."""
+    sink = _Collected()
+    try:
+        warnings = fetch_connectors(client, sink)
+    except ReconcileError as exc:
+        return [_failed("certificate connectors", exc)]
+    health = ConnectorHealth(
+        connectors=tuple(decode(dict(o)) for o in sink.objects),
+        as_of=datetime.now(UTC),
+        stale_hours=settings.connector_stale_hours,
+    )
+    checks = [Check("certificate connectors", None, w) for w in warnings]
+    if not health.connectors and not warnings:
+        checks.append(Check("certificate connectors", None, "the tenant lists none"))
+    for connector in health.connectors:
+        if health.is_stale(connector):
+            checks.append(
+                Check(
+                    "certificate connector",
+                    False,
+                    health.describe(connector),
+                    f"silent for longer than {settings.connector_stale_hours:g} h: check the "
+                    "connector service and its certificate on that server; until it connects, "
+                    "issuance stalls (pending and not_installed findings pile up)",
+                )
+            )
+        else:
+            checks.append(Check("certificate connector", True, health.describe(connector)))
+    return checks
 
 
 def _clock_check(graph: GraphSession) -> Check:

@@ -24,6 +24,7 @@ from reconcile.identity import parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
 from reconcile.report.table import printable
 from reconcile.timeparse import iso_z
+from reconcile.views import View
 
 log = logging.getLogger("reconcile.explain")
 
@@ -48,6 +49,7 @@ class CertificateStory:
     evidence: tuple[EvidenceRecord, ...]
     superseded_by: Verdict | None
     timeline: tuple[TimelineEvent, ...]
+    views: tuple[View, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,7 @@ def _story(verdict: Verdict, result: RunResult, records: list[EvidenceRecord]) -
         evidence=tuple(evidence),
         superseded_by=superseded_by,
         timeline=_sorted(events),
+        views=result.views.views_of(verdict.ca.serial, verdict.ca.issuer) if result.views else (),
     )
 
 
@@ -277,6 +280,8 @@ def _render_story(story: CertificateStory) -> list[str]:
 
     field("reason", v.reason)
     field("next step", story.next_step)
+    if story.views:
+        field("views", ", ".join(view.value for view in story.views))
     valid = f"{iso_z(ca.not_before) or '?'} to {iso_z(ca.not_after) or '?'}"
     field(
         "CA",

@@ -292,7 +292,7 @@ def _record(
             iso_z(started.astimezone(UTC).replace(microsecond=0)),
             result.tenant_id,
             json.dumps(inputs, sort_keys=True),
-            json.dumps(result.counts()),
+            json.dumps(run_counts(result)),
             exit_code,
             round(duration, 3),
         ),
@@ -558,6 +558,17 @@ _TREND_STATUSES = (
 )
 
 
+VIEW_COUNTS = ("revoked_installed", "expiring", "revocation_plan")
+"""Each view's count, recorded beside the status counts (a JSON key more; no schema change)."""
+
+
+def run_counts(result: RunResult) -> dict[str, int]:
+    counts = result.counts()
+    if result.views is not None:
+        counts.update(result.views.counts())
+    return counts
+
+
 def findings_total(counts: dict[str, int]) -> int:
     return sum(counts.get(s.value, 0) for s in FINDING_STATUSES)
 
@@ -580,12 +591,13 @@ def format_runs(rows: Sequence[RunRow]) -> str:
 
 
 def format_trend(rows: Sequence[RunRow]) -> str:
-    headers = ("as_of", "findings", *(s.value for s in _TREND_STATUSES))
+    headers = ("as_of", "findings", *(s.value for s in _TREND_STATUSES), *VIEW_COUNTS)
     table = [
         (
             iso_z(r.as_of),
             findings_total(r.counts),
             *(r.counts.get(s.value, 0) for s in _TREND_STATUSES),
+            *(r.counts.get(name, 0) for name in VIEW_COUNTS),
         )
         for r in rows
     ]

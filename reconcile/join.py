@@ -286,13 +286,16 @@ def classify(
     options: JoinOptions,
     keep_all: bool = True,
     keep_if: Callable[[Verdict], bool] | None = None,
+    keep_cert: Callable[[Status, CaCertificate, bool], bool] | None = None,
 ) -> JoinResult:
     """Classify every CA certificate as it streams past.
 
     Statuses up to within_grace are decided on the spot; the rest (the only ones that can be
     findings) wait until every delivered certificate is known, because a renewal later in the
     export can supersede them. Without ``keep_all`` the decided ones are only counted, unless
-    ``keep_if`` asks for them (device evidence needs a device's delivered renewals too).
+    ``keep_if`` asks for them (device evidence needs a device's delivered renewals too) or
+    ``keep_cert`` does from the status, the certificate and whether Intune reports it delivered,
+    before a verdict is built (the views: revoked but installed, expiring).
     """
     work = _Classifier(side, options)
     ca_issuers: dict[str | None, str | None] = {}
@@ -310,7 +313,9 @@ def classify(
         if status is None:
             pending.append((len(kept), cert, entry))
             kept.append(None)
-        elif keep_all:
+        elif keep_all or (
+            keep_cert is not None and keep_cert(status, cert, entry is not None and entry.delivered)
+        ):
             kept.append(work.verdict(status, cert, entry))
         elif keep_if is not None and keep_if(verdict := work.verdict(status, cert, entry)):
             kept.append(verdict)

@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconcile.views import Views
 
 
 class Status(StrEnum):
@@ -190,10 +194,16 @@ class RunResult:
     # How the CA exports were read (date order and how it was chosen, zone, inferred issuer).
     notes: tuple[str, ...] = ()
     duplicate_rows: int = 0
+    views: Views | None = None
 
     @property
     def findings(self) -> tuple[Verdict, ...]:
         return tuple(v for v in self.verdicts if v.is_finding)
+
+    @property
+    def revoked_installed(self) -> int:
+        """Certificates the CA revoked that Intune still reports installed: a security finding."""
+        return len(self.views.revoked_installed) if self.views is not None else 0
 
     def counts(self) -> dict[str, int]:
         """Counts per status, every status present (zeros included) in a fixed order."""

@@ -24,6 +24,8 @@ log = logging.getLogger("reconcile.notify")
 def payload(result: RunResult, delta: RunDelta | None, exit_code: int) -> dict[str, Any]:
     findings = len(result.findings)
     head = f"reconcile {result.run_id}: {findings} finding(s) as of {iso_z(result.as_of)}"
+    if result.revoked_installed:
+        head += f", {result.revoked_installed} revoked certificate(s) still installed"
     text = head if delta is None else f"{head}\n{format_delta(delta, limit=5)}"
     body: dict[str, Any] = {
         "text": text,
@@ -34,6 +36,8 @@ def payload(result: RunResult, delta: RunDelta | None, exit_code: int) -> dict[s
         "findings": findings,
         "counts": result.counts(),
     }
+    if result.views is not None:
+        body["views"] = result.views.counts()
     if delta is not None:
         body["new"] = len(delta.new)
         body["resolved"] = len(delta.resolved)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from reconcile import accepted, guards, progress
+from reconcile import accepted, guards, progress, views
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
@@ -25,9 +25,10 @@ from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
-from reconcile.join import JoinOptions, classify
+from reconcile.join import JoinOptions, JoinResult, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
@@ -264,9 +265,42 @@ def run(settings: Settings, keep_all: bool | None = None) -> RunResult:
         return _run(settings, settings.all_rows if keep_all is None else keep_all)
 
 
+def _split_view_only(
+    joined: JoinResult, keep_all: bool, keep_if: Callable[[Verdict], bool] | None
+) -> tuple[tuple[Verdict, ...], tuple[Verdict, ...], dict[str, int]]:
+    """(the run's verdicts, those kept only for the views, the counts of the rest).
+
+    Without ``--all`` a run's verdicts are its findings (plus what device evidence needs);
+    the revoked and delivered certificates the views needed stay out of them and are counted
+    with the other non-findings, so every output but the views is unchanged.
+    """
+    if keep_all:
+        return joined.verdicts, (), joined.dropped
+    kept: list[Verdict] = []
+    view_only: list[Verdict] = []
+    dropped = Counter(joined.dropped)
+    for verdict in joined.verdicts:
+        if verdict.is_finding or (keep_if is not None and keep_if(verdict)):
+            kept.append(verdict)
+        else:
+            view_only.append(verdict)
+            dropped[verdict.status.value] += 1
+    return tuple(kept), tuple(view_only), dict(dropped)
+
+
+def view_options(settings: Settings) -> views.ViewOptions:
+    config = settings.ca_config
+    return views.ViewOptions(
+        as_of=settings.resolved_as_of(),
+        expiry_days=settings.expiry_days,
+        ca_config={str(p): config for p in settings.ca_exports} if config else {},
+    )
+
+
 def _run(settings: Settings, keep_all: bool) -> RunResult:
     as_of = settings.resolved_as_of()
     pattern = _device_pattern(settings)
+    view_opts = view_options(settings)
     with ExitStack() as stack:
         ca = CaExports(settings)
         stack.callback(ca.close)
@@ -294,7 +328,10 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         keep_if = None if keep_all else _keep_if(settings)
         tally = guards.Tally(ca, settings.templates)
         collapser = Collapser(ca.index_sources())
-        joined = classify(collapser.first_copies(tally), snapshot.side, options, keep_all, keep_if)
+        keep_cert = None if keep_all else views.wanted(view_opts)
+        joined = classify(
+            collapser.first_copies(tally), snapshot.side, options, keep_all, keep_if, keep_cert
+        )
         collapser.finish()
         guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
         if ca.cloud_pki is not None:
@@ -307,11 +344,19 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             del joined
             ca = ca.again()
             stack.callback(ca.close)
-            joined = classify(collapser.winners(ca), snapshot.side, options, keep_all, keep_if)
+            joined = classify(
+                collapser.winners(ca), snapshot.side, options, keep_all, keep_if, keep_cert
+            )
         notes = [*ca.notes, *notes, *collapser.warnings]
+        entries = snapshot.side.entries
+        connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
+        for line in connectors.stale_lines() if connectors is not None else ():
+            log.warning("%s", line)
     progress.report("join", len(joined.verdicts), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
-    verdicts = joined.verdicts
+    if connectors is not None and connectors.input_file is not None:
+        inputs.append(connectors.input_file)
+    verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if)
     if settings.exceptions_file is not None:
         exceptions = accepted.load(settings.exceptions_file)
         verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
@@ -327,8 +372,10 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         templates=settings.templates,
         intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
-        dropped=joined.dropped,
+        dropped=dropped,
         notes=tuple(notes),
         duplicate_rows=collapser.duplicate_rows,
     )
-    return with_next_steps(apply_stored_evidence(result, settings))
+    result = with_next_steps(apply_stored_evidence(result, settings))
+    built = views.build((*result.verdicts, *view_only), entries, result.inputs, view_opts)
+    return replace(result, views=replace(built, connectors=connectors))

@@ -68,6 +68,12 @@ class Settings:
         "per export in the same order (repeatable; ';' between names in the env var)",
         separator=";",
     )
+    ca_config: str | None = _opt(
+        None,
+        "ca.config",
+        "RECONCILE_CA_CONFIG",
+        help="AD CS CA config (host\\CA name) for the revocation plan's certutil -config",
+    )
     column_map: Path | None = _opt(
         None,
         "ca.column_map",
@@ -176,6 +182,12 @@ class Settings:
     max_concurrency: int = _opt(
         4, "intune.max_concurrency", "RECONCILE_MAX_CONCURRENCY", help="profiles read at once"
     )
+    connector_stale_hours: float = _opt(
+        24.0,
+        "intune.connector_stale_hours",
+        "RECONCILE_CONNECTOR_STALE_HOURS",
+        help="a certificate connector silent for longer than this is a warning",
+    )
     # --- classification ---------------------------------------------------------------------
     as_of: datetime | None = _opt(
         None, "run.as_of", "RECONCILE_AS_OF", help="the run's 'now' (ISO-8601); default: the clock"
@@ -209,8 +221,29 @@ class Settings:
         "RECONCILE_CSV_BOM",
         help="start CSV files with a UTF-8 BOM (for Excel)",
     )
+    revoked_installed_csv: Path | None = _opt(
+        None,
+        "output.revoked_installed_csv",
+        "RECONCILE_REVOKED_INSTALLED_CSV",
+        help="write the revoked-but-installed view as CSV here",
+    )
+    expiring_csv: Path | None = _opt(
+        None, "output.expiring_csv", "RECONCILE_EXPIRING_CSV", help="write the expiring view here"
+    )
+    revocation_plan: Path | None = _opt(
+        None,
+        "output.revocation_plan",
+        "RECONCILE_REVOCATION_PLAN",
+        help="write the revocation plan CSV here",
+    )
     max_rows: int = _opt(
         50, "output.max_rows", "RECONCILE_MAX_ROWS", help="findings shown on the terminal"
+    )
+    expiry_days: int = _opt(
+        30,
+        "report.expiry_days",
+        "RECONCILE_EXPIRY_DAYS",
+        help="installed certificates expiring within this many days are listed as expiring",
     )
     # --- Graph and auth ---------------------------------------------------------------------
     tenant_id: str | None = _opt(
@@ -601,6 +634,11 @@ def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> Non
         raise ConfigError("ca.max_reject_ratio must be between 0 and 1")
     if settings.grace_hours < 0:
         raise ConfigError(f"{labels.get('grace_hours', 'grace_hours')} must not be negative")
+    if settings.expiry_days < 0:
+        raise ConfigError(f"{labels.get('expiry_days', 'expiry_days')} must not be negative")
+    if settings.connector_stale_hours <= 0:
+        name = labels.get("connector_stale_hours", "connector_stale_hours")
+        raise ConfigError(f"{name} must be positive")
     if settings.max_concurrency < 1:
         raise ConfigError("max_concurrency must be at least 1")
     if settings.max_snapshot_bytes < 1:

@@ -16,6 +16,7 @@ rows, so everything else is still checked byte for byte.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
@@ -29,9 +30,11 @@ from typing import IO, Any
 
 from reconcile.errors import InputError
 from reconcile.model import RunResult, Verdict
-from reconcile.report import csvout, jsonl
+from reconcile.report import csvout, jsonl, viewsout
 from reconcile.report.bundle import MANIFEST, bundle_files, read_manifest, safe_name, sha256_file
 from reconcile.settings import Settings, parse_as_of, resolve
+from reconcile.views import View
+from reconcile.views import renamed as views_renamed
 
 ANNOTATIONS = ("first_seen", "age_days", "new_since_last_run", "evidence")
 
@@ -170,7 +173,7 @@ def settings_from(meta: dict[str, Any], inputs: Inputs | None = None) -> Setting
     return resolve(flags, env={}, config_path=None)
 
 
-def _renamed(result: RunResult, names: dict[str, str]) -> RunResult:
+def _renamed(result: RunResult, names: dict[str, str], ca_config: str | None) -> RunResult:
     """The recomputation read copies; name every row by the path the run read it from."""
 
     def rename(verdict: Verdict) -> Verdict:
@@ -179,7 +182,12 @@ def _renamed(result: RunResult, names: dict[str, str]) -> RunResult:
             return verdict
         return dataclasses.replace(verdict, ca=dataclasses.replace(verdict.ca, source=original))
 
-    return dataclasses.replace(result, verdicts=tuple(rename(v) for v in result.verdicts))
+    views = result.views
+    return dataclasses.replace(
+        result,
+        verdicts=tuple(rename(v) for v in result.verdicts),
+        views=views_renamed(views, names, ca_config) if views is not None else None,
+    )
 
 
 def _annotations(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
@@ -235,7 +243,7 @@ def recompute(
     saved_jsonl = directory / f"{stem}.jsonl"
     if not saved_jsonl.is_file():
         return f"{saved_jsonl.name}: missing from the folder"
-    result = _renamed(run(settings), inputs.names if inputs is not None else {})
+    result = _renamed(run(settings), inputs.names if inputs is not None else {}, settings.ca_config)
     saved = _annotations(saved_jsonl)
     verdicts = tuple(_carry_over(v, saved) for v in result.verdicts)
     result = dataclasses.replace(result, verdicts=verdicts)
@@ -254,6 +262,17 @@ def recompute(
             lambda h: csvout.write_unknown(h, result.unknown_to_ca, result.run_id), encoding
         ),
     }
+    if result.views is not None:
+        # A folder from before the views has none of them; the manifest covers deletions.
+        for view in View:
+            if (directory / f"{view.value}.csv").is_file():
+                rows_of = result.views.rows(view)
+                expected[f"{view.value}.csv"] = _render(
+                    functools.partial(
+                        viewsout.write_view, view=view, rows=rows_of, run_id=result.run_id
+                    ),
+                    encoding,
+                )
     for name, data in expected.items():
         path = directory / name
         if not path.is_file():

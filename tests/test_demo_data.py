@@ -460,3 +460,21 @@ def test_benchmark_data_is_valid_and_classifies_as_generated(
     assert {k: counts[k] for k in bench["expected_counts"]} == bench["expected_counts"]
     assert sum(n for status, n in counts.items() if status != "unknown_to_ca") == 1500
     assert result.verdicts == result.findings
+
+
+def test_demo_shows_at_least_one_row_in_each_view(manifest: dict[str, Any]) -> None:
+    """The default run (findings only), as `reconcile demo` makes it."""
+    result = pipeline.run(_demo_settings())
+    assert result.views is not None
+    expected = {int(c["serial"], 16): c["expected"] for c in manifest["certificates"]}
+    revoked = [r.verdict.ca.serial for r in result.views.revoked_installed]
+    expiring = [(r.verdict.ca.serial, r.days_left) for r in result.views.expiring]
+    plan = {r.verdict.ca.serial: r.reason for r in result.views.revocation_plan}
+    assert [expected[s] for s in revoked] == ["revoked"]
+    assert [(expected[s], days) for s, days in expiring] == [("delivered", 8)]
+    assert sorted(str(r) for r in plan.values()) == [
+        "cessationOfOperation", "cessationOfOperation", "superseded", "superseded", "superseded",
+    ]  # fmt: skip
+    assert all(expected[s] != "delivered" for s in plan)
+    health = result.views.connectors
+    assert health is not None and len(health.connectors) == 2 and health.stale == ()

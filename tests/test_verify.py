@@ -74,7 +74,8 @@ def test_good_folder_verifies(folder):
     assert first["first_seen"] == "2026-11-20T02:00:00Z"
     done = invoke("verify", str(folder))
     assert done.exit_code == 0, done.output
-    assert "verified: 7 files match" in done.stdout
+    # 7 report files + revoked-installed.csv, expiring.csv, revocation-plan.csv and .ps1
+    assert "verified: 11 files match" in done.stdout
 
 
 def test_edited_file_fails_the_manifest(folder):
@@ -143,7 +144,7 @@ def test_bundle_holds_its_inputs_and_verifies_moved_without_them(bundle, tmp_pat
     monkeypatch.chdir(moved.parent)
     done = invoke("verify", "moved")
     assert done.exit_code == 0, done.output
-    assert "verified: 11 files match" in done.stdout
+    assert "verified: 15 files match" in done.stdout
     meta = json.loads((moved / "run.json").read_text(encoding="utf-8"))
     assert meta["bundle_inputs"] == "copy"
     assert {b["file"] for b in meta["bundled"]} >= {"inputs/ca/1-issued.csv.gz"}
@@ -199,3 +200,14 @@ def test_bundled_input_missing_from_the_manifest_is_exit_1(bundle):
     done = invoke("verify", str(bundle))
     assert done.exit_code == 1
     assert "inputs/ca/1-issued.csv.gz: named in run.json but not listed" in done.stderr
+
+
+def test_an_edited_view_is_caught_even_with_a_resealed_manifest(folder):
+    plan = folder / "revocation-plan.csv"
+    plan.write_bytes(
+        plan.read_bytes() + b"FF,x,superseded,superseded,4,PC-1,certutil -revoke FF 4\r\n"
+    )
+    reseal(folder)
+    done = invoke("verify", str(folder))
+    assert done.exit_code == 1
+    assert "revocation-plan.csv" in done.output

@@ -277,6 +277,13 @@ class CloudPkiSource:
         )
 
 
+def revoke_request(ca_id: str, leaf_id: str, graph_url: str = GRAPH_URL) -> tuple[str, str]:
+    """(url, JSON body) of the revokeLeafCertificate action for one leaf of one CA."""
+    path = REVOKE_PATH.format(id=quote(ca_id, safe=""))
+    body = msgspec.json.encode({"leafCertificateId": leaf_id}).decode()
+    return f"{graph_url.rstrip('/')}{path}", body
+
+
 def revoke_command(cert: CaCertificate, graph_url: str = GRAPH_URL) -> str | None:
     """The Graph call an admin would make to revoke a Cloud PKI leaf; printed, never sent.
 
@@ -284,6 +291,5 @@ def revoke_command(cert: CaCertificate, graph_url: str = GRAPH_URL) -> str | Non
     """
     if cert.cloud_pki_leaf_id is None or cert.template_oid is None:
         return None
-    path = REVOKE_PATH.format(id=quote(cert.template_oid, safe=""))
-    body = msgspec.json.encode({"leafCertificateId": cert.cloud_pki_leaf_id}).decode()
-    return f"POST {graph_url.rstrip('/')}{path} {body}"
+    url, body = revoke_request(cert.template_oid, cert.cloud_pki_leaf_id, graph_url)
+    return f"POST {url} {body}"

@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from reconcile.emulator.connectors import ConnectorSwitch
 from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
 from reconcile.emulator.faults import FaultKind, parse_fault
 from reconcile.emulator.server import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, GraphEmulator
@@ -61,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
         help=f"kind[:key=value,...]; kinds: {kinds}; keys: route, path, query, times, after, "
         "retry_after, retry_after_date, delay (repeatable)",
     )
+    parser.add_argument(
+        "--stale-connector",
+        action="store_true",
+        help="add a certificate connector that has been silent for three days",
+    )
+    parser.add_argument(
+        "--connector-status",
+        type=int,
+        choices=(200, 403, 404),
+        default=200,
+        help="answer the connector endpoints with this status (403/404: no access)",
+    )
     parser.add_argument("--request-log", type=Path, help="append every request as JSON Lines")
     parser.add_argument(
         "--ready-file", type=Path, help="write the connection details here as JSON once serving"
@@ -104,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         request_log=args.request_log,
         port=args.port,
+        snapshot_dir=None if args.generated is not None else args.snapshot or DEMO_SNAPSHOT,
+        connectors=ConnectorSwitch(stale=args.stale_connector, status=args.connector_status),
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -47,6 +47,8 @@ ROUTES = (
     "export_list",
     "export_status",
     "download",
+    "ndes_connectors",
+    "connector_details",
     "unknown",
     "cloud_pki_cas",
     "cloud_pki_leaves",

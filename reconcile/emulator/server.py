@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from reconcile.emulator import cloudpki
+from reconcile.emulator import connectors as connector_routes
+from reconcile.emulator.connectors import ConnectorSwitch
 from reconcile.emulator.faults import Fault, FaultKind
 from reconcile.emulator.tenant import (
     DEVICE_PROPERTIES,
@@ -312,6 +314,7 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ),
         ("GET", "download", r"^/blob/reports/(?P<name>[^/]+)\.zip$"),
         *cloudpki.PATTERNS,
+        *connector_routes.ROUTES,
     )
 )
 
@@ -348,6 +351,7 @@ class GraphEmulator:
         cloud_pki: cloudpki.CloudPki | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        connectors: ConnectorSwitch | None = None,
     ):
         if data is None:
             if snapshot_dir is not None:
@@ -394,6 +398,8 @@ class GraphEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.ca_bundle = Path()
+        self.connectors = connectors or ConnectorSwitch()
+        self._connector_snapshot = snapshot_dir
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -601,6 +607,8 @@ class GraphEmulator:
             self._export_list(ex)
         elif ex.route in cloudpki.ROUTES:
             self._cloud_pki(ex)
+        elif ex.route in connector_routes.CONTEXTS:
+            self._connectors(ex)
         else:
             self._export_status(ex, fault)
 
@@ -1231,6 +1239,29 @@ class GraphEmulator:
             lambda start, stop: items[start:stop],
             known,
             cloudpki.CONTEXT + context,
+        )
+
+    def _connectors(self, ex: _Exchange) -> None:
+        status = self.connectors.status
+        if status != 200:
+            code = "Forbidden" if status == 403 else "ResourceNotFound"
+            self._graph_error(ex, status, code, f"{code} for the connector list.")
+            return
+        now = self.connectors.now()
+        served = None
+        if self._connector_snapshot is not None:
+            served = connector_routes.from_snapshot(self._connector_snapshot, now)
+        if served is None:
+            served = connector_routes.generated(now, stale=False)
+        items = list(served[ex.route])
+        if self.connectors.stale and ex.route == connector_routes.NDES_ROUTE:
+            items += connector_routes.generated(now, stale=True)[ex.route][1:]
+        self._page(
+            ex,
+            len(items),
+            lambda start, stop: items[start:stop],
+            frozenset(k for item in items for k in item),
+            connector_routes.CONTEXTS[ex.route],
         )
 
     # --- report export ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.graph import open_graph
 from reconcile.graph.client import GraphClient
 from reconcile.intune import cloudpki
+from reconcile.intune.connectors import DETAILS_PATH, NDES_PATH, fetch_connectors
 from reconcile.intune.snapshot import SnapshotWriter
 from reconcile.intune.sources import (
     DEVICES_PATH,
@@ -54,6 +55,7 @@ def endpoints_used(settings: Settings) -> list[str]:
     if "report" in sources_of(settings):
         used += [f"POST {EXPORT_PATH}", f"GET {EXPORT_PATH}('{{id}}')", "GET <export url>"]
     used.append(f"GET {DEVICES_PATH}")
+    used += [f"GET {NDES_PATH} (optional)", f"GET {DETAILS_PATH} (optional)"]
     if CLOUD_PKI in settings.ca_sources:
         used += cloudpki.endpoints()
     return used
@@ -121,6 +123,7 @@ def fetch_snapshot(
         }
         with SnapshotWriter(out, metadata, settings.max_snapshot_bytes) as writer:
             fetch_into(writer, graph.client, settings, progress=progress)
+            fetch_connectors(graph.client, writer)
             path = writer.commit()
             counts = writer.counts()
         log.info(

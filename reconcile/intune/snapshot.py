@@ -12,6 +12,9 @@ A snapshot is a directory::
                                 only records.REPORT_ROW_KEYS (plus "@reconcile.raw", the whole
                                 CSV row, when intune.report_raw_rows asks)
     managed_devices.jsonl       managedDevice objects
+    connectors.jsonl            ndesConnector and certificateConnectorDetails objects, each
+                                annotated with "@reconcile.connectorType" (optional; a 403/404
+                                is a warning under "connectors" in metadata.json)
     cloud_pki_cas.jsonl         Cloud PKI cloudCertificationAuthority objects (--ca-source
                                 cloud-pki)
     cloud_pki_leaf_certificates.jsonl
@@ -389,6 +392,20 @@ class SnapshotWriter:
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
+
+    def add_file(self, name: str, objects: Iterable[Mapping[str, Any]], note: Any) -> None:
+        """An optional file beside the collections (not in ``counts``: the join never reads
+        it), described in metadata.json under its stem by ``note``."""
+        digest = hashlib.sha256()
+        with (self._tmp / name).open("wb") as handle:
+            for obj in objects:
+                line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+                data = line.encode("utf-8") + b"\n"
+                digest.update(data)
+                handle.write(data)
+        if isinstance(note, dict):
+            note = {**note, "sha256": digest.hexdigest()}
+        self._metadata[name.partition(".")[0]] = note
 
     def close(self) -> None:
         """Flush and close every file; all are closed even when one of them fails."""

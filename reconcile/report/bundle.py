@@ -9,6 +9,7 @@ needs nothing but the folder; ``manifest-sha256.txt`` (``sha256sum -c`` format) 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -25,10 +26,11 @@ from reconcile import __version__
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.intune.snapshot import METADATA as SNAPSHOT_METADATA
 from reconcile.model import RunResult, Verdict
-from reconcile.report import csvout, jsonl, table
+from reconcile.report import csvout, jsonl, table, viewsout
 from reconcile.report.atomic import staging_dir, swap_dir, write_atomic
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
+from reconcile.views import View, ViewRow
 
 MANIFEST = "manifest-sha256.txt"
 SECRET_FLAGS = ("--client-secret", "--certificate-password", "--webhook-url")
@@ -113,11 +115,15 @@ def run_metadata(
             "report_delivered": list(settings.report_delivered),
             "snapshot": str(settings.snapshot or settings.save_snapshot or "") or None,
             "all_rows": settings.all_rows,
+            "expiry_days": settings.expiry_days,
+            "ca_config": settings.ca_config,
+            "connector_stale_hours": settings.connector_stale_hours,
         },
         "counts": result.counts(),
         "findings": len(result.findings),
         "duplicate_rows": result.duplicate_rows,
         "notes": list(result.notes),
+        "views": _views_json(result),
         "rejects": {
             "count": len(result.rejects),
             "first": [f"{r.source}:{r.line}: {r.reason}" for r in result.rejects[:100]],
@@ -130,6 +136,91 @@ def run_metadata(
         },
         "exit_code": exit_code,
     }
+
+
+def _views_json(result: RunResult) -> dict[str, Any]:
+    views = result.views
+    if views is None:
+        return {}
+    out: dict[str, Any] = {"expiry_days": views.expiry_days, "counts": views.counts()}
+    for view in View:
+        out[view.value] = [
+            dict(zip(viewsout.header(view), row, strict=False))
+            for row in _view_rows(view, views.rows(view), result.run_id)
+        ]
+    health = views.connectors
+    if health is not None:
+        out["connectors"] = [
+            {
+                "kind": c.kind,
+                "name": c.name,
+                "machine": c.machine,
+                "state": c.state,
+                "version": c.version,
+                "last_seen": iso_z(c.last_seen),
+                "stale": health.is_stale(c),
+            }
+            for c in health.connectors
+        ]
+        out["connector_warnings"] = health.warning_lines()
+    return out
+
+
+def _view_rows(view: View, rows: Sequence[ViewRow], run_id: str) -> list[list[str]]:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    viewsout.write_view(buffer, view, rows, run_id)
+    return list(csv.reader(io.StringIO(buffer.getvalue())))[1:]
+
+
+def view_files(result: RunResult, encoding: str) -> list[tuple[str, Writer, str, str | None]]:
+    """revoked-installed.csv, expiring.csv, revocation-plan.csv (header only when empty) and
+    the plan script(s) for the run's CA kinds."""
+    views = result.views
+    if views is None:
+        return []
+    files: list[tuple[str, Writer, str, str | None]] = [
+        (
+            f"{view.value}.csv",
+            functools.partial(
+                viewsout.write_view, view=view, rows=views.rows(view), run_id=result.run_id
+            ),
+            encoding,
+            "",
+        )
+        for view in View
+    ]
+    formats = [i.format for i in result.inputs if i.kind == "ca-export"]
+    # Cloud PKI's leaves come from the snapshot, not an export: their plan rows name the kind.
+    formats += [r.ca_format for r in views.revocation_plan]
+    files.extend(
+        (
+            f"revocation-plan.{suffix}",
+            functools.partial(
+                viewsout.write_script,
+                views=views,
+                suffix=suffix,
+                run_id=result.run_id,
+                as_of=iso_z(result.as_of),
+            ),
+            "utf-8",
+            None,
+        )
+        for suffix in viewsout.script_suffixes(formats)
+    )
+    return files
+
+
+def write_view_csv(path: Path, view: View, result: RunResult, settings: Settings) -> None:
+    rows = result.views.rows(view) if result.views is not None else ()
+    write_atomic(
+        path,
+        lambda h: viewsout.write_view(h, view, rows, result.run_id),
+        encoding=csvout.csv_encoding(settings.csv_bom),
+        newline="",
+    )
 
 
 def write_csv(path: Path, result: RunResult, settings: Settings) -> None:
@@ -288,6 +379,7 @@ def write_bundle(
         ),
         ("summary.txt", lambda h: h.write(table.render(result, -1, preamble)), "utf-8", None),
         ("run.json", lambda h: h.write(json.dumps(meta, indent=2) + "\n"), "utf-8", None),
+        *view_files(result, encoding),
         *((name, writer, "utf-8", None) for name, writer in extra),
     ]
     directory = directory.absolute()

@@ -18,6 +18,7 @@ from reconcile import __version__
 from reconcile.history import TREND_RUNS, RunDelta, RunRow, findings_total, format_delta
 from reconcile.identity import serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
+from reconcile.report import viewspage
 from reconcile.report.columns import COLUMNS
 from reconcile.timeparse import iso_z
 
@@ -142,6 +143,7 @@ def trend_svg(runs: Sequence[RunRow], width: int = 900, height: int = 200) -> st
     series = (
         ("findings", "#cf222e", [findings_total(r.counts) for r in runs]),
         ("accepted", "#9a6700", [r.counts.get(Status.ACCEPTED.value, 0) for r in runs]),
+        *viewspage.trend_series(runs),
     )
     peak = max(1, *(max(values) for _name, _colour, values in series))
     step = plot_w / max(1, len(runs) - 1)
@@ -345,8 +347,9 @@ def render(result: RunResult, delta: RunDelta | None = None, runs: Sequence[RunR
         f"<h2>Trend</h2>{trend_svg(runs)}"
         f"<h2>Findings</h2>{_table(result)}"
         f"<h2>Unknown to the CA ({len(result.unknown_to_ca)})</h2>{_unknown_to_ca(result)}"
+        f"{viewspage.sections(result)}"
         f"<h2>Provenance</h2>{_provenance(result)}"
-        f"</main><script>{_JS}</script></body></html>\n"
+        f"</main><script>{_JS}{viewspage.VIEW_JS}</script></body></html>\n"
     )
 
 

@@ -158,4 +158,7 @@ def render(result: RunResult, max_rows: int, preamble: str = "", width: int | No
         # How the CA exports were read (date order, zone, issuer, copies): never silent.
         notes = "\n".join(f"note: {printable(n)}" for n in result.notes)
         parts += ["", _wrap(notes, width, indent="      ")]
-    return "\n".join(parts) + "\n"
+    from reconcile.report import viewspage
+
+    views = viewspage.text(result, max_rows, width)
+    return "\n".join(parts) + "\n" + (f"\n{views}" if views else "")

@@ -210,3 +210,30 @@ def test_an_empty_cloud_pki_checks_nothing_and_stops(emu: GraphEmulator, tmp_pat
     assert "no in-scope Cloud PKI certificate (no leaf certificates" in result.stderr
     assert "cloud_pki_leaf_certificates.jsonl" in result.stderr
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_the_revocation_plan_prints_the_graph_call_for_cloud_pki(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = run_args(
+        "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
+        "--out-dir", str(out),
+    )  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 1
+    plan = {r["serial_number"]: r for r in csv.DictReader(io.StringIO(
+        (out / "revocation-plan.csv").read_text(encoding="utf-8-sig"), newline=""))}  # fmt: skip
+    assert {s: plan[s]["reason"] for s in (serial(3), serial(9))} == {
+        serial(3): "cessationOfOperation",
+        serial(9): "superseded",
+    }
+    url = f"https://graph.microsoft.com/beta/deviceManagement/cloudCertificationAuthority/{CA_ID}"
+    assert plan[serial(3)]["command"] == (
+        f'az rest --method POST --url "{url}/revokeLeafCertificate" '
+        """--body '{"leafCertificateId":"976c94f8-94f8-976c-f894-6c97f8946c03"}'"""
+    )
+    script = (out / "revocation-plan.sh").read_text(encoding="utf-8")
+    assert script.count("az rest --method POST") == 2 and "certutil" not in script
+    assert "az rest" not in (out / "revocation-plan.ps1").read_text(encoding="utf-8")
+    # Printed, never sent: the emulator saw no POST at all.
+    assert not [r for r in emu.requests if r.method == "POST" and "revoke" in r.path]

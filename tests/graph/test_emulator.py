@@ -189,8 +189,11 @@ def test_doctor_against_the_emulator_is_all_green(emu: GraphEmulator) -> None:
         "managedDeviceCertificateStates": True,
         "managedDevices": True,
         "exportJobs": None,
+        "certificate connector": True,
         "clock skew": True,
     }
+    connectors = [c.detail for c in checks if c.name == "certificate connector"]
+    assert len(connectors) == 2 and all("last connected" in d for d in connectors)
 
 
 @pytest.fixture
