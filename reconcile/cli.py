@@ -248,6 +248,14 @@ CaExportOpt = Annotated[
         "--ca-export", metavar="PATH", help="CA export file (repeatable).", show_default=False
     ),
 ]
+CaSourceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ca-source",
+        help="CA read through Graph: cloud-pki (repeatable; combine with --ca-export).",
+        show_default=False,
+    ),
+]
 CaFormatOpt = Annotated[
     str | None,
     typer.Option(
@@ -592,6 +600,7 @@ def present(
 def run(
     ctx: typer.Context,
     ca_exports: CaExportOpt = None,
+    ca_sources: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -688,8 +697,9 @@ def demo(
         settings = build_settings(
             None,
             ca_exports=[demo_data.demo_ca_export()],
+            ca_sources=["cloud-pki"],
             ca_issuer=demo_data.DEMO_ISSUER,
-            templates=list(demo_data.DEMO_TEMPLATES),
+            templates=[*demo_data.DEMO_TEMPLATES, demo_data.DEMO_CLOUD_PKI_CA],
             as_of=demo_data.DEMO_AS_OF,
             out_dir=out_dir,
             history_db=seeded,
@@ -762,6 +772,8 @@ def _demo_next_steps(result: RunResult, out_dir: Path, seeded: Path) -> str:
             device,
             "--ca-export",
             str(demo_data.demo_ca_export()),
+            "--ca-source",
+            "cloud-pki",
             "--snapshot",
             str(demo_data.demo_snapshot()),
             "--ca-issuer",
@@ -799,6 +811,7 @@ def fetch(
     auth_method: AuthOpt = None,
     certificate_path: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
+    ca_sources: CaSourceOpt = None,
     log_format: LogFormatOpt = None,
     record_cassette: Annotated[
         Path | None,
@@ -855,6 +868,7 @@ def doctor(
     auth_method: AuthOpt = None,
     certificate_path: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
+    ca_sources: CaSourceOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Check configuration, sign-in, each Graph permission and the clock; exit 3 if any fails."""
@@ -1095,6 +1109,7 @@ def explain_command(
         str, typer.Argument(help="A serial number (any spelling) or an Intune device name.")
     ],
     ca_exports: CaExportOpt = None,
+    ca_sources: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,

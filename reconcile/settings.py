@@ -78,6 +78,13 @@ class Settings:
     ca_exports: tuple[Path, ...] = _opt(
         (), "ca.exports", "RECONCILE_CA_EXPORT", help="CA export files (repeatable)"
     )
+    ca_sources: tuple[str, ...] = _opt(
+        (),
+        "ca.sources",
+        "RECONCILE_CA_SOURCE",
+        help="CAs read through Graph instead of an export: cloud-pki (Microsoft Cloud PKI); "
+        "combine with CA exports for a mixed estate",
+    )
     ca_format: CaFormat = _opt(
         CaFormat.AUTO,
         "ca.format",
@@ -504,6 +511,7 @@ class Settings:
         return FetchOptions(
             graph=self.graph_config(),
             source=self.intune_source,
+            ca_sources=self.ca_sources,
             export_timeout=self.export_timeout,
             max_concurrency=self.max_concurrency,
             report_raw_rows=self.report_raw_rows,
@@ -516,6 +524,7 @@ class Settings:
         return DoctorOptions(
             graph=self.graph_config(),
             source=self.intune_source,
+            ca_sources=self.ca_sources,
             connector_stale_hours=self.connector_stale_hours,
         )
 
@@ -742,6 +751,9 @@ def _warn_unknown_env(env: Mapping[str, str]) -> None:
         logging.getLogger("reconcile").warning("unknown environment variable %s%s", name, hint)
 
 
+CA_SOURCES = ("cloud-pki",)
+
+
 def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> None:
     """``labels`` name where a value came from (a flag or env var), for the message."""
     labels = labels or {}
@@ -751,6 +763,9 @@ def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> Non
             raise ConfigError(
                 f"{labels.get(name, name)} must be one of {', '.join(choices)}, not {value!r}"
             )
+    for source in settings.ca_sources:
+        if source not in CA_SOURCES:
+            raise ConfigError(f"CA source must be one of {', '.join(CA_SOURCES)}, not {source!r}")
     if len(settings.ca_issuer) > 1 and len(settings.ca_issuer) != len(settings.ca_exports):
         raise ConfigError(
             f"{len(settings.ca_issuer)} CA issuers for {len(settings.ca_exports)} CA exports: "

@@ -1,6 +1,6 @@
 """CA issued-certificate exports in, CaCertificate records (or Rejects) out, one streaming pass.
 
-    reader = ExportReader(path, ReaderOptions.from_settings(settings))   # may raise InputError
+    reader = ExportReader(path, settings.reader_options())   # may raise InputError
     for item in reader:                       # CaCertificate | Reject, in file order
         ...
     reader.input_file()                       # sha256, rows, rejects for run.json

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import httpx
 
+from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.graph.client import GraphClient
 from reconcile.graph.session import open_graph
+from reconcile.intune import cloudpki
 from reconcile.intune.connectors import DETAILS_PATH, NDES_PATH, fetch_connectors
 from reconcile.intune.options import FetchOptions, IntuneSource
 from reconcile.intune.snapshot import SnapshotWriter
@@ -46,7 +48,7 @@ def sources_of(source: IntuneSource) -> tuple[IntuneSource, ...]:
     return IntuneSource(source).collections
 
 
-def endpoints_used(source: IntuneSource) -> list[str]:
+def endpoints_used(source: IntuneSource, ca_sources: tuple[str, ...] = ()) -> list[str]:
     used: list[str] = []
     if IntuneSource.STATES in sources_of(source):
         used += [f"GET {PROFILES_PATH}", f"GET {STATES_PATH}"]
@@ -54,6 +56,8 @@ def endpoints_used(source: IntuneSource) -> list[str]:
         used += [f"POST {EXPORT_PATH}", f"GET {EXPORT_PATH}('{{id}}')", "GET <export url>"]
     used.append(f"GET {DEVICES_PATH}")
     used += [f"GET {NDES_PATH} (optional)", f"GET {DETAILS_PATH} (optional)"]
+    if CLOUD_PKI in ca_sources:
+        used += cloudpki.endpoints()
     return used
 
 
@@ -86,6 +90,8 @@ def fetch_into(
         shared.open_collection("certificate_states")
         tasks += [functools.partial(fetch_states, client, shared, p) for p in profiles]
     tasks.append(functools.partial(fetch_devices, client, shared))
+    if CLOUD_PKI in options.ca_sources:
+        tasks.append(functools.partial(cloudpki.fetch_cloud_pki, client, shared))
     run_all(tasks, options.max_concurrency)
 
 
@@ -109,10 +115,11 @@ def fetch_snapshot(
             "graph_url": graph.endpoints.graph_url,
             "authority_host": graph.endpoints.authority_host,
             "auth_method": graph.tokens.method,
-            "endpoints": endpoints_used(options.source),
+            "endpoints": endpoints_used(options.source, options.ca_sources),
             "fetched_at": iso_z(datetime.now(UTC)),
             "intune_source": str(options.source),
             "sources": [str(s) for s in sources_of(options.source)],
+            "ca_sources": list(options.ca_sources),
         }
         with SnapshotWriter(out, metadata, options.max_snapshot_bytes) as writer:
             fetch_into(writer, graph.client, options, progress=progress)

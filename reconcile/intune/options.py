@@ -29,6 +29,7 @@ class FetchOptions:
 
     graph: GraphConfig = field(default_factory=GraphConfig)
     source: IntuneSource = IntuneSource.STATES
+    ca_sources: tuple[str, ...] = ()
     export_timeout: float = 600.0
     max_concurrency: int = 4
     report_raw_rows: bool = False
