@@ -899,6 +899,7 @@ HistoryDbArg = Annotated[
 @app.command("history")
 @boundary
 def history_command(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     history_db: HistoryDbArg = None,
     limit: Annotated[
@@ -918,7 +919,7 @@ def history_command(
     """List recorded runs (or one run's findings) from the history database."""
     from reconcile import history
 
-    settings = build_settings(config, history_db=history_db)
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
@@ -933,6 +934,7 @@ def history_command(
 @app.command("trend")
 @boundary
 def trend_command(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     history_db: HistoryDbArg = None,
     days: Annotated[
@@ -944,7 +946,7 @@ def trend_command(
     """Counts per status over time, one line per recorded run, oldest first."""
     from reconcile import history
 
-    settings = build_settings(config, history_db=history_db)
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
@@ -987,6 +989,7 @@ app.add_typer(evidence_app, name="evidence")
 @evidence_app.command("add")
 @boundary
 def evidence_add(
+    ctx: typer.Context,
     paths: Annotated[
         list[Path],
         typer.Argument(
@@ -1022,7 +1025,7 @@ def evidence_add(
     from reconcile.evidence.add import add_logs, parse_options, render_added
     from reconcile.evidence.store import EvidenceStore
 
-    settings = build_settings(config, evidence_db=evidence_db)
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format)
     options = parse_options(device, timezone, log_date)
     with EvidenceStore(settings.evidence_path()) as store:
@@ -1034,6 +1037,7 @@ def evidence_add(
 @evidence_app.command("list")
 @boundary
 def evidence_list(
+    ctx: typer.Context,
     device: Annotated[
         str | None,
         typer.Option(metavar="NAME", help="Only this device's attempts.", show_default=False),
@@ -1049,7 +1053,7 @@ def evidence_list(
     from reconcile.report.table import printable
     from reconcile.timeparse import iso_z
 
-    settings = build_settings(config, evidence_db=evidence_db)
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format)
     path = settings.evidence_path()
     if not path.exists():
