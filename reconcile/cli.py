@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 
 from reconcile import __version__
 from reconcile.ca.dates import DateOrder
-from reconcile.ca.formats import CaFormat
+from reconcile.ca.formats import CaFormat, CaSource
 from reconcile.errors import ReconcileError
 from reconcile.graph.config import AuthMethod, Cloud
 from reconcile.history import Tracked
@@ -252,7 +252,7 @@ CaSourceOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--ca-source",
-        help="CA read through Graph: cloud-pki (repeatable; combine with --ca-export).",
+        help=f"CA read through Graph: {_choices(CaSource)} (repeatable; combine with --ca-export).",
         show_default=False,
     ),
 ]
@@ -697,7 +697,7 @@ def demo(
         settings = build_settings(
             None,
             ca_exports=[demo_data.demo_ca_export()],
-            ca_sources=["cloud-pki"],
+            ca_sources=[CaSource.CLOUD_PKI],
             ca_issuer=demo_data.DEMO_ISSUER,
             templates=[*demo_data.DEMO_TEMPLATES, demo_data.DEMO_CLOUD_PKI_CA],
             as_of=demo_data.DEMO_AS_OF,
@@ -773,7 +773,7 @@ def _demo_next_steps(result: RunResult, out_dir: Path, seeded: Path) -> str:
             "--ca-export",
             str(demo_data.demo_ca_export()),
             "--ca-source",
-            "cloud-pki",
+            CaSource.CLOUD_PKI.value,
             "--snapshot",
             str(demo_data.demo_snapshot()),
             "--ca-issuer",

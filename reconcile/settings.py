@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconcile.ca.dates import DateOrder
-from reconcile.ca.formats import CaFormat
+from reconcile.ca.formats import CaFormat, CaSource
 from reconcile.errors import ConfigError
 from reconcile.graph.config import AuthMethod, Cloud, GraphConfig
 from reconcile.intune.options import FetchOptions, IntuneSource
@@ -751,7 +751,7 @@ def _warn_unknown_env(env: Mapping[str, str]) -> None:
         logging.getLogger("reconcile").warning("unknown environment variable %s%s", name, hint)
 
 
-CA_SOURCES = ("cloud-pki",)
+CA_SOURCES = tuple(CaSource)
 
 
 def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> None:

@@ -174,3 +174,32 @@ def test_the_graph_config_carries_the_graph_fields_and_hides_secrets():
     assert (config.tenant_id, config.client_secret, config.max_attempts) == ("t", "s3cret", 2)
     assert "s3cret" not in repr(config)
     assert config.secret_values() == ("s3cret",)
+
+
+BEHIND_THE_DOOR = ("ca", "evidence", "graph", "intune", "doctor.py", "lock.py", "retention.py")
+
+
+def _imports_settings(path: Path) -> bool:
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "reconcile.settings":
+            return True
+        if isinstance(node, ast.Import) and any(a.name == "reconcile.settings" for a in node.names):
+            return True
+    return False
+
+
+def test_only_the_door_reads_the_settings():
+    """The parts below the CLI get small typed options; none of them imports Settings."""
+    import reconcile
+
+    root = Path(reconcile.__file__).parent
+    paths = [
+        path
+        for name in BEHIND_THE_DOOR
+        for path in ([root / name] if name.endswith(".py") else sorted((root / name).rglob("*.py")))
+    ]
+    assert len(paths) > 40
+    assert [str(p.relative_to(root)) for p in paths if _imports_settings(p)] == []
+    assert _imports_settings(root / "cli.py")  # the check sees an import where there is one

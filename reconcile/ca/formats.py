@@ -1,4 +1,5 @@
-"""The CA export formats reconcile reads; ``auto`` recognises one from the file itself."""
+"""The CA export formats reconcile reads (``auto`` recognises one from the file itself), and the
+CAs it reads through Graph instead of an export."""
 
 from __future__ import annotations
 
@@ -13,3 +14,9 @@ class CaFormat(StrEnum):
     EJBCA = "ejbca"
     OPENSSL_INDEX = "openssl-index"
     MAPPED = "mapped"
+
+
+class CaSource(StrEnum):
+    """A CA read through Graph rather than from an export file."""
+
+    CLOUD_PKI = "cloud-pki"
