@@ -41,7 +41,7 @@ from reconcile.emulator.connectors import generated as emulated_connectors
 from reconcile.intune.connectors import FILE as CONNECTORS_FILE
 from reconcile.intune.connectors import TYPE_KEY
 from reconcile.intune.fetch import endpoints_used, sources_of
-from reconcile.intune.options import IntuneSource
+from reconcile.intune.options import SourceChoice
 from reconcile.intune.records import PROFILE_ID_KEY, PROFILE_NAME_KEY, PROFILE_TYPE_KEY
 from reconcile.intune.snapshot import FORMAT, METADATA, VERSION, SnapshotWriter
 
@@ -216,7 +216,7 @@ def device_object(
 
 def snapshot_metadata(intune_source: str, ca_sources: tuple[str, ...] = ()) -> dict[str, Any]:
     """What fetch_snapshot records, for a fetch with certificate auth in the global cloud."""
-    source = IntuneSource(intune_source)
+    source = SourceChoice(intune_source)
     extra = {"ca_sources": list(ca_sources)} if ca_sources else {}
     return {
         "tenant_id": DEMO_TENANT_ID,

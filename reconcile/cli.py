@@ -27,7 +27,7 @@ from reconcile.ca.formats import CaFormat, CaSource
 from reconcile.errors import ReconcileError
 from reconcile.graph.config import AuthMethod, Cloud
 from reconcile.history import Tracked
-from reconcile.intune.options import IntuneSource
+from reconcile.intune.options import SourceChoice
 from reconcile.logsetup import LogFormat
 from reconcile.model import RunResult
 from reconcile.report import BundleInputs
@@ -342,7 +342,7 @@ SaveSnapshotOpt = Annotated[
 ]
 IntuneSourceOpt = Annotated[
     str | None,
-    typer.Option(metavar="SOURCE", help=f"{_choices(IntuneSource)}.", show_default=False),
+    typer.Option(metavar="SOURCE", help=f"{_choices(SourceChoice)}.", show_default=False),
 ]
 AsOfOpt = Annotated[
     str | None,

@@ -25,7 +25,7 @@ from reconcile.graph.config import GraphConfig
 from reconcile.graph.session import GraphSession, open_graph
 from reconcile.graph.transport import ssl_trust
 from reconcile.intune.connectors import ConnectorHealth, decode, fetch_connectors
-from reconcile.intune.options import IntuneSource
+from reconcile.intune.options import SourceChoice
 from reconcile.intune.sources import (
     DEVICE_FIELDS,
     DEVICES_PATH,
@@ -41,6 +41,7 @@ from reconcile.intune.sources import (
     certificate_profile_type,
     list_certificate_profiles,
 )
+from reconcile.model import IntuneSource
 
 MAX_SKEW_SECONDS = 300.0
 
@@ -84,7 +85,7 @@ class DoctorOptions:
     """What doctor checks: the Graph connection, the source a run would read, connector age."""
 
     graph: GraphConfig = field(default_factory=GraphConfig)
-    source: IntuneSource = IntuneSource.STATES
+    source: SourceChoice = SourceChoice.STATES
     ca_sources: tuple[str, ...] = ()
     connector_stale_hours: float = 24.0
 
@@ -207,7 +208,7 @@ def _graph_checks(graph: GraphSession, options: DoctorOptions) -> list[Check]:
     else:
         checks.append(Check("managedDeviceCertificateStates", None, "needs deviceConfigurations"))
     probe("managedDevices", "GET", DEVICES_PATH, devices)
-    if IntuneSource.REPORT in IntuneSource(options.source).collections:
+    if IntuneSource.REPORT in SourceChoice(options.source).collections:
         probe("exportJobs", "POST", EXPORT_PATH, export_jobs)
     else:
         checks.append(Check("exportJobs", None, "not used with intune_source states"))

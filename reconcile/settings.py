@@ -29,7 +29,7 @@ from reconcile.ca.dates import DateOrder
 from reconcile.ca.formats import CaFormat, CaSource
 from reconcile.errors import ConfigError
 from reconcile.graph.config import AuthMethod, Cloud, GraphConfig
-from reconcile.intune.options import FetchOptions, IntuneSource
+from reconcile.intune.options import FetchOptions, SourceChoice
 from reconcile.logsetup import LogFormat
 from reconcile.paths import (
     CONFIG_NAME,
@@ -176,8 +176,8 @@ class Settings:
         "RECONCILE_SAVE_SNAPSHOT",
         help="keep what a live run fetched as a snapshot here",
     )
-    intune_source: IntuneSource = _opt(
-        IntuneSource.STATES,
+    intune_source: SourceChoice = _opt(
+        SourceChoice.STATES,
         "intune.source",
         "RECONCILE_INTUNE_SOURCE",
         help="states, report or both",

@@ -22,7 +22,7 @@ from reconcile.graph.client import GraphClient
 from reconcile.graph.session import open_graph
 from reconcile.intune import cloudpki
 from reconcile.intune.connectors import DETAILS_PATH, NDES_PATH, fetch_connectors
-from reconcile.intune.options import FetchOptions, IntuneSource
+from reconcile.intune.options import FetchOptions, SourceChoice
 from reconcile.intune.snapshot import SnapshotWriter
 from reconcile.intune.sources import (
     DEVICES_PATH,
@@ -39,16 +39,17 @@ from reconcile.intune.sources import (
     fetch_states,
     run_all,
 )
+from reconcile.model import IntuneSource
 from reconcile.timeparse import iso_z
 
 log = logging.getLogger("reconcile.intune")
 
 
-def sources_of(source: IntuneSource) -> tuple[IntuneSource, ...]:
-    return IntuneSource(source).collections
+def sources_of(source: SourceChoice) -> tuple[IntuneSource, ...]:
+    return SourceChoice(source).collections
 
 
-def endpoints_used(source: IntuneSource, ca_sources: tuple[str, ...] = ()) -> list[str]:
+def endpoints_used(source: SourceChoice, ca_sources: tuple[str, ...] = ()) -> list[str]:
     used: list[str] = []
     if IntuneSource.STATES in sources_of(source):
         used += [f"GET {PROFILES_PATH}", f"GET {STATES_PATH}"]

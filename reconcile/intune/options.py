@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from reconcile.graph.config import GraphConfig
+from reconcile.model import IntuneSource
 
 
-class IntuneSource(StrEnum):
-    """Which Intune collection tells delivery: per-profile states, the report export, or both."""
+class SourceChoice(StrEnum):
+    """The ``intune.source`` setting: which collections tell delivery (model.IntuneSource)."""
 
     STATES = "states"
     REPORT = "report"
@@ -18,9 +19,9 @@ class IntuneSource(StrEnum):
     @property
     def collections(self) -> tuple[IntuneSource, ...]:
         """The sources actually read; ``both`` is states and report."""
-        if self is IntuneSource.BOTH:
+        if self is SourceChoice.BOTH:
             return (IntuneSource.STATES, IntuneSource.REPORT)
-        return (self,)
+        return (IntuneSource(self.value),)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class FetchOptions:
     """One snapshot fetch: where Graph is and how to sign in, what to read, and the limits."""
 
     graph: GraphConfig = field(default_factory=GraphConfig)
-    source: IntuneSource = IntuneSource.STATES
+    source: SourceChoice = SourceChoice.STATES
     ca_sources: tuple[str, ...] = ()
     export_timeout: float = 600.0
     max_concurrency: int = 4
