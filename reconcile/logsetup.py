@@ -139,7 +139,7 @@ class LogFormat(StrEnum):
 
 def configure(
     verbose: int = 0,
-    log_format: str = "text",
+    log_format: str = LogFormat.TEXT,
     secrets: Iterable[str] = (),
     stream: IO[str] | None = None,
 ) -> logging.Handler:
@@ -153,10 +153,10 @@ def configure(
             logger.removeHandler(handler)
     handler = logging.StreamHandler(stream if stream is not None else _Stderr())
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == LogFormat.JSON else TextFormatter())
     global _current, _json
     secret_filter = SecretFilter(secrets)
-    _current, _json = secret_filter, log_format == "json"
+    _current, _json = secret_filter, log_format == LogFormat.JSON
     handler.addFilter(secret_filter)
     logger.addHandler(handler)
     for name in _LIBRARY_LOGGERS:

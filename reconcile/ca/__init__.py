@@ -89,8 +89,8 @@ class ReaderOptions:
         loaded = load_column_map(self.column_map, default)
         if self.format in MAP_FORMATS and loaded.format != self.format:
             raise ConfigError(
-                f"{self.column_map}: the column map says format = {loaded.format!r} "
-                f"but the CA format is {self.format!r}"
+                f"{self.column_map}: the column map says format = {str(loaded.format)!r} "
+                f"but the CA format is {str(self.format)!r}"
             )
         return loaded
 
