@@ -1143,7 +1143,7 @@ def explain_command(
 
     Takes the same inputs as `run`; records nothing in the history and writes no report.
     """
-    from reconcile import history, pipeline, progress
+    from reconcile import pipeline, progress
     from reconcile.evidence.store import EvidenceStore
     from reconcile.explain import explain, render_explanation
 
@@ -1152,7 +1152,7 @@ def explain_command(
     with progress.shown():
         result = pipeline.run(settings, keep_all=True)
     path = settings.evidence_path()
-    past = history.database_path(settings.history_db)
+    past = settings.history_path()
     if path.exists():
         with EvidenceStore(path, create=False) as store:
             explanation = explain(query, result, store, past)

@@ -30,6 +30,7 @@ from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, JoinResult, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
+from reconcile.report import BundleInputs
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
 
@@ -162,7 +163,7 @@ def _fetch(settings: Settings, target: Path) -> Path:
 def keep_fetched(settings: Settings) -> Iterator[Settings]:
     """Settings whose live fetch outlives ``run`` until the block ends, so the --out-dir
     bundle can hold the snapshot its report was computed from."""
-    copied = settings.out_dir is not None and settings.bundle_inputs == "copy"
+    copied = settings.out_dir is not None and settings.bundle_inputs is BundleInputs.COPY
     if not copied or settings.snapshot or settings.save_snapshot:
         yield settings
         return
