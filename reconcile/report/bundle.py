@@ -112,6 +112,7 @@ def run_metadata(
             "allow_empty": settings.allow_empty,
             "device_pattern": settings.device_pattern,
             "report_delivered": list(settings.report_delivered),
+            "report_status_codes": list(settings.report_status_codes),
             "snapshot": str(settings.snapshot or settings.save_snapshot or "") or None,
             "all_rows": settings.all_rows,
             "expiry_days": settings.expiry_days,
