@@ -115,7 +115,7 @@ def _with_history(verdicts: list[Verdict], result: RunResult, path: Path | None)
     """
     if path is None or not path.is_file() or not verdicts:
         return verdicts
-    from reconcile import history as run_history
+    from reconcile.history import store as run_history
 
     try:
         db = run_history.open_read_only(path)

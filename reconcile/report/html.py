@@ -12,15 +12,26 @@ import html
 import platform
 import re
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from reconcile import __version__
-from reconcile.history import TREND_RUNS, RunDelta, RunRow, findings_total, format_delta
 from reconcile.identity import serial_hex
-from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
+from reconcile.model import (
+    FINDING_STATUSES,
+    TREND_RUNS,
+    RunDelta,
+    RunResult,
+    RunRow,
+    Status,
+    Verdict,
+)
 from reconcile.report import viewspage
 from reconcile.report.columns import COLUMNS
+from reconcile.report.historytext import findings_total, format_delta
 from reconcile.timeparse import iso_z
+
+if TYPE_CHECKING:
+    from reconcile.report.document import Report
 
 MAX_ROWS = 10_000
 """Beyond this the page gets slow in a browser; the CSV and JSONL hold every row."""
@@ -353,7 +364,5 @@ def render(result: RunResult, delta: RunDelta | None = None, runs: Sequence[RunR
     )
 
 
-def write(
-    handle: IO[str], result: RunResult, delta: RunDelta | None, runs: Sequence[RunRow]
-) -> None:
-    handle.write(render(result, delta, runs))
+def write(handle: IO[str], report: Report) -> None:
+    handle.write(render(report.result, report.delta, report.runs))

@@ -8,6 +8,7 @@ width (summary.txt) nothing is wrapped or shortened.
 from __future__ import annotations
 
 import textwrap
+from typing import IO, TYPE_CHECKING
 
 from tabulate import tabulate
 
@@ -15,6 +16,9 @@ from reconcile.identity import serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Verdict
 from reconcile.terminal import safe
 from reconcile.timeparse import iso_z
+
+if TYPE_CHECKING:
+    from reconcile.report.document import Report
 
 HEADERS = ("status", "serial", "device", "template", "issued", "intune", "next step")
 # Widest a wrapped cell may get before the next step's share is taken from the rest.
@@ -162,3 +166,8 @@ def render(result: RunResult, max_rows: int, preamble: str = "", width: int | No
 
     views = viewspage.text(result, max_rows, width)
     return "\n".join(parts) + "\n" + (f"\n{views}" if views else "")
+
+
+def write(handle: IO[str], report: Report) -> None:
+    """The terminal text (summary.txt with the report's default of every row, unwrapped)."""
+    handle.write(render(report.result, report.max_rows, report.preamble, report.width))

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from reconcile.history import RunRow
-from reconcile.model import RunResult
+from reconcile.model import RunResult, RunRow
 from reconcile.report.viewsout import VIEW_COLUMNS
 from reconcile.views import View, ViewRow
 

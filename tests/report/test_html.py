@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import history
+from reconcile.history import store as history
 from reconcile.model import InputFile, Status
 from reconcile.report import html
 from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with, verdict
