@@ -27,11 +27,7 @@ def _intune(attr: str) -> Callable[[Verdict], str | None]:
 
 def _device_name(v: Verdict) -> str | None:
     """Intune's name for the device, else the device the CA certificate names."""
-    if v.intune is not None and v.intune.device_name:
-        return v.intune.device_name
-    if v.device is not None and v.device.device_name:
-        return v.device.device_name
-    return v.ca_device
+    return v.managed_name or v.ca_device
 
 
 def _device_id(v: Verdict) -> str | None:

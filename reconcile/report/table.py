@@ -56,11 +56,7 @@ def summary_table(result: RunResult) -> str:
 
 
 def _device(v: Verdict) -> str:
-    name = v.intune.device_name if v.intune and v.intune.device_name else None
-    if name is None and v.device is not None:
-        name = v.device.device_name
-    if name is None:
-        name = v.ca.common_name
+    name = v.managed_name or v.ca.common_name
     suffix = " (gone)" if v.device_gone else ""
     if v.device_candidates:
         suffix = " (ambiguous)"
