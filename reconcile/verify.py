@@ -122,6 +122,8 @@ def _bundled_inputs(directory: Path, meta: RunMeta, work: Path, listed: tuple[st
             found.names[str(target)] = item.of
         elif role in ("snapshot", "snapshot-metadata"):
             found.flags["snapshot"] = target.parent
+            # Cloud PKI's leaves are CA rows read from the snapshot: they name it too.
+            found.names[str(target)] = item.of
         elif role == "exceptions":
             found.flags["exceptions_file"] = target
         elif role == "column-map":
@@ -164,6 +166,7 @@ def recorded_settings(settings: Settings) -> RecordedSettings:
     """The settings block of run.json: what ``settings_from`` needs to recompute the run."""
     return RecordedSettings(
         ca_exports=tuple(str(p) for p in settings.ca_exports),
+        ca_sources=settings.ca_sources,
         ca_format=settings.ca_format,
         ca_issuer=settings.ca_issuer,
         column_map=str(settings.column_map.absolute()) if settings.column_map else None,

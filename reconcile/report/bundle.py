@@ -211,6 +211,8 @@ def _scripts(result: RunResult) -> list[BundleFile]:
     if result.views is None:
         return []
     formats = [i.format for i in result.inputs if i.kind == "ca-export"]
+    # Cloud PKI's leaves come from the snapshot, not an export: their plan rows name the kind.
+    formats += [r.ca_format for r in result.views.revocation_plan]
     return [
         BundleFile(
             f"revocation-plan.{suffix}",

@@ -45,6 +45,7 @@ class RecordedSettings:
     folder's reconcile did not record it, and the recomputation takes the default."""
 
     ca_exports: tuple[str, ...] = ()
+    ca_sources: tuple[str, ...] = ()
     ca_format: str | None = None
     ca_issuer: tuple[str, ...] = ()
     column_map: str | None = None
