@@ -1106,7 +1106,7 @@ def evidence_list(
     from tabulate import tabulate
 
     from reconcile.evidence.store import EvidenceStore, evidence_path
-    from reconcile.report.table import printable
+    from reconcile.report.text import printable
     from reconcile.timeparse import iso_z
 
     settings = build_settings(config, evidence_db=evidence_db)

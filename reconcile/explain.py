@@ -22,7 +22,7 @@ from reconcile.evidence.model import EvidenceRecord, device_key
 from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
-from reconcile.report.table import printable
+from reconcile.report.text import printable
 from reconcile.timeparse import iso_z
 from reconcile.views import View
 

@@ -106,6 +106,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("source", lambda v: f"{v.ca.source}:{v.ca.line}", "CA export file and line"),
 )
 
+GET = {c.name: c.get for c in COLUMNS}
+
+
+def cell(verdict: Verdict, column: str) -> str:
+    """One CSV column's value as text ("" when empty): the cells the terminal table and the
+    HTML page show are these."""
+    value = GET[column](verdict)
+    return "" if value is None else str(value)
+
+
 # run_id closes every row so a row copied out of its file still names its run.
 CSV_HEADER = (*(c.name for c in COLUMNS), "run_id")
 

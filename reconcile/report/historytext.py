@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from tabulate import tabulate
 
 from reconcile.model import FINDING_STATUSES, FindingDetail, RunDelta, RunRow, Status
-from reconcile.report.table import printable
+from reconcile.report.text import printable
 from reconcile.timeparse import iso_z
 
 _TREND_STATUSES = (

@@ -35,7 +35,7 @@ from reconcile.model import (
     Verdict,
 )
 from reconcile.report import viewspage
-from reconcile.report.columns import COLUMNS
+from reconcile.report.columns import cell
 from reconcile.report.historytext import findings_total, format_delta
 from reconcile.timeparse import iso_z
 
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 10_000
 """Beyond this the page gets slow in a browser; the CSV and JSONL hold every row."""
-
-_GET = {c.name: c.get for c in COLUMNS}
 
 
 def esc(value: object) -> Markup:
@@ -106,11 +104,6 @@ def _environment() -> jinja2.Environment:
     env.filters["names"] = names
     env.filters["casefold"] = str.casefold
     return env
-
-
-def _text(verdict: Verdict, column: str) -> str:
-    value = _GET[column](verdict)
-    return "" if value is None else str(value)
 
 
 def _cards(result: RunResult) -> list[tuple[str, int, str]]:
@@ -204,26 +197,26 @@ _HEADERS = (
 
 def _finding(verdict: Verdict) -> dict[str, str]:
     """The cells of one findings row, from the CSV's columns."""
-    device = _text(verdict, "device_name")
+    device = cell(verdict, "device_name")
     note = " (gone from Intune)" if verdict.device_gone else ""
     if verdict.device_candidates:
         note = f" (ambiguous: {len(verdict.device_candidates)} managed devices share the name)"
     if not device and verdict.ca.common_name:
         device, note = verdict.ca.common_name, " (CA subject)"
     return {
-        "status": verdict.status.value,
+        "status": cell(verdict, "status"),
         "new": " new" if verdict.new_since_last_run else "",
-        "serial": _text(verdict, "serial_number"),
-        "thumbprint": _text(verdict, "thumbprint"),
+        "serial": cell(verdict, "serial_number"),
+        "thumbprint": cell(verdict, "thumbprint"),
         "device": device,
         "device_note": note,
-        "user": _text(verdict, "user"),
-        "template": _text(verdict, "template"),
-        "issued": _text(verdict, "issued_at"),
-        "expires": _text(verdict, "expires_at"),
-        "intune_state": _text(verdict, "intune_state"),
-        "first_seen": _text(verdict, "first_seen"),
-        "age": _text(verdict, "age_days"),
+        "user": cell(verdict, "user"),
+        "template": cell(verdict, "template"),
+        "issued": cell(verdict, "issued_at"),
+        "expires": cell(verdict, "expires_at"),
+        "intune_state": cell(verdict, "intune_state"),
+        "first_seen": cell(verdict, "first_seen"),
+        "age": cell(verdict, "age_days"),
         "reason": verdict.reason,
         "next_step": verdict.next_step,
     }

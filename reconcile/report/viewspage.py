@@ -12,6 +12,7 @@ from typing import Any
 from tabulate import tabulate
 
 from reconcile.model import RunResult, RunRow
+from reconcile.report.text import printable, wrap
 from reconcile.report.viewsout import VIEW_COLUMNS
 from reconcile.views import View, ViewRow
 
@@ -40,8 +41,6 @@ def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
 def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
     """Columns when they fit ``width`` (always without one), else one block per certificate
     whose fields wrap at whole words; nothing is shortened."""
-    from reconcile.report.table import _wrap, printable
-
     names = _SHOWN[view]
     cells = [[printable(c) for c in _cells(view, r, names)] for r in rows]
     table = tabulate(cells, headers=names, tablefmt="simple")
@@ -53,14 +52,12 @@ def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
             f"{row[0]}  {row[1]}",
             *(f"  {n}: {c}" for n, c in zip(names[2:], row[2:], strict=True)),
         ]
-        blocks.append(_wrap("\n".join(lines), width, indent="    "))
+        blocks.append(wrap("\n".join(lines), width, indent="    "))
     return "\n\n".join(blocks)
 
 
 def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
     """Each view's count and rows, then the connectors; empty when the run has no views."""
-    from reconcile.report.table import _wrap, printable
-
     views = result.views
     if views is None:
         return ""
@@ -68,20 +65,20 @@ def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
     for view in View:
         rows = views.rows(view)
         extra = f" within {views.expiry_days} days" if view is View.EXPIRING else ""
-        parts.append("\n" + _wrap(f"{TITLES[view]}{extra}: {len(rows)}", width))
+        parts.append("\n" + wrap(f"{TITLES[view]}{extra}: {len(rows)}", width))
         if not rows:
             continue
         shown = rows[:max_rows] if max_rows >= 0 else rows
         parts.append(_rows_text(view, shown, width))
         if len(rows) > len(shown):
-            parts.append(_wrap(f"… {len(rows) - len(shown)} more; see {view.value}.csv", width))
+            parts.append(wrap(f"… {len(rows) - len(shown)} more; see {view.value}.csv", width))
         step = SUMMARY_STEPS.get(view, rows[0].next_step)
-        parts.append(_wrap(f"next step: {step}", width))
+        parts.append(wrap(f"next step: {step}", width))
     health = views.connectors
     if health is not None:
-        parts.append("\n" + _wrap(f"Certificate connectors: {len(health.connectors)}", width))
-        parts += [_wrap(f"  {printable(health.describe(c))}", width) for c in health.connectors]
-        parts += [_wrap(f"  warning: {printable(w)}", width) for w in health.warning_lines()]
+        parts.append("\n" + wrap(f"Certificate connectors: {len(health.connectors)}", width))
+        parts += [wrap(f"  {printable(health.describe(c))}", width) for c in health.connectors]
+        parts += [wrap(f"  warning: {printable(w)}", width) for w in health.warning_lines()]
     return "\n".join(parts) + "\n"
 
 
