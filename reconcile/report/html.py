@@ -50,6 +50,8 @@ def esc(value: object) -> Markup:
     """Every value a template writes goes through here (the environment's ``finalize``):
     ``html.escape`` with quotes, so the bytes stay what they always were (``&quot;``,
     ``&#x27;``); markup built here from escaped parts passes unchanged."""
+    if type(value) is str:
+        return Markup(html.escape(value, quote=True))
     if isinstance(value, Markup):
         return value
     return Markup(html.escape("" if value is None else str(value), quote=True))
@@ -70,8 +72,8 @@ def names(value: str | None, *, whole: bool = False) -> Markup:
     each word is an unbreakable span. ``whole`` keeps it on one line (status names)."""
     value = value or ""
     parts = [value] if whole else [p for p in _WORD_START.split(value) if p]
-    return Markup("<wbr>").join(
-        Markup('<span class="w">%s</span>') % esc(part) for part in parts or [""]
+    return Markup(
+        "<wbr>".join(f'<span class="w">{html.escape(p, quote=True)}</span>' for p in parts or [""])
     )
 
 
