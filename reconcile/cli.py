@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -26,10 +26,12 @@ from reconcile import __version__
 from reconcile.errors import ReconcileError
 from reconcile.history.store import HistoryOptions, Tracked
 from reconcile.model import RunResult
-from reconcile.report.bundle import OutputOptions
 from reconcile.settings import Settings, resolve
 from reconcile.terminal import safe
 from reconcile.views import View
+
+if TYPE_CHECKING:
+    from reconcile.report.bundle import OutputOptions
 
 log = logging.getLogger("reconcile")
 
@@ -522,6 +524,7 @@ def history_options(settings: Settings) -> HistoryOptions:
 
 
 def output_options(settings: Settings) -> OutputOptions:
+    from reconcile.report.bundle import OutputOptions
     from reconcile.verify import recorded_settings
 
     return OutputOptions(

@@ -175,21 +175,27 @@ def test_snapshot_byte_cap_fails_clearly_and_leaves_nothing(
     assert list(parent.iterdir()) == []
 
 
-def test_a_live_run_on_bare_codes_warns_once_and_counts_nothing_delivered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The false green this guards against: numeric codes silently read as "not delivered"
-    with no word to the admin, or worse, as delivered."""
+def _report_run(*extra: str) -> list[str]:
+    """`reconcile run` on the demo CA export, Intune read through the report export only."""
     templates = [arg for t in DEMO_TEMPLATES for arg in ("--template", t)]
-    args = [
+    return [
         "run",
         "--ca-export", str(demo_ca_export()),
         "--ca-issuer", DEMO_ISSUER,
         "--as-of", DEMO_AS_OF.isoformat(),
         "--intune-source", "report",
         "--no-history",
+        *extra,
         *templates,
     ]  # fmt: skip
+
+
+def test_a_live_run_on_bare_codes_warns_once_and_counts_nothing_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The false green this guards against: numeric codes silently read as "not delivered"
+    with no word to the admin, or worse, as delivered."""
+    args = _report_run()
     with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT_ID, report_loc=False) as emu:
         for name, value in demo_settings_env(emu).items():
             monkeypatch.setenv(name, value)
@@ -215,19 +221,8 @@ def test_a_bundle_from_a_run_with_a_code_map_verifies(
 ) -> None:
     """verify recomputes with the code map the run used (run.json records it); without it the
     recomputation reads the codes as not delivered and the folder would not verify."""
-    templates = [arg for t in DEMO_TEMPLATES for arg in ("--template", t)]
     out = tmp_path / "report"
-    args = [
-        "run",
-        "--ca-export", str(demo_ca_export()),
-        "--ca-issuer", DEMO_ISSUER,
-        "--as-of", DEMO_AS_OF.isoformat(),
-        "--intune-source", "report",
-        "--no-history",
-        "--out-dir", str(out),
-        "-q",
-        *templates,
-    ]  # fmt: skip
+    args = _report_run("--out-dir", str(out), "-q")
     with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT_ID, report_loc=False) as emu:
         for name, value in demo_settings_env(emu).items():
             monkeypatch.setenv(name, value)
