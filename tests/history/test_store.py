@@ -131,7 +131,7 @@ def test_crash_mid_run_leaves_the_database_as_it_was(tmp_path):
         import os
         from pathlib import Path
         from reconcile.history import store as history
-        from tests.test_history import finding, night
+        from tests.history.test_store import finding, night
 
         def crash(step):
             if step == "inserted":
@@ -142,7 +142,7 @@ def test_crash_mid_run_leaves_the_database_as_it_was(tmp_path):
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=Path(__file__).parents[1], capture_output=True
+        [sys.executable, "-c", script], cwd=Path(__file__).parents[2], capture_output=True
     )
     assert done.returncode == 9, done.stderr
     conn = history.open_db(path)
