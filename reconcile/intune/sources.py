@@ -431,18 +431,24 @@ class ReportExporter:
             log.warning("report export: the tenant has no certificate profile to export")
             return
         # Each task gets the pool's own stop event last, so one failing job stops the rest.
+        self._sink.in_parts("report_rows")
         tasks: list[Callable[[threading.Event], None]] = [
-            functools.partial(self._one_profile, profile, stop) for profile in profiles
+            functools.partial(self._one_profile, profile, n, stop)
+            for n, profile in enumerate(profiles)
         ]
         run_all(tasks, self._workers)
 
-    def _one_profile(self, profile: Profile, outer: _Stop, inner: threading.Event) -> None:
+    def _one_profile(
+        self, profile: Profile, part: int, outer: _Stop, inner: threading.Event
+    ) -> None:
         stop = _Either(outer, inner)
         if stop.is_set():
             return
-        self._finish(self.jobs.create_for(profile), profile.id, stop)
+        self._finish(self.jobs.create_for(profile), profile.id, stop, part)
 
-    def _finish(self, job: Mapping[str, Any], policy_id: str | None, stop: _Stop) -> None:
+    def _finish(
+        self, job: Mapping[str, Any], policy_id: str | None, stop: _Stop, part: int | None = None
+    ) -> None:
         url = poll_export(self._client, job, self._polling, stop, self._budget)
         if url is None:
             return
@@ -456,7 +462,10 @@ class ReportExporter:
                 raw_rows=self._raw_rows,
                 policy_id=policy_id,
                 requested=self.jobs.select,
+                part=part,
             )
+        if part is not None:
+            self._sink.end_part("report_rows", part)
 
 
 def fetch_report(
@@ -572,6 +581,7 @@ def read_export(
     raw_rows: bool = False,
     policy_id: str | None = None,
     requested: tuple[str, ...] = REPORT_COLUMNS,
+    part: int | None = None,
 ) -> None:
     """The zip must hold exactly one CSV (UTF-8, maybe with BOM); every row must fit its header.
 
@@ -592,7 +602,7 @@ def read_export(
                     encoding="utf-8-sig",
                     newline="",
                 )
-                _read_rows(csv.reader(text), sink, raw_rows, policy_id, requested)
+                _read_rows(csv.reader(text), sink, raw_rows, policy_id, requested, part)
     except zipfile.BadZipFile as exc:
         raise UpstreamError(f"report export download is not a valid zip: {exc}") from None
     except UnicodeDecodeError:
@@ -607,6 +617,7 @@ def _read_rows(
     raw_rows: bool,
     policy_id: str | None,
     requested: tuple[str, ...],
+    part: int | None,
 ) -> None:
     header = next(reader, None)
     if not header:
@@ -632,9 +643,9 @@ def _read_rows(
             compact[RAW_ROW_KEY] = dict(zip(header, row, strict=True))
         batch.append(compact)
         if len(batch) >= PAGE_SIZE:
-            sink.write_page("report_rows", batch)
+            sink.write_page("report_rows", batch, part)
             batch = []
-    sink.write_page("report_rows", batch)
+    sink.write_page("report_rows", batch, part)
 
 
 def run_all(tasks: list[Callable[[threading.Event], None]], workers: int) -> None:

@@ -45,3 +45,24 @@ def test_states_land_in_profile_order_whatever_answers_first(tmp_path: Path) -> 
         if not seen or seen[-1] != profile:
             seen.append(profile)
     assert seen == [p for p in profiles if p in seen], "states not grouped in profile order"
+
+
+def test_per_profile_report_jobs_land_in_profile_order(tmp_path: Path) -> None:
+    """The fallback's jobs finish in any order; their rows still land profile by profile."""
+    got = []
+    with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT) as emu:
+        for n, extra in enumerate((None, "slow:route=download,times=1,delay=0.4")):
+            emu.faults.clear()
+            emu.faults.append(parse_fault("policy-filter-required:times=forever"))
+            if extra is not None:
+                emu.faults.append(parse_fault(extra))
+            settings = settings_for(emu, "report", RECONCILE_MAX_CONCURRENCY="3")
+            got.append(fetch_snapshot(settings.fetch_options(), tmp_path / f"snap{n}"))
+    rows = [(p / "report_rows.jsonl").read_bytes() for p in got]
+    assert rows[0] == rows[1] and rows[0]
+    policies: list[str] = []
+    for line in rows[0].splitlines():
+        policy = json.loads(line)["PolicyId"]
+        if not policies or policies[-1] != policy:
+            policies.append(policy)
+    assert len(policies) == len(set(policies)), "rows of one profile are split up"
