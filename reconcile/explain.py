@@ -18,9 +18,9 @@ from pathlib import Path
 from reconcile.advice import next_step
 from reconcile.errors import ReconcileError, UsageError
 from reconcile.evidence.apply import CLOCK_SKEW, device_keys, relevant_records
-from reconcile.evidence.model import EvidenceRecord, device_key
+from reconcile.evidence.model import EvidenceRecord
 from reconcile.evidence.store import EvidenceStore
-from reconcile.identity import parse_serial, serial_hex
+from reconcile.identity import device_key, parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
 from reconcile.timeparse import iso_z
 from reconcile.views import View

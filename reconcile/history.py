@@ -22,12 +22,12 @@ from pathlib import Path
 import platformdirs
 from tabulate import tabulate
 
-from reconcile.errors import ConfigError
+from reconcile.errors import ConfigError, UsageError
 from reconcile.identity import issuer_key, serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
 from reconcile.report.table import printable
 from reconcile.settings import Settings
-from reconcile.timeparse import iso_z
+from reconcile.timeparse import iso_z, parse_utc
 
 LONGEST_OPEN = 5
 
@@ -210,7 +210,7 @@ def _age(first_seen: datetime, as_of: datetime) -> int:
 
 
 def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_utc(value)
 
 
 def _epoch(value: datetime) -> int:
@@ -608,7 +608,7 @@ def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, st
     """(issuer, serial, label) of every finding open in a past run, from the spans."""
     row = db.execute("SELECT max(seq) FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if row[0] is None:
-        raise ConfigError(f"no recorded run {run_id!r}")
+        raise UsageError(f"no recorded run {run_id!r}")
     seq = row[0]
     rows = db.execute(
         "SELECT i.key, f.serial, f.label FROM spans s JOIN findings f ON f.id = s.finding_id"
@@ -723,8 +723,8 @@ def run_finding_details(
         (run_id,),
     ).fetchone()
     if row is None:
-        raise ConfigError(f"no recorded run {run_id!r}")
-    seq, as_of = row[0], datetime.fromisoformat(str(row[1]).replace("Z", "+00:00"))
+        raise UsageError(f"no recorded run {run_id!r}")
+    seq, as_of = row[0], parse_utc(str(row[1]))
     rows = db.execute(
         "SELECT f.serial, f.label, f.last_status, f.first_seen FROM spans s"
         " JOIN findings f ON f.id = s.finding_id"

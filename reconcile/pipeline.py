@@ -21,8 +21,8 @@ from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
 from reconcile.dedupe import Collapser
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
-from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.identity import device_key
 from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from reconcile.report.bundle import MANIFEST, read_manifest
 from reconcile.settings import Settings
+from reconcile.timeparse import parse_utc
 
 log = logging.getLogger("reconcile.retention")
 
@@ -42,7 +43,7 @@ def run_folder(path: Path) -> RunFolder | None:
     if not isinstance(meta, dict) or meta.get("tool") != "reconcile":
         return None
     try:
-        as_of = datetime.fromisoformat(str(meta["as_of"]).replace("Z", "+00:00"))
+        as_of = parse_utc(str(meta["as_of"]))
     except (KeyError, ValueError):
         return None
     return RunFolder(path, as_of, tuple(name for _digest, name in entries))

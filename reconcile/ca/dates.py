@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from reconcile.timeparse import parse_utc
+
 DateFunc = Callable[[str], datetime]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -161,15 +163,9 @@ class CultureDates:
         return timedelta(hours=hour, minutes=minute, seconds=second, microseconds=micro)
 
     def _iso(self, text: str) -> datetime:
-        s = text.strip()
-        if s[-1:] in ("Z", "z"):
-            s = s[:-1] + "+00:00"
         try:
-            value = datetime.fromisoformat(s)
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=self._zone)
-            return value.astimezone(UTC)
-        except (ValueError, OverflowError):
+            return parse_utc(text, self._zone)
+        except ValueError:
             raise ValueError(f"{text.strip()[:60]!r} is not a date") from None
 
 

@@ -24,8 +24,8 @@ from reconcile.evidence.model import (
     Platform,
     Stage,
     Step,
-    device_key,
 )
+from reconcile.identity import device_key
 from reconcile.settings import Settings
 
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import msgspec
 
-from reconcile.identity import parse_serial, parse_thumbprint
-from reconcile.intune.side import Entry, fold, stamp
+from reconcile.identity import fold, parse_serial, parse_thumbprint
+from reconcile.intune.side import Entry, stamp
 from reconcile.model import (
     DELIVERED_ISSUANCE_STATE,
     CertificateProfile,

@@ -39,6 +39,7 @@ from typing import IO, Any
 
 from reconcile import __version__
 from reconcile.errors import IncompleteDataError, InputError
+from reconcile.identity import device_fold
 from reconcile.intune.records import (
     REPORT,
     STATES,
@@ -50,7 +51,7 @@ from reconcile.intune.records import (
     scan_report_row,
     scan_state,
 )
-from reconcile.intune.side import Devices, Entry, IntuneSide, fold
+from reconcile.intune.side import Devices, Entry, IntuneSide
 from reconcile.model import (
     CertificateProfile,
     InputFile,
@@ -249,7 +250,7 @@ class SnapshotSource:
         self._by_id[device.id] = line
         if device.device_name:
             Devices.index_name(
-                self._by_name, self._shared_names, fold(device.device_name) or "", line
+                self._by_name, self._shared_names, device_fold(device.device_name) or "", line
             )
         self.device_lines.append(line)
 
