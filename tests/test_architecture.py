@@ -138,7 +138,8 @@ def test_no_module_imports_one_above_it() -> None:
     }
     names = [name for name, _ in LAYERS]
     described = sorted(
-        f"{m} ({names[layer_of(m)]}) imports {t} ({names[layer_of(t)]})" for m, t in upward - PENDING
+        f"{m} ({names[layer_of(m)]}) imports {t} ({names[layer_of(t)]})"
+        for m, t in upward - PENDING
     )
     assert described == []
 
