@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from reconcile.advice import next_step
+from reconcile.enrich.advice import next_step
+from reconcile.enrich.evidence import CLOCK_SKEW, device_keys, relevant_records
 from reconcile.errors import ReconcileError, UsageError
-from reconcile.evidence.apply import CLOCK_SKEW, device_keys, relevant_records
 from reconcile.evidence.model import EvidenceRecord
 from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import device_key, parse_serial, serial_hex

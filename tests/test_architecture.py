@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("sources", ("reconcile.ca", "reconcile.graph", "reconcile.intune", "reconcile.evidence")),
     ("join", ("reconcile.join", "reconcile.dedupe", "reconcile.guards")),
-    ("enrich", ("reconcile.advice", "reconcile.accepted", "reconcile.evidence.apply")),
+    ("enrich", ("reconcile.enrich",)),
     ("views", ("reconcile.views", "reconcile.history", "reconcile.explain")),
     ("report", ("reconcile.report",)),
     (
@@ -208,4 +208,4 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     )
     assert _internal(_imports(sample)) == {"reconcile", "reconcile.errors", "reconcile.pipeline"}
     assert layer_of("reconcile.pipeline") > layer_of("reconcile.errors")
-    assert layer_of("reconcile.evidence.apply") > layer_of("reconcile.evidence.store")
+    assert layer_of("reconcile.enrich.evidence") > layer_of("reconcile.evidence.store")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from reconcile import history
-from reconcile.advice import REPORTING, SUPERSEDED, with_next_steps
+from reconcile.enrich.advice import REPORTING, SUPERSEDED, with_next_steps
+from reconcile.enrich.evidence import apply_evidence
 from reconcile.errors import UsageError
 from reconcile.evidence.add import add_logs, parse_options
-from reconcile.evidence.apply import apply_evidence
 from reconcile.evidence.store import EvidenceStore
 from reconcile.explain import QueryKind, explain, render_explanation
 from reconcile.model import RunResult, Status

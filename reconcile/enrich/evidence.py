@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from reconcile.advice import evidence_next_step
+from reconcile.enrich.advice import evidence_next_step
 from reconcile.evidence.model import EvidenceRecord, Outcome
 from reconcile.evidence.store import EvidenceStore, evidence_path
 from reconcile.identity import common_name, device_key, san_dns_names
