@@ -224,23 +224,6 @@ def _from_epoch(value: int) -> datetime:
 _LABEL_CHARS = 80
 
 
-def record_run(
-    db: sqlite3.Connection,
-    result: RunResult,
-    exit_code: int,
-    duration: float,
-    *,
-    started_at: datetime | None = None,
-    hook: Callable[[str], None] | None = None,
-) -> tuple[RunResult, RunDelta]:
-    """Record one run atomically; returns the result with history columns filled, and the delta.
-
-    ``hook`` is called between steps with the step's name; tests use it to crash mid-run.
-    """
-    with recording(db, result, exit_code, duration, started_at=started_at, hook=hook) as out:
-        return out
-
-
 @contextmanager
 def recording(
     db: sqlite3.Connection,
@@ -251,7 +234,11 @@ def recording(
     started_at: datetime | None = None,
     hook: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[RunResult, RunDelta]]:
-    """Like record_run, but commits only when the body (writing the reports) succeeds."""
+    """Record one run atomically, committed only when the body (writing the reports) succeeds.
+
+    Yields the result with history columns filled, and the delta. ``hook`` is called between
+    steps with the step's name; tests use it to crash mid-run.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         yield _record(db, result, exit_code, duration, started_at, hook or (lambda _name: None))
@@ -602,21 +589,6 @@ def format_trend(rows: Sequence[RunRow]) -> str:
         for r in rows
     ]
     return tabulate(table, headers=headers, tablefmt="simple")
-
-
-def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, str | None]]:
-    """(issuer, serial, label) of every finding open in a past run, from the spans."""
-    row = db.execute("SELECT max(seq) FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row[0] is None:
-        raise UsageError(f"no recorded run {run_id!r}")
-    seq = row[0]
-    rows = db.execute(
-        "SELECT i.key, f.serial, f.label FROM spans s JOIN findings f ON f.id = s.finding_id"
-        " JOIN issuers i ON i.id = f.issuer_id"
-        " WHERE s.first_run <= ?1 AND (s.last_run IS NULL OR s.last_run >= ?1)",
-        (seq,),
-    )
-    return sorted((issuer, serial.hex().upper(), label) for issuer, serial, label in rows)
 
 
 @dataclass(frozen=True, slots=True)

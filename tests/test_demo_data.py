@@ -31,11 +31,11 @@ from reconcile.demo import (
     demo_ca_export,
     demo_snapshot,
 )
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.intune.sources import DEVICE_FIELDS, PROFILE_FIELDS, STATE_FIELDS
 from reconcile.model import RunResult
 from reconcile.report.csvout import write_verdicts
 from reconcile.settings import Settings
+from tests.helpers import read_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = [

@@ -7,14 +7,11 @@ writes ASN.1 UTCTime. Everything comes out as an aware UTC datetime.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from reconcile.timeparse import parse_utc
-
-DateFunc = Callable[[str], datetime]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CACHE_LIMIT = 1 << 16

@@ -33,7 +33,6 @@ import stat
 import tempfile
 from array import array
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,24 +65,6 @@ METADATA = "metadata.json"
 # Order matters: a collection's index is its Entry.collection value (records.STATES, REPORT).
 COLLECTIONS = ("certificate_states", "report_rows", "managed_devices", "profiles")
 DEVICES = COLLECTIONS.index("managed_devices")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The Intune side of a run, parsed."""
-
-    path: Path
-    metadata: Mapping[str, Any]
-    profiles: tuple[CertificateProfile, ...]
-    certificates: tuple[IntuneCertificate, ...]
-    devices: tuple[ManagedDevice, ...]
-    rejects: tuple[Reject, ...]
-    inputs: tuple[InputFile, ...]
-
-    @property
-    def tenant_id(self) -> str | None:
-        value = self.metadata.get("tenant_id")
-        return str(value) if value else None
 
 
 def _regular(path: Path) -> bool:
@@ -277,22 +258,6 @@ class SnapshotSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_snapshot(directory: Path, report_delivered: ReportStatuses | Iterable[str]) -> Snapshot:
-    """Every record decoded, for tools and tests; a run uses ``SnapshotSource`` instead."""
-    with SnapshotSource(directory, report_delivered) as source:
-        side = source.side
-        devices = side.devices
-        return Snapshot(
-            path=directory,
-            metadata=source.metadata,
-            profiles=tuple(source.profiles),
-            certificates=tuple(side.certificate(e) for e in side.entries),
-            devices=tuple(devices.get(n) for n in source.device_lines) if devices else (),
-            rejects=tuple(source.rejects),
-            inputs=tuple(source.inputs),
-        )
 
 
 class SnapshotWriter:
