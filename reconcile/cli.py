@@ -233,6 +233,14 @@ CaExportOpt = Annotated[
         "--ca-export", metavar="PATH", help="CA export file (repeatable).", show_default=False
     ),
 ]
+CaSourceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ca-source",
+        help="CA read through Graph: cloud-pki (repeatable; combine with --ca-export).",
+        show_default=False,
+    ),
+]
 CaFormatOpt = Annotated[
     str | None,
     typer.Option(
@@ -551,6 +559,7 @@ def present(
 @boundary
 def run(
     ca_export: CaExportOpt = None,
+    ca_source: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -597,6 +606,7 @@ def run(
     settings = build_settings(
         config,
         ca_exports=ca_export,
+        ca_sources=ca_source,
         snapshot=snapshot,
         ca_format=ca_format,
         ca_issuer=ca_issuer,
@@ -685,8 +695,9 @@ def demo(
         settings = build_settings(
             None,
             ca_exports=[demo_data.demo_ca_export()],
+            ca_sources=["cloud-pki"],
             ca_issuer=demo_data.DEMO_ISSUER,
-            templates=list(demo_data.DEMO_TEMPLATES),
+            templates=[*demo_data.DEMO_TEMPLATES, demo_data.DEMO_CLOUD_PKI_CA],
             as_of=demo_data.DEMO_AS_OF,
             out_dir=out_dir,
             history_db=seeded,
@@ -759,6 +770,8 @@ def _demo_next_steps(result: RunResult, out_dir: Path, seeded: Path) -> str:
             device,
             "--ca-export",
             str(demo_data.demo_ca_export()),
+            "--ca-source",
+            "cloud-pki",
             "--snapshot",
             str(demo_data.demo_snapshot()),
             "--ca-issuer",
@@ -791,6 +804,7 @@ def _graph_settings(
     certificate: Path | None,
     intune_source: str | None,
     log_format: str | None,
+    ca_sources: list[str] | None = None,
 ) -> Settings:
     """The options fetch and doctor share: where the tenant is and how to sign in."""
     return build_settings(
@@ -802,6 +816,7 @@ def _graph_settings(
         certificate_path=certificate,
         intune_source=intune_source,
         log_format=log_format,
+        ca_sources=ca_sources,
     )
 
 
@@ -818,6 +833,7 @@ def fetch(
     auth: AuthOpt = None,
     certificate: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
+    ca_source: CaSourceOpt = None,
     log_format: LogFormatOpt = None,
     record_cassette: Annotated[
         Path | None,
@@ -845,7 +861,7 @@ def fetch(
     from reconcile.intune.snapshot import METADATA
 
     settings = _graph_settings(
-        config, tenant_id, client_id, cloud, auth, certificate, intune_source, log_format
+        config, tenant_id, client_id, cloud, auth, certificate, intune_source, log_format, ca_source
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     transport = None
@@ -874,6 +890,7 @@ def doctor(
     auth: AuthOpt = None,
     certificate: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
+    ca_source: CaSourceOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Check configuration, sign-in, each Graph permission and the clock; exit 3 if any fails."""
@@ -882,7 +899,7 @@ def doctor(
     from reconcile.doctor import run_doctor
 
     settings = _graph_settings(
-        config, tenant_id, client_id, cloud, auth, certificate, intune_source, None
+        config, tenant_id, client_id, cloud, auth, certificate, intune_source, None, ca_source
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     checks = run_doctor(settings)
@@ -1053,7 +1070,7 @@ def evidence_list(
     from tabulate import tabulate
 
     from reconcile.evidence.store import EvidenceStore, evidence_path
-    from reconcile.report.table import printable
+    from reconcile.terminal import printable
     from reconcile.timeparse import iso_z
 
     settings = build_settings(config, evidence_db=evidence_db)
@@ -1115,6 +1132,7 @@ def explain_command(
         str, typer.Argument(help="A serial number (any spelling) or an Intune device name.")
     ],
     ca_export: CaExportOpt = None,
+    ca_source: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -1150,6 +1168,7 @@ def explain_command(
     settings = build_settings(
         config,
         ca_exports=ca_export,
+        ca_sources=ca_source,
         snapshot=snapshot,
         ca_format=ca_format,
         ca_issuer=ca_issuer,

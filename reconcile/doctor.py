@@ -8,6 +8,7 @@ never raise; a check that cannot run is reported as skipped.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from reconcile.ca import cloudpki
 from reconcile.errors import ConfigError, GraphError, ReconcileError
 from reconcile.graph import GraphSession, open_graph
 from reconcile.graph.auth import choose_method
@@ -199,8 +201,46 @@ def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
     else:
         checks.append(Check("exportJobs", None, "not used with intune_source states"))
     checks += connector_checks(client, settings)
+    if cloudpki.SOURCE in settings.ca_sources:
+        checks.append(_cloud_pki_check(graph))
     checks.append(_clock_check(graph))
     return checks
+
+
+# The Cloud PKI pages document either permission; Intune's 403 names the one it wants.
+CLOUD_PKI_PERMISSIONS = (
+    "DeviceManagementConfiguration.Read.All",
+    "DeviceManagementCloudCA.Read.All",
+)
+_SCOPE = re.compile(r"DeviceManagement[A-Za-z]+\.(?:Read|ReadWrite)\.All")
+
+
+def _cloud_pki_check(graph: GraphSession) -> Check:
+    """Read one page of CAs and of leaves; on 403 say which permission this tenant wants."""
+    name = "cloud PKI"
+    try:
+        cas = next(iter(graph.client.pages(cloudpki.CAS_PATH)), [])
+        graph.client.get(cloudpki.LEAVES_PATH, {"$select": "id"})
+    except GraphError as exc:
+        if exc.status != 403:
+            return _failed(name, exc)
+        wanted = sorted(set(_SCOPE.findall(str(exc))), key=_least_privileged)
+        read = [p for p in wanted if ".Read.All" in p]
+        if read or wanted:
+            fix = f"grant the app {(read or wanted)[0]} (application) and admin consent"
+        else:
+            fix = (
+                f"grant the app {' or '.join(CLOUD_PKI_PERMISSIONS)} (application): the 403 "
+                "names neither, so try the first, then the second"
+            )
+        return Check(name, False, "Graph refused the Cloud PKI collections (HTTP 403)", fix)
+    except ReconcileError as exc:
+        return _failed(name, exc)
+    return Check(name, True, f"readable: {len(cas)} certification authorities on the first page")
+
+
+def _least_privileged(permission: str) -> tuple[bool, str]:
+    return (".ReadWrite." in permission, permission)
 
 
 class _Collected:

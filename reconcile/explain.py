@@ -22,6 +22,7 @@ from reconcile.evidence.model import EvidenceRecord
 from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import device_key, parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
+from reconcile.terminal import printable
 from reconcile.timeparse import iso_z
 from reconcile.views import View
 
@@ -288,6 +289,12 @@ def _render_story(story: CertificateStory) -> list[str]:
         f"template {ca.template_name or ca.template_oid or '?'}, valid {valid}, "
         f"from {ca.source}:{ca.line}",
     )
+    if ca.cloud_pki_leaf_id is not None:
+        field(
+            "Cloud PKI",
+            f"leaf {printable(ca.cloud_pki_leaf_id, 80)}, "
+            f"managed device {printable(ca.managed_device_id, 80) or '?'}",
+        )
     if v.intune is not None:
         i = v.intune
         field(

@@ -25,8 +25,8 @@ from tabulate import tabulate
 from reconcile.errors import ConfigError, UsageError
 from reconcile.identity import issuer_key, serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
-from reconcile.report.table import printable
 from reconcile.settings import Settings
+from reconcile.terminal import printable
 from reconcile.timeparse import iso_z, parse_utc
 
 LONGEST_OPEN = 5

@@ -107,6 +107,10 @@ def _ca_device_name(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str
 
 
 def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
+    """The device key of the CA-side renewal link: the managed device id the CA itself knows
+    (Cloud PKI), else the folded name."""
+    if cert.managed_device_id is not None:
+        return cert.managed_device_id
     return device_fold(_ca_device_name(cert, pattern))
 
 
@@ -146,13 +150,19 @@ class _Devices:
         self.mentioned = {device_fold(e.device_name) for e in side.entries if e.device_name}
 
     def state(
-        self, entry: Entry | None, ca_device: str | None
+        self, entry: Entry | None, ca_device: str | None, managed_id: str | None = None
     ) -> tuple[ManagedDevice | None, bool, tuple[ManagedDevice, ...]]:
         """(the managed device, whether it is gone, the candidates when a name is shared);
-        unknown gives (None, False, ())."""
+        unknown gives (None, False, ()).
+
+        A managed device id the CA itself recorded (Cloud PKI) is exact and wins over names.
+        """
         devices = self.devices
         if devices is None:
             return None, False, ()
+        if managed_id is not None:
+            where = devices.by_id.get(managed_id)
+            return (None, True, ()) if where is None else (devices.get(where), False, ())
         if entry is not None and entry.device_id is not None:
             where = devices.by_id.get(entry.device_id)
             return (None, True, ()) if where is None else (devices.get(where), False, ())
@@ -257,7 +267,9 @@ class _Classifier:
     ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
         name = _ca_device_name(cert, self.options.device_pattern)
-        device, gone, candidates = self.devices.state(entry, device_fold(name))
+        device, gone, candidates = self.devices.state(
+            entry, device_fold(name), cert.managed_device_id
+        )
         return Verdict(
             ca=cert,
             status=status,

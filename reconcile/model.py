@@ -71,6 +71,10 @@ class CaCertificate:
     san: str | None = None
     # Why the certificate is never a finding whatever Intune says (a CA certificate, say).
     out_of_scope: str | None = None
+    managed_device_id: str | None = None
+    """Intune's managed device id when the CA itself knows it (Cloud PKI's deviceId)."""
+    cloud_pki_leaf_id: str | None = None
+    """The Cloud PKI leaf certificate id (revocation is addressed by it); None for exports."""
 
 
 @dataclass(frozen=True, slots=True)

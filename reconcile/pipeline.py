@@ -16,6 +16,8 @@ from pathlib import Path
 
 from reconcile import guards, progress, views
 from reconcile.ca import ExportReader, ReaderOptions
+from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
+from reconcile.ca.cloudpki import CloudPkiSource
 from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
 from reconcile.dedupe import Collapser
 from reconcile.enrich import accepted
@@ -40,8 +42,10 @@ class CaExports:
     streamed once; each bad row is logged with file:line and kept as a Reject."""
 
     def __init__(self, settings: Settings, issuers: Mapping[int, str] | None = None):
-        if not settings.ca_exports:
-            raise UsageError("no CA export given: pass --ca-export PATH (repeatable)")
+        if not settings.ca_exports and not settings.ca_sources:
+            raise UsageError(
+                "no CA export given: pass --ca-export PATH (repeatable) or --ca-source cloud-pki"
+            )
         options = ReaderOptions.from_settings(settings)
         self.settings = settings
         self.issuers = dict(issuers or {})
@@ -52,6 +56,8 @@ class CaExports:
         self._readers: list[ExportReader] = []
         self._zone_warned = False
         self._replay_of: CaExports | None = None
+        self.cloud_pki: CloudPkiSource | None = None
+        """Microsoft Cloud PKI's leaves, read after the exports like one more export."""
         try:
             for index, path in enumerate(settings.ca_exports):
                 issuer = self.issuers.get(index) or settings.issuer_for(index)
@@ -86,13 +92,26 @@ class CaExports:
                         )
                     self.rejects.append(item)
             self.inputs.append(reader.input_file())
+        if self.cloud_pki is not None:
+            yield from self._cloud_pki_rows(self.cloud_pki)
         progress.report("ca_rows", rows)
+
+    def _cloud_pki_rows(self, source: CloudPkiSource) -> Iterator[CaCertificate]:
+        for reject in source.rejects:
+            log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
+            if self.strict:
+                raise InputError(
+                    f"rejected row (--strict): {reject.reason}", reject.source, reject.line
+                )
+            self.rejects.append(reject)
+        yield from source
 
     def again(self, issuers: Mapping[int, str] | None = None) -> CaExports:
         """The same exports opened anew, with inferred issuers; or, without them, a replay whose
         rejects, notes and counts were already reported by this read."""
         self.close()
         fresh = CaExports(self.settings, self.issuers if issuers is None else issuers)
+        fresh.cloud_pki = self.cloud_pki
         if issuers is None:
             fresh._replay_of = self
         return fresh
@@ -106,6 +125,8 @@ class CaExports:
                 for item in reader:
                     if isinstance(item, CaCertificate):
                         yield item
+        if self.cloud_pki is not None:
+            yield from self.cloud_pki
 
     def issuerless(self) -> list[tuple[int, ExportReader]]:
         """Exports whose rows will name no issuer: no --ca-issuer and no issuer column."""
@@ -117,6 +138,19 @@ class CaExports:
     def close(self) -> None:
         for reader in self._readers:
             reader.close()
+
+
+def _check_cloud_pki(source: CloudPkiSource, in_scope: Counter[str], settings: Settings) -> None:
+    """The export guards, for the leaf file (a snapshot collection, so not among ca.inputs)."""
+    leaves = source.input_file
+    guards.check_rejects([leaves], source.rejects, settings.max_reject_ratio)
+    if not settings.allow_empty and not in_scope[leaves.path]:
+        what = f"{leaves.rows} leaf certificates" if leaves.rows else "no leaf certificates"
+        raise InputError(
+            f"no in-scope Cloud PKI certificate ({what}, none selected); pass --allow-empty if "
+            "that is expected",
+            leaves.path,
+        )
 
 
 def _fetch(settings: Settings, target: Path) -> Path:
@@ -279,6 +313,9 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
+        if CLOUD_PKI in settings.ca_sources:
+            # The same join as the exports: Cloud PKI leaves are CA certificates like any row.
+            ca.cloud_pki = snapshot.cloud_pki()
         inferred, notes = guards.infer_issuers(ca.issuerless(), snapshot.side.entries)
         if inferred:
             ca = ca.again(inferred)
@@ -298,6 +335,8 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         )
         collapser.finish()
         guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
+        if ca.cloud_pki is not None:
+            _check_cloud_pki(ca.cloud_pki, tally.in_scope, settings)
         guards.check_templates(tally.templates, settings.templates)
         if not settings.allow_empty:
             guards.check_empty(tally.in_scope, ca.inputs)

@@ -47,6 +47,13 @@ class Settings:
     ca_exports: tuple[Path, ...] = _opt(
         (), "ca.exports", "RECONCILE_CA_EXPORT", help="CA export files (repeatable)"
     )
+    ca_sources: tuple[str, ...] = _opt(
+        (),
+        "ca.sources",
+        "RECONCILE_CA_SOURCE",
+        help="CAs read through Graph instead of an export: cloud-pki (Microsoft Cloud PKI); "
+        "combine with CA exports for a mixed estate",
+    )
     ca_format: str = _opt(
         "auto",
         "ca.format",
@@ -588,6 +595,7 @@ def _warn_unknown_env(env: Mapping[str, str]) -> None:
         logging.getLogger("reconcile").warning("unknown environment variable %s%s", name, hint)
 
 
+CA_SOURCES = ("cloud-pki",)
 _CHOICES = {
     "ca_format": ("auto", "certutil", "certutil-text", "pspki", "ejbca", "openssl-index", "mapped"),
     "date_order": ("mdy", "dmy", "ymd"),
@@ -608,6 +616,9 @@ def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> Non
             raise ConfigError(
                 f"{labels.get(name, name)} must be one of {', '.join(choices)}, not {value!r}"
             )
+    for source in settings.ca_sources:
+        if source not in CA_SOURCES:
+            raise ConfigError(f"CA source must be one of {', '.join(CA_SOURCES)}, not {source!r}")
     if len(settings.ca_issuer) > 1 and len(settings.ca_issuer) != len(settings.ca_exports):
         raise ConfigError(
             f"{len(settings.ca_issuer)} CA issuers for {len(settings.ca_exports)} CA exports: "

@@ -43,3 +43,11 @@ def json_safe(line: str) -> str:
     """A JSON text with the characters ``json.dumps`` leaves raw (DEL, C1, bidi controls)
     written as ``\\uXXXX`` escapes: still the same JSON value, harmless on a terminal."""
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
+
+
+def printable(text: str | None, width: int | None = None) -> str:
+    """External text made terminal-safe; shortened with … only when ``width`` is given."""
+    clean = safe(text)
+    if width is None or len(clean) <= width:
+        return clean
+    return clean[: width - 1] + "…"

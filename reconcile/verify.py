@@ -114,6 +114,8 @@ def _bundled_inputs(
             found.names[str(target)] = str(item["of"])
         elif role in ("snapshot", "snapshot-metadata"):
             found.flags["snapshot"] = target.parent
+            # Cloud PKI's leaves are CA rows read from the snapshot: they name it too.
+            found.names[str(target)] = str(item["of"])
         elif role == "exceptions":
             found.flags["exceptions_file"] = target
         elif role == "column-map":

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from reconcile.ca import cloudpki
 from reconcile.identity import device_fold, fold, serial_hex
 from reconcile.intune.side import Entry
 from reconcile.model import CaCertificate, InputFile, Status, Verdict
@@ -242,6 +243,8 @@ class PlanTarget:
     reason: RevocationReason
     export_path: str
     ca_config: str | None
+    cloud_pki_ca_id: str | None = None
+    cloud_pki_leaf_id: str | None = None
 
     @property
     def code(self) -> int:
@@ -284,6 +287,18 @@ def _ejbca(target: PlanTarget) -> str:
     )
 
 
+def _cloud_pki(target: PlanTarget) -> str:
+    """Graph's revokeLeafCertificate, through the Azure CLI (``az login`` as an Intune admin)."""
+    if target.cloud_pki_ca_id is None or target.cloud_pki_leaf_id is None:
+        return _manual(target)
+    safe = {
+        k: "".join(ch if ch.isalnum() or ch == "-" else "?" for ch in v)
+        for k, v in (("ca", target.cloud_pki_ca_id), ("leaf", target.cloud_pki_leaf_id))
+    }
+    url, body = cloudpki.revoke_request(safe["ca"], safe["leaf"])
+    return f"az rest --method POST --url {_quoted(url)} --body '{body}'"
+
+
 def _manual(target: PlanTarget) -> str:
     return (
         f"# no revocation command known for this CA: revoke serial {serial_hex(target.serial)} "
@@ -297,6 +312,7 @@ COMMANDS: dict[str, CommandBuilder] = {
     "pspki": _certutil,
     "openssl-index": _openssl,
     "ejbca": _ejbca,
+    cloudpki.LEAVES: _cloud_pki,
 }
 """CA export format -> revocation command; a new CA kind registers its builder here."""
 
@@ -316,7 +332,15 @@ def renamed(views: Views, names: Mapping[str, str], ca_config: str | None) -> Vi
         ca = replace(row.verdict.ca, source=original)
         command = row.command
         if row.reason is not None:
-            target = PlanTarget(ca.serial, ca.issuer, row.reason, original, ca_config)
+            target = PlanTarget(
+                ca.serial,
+                ca.issuer,
+                row.reason,
+                original,
+                ca_config,
+                ca.template_oid if ca.cloud_pki_leaf_id else None,
+                ca.cloud_pki_leaf_id,
+            )
             command = revoke_command(row.ca_format, target)
         return replace(row, verdict=replace(row.verdict, ca=ca), command=command)
 
@@ -386,6 +410,8 @@ def build(
             reason=reason,
             export_path=verdict.ca.source,
             ca_config=options.ca_config.get(verdict.ca.source),
+            cloud_pki_ca_id=verdict.ca.template_oid if verdict.ca.cloud_pki_leaf_id else None,
+            cloud_pki_leaf_id=verdict.ca.cloud_pki_leaf_id,
         )
         plan.append(
             ViewRow(

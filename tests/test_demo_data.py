@@ -25,12 +25,14 @@ import pytest
 from reconcile import pipeline
 from reconcile.demo import (
     DEMO_AS_OF,
+    DEMO_CLOUD_PKI_CA,
     DEMO_DIR,
     DEMO_ISSUER,
     DEMO_TEMPLATES,
     demo_ca_export,
     demo_snapshot,
 )
+from reconcile.intune.cloudpki import LEAF_FIELDS
 from reconcile.intune.sources import DEVICE_FIELDS, PROFILE_FIELDS, STATE_FIELDS
 from reconcile.model import RunResult
 from reconcile.report.csvout import write_verdicts
@@ -107,7 +109,9 @@ def test_snapshot_parses_cleanly() -> None:
     assert snapshot.metadata["cloud"] == "global"
     assert snapshot.metadata["intune_source"] == "both"
     assert snapshot.tenant_id == "c0ffee00-5a1e-4d3e-9c7a-00000000c0de"
-    assert len(snapshot.profiles) == counts["profiles"] == 4
+    # Contoso's three AD CS profiles, Fabrikam's, and the Cloud PKI SCEP profile.
+    assert len(snapshot.profiles) == counts["profiles"] == 5
+    assert counts["cloud_pki_cas"] == 2 and snapshot.metadata["ca_sources"] == ["cloud-pki"]
     assert len(snapshot.devices) == counts["managed_devices"] == 15
     assert len(snapshot.certificates) == counts["certificate_states"] + counts["report_rows"]
     assert {p.odata_type for p in snapshot.profiles} == {
@@ -373,6 +377,58 @@ def test_hostile_names_are_neutralised_in_csv(demo_result: RunResult) -> None:
     assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")]
     names = {v.intune.device_name for v in demo_result.findings if v.intune is not None}
     assert '=HYPERLINK("http://evil.example","x")' in names
+
+
+# --- the demo's Microsoft Cloud PKI ---------------------------------------------------------------
+
+
+def test_cloud_pki_objects_are_what_the_fetcher_reads(manifest: dict[str, Any]) -> None:
+    leaves = _jsonl(demo_snapshot() / "cloud_pki_leaf_certificates.jsonl")
+    for leaf in leaves:
+        assert set(leaf) == {"@odata.type", *LEAF_FIELDS}
+        assert leaf["issuerName"] == DEMO_CLOUD_PKI_CA
+    statuses = {leaf["certificateStatus"] for leaf in leaves}
+    assert statuses == {"unknown", "active", "revoked", "expired", "unknownFutureValue"}
+    cas = _jsonl(demo_snapshot() / "cloud_pki_cas.jsonl")
+    issuing = [
+        c for c in cas if c["cloudCertificationAuthorityType"] == "issuingCertificationAuthority"
+    ]
+    assert [c["id"] for c in issuing] == [manifest["cloud_pki"]["ca_id"]]
+    assert {leaf["issuerId"] for leaf in leaves} == {manifest["cloud_pki"]["ca_id"]}
+    devices = {d["id"] for d in _jsonl(demo_snapshot() / "managed_devices.jsonl")}
+    gone = [leaf for leaf in leaves if leaf["deviceId"] not in devices]
+    assert [leaf["deviceName"] for leaf in gone] == ["CONTOSO-LT-0099"]
+
+
+@pytest.fixture(scope="module")
+def mixed_result() -> RunResult:
+    settings = _demo_settings(
+        ca_sources=("cloud-pki",), templates=(*DEMO_TEMPLATES, DEMO_CLOUD_PKI_CA)
+    )
+    return pipeline.run(settings, keep_all=True)
+
+
+def test_pipeline_gives_each_cloud_pki_leaf_its_manifest_status(
+    mixed_result: RunResult, manifest: dict[str, Any]
+) -> None:
+    leaves = manifest["cloud_pki"]["leaves"]
+    got = {v.ca.serial: v.status.value for v in mixed_result.verdicts}
+    for leaf in leaves:
+        assert got[int(leaf["serial"], 16)] == leaf["expected"], leaf["why"]
+    for cert in manifest["certificates"]:
+        assert got[int(cert["serial"], 16)] == cert["expected"], cert["why"]
+    assert len(got) == len(leaves) + len(manifest["certificates"])
+    assert mixed_result.rejects == ()
+    gone = {v.ca.serial for v in mixed_result.verdicts if v.ca.cloud_pki_leaf_id and v.device_gone}
+    assert gone == {int(leaf["serial"], 16) for leaf in leaves if not leaf["device_managed"]}
+
+
+def test_every_cloud_pki_status_shows_in_the_manifest(manifest: dict[str, Any]) -> None:
+    counts = manifest["cloud_pki"]["expected_counts"]
+    assert {"delivered", "not_installed", "not_reported", "superseded", "revoked"} <= set(counts)
+    assert {leaf["status"] for leaf in manifest["cloud_pki"]["leaves"]} == {
+        "unknown", "active", "revoked", "expired", "unknownFutureValue"
+    }  # fmt: skip
 
 
 # --- the benchmark generator, small ---------------------------------------------------------------

@@ -50,6 +50,9 @@ ROUTES = (
     "ndes_connectors",
     "connector_details",
     "unknown",
+    "cloud_pki_cas",
+    "cloud_pki_leaves",
+    "cloud_pki_ca_leaves",
 )
 
 

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from reconcile.emulator import cloudpki
 from reconcile.emulator import connectors as connector_routes
 from reconcile.emulator.connectors import ConnectorSwitch
 from reconcile.emulator.faults import Fault, FaultKind
@@ -312,6 +313,7 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
             r"(\('(?P<id>[^']+)'\)|/(?P<id2>[^/]+))$",
         ),
         ("GET", "download", r"^/blob/reports/(?P<name>[^/]+)\.zip$"),
+        *cloudpki.PATTERNS,
         *connector_routes.ROUTES,
     )
 )
@@ -346,6 +348,7 @@ class GraphEmulator:
         report_columns: Sequence[str] | None = None,
         report_loc: bool = True,
         request_log: Path | None = None,
+        cloud_pki: cloudpki.CloudPki | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         connectors: ConnectorSwitch | None = None,
@@ -362,6 +365,13 @@ class GraphEmulator:
         self.client_secret = client_secret or f"emu~{secrets.token_urlsafe(24)}"
         self.identity_header = secrets.token_hex(16)
         self.data = data
+        if cloud_pki is None:
+            cloud_pki = (
+                cloudpki.CloudPki.from_snapshot(snapshot_dir)
+                if snapshot_dir is not None
+                else cloudpki.CloudPki()
+            )
+        self.cloud_pki = cloud_pki
         self.faults: list[Fault] = list(faults)
         self.latency = latency
         self.page_size = page_size
@@ -595,6 +605,8 @@ class GraphEmulator:
             self._export_create(ex, fault)
         elif ex.route == "export_list":
             self._export_list(ex)
+        elif ex.route in cloudpki.ROUTES:
+            self._cloud_pki(ex)
         elif ex.route in connector_routes.CONTEXTS:
             self._connectors(ex)
         else:
@@ -1199,6 +1211,34 @@ class GraphEmulator:
             self.data.devices,
             DEVICE_PROPERTIES,
             f"{version}/$metadata#deviceManagement/managedDevices",
+        )
+
+    def _cloud_pki(self, ex: _Exchange) -> None:
+        pki = self.cloud_pki
+        if pki.forbidden is not None:
+            self._graph_error(ex, 403, "Forbidden", pki.forbidden_message())
+            return
+        if ex.route == "cloud_pki_cas":
+            items, known, context = pki.cas, cloudpki.CA_PROPERTIES, "cloudCertificationAuthority"
+        else:
+            items, known = pki.leaves, cloudpki.LEAF_PROPERTIES
+            context = "cloudCertificationAuthorityLeafCertificate"
+            if ex.route == "cloud_pki_ca_leaves":
+                assert ex.match is not None
+                ca_id = ex.match.group("id")
+                if pki.ca(ca_id) is None:
+                    self._graph_error(
+                        ex, 404, "ResourceNotFound", f"Resource with id '{ca_id}' was not found."
+                    )
+                    return
+                items = pki.leaves_of(ca_id)
+                context = f"cloudCertificationAuthority('{ca_id}')/{context}"
+        self._page(
+            ex,
+            len(items),
+            lambda start, stop: items[start:stop],
+            known,
+            cloudpki.CONTEXT + context,
         )
 
     def _connectors(self, ex: _Exchange) -> None:

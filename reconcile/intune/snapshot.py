@@ -15,6 +15,11 @@ A snapshot is a directory::
     connectors.jsonl            ndesConnector and certificateConnectorDetails objects, each
                                 annotated with "@reconcile.connectorType" (optional; a 403/404
                                 is a warning under "connectors" in metadata.json)
+    cloud_pki_cas.jsonl         Cloud PKI cloudCertificationAuthority objects (--ca-source
+                                cloud-pki)
+    cloud_pki_leaf_certificates.jsonl
+                                cloudCertificationAuthorityLeafCertificate objects; read as
+                                CA certificates by reconcile/ca/cloudpki.py
 
 Collections that were not fetched are absent and not listed in ``counts``. The writer streams
 pages straight to disk and publishes the directory by renaming it into place only when every
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconcile import __version__
+from reconcile.ca import cloudpki
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.identity import device_fold
 from reconcile.intune.records import (
@@ -58,13 +64,23 @@ from reconcile.model import (
     ManagedDevice,
     Reject,
 )
+from reconcile.timeparse import parse_iso
 
 FORMAT = "reconcile-snapshot"
 VERSION = 1
 METADATA = "metadata.json"
 # Order matters: a collection's index is its Entry.collection value (records.STATES, REPORT).
-COLLECTIONS = ("certificate_states", "report_rows", "managed_devices", "profiles")
+COLLECTIONS = (
+    "certificate_states",
+    "report_rows",
+    "managed_devices",
+    "profiles",
+    cloudpki.CAS,
+    cloudpki.LEAVES,
+)
 DEVICES = COLLECTIONS.index("managed_devices")
+PKI_CAS = COLLECTIONS.index(cloudpki.CAS)
+PKI_LEAVES = COLLECTIONS.index(cloudpki.LEAVES)
 
 
 def _regular(path: Path) -> bool:
@@ -144,6 +160,10 @@ class SnapshotSource:
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
         self.profiles: list[CertificateProfile] = []
+        self.cloud_pki_cas: dict[str, str | None] = {}
+        # The leaf file holds CA data, not Intune data: its rejects go with the CA source.
+        self.cloud_pki_input: InputFile | None = None
+        self.cloud_pki_rejects: list[Reject] = []
         self.device_lines = array("q")
         self._handles: dict[int, IO[bytes]] = {}
         self._offsets: dict[int, array[int]] = {}
@@ -189,6 +209,7 @@ class SnapshotSource:
         digest = hashlib.sha256()
         offset = 0
         bad = 0
+        rejects = self.cloud_pki_rejects if collection == PKI_LEAVES else self.rejects
         raw = b"\n"
         for line, raw in enumerate(handle, start=1):
             if not raw.endswith(b"\n"):
@@ -208,11 +229,16 @@ class SnapshotSource:
                     entries.append(scan_report_row(raw, self.report_delivered, line))
                 elif collection == DEVICES:
                     self._index_device(decode_device(raw), line)
+                elif collection == PKI_CAS:
+                    ca_id, ca_name = cloudpki.decode_ca(raw)
+                    self.cloud_pki_cas[ca_id] = ca_name
+                elif collection == PKI_LEAVES:
+                    cloudpki.check_leaf(raw)
                 else:
                     self.profiles.append(decode_profile(raw))
             except ValueError as exc:
                 bad += 1
-                self.rejects.append(Reject(str(path), line, str(exc)))
+                rejects.append(Reject(str(path), line, str(exc)))
         if len(offsets) != counts[name]:
             raise IncompleteDataError(
                 f"{path}: metadata promises {counts[name]} records, file holds {len(offsets)}"
@@ -223,8 +249,25 @@ class SnapshotSource:
                 f"{path}: sha256 differs from the one {METADATA} recorded at fetch time; the "
                 "file changed after the fetch"
             )
-        self.inputs.append(
-            InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
+        item = InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
+        if collection == PKI_LEAVES:
+            self.cloud_pki_input = item
+        self.inputs.append(item)
+
+    def cloud_pki(self) -> cloudpki.CloudPkiSource:
+        """The Cloud PKI leaves as a CA source; an input error if this snapshot has none."""
+        counts = self.metadata["counts"]
+        missing = [n for n in (cloudpki.CAS, cloudpki.LEAVES) if n not in counts]
+        if missing:
+            raise InputError(
+                f"the snapshot holds no {', '.join(missing)}: fetch it with --ca-source "
+                "cloud-pki to read Cloud PKI",
+                self.path,
+            )
+        assert self.cloud_pki_input is not None
+        fetched_at = parse_iso(str(self.metadata.get("fetched_at") or "")) or None
+        return cloudpki.CloudPkiSource(
+            self.path, self.cloud_pki_cas, fetched_at, self.cloud_pki_input, self.cloud_pki_rejects
         )
 
     def _index_device(self, device: ManagedDevice, line: int) -> None:

@@ -103,6 +103,7 @@ def run_metadata(
         ],
         "settings": {
             "ca_exports": [str(p) for p in settings.ca_exports],
+            "ca_sources": list(settings.ca_sources),
             "ca_format": settings.ca_format,
             "ca_issuer": list(settings.ca_issuer),
             "column_map": str(settings.column_map.absolute()) if settings.column_map else None,
@@ -192,6 +193,8 @@ def view_files(result: RunResult, encoding: str) -> list[tuple[str, Writer, str,
         for view in View
     ]
     formats = [i.format for i in result.inputs if i.kind == "ca-export"]
+    # Cloud PKI's leaves come from the snapshot, not an export: their plan rows name the kind.
+    formats += [r.ca_format for r in views.revocation_plan]
     files.extend(
         (
             f"revocation-plan.{suffix}",

@@ -37,7 +37,9 @@ def _device_name(v: Verdict) -> str | None:
 def _device_id(v: Verdict) -> str | None:
     if v.device is not None:
         return v.device.id
-    return v.intune.device_id if v.intune is not None else None
+    if v.intune is not None and v.intune.device_id:
+        return v.intune.device_id
+    return v.ca.managed_device_id
 
 
 def _user(v: Verdict) -> str | None:

@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from reconcile.identity import serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Verdict
-from reconcile.terminal import safe
+from reconcile.terminal import printable, safe
 from reconcile.timeparse import iso_z
 
 HEADERS = ("status", "serial", "device", "template", "issued", "intune", "next step")
@@ -21,14 +21,6 @@ HEADERS = ("status", "serial", "device", "template", "issued", "intune", "next s
 _CAPS = {2: 28, 3: 24, 5: 22}
 _MIN_NEXT_STEP = 40
 _GAP = 2  # tabulate's "simple" format puts two spaces between columns
-
-
-def printable(text: str | None, width: int | None = None) -> str:
-    """External text made terminal-safe; shortened with … only when ``width`` is given."""
-    clean = safe(text)
-    if width is None or len(clean) <= width:
-        return clean
-    return clean[: width - 1] + "…"
 
 
 def summary_table(result: RunResult) -> str:

@@ -40,7 +40,8 @@ def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
 def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
     """Columns when they fit ``width`` (always without one), else one block per certificate
     whose fields wrap at whole words; nothing is shortened."""
-    from reconcile.report.table import _wrap, printable
+    from reconcile.report.table import _wrap
+    from reconcile.terminal import printable
 
     names = _SHOWN[view]
     cells = [[printable(c) for c in _cells(view, r, names)] for r in rows]
@@ -59,7 +60,8 @@ def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
 
 def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
     """Each view's count and rows, then the connectors; empty when the run has no views."""
-    from reconcile.report.table import _wrap, printable
+    from reconcile.report.table import _wrap
+    from reconcile.terminal import printable
 
     views = result.views
     if views is None:
