@@ -146,8 +146,8 @@ def device_key(name: str) -> str:
     whole, so two users called Megan never become one device.
     """
     text = name.strip()
-    if "." in text and _HOST_NAME.fullmatch(text):
-        text = text.split(".", 1)[0]
+    if "." in text and "@" not in text and _HOST_NAME.fullmatch(text):
+        text = text.partition(".")[0]
     return sys.intern(text.casefold())
 
 

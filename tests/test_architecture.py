@@ -56,6 +56,31 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 SOURCES = ("reconcile.ca", "reconcile.graph", "reconcile.intune", "reconcile.evidence")
 SOURCE_MAY_USE = {"reconcile.intune": ("reconcile.graph", "reconcile.ca.cloudpki")}
 
+# Settings stop at the door (issue 13 item 1): the CLI resolves them once and hands each part
+# the small typed options it needs. These modules still read the Settings object; the list
+# only ever shrinks.
+SETTINGS_READERS = frozenset(
+    {
+        "reconcile.cli",
+        "reconcile.doctor",
+        "reconcile.enrich.evidence",
+        "reconcile.evidence.store",
+        "reconcile.graph",
+        "reconcile.graph.auth",
+        "reconcile.graph.client",
+        "reconcile.graph.clouds",
+        "reconcile.graph.transport",
+        "reconcile.history",
+        "reconcile.intune.fetch",
+        "reconcile.lock",
+        "reconcile.pipeline",
+        "reconcile.report.bundle",
+        "reconcile.retention",
+        "reconcile.starter",
+        "reconcile.verify",
+    }
+)
+
 
 def _module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
@@ -168,6 +193,11 @@ def test_nothing_imports_cli_and_only_cli_starts_the_emulator() -> None:
         and any(_within(i, "reconcile.emulator") for i in _internal(imports))
     )
     assert emulator_users == ["reconcile.cli"]
+
+
+def test_no_new_module_reads_the_settings_object() -> None:
+    readers = {m for m, imports in IMPORTS.items() if "reconcile.settings" in imports}
+    assert sorted(readers - SETTINGS_READERS) == []
 
 
 def test_report_is_imported_only_above_it() -> None:
