@@ -8,6 +8,7 @@ through :func:`safe` before printing; it is the only place that decides what is 
 from __future__ import annotations
 
 import re
+import textwrap
 
 REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
 
@@ -51,3 +52,14 @@ def printable(text: str | None, width: int | None = None) -> str:
     if width is None or len(clean) <= width:
         return clean
     return clean[: width - 1] + "…"
+
+
+def wrap(text: str, width: int | None, indent: str = "  ") -> str:
+    """Each line of ``text`` wrapped at whole words to ``width`` (None: left as is)."""
+    if width is None:
+        return text
+    return "\n".join(
+        "\n".join(textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False))
+        or line
+        for line in text.split("\n")
+    )

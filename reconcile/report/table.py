@@ -7,13 +7,11 @@ width (summary.txt) nothing is wrapped or shortened.
 
 from __future__ import annotations
 
-import textwrap
-
 from tabulate import tabulate
 
 from reconcile.identity import serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Verdict
-from reconcile.terminal import printable, safe
+from reconcile.terminal import printable, safe, wrap
 from reconcile.timeparse import iso_z
 
 HEADERS = ("status", "serial", "device", "template", "issued", "intune", "next step")
@@ -98,14 +96,14 @@ def _as_blocks(rows: list[tuple[str, ...]], width: int) -> str:
             f"  template {template or '-'}  intune {state or '-'}",
             f"  next step: {step}",
         ]
-        blocks.append(_wrap("\n".join(lines), width, indent="    "))
+        blocks.append(wrap("\n".join(lines), width, indent="    "))
     return "\n\n".join(blocks)
 
 
 def findings_table(result: RunResult, max_rows: int, width: int | None = None) -> str:
     findings = result.findings
     if not findings:
-        return _wrap(
+        return wrap(
             "No findings: every in-scope certificate is delivered, pending or accounted for.",
             width,
         )
@@ -117,23 +115,12 @@ def findings_table(result: RunResult, max_rows: int, width: int | None = None) -
         table = _as_blocks(rows, width)
     hidden = len(findings) - len(shown)
     if hidden > 0:
-        table += "\n" + _wrap(
+        table += "\n" + wrap(
             f"… {hidden} more finding(s) not shown; write them all with --csv PATH "
             "or --out-dir DIR, or raise --max-rows.",
             width,
         )
     return table
-
-
-def _wrap(text: str, width: int | None, indent: str = "  ") -> str:
-    """Each line of ``text`` wrapped at whole words to ``width`` (None: left as is)."""
-    if width is None:
-        return text
-    return "\n".join(
-        "\n".join(textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False))
-        or line
-        for line in text.split("\n")
-    )
 
 
 def render(result: RunResult, max_rows: int, preamble: str = "", width: int | None = None) -> str:
@@ -142,14 +129,14 @@ def render(result: RunResult, max_rows: int, preamble: str = "", width: int | No
         f"reconcile run {result.run_id}  as of {iso_z(result.as_of)}  "
         f"grace {result.grace_hours:g} h  findings {len(result.findings)}"
     )
-    parts = [_wrap(head, width), ""]
+    parts = [wrap(head, width), ""]
     if preamble:
-        parts += [_wrap(safe(preamble, multiline=True), width), ""]
+        parts += [wrap(safe(preamble, multiline=True), width), ""]
     parts += [summary_table(result), "", findings_table(result, max_rows, width)]
     if result.notes:
         # How the CA exports were read (date order, zone, issuer, copies): never silent.
         notes = "\n".join(f"note: {printable(n)}" for n in result.notes)
-        parts += ["", _wrap(notes, width, indent="      ")]
+        parts += ["", wrap(notes, width, indent="      ")]
     from reconcile.report import viewspage
 
     views = viewspage.text(result, max_rows, width)

@@ -13,6 +13,7 @@ from tabulate import tabulate
 from reconcile.history import RunRow
 from reconcile.model import RunResult
 from reconcile.report.viewsout import VIEW_COLUMNS
+from reconcile.terminal import printable, wrap
 from reconcile.views import View, ViewRow
 
 TITLES = {
@@ -40,8 +41,6 @@ def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
 def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
     """Columns when they fit ``width`` (always without one), else one block per certificate
     whose fields wrap at whole words; nothing is shortened."""
-    from reconcile.report.table import _wrap
-    from reconcile.terminal import printable
 
     names = _SHOWN[view]
     cells = [[printable(c) for c in _cells(view, r, names)] for r in rows]
@@ -54,14 +53,12 @@ def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
             f"{row[0]}  {row[1]}",
             *(f"  {n}: {c}" for n, c in zip(names[2:], row[2:], strict=True)),
         ]
-        blocks.append(_wrap("\n".join(lines), width, indent="    "))
+        blocks.append(wrap("\n".join(lines), width, indent="    "))
     return "\n\n".join(blocks)
 
 
 def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
     """Each view's count and rows, then the connectors; empty when the run has no views."""
-    from reconcile.report.table import _wrap
-    from reconcile.terminal import printable
 
     views = result.views
     if views is None:
@@ -70,20 +67,20 @@ def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
     for view in View:
         rows = views.rows(view)
         extra = f" within {views.expiry_days} days" if view is View.EXPIRING else ""
-        parts.append("\n" + _wrap(f"{TITLES[view]}{extra}: {len(rows)}", width))
+        parts.append("\n" + wrap(f"{TITLES[view]}{extra}: {len(rows)}", width))
         if not rows:
             continue
         shown = rows[:max_rows] if max_rows >= 0 else rows
         parts.append(_rows_text(view, shown, width))
         if len(rows) > len(shown):
-            parts.append(_wrap(f"… {len(rows) - len(shown)} more; see {view.value}.csv", width))
+            parts.append(wrap(f"… {len(rows) - len(shown)} more; see {view.value}.csv", width))
         step = SUMMARY_STEPS.get(view, rows[0].next_step)
-        parts.append(_wrap(f"next step: {step}", width))
+        parts.append(wrap(f"next step: {step}", width))
     health = views.connectors
     if health is not None:
-        parts.append("\n" + _wrap(f"Certificate connectors: {len(health.connectors)}", width))
-        parts += [_wrap(f"  {printable(health.describe(c))}", width) for c in health.connectors]
-        parts += [_wrap(f"  warning: {printable(w)}", width) for w in health.warning_lines()]
+        parts.append("\n" + wrap(f"Certificate connectors: {len(health.connectors)}", width))
+        parts += [wrap(f"  {printable(health.describe(c))}", width) for c in health.connectors]
+        parts += [wrap(f"  warning: {printable(w)}", width) for w in health.warning_lines()]
     return "\n".join(parts) + "\n"
 
 
