@@ -8,7 +8,6 @@ through :func:`safe` before printing; it is the only place that decides what is 
 from __future__ import annotations
 
 import re
-import textwrap
 
 REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
 
@@ -44,22 +43,3 @@ def json_safe(line: str) -> str:
     """A JSON text with the characters ``json.dumps`` leaves raw (DEL, C1, bidi controls)
     written as ``\\uXXXX`` escapes: still the same JSON value, harmless on a terminal."""
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
-
-
-def printable(text: str | None, width: int | None = None) -> str:
-    """External text made terminal-safe; shortened with … only when ``width`` is given."""
-    clean = safe(text)
-    if width is None or len(clean) <= width:
-        return clean
-    return clean[: width - 1] + "…"
-
-
-def wrap(text: str, width: int | None, indent: str = "  ") -> str:
-    """Each line of ``text`` wrapped at whole words to ``width`` (None: left as is)."""
-    if width is None:
-        return text
-    return "\n".join(
-        "\n".join(textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False))
-        or line
-        for line in text.split("\n")
-    )

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconcile import history
+from reconcile.history.store import recording
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.model import (
@@ -18,6 +18,7 @@ from reconcile.model import (
     IntuneCertificate,
     ManagedDevice,
     Reject,
+    RunDelta,
     RunResult,
 )
 
@@ -30,11 +31,9 @@ def record_run(
     *,
     started_at: datetime | None = None,
     hook: Callable[[str], None] | None = None,
-) -> tuple[RunResult, history.RunDelta]:
+) -> tuple[RunResult, RunDelta]:
     """Record one run and commit, as a run does once its reports are written."""
-    with history.recording(
-        db, result, exit_code, duration, started_at=started_at, hook=hook
-    ) as recorded:
+    with recording(db, result, exit_code, duration, started_at=started_at, hook=hook) as recorded:
         return recorded
 
 

@@ -7,12 +7,19 @@ width (summary.txt) nothing is wrapped or shortened.
 
 from __future__ import annotations
 
+from typing import IO, TYPE_CHECKING
+
 from tabulate import tabulate
 
-from reconcile.identity import serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Verdict
-from reconcile.terminal import printable, safe, wrap
+from reconcile.report import viewspage
+from reconcile.report.columns import cell
+from reconcile.report.text import printable, wrap
+from reconcile.terminal import safe
 from reconcile.timeparse import iso_z
+
+if TYPE_CHECKING:
+    from reconcile.report.document import Report
 
 HEADERS = ("status", "serial", "device", "template", "issued", "intune", "next step")
 # Widest a wrapped cell may get before the next step's share is taken from the rest.
@@ -42,11 +49,7 @@ def summary_table(result: RunResult) -> str:
 
 
 def _device(v: Verdict) -> str:
-    name = v.intune.device_name if v.intune and v.intune.device_name else None
-    if name is None and v.device is not None:
-        name = v.device.device_name
-    if name is None:
-        name = v.ca.common_name
+    name = v.managed_name or v.ca.common_name
     suffix = " (gone)" if v.device_gone else ""
     if v.device_candidates:
         suffix = " (ambiguous)"
@@ -55,12 +58,12 @@ def _device(v: Verdict) -> str:
 
 def _row(v: Verdict) -> tuple[str, ...]:
     return (
-        v.status.value,
-        serial_hex(v.ca.serial),
+        cell(v, "status"),
+        cell(v, "serial_number"),
         _device(v),
-        printable(v.ca.template_name or v.ca.template_oid),
-        iso_z(v.ca.not_before)[:10],
-        printable(v.intune.state if v.intune else ""),
+        printable(cell(v, "template")),
+        cell(v, "issued_at")[:10],
+        printable(cell(v, "intune_state")),
         printable(v.next_step or v.reason),
     )
 
@@ -137,7 +140,10 @@ def render(result: RunResult, max_rows: int, preamble: str = "", width: int | No
         # How the CA exports were read (date order, zone, issuer, copies): never silent.
         notes = "\n".join(f"note: {printable(n)}" for n in result.notes)
         parts += ["", wrap(notes, width, indent="      ")]
-    from reconcile.report import viewspage
-
     views = viewspage.text(result, max_rows, width)
     return "\n".join(parts) + "\n" + (f"\n{views}" if views else "")
+
+
+def write(handle: IO[str], report: Report) -> None:
+    """The terminal text (summary.txt with the report's default of every row, unwrapped)."""
+    handle.write(render(report.result, report.max_rows, report.preamble, report.width))
