@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "reconcile.model",
             "reconcile.progress",
             "reconcile.logsetup",
-            "reconcile.settings",
+            "reconcile.paths",
             "reconcile.demo",
         ),
     ),
@@ -38,17 +38,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "app",
         (
-            "reconcile.pipeline",
             "reconcile.explain",
-            "reconcile.verify",
             "reconcile.doctor",
             "reconcile.notify",
             "reconcile.lock",
             "reconcile.retention",
-            "reconcile.starter",
             "reconcile.emulator",
         ),
     ),
+    # Settings are resolved once here and turned into each part's small options; the use cases
+    # that still take the whole Settings object sit beside them.
+    ("door", ("reconcile.settings", "reconcile.pipeline", "reconcile.verify", "reconcile.starter")),
     ("cli", ("reconcile.cli",)),
 )
 
@@ -57,27 +57,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 SOURCES = ("reconcile.ca", "reconcile.graph", "reconcile.intune", "reconcile.evidence")
 SOURCE_MAY_USE = {"reconcile.intune": ("reconcile.graph", "reconcile.ca.cloudpki")}
 
-# Settings stop at the door (issue 13 item 1): the CLI resolves them once and hands each part
-# the small typed options it needs. These modules still read the Settings object; the list
-# only ever shrinks.
+# Settings stop at the door (issue 13 item 1): resolved once, then each part gets the small
+# typed options it needs. These modules still read the Settings object; the list only shrinks.
 SETTINGS_READERS = frozenset(
-    {
-        "reconcile.cli",
-        "reconcile.doctor",
-        "reconcile.enrich.evidence",
-        "reconcile.evidence.store",
-        "reconcile.graph",
-        "reconcile.graph.auth",
-        "reconcile.graph.client",
-        "reconcile.graph.clouds",
-        "reconcile.graph.transport",
-        "reconcile.intune.fetch",
-        "reconcile.lock",
-        "reconcile.pipeline",
-        "reconcile.retention",
-        "reconcile.starter",
-        "reconcile.verify",
-    }
+    {"reconcile.cli", "reconcile.pipeline", "reconcile.starter", "reconcile.verify"}
 )
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from reconcile.enrich.advice import evidence_next_step
 from reconcile.evidence.model import EvidenceRecord, Outcome
-from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import common_name, device_key, san_dns_names
 from reconcile.model import RunResult, Status, Verdict
-from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
 
 CLOCK_SKEW = timedelta(minutes=15)
@@ -167,9 +167,8 @@ def apply_evidence(result: RunResult, store: EvidenceStore) -> RunResult:
     return dataclasses.replace(result, verdicts=tuple(verdicts))
 
 
-def apply_stored_evidence(result: RunResult, settings: Settings) -> RunResult:
-    """apply_evidence with the configured store, when one exists; never creates it."""
-    path = evidence_path(settings)
+def apply_stored_evidence(result: RunResult, path: Path) -> RunResult:
+    """apply_evidence with the store at ``path``, when one exists; never creates it."""
     if not path.exists():
         return result
     with EvidenceStore(path, create=False) as store:
