@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reconcile.demo import DEMO_AS_OF, DEMO_ISSUER, DEMO_TEMPLATES, demo_ca_export, demo_snapshot
 from reconcile.history.store import recording
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
@@ -21,6 +22,7 @@ from reconcile.model import (
     RunDelta,
     RunResult,
 )
+from reconcile.settings import Settings
 
 
 def record_run(
@@ -82,3 +84,17 @@ def read_snapshot(directory: Path, report_delivered: ReportStatuses | Iterable[s
             rejects=tuple(source.rejects),
             inputs=tuple(source.inputs),
         )
+
+
+def demo_settings(**overrides: Any) -> Settings:
+    """A run over the bundled demo (its export, snapshot, issuer, templates and as-of)."""
+    values: dict[str, Any] = {
+        "ca_exports": (demo_ca_export(),),
+        "snapshot": demo_snapshot(),
+        "ca_issuer": (DEMO_ISSUER,),
+        "templates": DEMO_TEMPLATES,
+        "as_of": DEMO_AS_OF,
+        "no_history": True,
+    }
+    values.update(overrides)
+    return Settings(**values)

@@ -5,37 +5,23 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from reconcile import pipeline
-from reconcile.demo import DEMO_AS_OF, DEMO_ISSUER, DEMO_TEMPLATES, demo_ca_export, demo_snapshot
+from reconcile.demo import DEMO_AS_OF, DEMO_TEMPLATES, demo_ca_export
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.model import InputFile, RunResult, Status
-from reconcile.settings import Settings
-
-
-def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "ca_exports": (demo_ca_export(),),
-        "snapshot": demo_snapshot(),
-        "ca_issuer": (DEMO_ISSUER,),
-        "templates": DEMO_TEMPLATES,
-        "as_of": DEMO_AS_OF,
-        "no_history": True,
-    }
-    values.update(overrides)
-    return Settings(**values)
+from tests.helpers import demo_settings
 
 
 @pytest.fixture(scope="module")
 def everything() -> RunResult:
-    return pipeline.run(settings(), keep_all=True)
+    return pipeline.run(demo_settings(), keep_all=True)
 
 
 def test_without_all_only_findings_are_kept_and_the_rest_counted(everything: RunResult) -> None:
-    findings_only = pipeline.run(settings())
+    findings_only = pipeline.run(demo_settings())
     assert findings_only.verdicts == everything.findings
     assert all(v.is_finding for v in findings_only.verdicts)
     assert findings_only.counts() == everything.counts()
@@ -56,7 +42,7 @@ def test_inputs_are_the_export_and_the_snapshot_files(everything: RunResult) -> 
 
 def test_no_ca_export_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="no CA export given"):
-        pipeline.run(settings(ca_exports=()))
+        pipeline.run(demo_settings(ca_exports=()))
 
 
 @pytest.mark.parametrize(
@@ -69,7 +55,7 @@ def test_no_ca_export_is_a_usage_error() -> None:
 )
 def test_a_bad_device_pattern_is_a_config_error(pattern: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        pipeline.run(settings(device_pattern=pattern))
+        pipeline.run(demo_settings(device_pattern=pattern))
 
 
 def test_strict_stops_at_the_first_rejected_row(tmp_path: Path) -> None:
@@ -78,16 +64,16 @@ def test_strict_stops_at_the_first_rejected_row(tmp_path: Path) -> None:
     request_id, _serial, rest = lines[1].split(",", 2)
     bad = ",".join([request_id.replace("1041", "9999"), '"not-a-serial"', rest])
     export.write_text("\r\n".join([*lines, bad]) + "\r\n", encoding="utf-16")
-    lenient = pipeline.run(settings(ca_exports=(export,), max_reject_ratio=1.0))
+    lenient = pipeline.run(demo_settings(ca_exports=(export,), max_reject_ratio=1.0))
     assert [(r.line, "not-a-serial" in r.reason) for r in lenient.rejects] == [
         (len(lines) + 1, True)
     ]
     with pytest.raises(InputError, match="rejected row \\(--strict\\)"):
-        pipeline.run(settings(ca_exports=(export,), strict=True, max_reject_ratio=1.0))
+        pipeline.run(demo_settings(ca_exports=(export,), strict=True, max_reject_ratio=1.0))
 
 
 def test_run_id_depends_on_as_of_options_and_input_hashes_only() -> None:
-    base = settings()
+    base = demo_settings()
     inputs = [InputFile("a.csv", "ca-export", "certutil", "0" * 64, rows=1, rejected=0)]
     run_id = pipeline.run_id_for(base, inputs, DEMO_AS_OF)
     assert run_id == pipeline.run_id_for(base, list(inputs), DEMO_AS_OF)
@@ -101,8 +87,10 @@ def test_run_id_depends_on_as_of_options_and_input_hashes_only() -> None:
                 run_id,
                 pipeline.run_id_for(base, other_file, DEMO_AS_OF),
                 pipeline.run_id_for(base, inputs, DEMO_AS_OF + timedelta(seconds=1)),
-                pipeline.run_id_for(settings(grace_hours=12), inputs, DEMO_AS_OF),
-                pipeline.run_id_for(settings(templates=DEMO_TEMPLATES[:1]), inputs, DEMO_AS_OF),
+                pipeline.run_id_for(demo_settings(grace_hours=12), inputs, DEMO_AS_OF),
+                pipeline.run_id_for(
+                    demo_settings(templates=DEMO_TEMPLATES[:1]), inputs, DEMO_AS_OF
+                ),
             }
         )
         == 5
@@ -120,7 +108,7 @@ def test_an_exceptions_file_accepts_a_finding_and_becomes_an_input(
         'reason = "lab device"\nowner = "pki-team"\nexpires = "2099-01-01"\n',
         encoding="utf-8",
     )
-    result = pipeline.run(settings(exceptions_file=exceptions), keep_all=True)
+    result = pipeline.run(demo_settings(exceptions_file=exceptions), keep_all=True)
     accepted = [v for v in result.verdicts if v.ca.serial == finding.ca.serial]
     assert [v.status for v in accepted] == [Status.ACCEPTED]
     assert exceptions.name in {Path(i.path).name for i in result.inputs}
