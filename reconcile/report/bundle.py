@@ -230,11 +230,6 @@ def _scripts(result: RunResult) -> list[BundleFile]:
     ]
 
 
-def view_files(result: RunResult, encoding: str) -> list[BundleFile]:
-    """revoked-installed.csv, expiring.csv, revocation-plan.csv and the plan script(s)."""
-    return [*_view_csvs(result, encoding), *_scripts(result)]
-
-
 def data_files(report: Report, encoding: str) -> list[BundleFile]:
     """The files computed from the inputs alone: the bundle writes them, verify rewrites them
     in this order and compares each byte for byte."""
