@@ -14,17 +14,18 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from reconcile import accepted, guards, progress, views
-from reconcile.advice import with_next_steps
+from reconcile import guards, progress, views
 from reconcile.ca import ExportReader
 from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.ca.cloudpki import CloudPkiSource
 from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
 from reconcile.dedupe import Collapser
+from reconcile.enrich import accepted
+from reconcile.enrich.advice import with_next_steps
+from reconcile.enrich.evidence import apply_stored_evidence, device_keys
 from reconcile.errors import ConfigError, InputError, UsageError
-from reconcile.evidence.apply import apply_stored_evidence, device_keys
-from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore
+from reconcile.identity import device_key
 from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconcile.report.runjson import MANIFEST, RUN_JSON, NotRunJson, load, read_manifest
+from reconcile.timeparse import parse_utc
 
 log = logging.getLogger("reconcile.retention")
 
@@ -38,7 +39,7 @@ def run_folder(path: Path) -> RunFolder | None:
     if entries is None:
         return None
     try:
-        as_of = datetime.fromisoformat(meta.as_of.replace("Z", "+00:00"))
+        as_of = parse_utc(meta.as_of)
     except ValueError:
         return None
     return RunFolder(path, as_of, tuple(name for _digest, name in entries))

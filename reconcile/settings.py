@@ -651,13 +651,7 @@ def _convert(name: str, raw: Any, origin: str, label: str | None = None) -> Any:
 
 def parse_as_of(raw: Any) -> datetime:
     """ISO-8601; a naive time is UTC."""
-    if isinstance(raw, datetime):
-        value = raw
-    else:
-        text = str(raw).strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        value = datetime.fromisoformat(text)
+    value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).strip())
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:

@@ -7,12 +7,11 @@ writes ASN.1 UTCTime. Everything comes out as an aware UTC datetime.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-DateFunc = Callable[[str], datetime]
+from reconcile.timeparse import parse_utc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CACHE_LIMIT = 1 << 16
@@ -171,15 +170,9 @@ class CultureDates:
         return timedelta(hours=hour, minutes=minute, seconds=second, microseconds=micro)
 
     def _iso(self, text: str) -> datetime:
-        s = text.strip()
-        if s[-1:] in ("Z", "z"):
-            s = s[:-1] + "+00:00"
         try:
-            value = datetime.fromisoformat(s)
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=self._zone)
-            return value.astimezone(UTC)
-        except (ValueError, OverflowError):
+            return parse_utc(text, self._zone)
+        except ValueError:
             raise ValueError(f"{text.strip()[:60]!r} is not a date") from None
 
 

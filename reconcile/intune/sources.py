@@ -26,6 +26,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, cast
 
+import tenacity
+
 from reconcile import progress
 from reconcile.errors import GraphError, UpstreamError
 from reconcile.graph.client import GraphClient, RateLimiter
@@ -487,6 +489,13 @@ def list_certificate_profiles(client: GraphClient) -> list[Profile]:
     return [profile for profile in found if profile is not None]
 
 
+class _Pending(Exception):
+    """The export job is not done yet: tenacity polls again."""
+
+    def __init__(self, status: str):
+        self.status = status
+
+
 def poll_export(
     client: GraphClient,
     job: Mapping[str, Any],
@@ -499,9 +508,22 @@ def poll_export(
     if not job_id:
         raise UpstreamError("report export: Graph created a job without an id")
     deadline = polling.clock() + polling.timeout
-    delay = polling.first_delay
-    polls = 0
-    while (status := str(job.get("status") or "unknown")) != "completed":
+    backoff = tenacity.wait_exponential(
+        multiplier=polling.first_delay, exp_base=1.5, max=polling.max_delay
+    )
+    current = job
+    polls = -1
+
+    def look() -> Mapping[str, Any] | None:
+        nonlocal current, polls
+        polls += 1
+        if polls:
+            if budget is not None:
+                budget.acquire()
+            current = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
+        status = str(current.get("status") or "unknown")
+        if status == "completed":
+            return current
         progress.report("export", polls, status)
         if status == "failed":
             raise UpstreamError(
@@ -510,22 +532,29 @@ def poll_export(
             )
         if stop.is_set():
             return None
-        remaining = deadline - polling.clock()
-        if remaining <= 0:
-            raise UpstreamError(
-                f"report export job {job_id} still {status} after {polling.timeout:.0f} s; "
-                "raise intune.export_timeout (RECONCILE_EXPORT_TIMEOUT)"
-            )
-        polling.sleep(min(delay, remaining))
-        delay = min(delay * 1.5, polling.max_delay)
-        polls += 1
-        if budget is not None:
-            budget.acquire()
-        job = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
-    url = job.get("url")
+        raise _Pending(status)
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(_Pending),
+        # Growing delays, the last one cut to the deadline, one last look at the job there.
+        wait=lambda state: min(backoff(state), deadline - polling.clock()),
+        stop=lambda _state: deadline - polling.clock() <= 0,
+        sleep=polling.sleep,
+        reraise=True,
+    )
+    try:
+        done = retrying(look)
+    except _Pending as exc:
+        raise UpstreamError(
+            f"report export job {job_id} still {exc.status} after {polling.timeout:.0f} s; "
+            "raise intune.export_timeout (RECONCILE_EXPORT_TIMEOUT)"
+        ) from None
+    if done is None:
+        return None
+    url = done.get("url")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise UpstreamError(f"report export job {job_id} completed without an https download url")
-    progress.report("export", polls, status)
+    progress.report("export", polls, "completed")
     return url
 
 

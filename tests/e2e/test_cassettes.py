@@ -15,7 +15,6 @@ from reconcile.emulator import GeneratedTenant
 from reconcile.graph.session import open_graph
 from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.intune.sources import DEVICES_PATH
 from reconcile.model import IntuneSource
 from tests.e2e.record_cassettes import (
@@ -25,6 +24,7 @@ from tests.e2e.record_cassettes import (
     TENANT,
     cassette_settings,
 )
+from tests.helpers import read_snapshot
 
 EXPECTED = GeneratedTenant(**TENANT)
 TENANT_ID = "8d3f0e7c-5b1a-4c2e-9f6d-0a1b2c3d4e5f"

@@ -16,9 +16,9 @@ from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
 from reconcile.errors import AuthError, UpstreamError
 from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
-from reconcile.intune.snapshot import Snapshot, read_snapshot
 from reconcile.model import IntuneSource
 from reconcile.settings import Settings, resolve
+from tests.helpers import Snapshot, read_snapshot
 
 DEMO_TENANT = "c0ffee00-5a1e-4d3e-9c7a-00000000c0de"
 

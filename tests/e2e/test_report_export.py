@@ -28,10 +28,10 @@ from reconcile.intune.records import (
     REPORT_MINIMAL_COLUMNS,
     ReportStatuses,
 )
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.model import IntuneCertificate, IntuneSource
 from reconcile.settings import Settings
 from tests.e2e.test_fetch import DEMO_TENANT, EXPECTED, settings_for
+from tests.helpers import read_snapshot
 
 DELIVERED = ("installed", "issued", "active", "valid")
 

@@ -85,3 +85,17 @@ def test_default_path_is_in_the_user_data_dir(tmp_path: Path) -> None:
     assert Settings().evidence_path().name == "evidence.db"
     assert str(tmp_path / "xdg-data") in str(Settings().evidence_path())
     assert Settings(evidence_db=tmp_path / "e.db").evidence_path() == tmp_path / "e.db"
+
+
+def test_keys_stored_by_the_old_rule_are_recomputed_on_open(tmp_path: Path, logs: Path) -> None:
+    """Schema 1 cut every device name at its first dot; schema 2 keeps non-host names whole."""
+    path = tmp_path / "evidence.db"
+    megan = ParseOptions(device="megan.bowen@contoso.com")
+    with EvidenceStore(path) as store:
+        store.add(parse_log(logs / "android-omadm-article.log", megan), options_key(megan))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE records SET device_key = 'megan'")
+        db.execute("DELETE FROM schema_version WHERE version > 1")
+    with EvidenceStore(path, create=False) as store:
+        assert store.records("megan.bowen@contoso.com")
+        assert store.records("megan") == []

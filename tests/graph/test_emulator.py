@@ -29,9 +29,9 @@ from reconcile.errors import AuthError, ConfigError, UpstreamError
 from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
 from reconcile.intune.records import REPORT_COLUMNS
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.model import IntuneSource
 from reconcile.settings import Settings, resolve
+from tests.helpers import read_snapshot
 
 DELIVERED = frozenset({"installed", "active"})
 

@@ -11,9 +11,9 @@ import pytest
 
 from reconcile.errors import AuthError, GraphError
 from reconcile.intune.fetch import fetch_snapshot
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.settings import Settings
 from tests.graph.fake import BLOB, CLIENT, SECRET, TENANT, FakeCloud, state
+from tests.helpers import read_snapshot
 
 CSV = "SerialNumber,CertificateStatus,DeviceId,PolicyId\r\n0C,Active,d1,p1\r\n"
 

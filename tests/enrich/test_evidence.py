@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.advice import GONE, with_next_steps
+from reconcile.enrich.advice import GONE, with_next_steps
+from reconcile.enrich.evidence import apply_evidence, apply_stored_evidence
 from reconcile.evidence.add import add_logs, parse_options
-from reconcile.evidence.apply import apply_evidence, apply_stored_evidence
 from reconcile.evidence.store import EvidenceStore
 from reconcile.model import Status, Verdict
 from reconcile.settings import Settings
