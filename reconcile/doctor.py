@@ -19,9 +19,9 @@ import httpx
 from reconcile.ca import cloudpki
 from reconcile.errors import ConfigError, GraphError, ReconcileError
 from reconcile.graph import GraphSession, open_graph
-from reconcile.graph.auth import choose_method
 from reconcile.graph.client import GraphClient, required_permission
 from reconcile.graph.clouds import resolve_endpoints
+from reconcile.graph.credentials import choose_method
 from reconcile.graph.transport import ssl_trust
 from reconcile.intune.connectors import ConnectorHealth, decode, fetch_connectors
 from reconcile.intune.sources import (

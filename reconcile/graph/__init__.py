@@ -7,9 +7,10 @@ from contextlib import contextmanager
 
 import httpx
 
-from reconcile.graph.auth import MsalTokenProvider, choose_method
+from reconcile.graph.auth import MsalTokenProvider
 from reconcile.graph.client import GraphClient, RateLimiter, RetryPolicy
 from reconcile.graph.clouds import Endpoints, resolve_endpoints
+from reconcile.graph.credentials import choose_method
 from reconcile.graph.transport import build_http_client
 from reconcile.settings import Settings
 

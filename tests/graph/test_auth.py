@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from reconcile.errors import AuthError, ConfigError
-from reconcile.graph.auth import MsalTokenProvider, choose_method, load_certificate
+from reconcile.graph.auth import MsalTokenProvider
 from reconcile.graph.clouds import resolve_endpoints
+from reconcile.graph.credentials import choose_method, load_certificate
 from reconcile.settings import Settings
 from tests.graph.fake import CLIENT, SECRET, TENANT, FakeCloud
 
