@@ -173,7 +173,7 @@ def test_wrong_secret_is_an_auth_error_naming_the_code_not_the_secret(
 
 
 def _issued_tokens(emu: GraphEmulator) -> list[str]:
-    return list(emu._session.access)
+    return emu.entra.issued_tokens()
 
 
 def test_secret_and_tokens_never_surface(
