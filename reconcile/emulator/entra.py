@@ -342,10 +342,8 @@ class Entra:
             "tid": self.tenant_id,
             "ver": "2.0",
         }
-        header = {"typ": "JWT", "alg": "none"}
-        payload["id_token"] = ".".join(
-            (b64url(json.dumps(header).encode()), b64url(json.dumps(claims).encode()), "")
-        )
+        # Unsigned, as msal reads an id_token only for the account it describes.
+        payload["id_token"] = jwt.encode(claims, "", algorithm="none")
         payload["client_info"] = b64url(
             json.dumps({"uid": user_oid, "utid": self.tenant_id}).encode()
         )
