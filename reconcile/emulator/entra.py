@@ -224,6 +224,15 @@ class Entra:
         if client_id != self.client_id:
             self._unknown_client(ex, client_id)
             return
+        if fault is not None and fault.kind is FaultKind.EXPIRED_SECRET:
+            entra_error(
+                ex,
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{self.client_id}' are expired.",
+            )
+            return
         invalid_secret = fault is not None and fault.kind is FaultKind.INVALID_SECRET
         if "client_assertion" in form:
             problem = self._assertion_problem(form, ex.base)

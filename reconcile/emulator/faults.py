@@ -21,6 +21,8 @@ class FaultKind(StrEnum):
     SLOW = "slow"  # answer normally after ``delay`` seconds
     EXPORT_FAILED = "export-failed"  # the export job ends in status failed
     INVALID_SECRET = "invalid-secret"  # the token endpoint rejects the client secret
+    EXPIRED_SECRET = "expired-secret"  # the token endpoint says the secret expired (7000222)
+    FORBIDDEN = "forbidden"  # 403 Forbidden, as for an app without the Graph permission
     # an export job without a "(PolicyId eq '...')" filter is refused with 400, as a tenant
     # whose report only exports per certificate profile would
     POLICY_FILTER_REQUIRED = "policy-filter-required"
@@ -32,6 +34,7 @@ class FaultKind(StrEnum):
 _DEFAULT_ROUTES = {
     FaultKind.EXPORT_FAILED: "export_status",
     FaultKind.INVALID_SECRET: "token",
+    FaultKind.EXPIRED_SECRET: "token",
     FaultKind.POLICY_FILTER_REQUIRED: "export_create",
 }
 

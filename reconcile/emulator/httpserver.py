@@ -45,6 +45,8 @@ class RecordedRequest:
     status: int
     retry_not_before: float | None = None
     fault: str | None = None
+    request_id: str | None = None
+    """The ``request-id`` the answer carried (None when the connection was dropped)."""
     body: str | None = None
     """Kept only for routes whose body holds no credential (the export job request)."""
 
@@ -69,6 +71,7 @@ class RecordedRequest:
             "status": self.status,
             "retry_not_before": self.retry_not_before,
             "fault": self.fault,
+            "request_id": self.request_id,
             "body": self.body,
         }
 
@@ -86,6 +89,7 @@ class RecordedRequest:
             status=int(obj["status"]),
             retry_not_before=obj.get("retry_not_before"),
             fault=obj.get("fault"),
+            request_id=obj.get("request_id"),
             body=obj.get("body"),
         )
 
@@ -134,8 +138,10 @@ class Server(ThreadingHTTPServer):
         address: tuple[str, int],
         handle: Callable[[Handler], None],
         ctx: ssl.SSLContext,
+        clock_offset: float = 0.0,
     ):
         self.handle = handle
+        self.clock_offset = clock_offset
         self.ssl_context = ctx
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -182,6 +188,11 @@ class Handler(BaseHTTPRequestHandler):
         """Without the query string: it carries the export's SAS signature."""
         path = self.path.split("?", 1)[0]
         log.debug("emulator: %s %s -> %s", self.command, path, code)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, off by the emulator's ``clock_offset`` (a skewed Graph clock)."""
+        now = time.time() + self.server.clock_offset if timestamp is None else timestamp
+        return super().date_time_string(now)
 
     def do_GET(self) -> None:
         self.server.handle(self)

@@ -115,6 +115,7 @@ class GraphEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         connectors: ConnectorSwitch | None = None,
+        clock_offset: float = 0.0,
     ):
         if data is None:
             if snapshot_dir is not None:
@@ -144,6 +145,7 @@ class GraphEmulator:
         self.connectors = connectors or ConnectorSwitch()
         self.faults: list[Fault] = list(faults)
         self.latency = latency
+        self.clock_offset = clock_offset
         self.collections = Collections(
             self, page_size=page_size, max_page_size=max_page_size, connector_snapshot=snapshot_dir
         )
@@ -229,7 +231,7 @@ class GraphEmulator:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cert.cert_file, cert.key_file)
         self.ca_bundle = cert.ca_bundle
-        self._server = Server((self._host, self._port), self._handle, ctx)
+        self._server = Server((self._host, self._port), self._handle, ctx, self.clock_offset)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -372,6 +374,7 @@ class GraphEmulator:
             status=ex.status,
             retry_not_before=ex.retry_not_before,
             fault=ex.fault,
+            request_id=ex.request_id if ex.status else None,
             body=ex.body.decode("utf-8", "replace") if ex.route in BODY_ROUTES else None,
         )
         with self._log_lock:
@@ -397,6 +400,15 @@ class GraphEmulator:
                 raise Drop
             elif fault.kind in _FAULT_STATUS:
                 self._send_fault(ex, fault)
+                return
+            elif fault.kind is FaultKind.FORBIDDEN:
+                ex.graph_error(
+                    403,
+                    "Forbidden",
+                    "Application is not authorized to perform this operation. Application must "
+                    "have one of the following scopes: DeviceManagementManagedDevices.Read.All, "
+                    "DeviceManagementConfiguration.Read.All",
+                )
                 return
         if ex.route == "msi":
             self.entra.managed_identity(ex)
