@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from reconcile.emulator import Tenant
+from reconcile.emulator import GraphEmulator, Tenant
+from reconcile.graph.client import GraphClient, RateLimiter, RetryPolicy
 
 
 def self_signed(kind: str = "rsa", password: bytes | None = None) -> tuple[bytes, bytes]:
@@ -90,3 +92,69 @@ def state(serial: str, issuance: str = "installed") -> dict[str, Any]:
         "certificateIssuanceState": issuance,
         "deviceDisplayName": f"PC-{serial}",
     }
+
+
+class FakeClock:
+    """Monotonic and wall clock that only move when the code under test sleeps."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class EmulatorTokens:
+    """A TokenProvider holding one client-credentials token from ``emu``; counts the asks."""
+
+    method = "secret"
+
+    def __init__(self, emu: GraphEmulator, http: httpx.Client):
+        answer = http.post(
+            f"{emu.authority}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": emu.client_id,
+                "client_secret": emu.client_secret,
+                "scope": f"{emu.graph_url}/.default",
+            },
+        )
+        answer.raise_for_status()
+        self.value = str(answer.json()["access_token"])
+        self.calls = 0
+
+    def token(self) -> str:
+        self.calls += 1
+        return self.value
+
+
+def graph_client(
+    emu: GraphEmulator,
+    clock: FakeClock | None = None,
+    *,
+    on_request: Callable[[httpx.Request], None] | None = None,
+    limit: int = 900,
+) -> tuple[GraphClient, FakeClock, EmulatorTokens]:
+    """The real GraphClient over TLS to ``emu``, its waits on a FakeClock (no real sleeping)."""
+    clock = clock or FakeClock()
+    hooks = {"request": [on_request]} if on_request is not None else {}
+    http = httpx.Client(verify=emu.ssl_context(), event_hooks=hooks)
+    tokens = EmulatorTokens(emu, http)
+    client = GraphClient(
+        http,
+        emu.graph_url,
+        tokens,
+        retry=RetryPolicy(max_attempts=5, max_time=600),
+        limiter=RateLimiter(limit, clock=clock, sleep=clock.sleep),
+        clock=clock,
+        wall=clock,
+        sleep=clock.sleep,
+        jitter=lambda: 0.5,
+    )
+    return client, clock, tokens
