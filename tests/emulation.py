@@ -111,12 +111,20 @@ class FakeClock:
 
 
 class EmulatorTokens:
-    """A TokenProvider holding one client-credentials token from ``emu``; counts the asks."""
+    """A TokenProvider signing in to ``emu`` with its client secret; counts the asks."""
 
     method = "secret"
 
-    def __init__(self, emu: GraphEmulator, http: httpx.Client):
-        answer = http.post(
+    def __init__(self, emu: GraphEmulator, http: httpx.Client, *, fresh: bool = False):
+        self._emu = emu
+        self._http = http
+        self._fresh = fresh
+        self.issued: list[str] = []
+        self.calls = 0
+
+    def _sign_in(self) -> str:
+        emu = self._emu
+        answer = self._http.post(
             f"{emu.authority}/oauth2/v2.0/token",
             data={
                 "grant_type": "client_credentials",
@@ -126,12 +134,14 @@ class EmulatorTokens:
             },
         )
         answer.raise_for_status()
-        self.value = str(answer.json()["access_token"])
-        self.calls = 0
+        self.issued.append(str(answer.json()["access_token"]))
+        return self.issued[-1]
 
     def token(self) -> str:
         self.calls += 1
-        return self.value
+        if self._fresh or not self.issued:
+            return self._sign_in()
+        return self.issued[-1]
 
 
 def graph_client(
@@ -139,18 +149,25 @@ def graph_client(
     clock: FakeClock | None = None,
     *,
     on_request: Callable[[httpx.Request], None] | None = None,
+    retry: RetryPolicy | None = None,
+    transport: httpx.BaseTransport | None = None,
     limit: int = 900,
+    fresh_tokens: bool = False,
 ) -> tuple[GraphClient, FakeClock, EmulatorTokens]:
-    """The real GraphClient over TLS to ``emu``, its waits on a FakeClock (no real sleeping)."""
+    """The real GraphClient over TLS to ``emu``, its waits on a FakeClock (no real sleeping).
+
+    ``transport`` wraps the TLS transport (to fail a send before it leaves); ``fresh_tokens``
+    makes every ``token()`` a new sign-in, so each request's token can be told apart.
+    """
     clock = clock or FakeClock()
     hooks = {"request": [on_request]} if on_request is not None else {}
-    http = httpx.Client(verify=emu.ssl_context(), event_hooks=hooks)
-    tokens = EmulatorTokens(emu, http)
+    http = httpx.Client(verify=emu.ssl_context(), event_hooks=hooks, transport=transport)
+    tokens = EmulatorTokens(emu, http, fresh=fresh_tokens)
     client = GraphClient(
         http,
         emu.graph_url,
         tokens,
-        retry=RetryPolicy(max_attempts=5, max_time=600),
+        retry=retry or RetryPolicy(max_attempts=5, max_time=600),
         limiter=RateLimiter(limit, clock=clock, sleep=clock.sleep),
         clock=clock,
         wall=clock,

@@ -125,6 +125,8 @@ class Collections:
             base = ex.base
             if ex.fault == FaultKind.NEXT_LINK_CONTROL.value:
                 base = base.replace("://", "://graph\t", 1)
+            elif ex.fault == FaultKind.NEXT_LINK_FOREIGN.value:
+                base = "https://graph.attacker.example"
             payload["@odata.nextLink"] = f"{base}{ex.path}?{query}"
         ex.json(200, payload, GRAPH_JSON)
 

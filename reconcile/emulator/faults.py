@@ -28,6 +28,8 @@ class FaultKind(StrEnum):
     POLICY_FILTER_REQUIRED = "policy-filter-required"
     # the page's @odata.nextLink carries a tab in its host (urlsplit drops it, httpx refuses it)
     NEXT_LINK_CONTROL = "next-link-control"
+    # the page's @odata.nextLink points at another host (the client must not follow it there)
+    NEXT_LINK_FOREIGN = "next-link-foreign"
 
 
 # Faults that only make sense on one route default to it.
