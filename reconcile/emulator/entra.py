@@ -57,6 +57,7 @@ def entra_error(
     description: str,
     headers: Mapping[str, str] | None = None,
 ) -> None:
+    """An error as Entra ID writes it, so msal and reconcile's AADSTS table read it as real."""
     trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
     stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
     payload = {

@@ -41,6 +41,8 @@ BODY_ROUTES = frozenset({"export_create"})
 
 
 class Rows(Protocol):
+    """Where the report rows come from: the emulator's tenant data at export time."""
+
     data: Tenant
 
 
