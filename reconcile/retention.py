@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconcile.report.runjson import MANIFEST, RUN_JSON, NotRunJson, load, read_manifest
-from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.retention")
 
@@ -94,16 +93,24 @@ def _remove(folder: RunFolder) -> None:
         log.warning("retention: kept %s: it holds files reconcile did not write", folder.path)
 
 
-def prune_for(settings: Settings, now: datetime) -> list[Path]:
+@dataclass(frozen=True)
+class Retention:
+    """Which report folders beside this run's --out-dir to keep: the newest N, the last N days."""
+
+    out_dir: Path | None = None
+    keep_runs: int | None = None
+    keep_days: int | None = None
+
+
+def prune_for(retention: Retention, now: datetime) -> list[Path]:
     """Prune siblings of this run's --out-dir; a failure is logged, never fails the run."""
-    if settings.out_dir is None or (settings.keep_runs is None and settings.keep_days is None):
+    out_dir = retention.out_dir
+    if out_dir is None or (retention.keep_runs is None and retention.keep_days is None):
         return []
     try:
-        removed = prune(
-            settings.out_dir.parent, now, settings.keep_runs, settings.keep_days, settings.out_dir
-        )
+        removed = prune(out_dir.parent, now, retention.keep_runs, retention.keep_days, out_dir)
     except (OSError, ValueError) as exc:
-        log.warning("retention: pruning %s failed: %s", settings.out_dir.parent, exc)
+        log.warning("retention: pruning %s failed: %s", out_dir.parent, exc)
         return []
     if removed:
         log.info("retention: removed %d old report folder(s)", len(removed))

@@ -62,7 +62,7 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
 
 
 def test_all_checks_pass_on_a_healthy_tenant(emu: GraphEmulator) -> None:
-    checks = run_doctor(settings(emu, RECONCILE_INTUNE_SOURCE="both"))
+    checks = run_doctor(settings(emu, RECONCILE_INTUNE_SOURCE="both").doctor_options())
     # No connector endpoints (404): skipped, as the optional collections are.
     assert [(c.name, c.ok) for c in checks] == [
         ("configuration", True),
@@ -87,7 +87,7 @@ def test_all_checks_pass_on_a_healthy_tenant(emu: GraphEmulator) -> None:
 
 def test_missing_permission_is_named_with_its_fix(emu: GraphEmulator) -> None:
     emu.add_fault(Fault(FaultKind.FORBIDDEN, route="devices", times=None))
-    checks = by_name(run_doctor(settings(emu)))
+    checks = by_name(run_doctor(settings(emu).doctor_options()))
     devices = checks["managedDevices"]
     assert devices.ok is False
     (refused,) = emu.requests_for("devices")
@@ -102,7 +102,7 @@ def test_failed_sign_in_skips_the_graph_checks_and_never_shows_the_secret(
     emu: GraphEmulator,
 ) -> None:
     emu.add_fault(Fault(FaultKind.EXPIRED_SECRET, times=None))
-    checks = run_doctor(settings(emu))
+    checks = run_doctor(settings(emu).doctor_options())
     token = by_name(checks)["token"]
     assert token.ok is False and "AADSTS7000222" in token.detail
     assert "new client secret" in token.fix
@@ -113,7 +113,7 @@ def test_failed_sign_in_skips_the_graph_checks_and_never_shows_the_secret(
 
 def test_clock_skew_beyond_five_minutes_fails() -> None:
     with healthy(clock_offset=-900) as emu:
-        check = by_name(run_doctor(settings(emu)))["clock skew"]
+        check = by_name(run_doctor(settings(emu).doctor_options()))["clock skew"]
     assert check.ok is False
     assert re.search(r"ahead of Graph by (899|900|901) s", check.detail)
     assert "NTP" in check.fix
@@ -123,7 +123,7 @@ def test_bad_ca_bundle_is_reported_and_stops_early(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("nope", encoding="utf-8")
     unread = Settings(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET, ca_bundle=bundle)
-    checks = by_name(run_doctor(unread))
+    checks = by_name(run_doctor(unread.doctor_options()))
     assert checks["CA bundle"].ok is False
     assert checks["token"].ok is None
 

@@ -20,7 +20,6 @@ _CLOCK_LIMIT = 100_000  # every second of a day fits: certutil -seconds prints e
 _UTC_SUFFIXES = (" GMT", " UTC", " Z", " gmt", " utc", " z")
 _AM = frozenset({"AM", "A.M.", "A. M.", "AM."})
 _PM = frozenset({"PM", "P.M.", "P. M.", "PM."})
-_ORDERS = ("mdy", "dmy", "ymd")
 _ZONED_ENOUGH = 1000
 
 
@@ -34,6 +33,17 @@ def zone(name: str) -> tzinfo:
 def _two_digit_year(year: int) -> int:
     # RFC 5280's UTCTime pivot, the only rule with a standard behind it.
     return year + (1900 if year >= 50 else 2000)
+
+
+class DateOrder(StrEnum):
+    """Where day, month and year stand in a CA's culture dates."""
+
+    MDY = "mdy"
+    DMY = "dmy"
+    YMD = "ymd"
+
+
+_ORDERS = tuple(DateOrder)
 
 
 class CultureDates:
@@ -273,9 +283,10 @@ class DateScan:
     when every value is ambiguous does the configured order (default mdy) apply.
     """
 
-    def __init__(self, configured: str, default: str = "mdy") -> None:
+    def __init__(self, configured: str, default: str = "mdy", *, given: bool = False) -> None:
         self.configured = configured
         self.default = default
+        self.given = given
         self.first: dict[Evidence, int] = {}
         self.zoneless_line = 0
         self._zoned = 0
@@ -323,7 +334,7 @@ class DateScan:
             line = self.first[Evidence.MONTH_FIRST]
             return f"date order mdy detected from line {line} (second field > 12)"
         if Evidence.AMBIGUOUS in self.first:
-            how = "default" if self.configured == self.default else "configured"
+            how = "configured" if self.given or self.configured != self.default else "default"
             return (
                 f"date order {self.configured} ({how}): every slash date is ambiguous "
                 "(no field > 12); set --date-order if that is wrong"

@@ -224,6 +224,14 @@ class Exchange:
     status: int = 0
     retry_not_before: float | None = None
     fault: str | None = None
+    on_answer: Callable[[Exchange], None] | None = None
+    """Called once, just before the answer goes out (or when there is none): a client that has
+    its answer always finds the request in the log."""
+
+    def settle(self) -> None:
+        if self.on_answer is not None:
+            answer, self.on_answer = self.on_answer, None
+            answer(self)
 
     @property
     def base(self) -> str:
@@ -249,6 +257,7 @@ class Exchange:
     ) -> None:
         handler = self.handler
         self.status = status
+        self.settle()
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(body)))

@@ -346,6 +346,7 @@ class GraphEmulator:
         exchange = Exchange(
             handler, handler.command, path, split.query, params, body, route, match, received_at
         )
+        exchange.on_answer = self._record
         try:
             if self.latency:
                 time.sleep(self.latency)
@@ -355,7 +356,7 @@ class GraphEmulator:
             with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
         finally:
-            self._record(exchange)
+            exchange.settle()
 
     def _record(self, ex: Exchange) -> None:
         auth = ex.handler.headers.get("Authorization")

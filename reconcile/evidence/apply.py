@@ -16,12 +16,12 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from reconcile.advice import evidence_next_step
 from reconcile.evidence.model import EvidenceRecord, Outcome, device_key
-from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.evidence.store import EvidenceStore
 from reconcile.model import RunResult, Status, Verdict
-from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
 
 CLOCK_SKEW = timedelta(minutes=15)
@@ -169,9 +169,8 @@ def apply_evidence(result: RunResult, store: EvidenceStore) -> RunResult:
     return dataclasses.replace(result, verdicts=tuple(verdicts))
 
 
-def apply_stored_evidence(result: RunResult, settings: Settings) -> RunResult:
-    """apply_evidence with the configured store, when one exists; never creates it."""
-    path = evidence_path(settings)
+def apply_stored_evidence(result: RunResult, path: Path) -> RunResult:
+    """apply_evidence with the store at ``path``, when one exists; never creates it."""
     if not path.exists():
         return result
     with EvidenceStore(path, create=False) as store:

@@ -14,8 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
-import platformdirs
-
 from reconcile.errors import InputError
 from reconcile.evidence.model import (
     EvidenceRecord,
@@ -26,7 +24,6 @@ from reconcile.evidence.model import (
     Step,
     device_key,
 )
-from reconcile.settings import Settings
 
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -75,14 +72,6 @@ class AddResult(StrEnum):
     ADDED = "added"
     UNCHANGED = "already added"
     REPLACED = "replaced"
-
-
-def default_evidence_path() -> Path:
-    return platformdirs.user_data_path("reconcile") / "evidence.db"
-
-
-def evidence_path(settings: Settings) -> Path:
-    return settings.evidence_db if settings.evidence_db is not None else default_evidence_path()
 
 
 def _time(value: datetime | None) -> str | None:

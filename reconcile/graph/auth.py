@@ -14,18 +14,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 import msal
-import platformdirs
 import tenacity
 
 from reconcile import __version__
 from reconcile.errors import AuthError, ConfigError
 from reconcile.graph.aadsts import code_in, error_from_result, explain
 from reconcile.graph.clouds import Endpoints
+from reconcile.graph.config import AuthMethod, GraphConfig
 from reconcile.graph.credentials import choose_method, load_certificate, read_secret
 from reconcile.graph.transport import (
     MsalHttpAdapter,
@@ -33,7 +32,7 @@ from reconcile.graph.transport import (
     is_transient,
     parse_retry_after,
 )
-from reconcile.settings import Settings
+from reconcile.paths import default_token_cache
 
 log = logging.getLogger("reconcile.graph.auth")
 
@@ -63,10 +62,6 @@ def _exception_chain_text(exc: BaseException) -> str:
     return " ".join(parts)
 
 
-def default_token_cache() -> Path:
-    return Path(platformdirs.user_cache_dir("reconcile")) / "msal-token-cache.json"
-
-
 def _stderr_prompt(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -76,7 +71,7 @@ class MsalTokenProvider:
 
     def __init__(
         self,
-        settings: Settings,
+        config: GraphConfig,
         endpoints: Endpoints,
         http: httpx.Client,
         *,
@@ -84,7 +79,7 @@ class MsalTokenProvider:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._settings = settings
+        self._config = config
         self._endpoints = endpoints
         self._http = MsalHttpAdapter(http)
         self._prompt = prompt or _stderr_prompt
@@ -92,20 +87,23 @@ class MsalTokenProvider:
         self._clock = clock
         self._lock = threading.Lock()
         self._acquire: Callable[[], Mapping[str, Any]] | None = None
-        self._secrets = settings.secret_values()
-        self.method = choose_method(settings)
+        self._secrets = config.secret_values()
+        self.method = choose_method(config)
         self._check_config()
         self.last_source: str | None = None
 
     def _check_config(self) -> None:
-        s = self._settings
-        if self.method == "managed-identity":
+        s = self._config
+        if self.method == AuthMethod.MANAGED_IDENTITY:
             return
         if not s.client_id:
             raise ConfigError(f"auth_method {self.method} needs RECONCILE_CLIENT_ID")
         if not s.tenant_id:
             raise ConfigError(f"auth_method {self.method} needs RECONCILE_TENANT_ID")
-        if self.method in ("secret", "certificate") and s.tenant_id.lower() in _MULTI_TENANT:
+        if (
+            self.method in (AuthMethod.SECRET, AuthMethod.CERTIFICATE)
+            and s.tenant_id.lower() in _MULTI_TENANT
+        ):
             raise ConfigError(
                 f"tenant_id {s.tenant_id!r} is not a tenant; app-only sign-in needs the "
                 "directory (tenant) ID"
@@ -132,10 +130,7 @@ class MsalTokenProvider:
                 return result
             wait = self._throttle_wait(answer.retry_after, answer.date, attempt)
             elapsed = self._clock() - start
-            if (
-                attempt >= self._settings.graph_max_attempts
-                or elapsed + wait > self._settings.graph_retry_time
-            ):
+            if attempt >= self._config.max_attempts or elapsed + wait > self._config.retry_time:
                 raise AuthError(
                     f"{self._endpoints.authority_host} answered HTTP {answer.status} to the "
                     f"token request, still failing after {attempt} attempts; try again later"
@@ -190,7 +185,7 @@ class MsalTokenProvider:
             text = _exception_chain_text(exc)
             if self._acquire is None:
                 code = code_in(text)
-                authority = self._endpoints.authority(self._settings.tenant_id or "")
+                authority = self._endpoints.authority(self._config.tenant_id or "")
                 if code is not None:
                     raise explain(code, text, self._secrets) from None
                 raise AuthError(
@@ -200,9 +195,9 @@ class MsalTokenProvider:
             raise explain(code_in(text), text, self._secrets) from None
 
     def _build(self) -> Callable[[], Mapping[str, Any]]:
-        s = self._settings
+        s = self._config
         scopes = [self._endpoints.graph_scope]
-        if self.method == "managed-identity":
+        if self.method == AuthMethod.MANAGED_IDENTITY:
             identity: Any = (
                 msal.UserAssignedManagedIdentity(client_id=s.managed_identity_client_id)
                 if s.managed_identity_client_id
@@ -218,10 +213,12 @@ class MsalTokenProvider:
             "app_name": "reconcile",
             "app_version": __version__,
         }
-        if self.method == "device-code":
+        if self.method == AuthMethod.DEVICE_CODE:
             return DeviceCodeFlow(s, scopes, common, self._prompt, self._secrets)
-        credential: Any = read_secret(s) if self.method == "secret" else load_certificate(s)
-        if self.method == "secret":
+        credential: Any = (
+            read_secret(s) if self.method == AuthMethod.SECRET else load_certificate(s)
+        )
+        if self.method == AuthMethod.SECRET:
             self._secrets = (*self._secrets, credential)
         app = msal.ConfidentialClientApplication(
             s.client_id, client_credential=credential, **common
@@ -238,17 +235,17 @@ class DeviceCodeFlow:
 
     def __init__(
         self,
-        settings: Settings,
+        config: GraphConfig,
         scopes: list[str],
         common: Mapping[str, Any],
         prompt: Callable[[str], None],
         secrets: Sequence[str],
     ):
-        self._path = settings.token_cache or default_token_cache()
+        self._path = config.token_cache or default_token_cache()
         self._cache = msal.SerializableTokenCache()
         self._load()
         self._app = msal.PublicClientApplication(
-            settings.client_id, token_cache=self._cache, **common
+            config.client_id, token_cache=self._cache, **common
         )
         self._scopes = scopes
         self._prompt = prompt

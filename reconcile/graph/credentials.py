@@ -16,34 +16,34 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from reconcile.errors import ConfigError
-from reconcile.settings import Settings
+from reconcile.graph.config import AuthMethod, GraphConfig
 
-METHODS = ("secret", "certificate", "device-code", "managed-identity")
+METHODS = tuple(m.value for m in AuthMethod if m is not AuthMethod.AUTO)
 
 
-def choose_method(settings: Settings) -> str:
+def choose_method(config: GraphConfig) -> AuthMethod:
     """``auto`` is for unattended jobs: a secret if one is configured, else a certificate."""
-    if settings.auth_method != "auto":
-        if settings.auth_method not in METHODS:
+    if config.auth_method != AuthMethod.AUTO:
+        if config.auth_method not in METHODS:
             raise ConfigError(
                 f"auth_method must be auto or one of {', '.join(METHODS)}, "
-                f"not {settings.auth_method!r}"
+                f"not {config.auth_method!r}"
             )
-        return settings.auth_method
-    if settings.client_secret or settings.client_secret_file:
-        return "secret"
-    if settings.certificate_path:
-        return "certificate"
+        return AuthMethod(config.auth_method)
+    if config.client_secret or config.client_secret_file:
+        return AuthMethod.SECRET
+    if config.certificate_path:
+        return AuthMethod.CERTIFICATE
     raise ConfigError(
         "no Graph credential configured: set RECONCILE_CLIENT_SECRET (or graph.client_secret_file)"
         " or RECONCILE_CERTIFICATE, or choose --auth device-code or managed-identity"
     )
 
 
-def read_secret(settings: Settings) -> str:
-    if settings.client_secret:
-        return settings.client_secret
-    path = settings.client_secret_file
+def read_secret(config: GraphConfig) -> str:
+    if config.client_secret:
+        return config.client_secret
+    path = config.client_secret_file
     if path is None:
         raise ConfigError(
             "auth_method secret needs RECONCILE_CLIENT_SECRET or graph.client_secret_file"
@@ -59,20 +59,20 @@ def read_secret(settings: Settings) -> str:
     return secret
 
 
-def load_certificate(settings: Settings) -> dict[str, str]:
+def load_certificate(config: GraphConfig) -> dict[str, str]:
     """A PEM or PFX file -> msal's client_credential (unencrypted key, SHA-1 thumbprint, x5c).
 
     Loading it here, not in msal, turns a wrong password or a key without its certificate into a
     ConfigError naming the file before any network call.
     """
-    path = settings.certificate_path
+    path = config.certificate_path
     if path is None:
         raise ConfigError("auth_method certificate needs RECONCILE_CERTIFICATE (PEM or PFX)")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read certificate: {exc.strerror}") from None
-    password = settings.certificate_password.encode() if settings.certificate_password else None
+    password = config.certificate_password.encode() if config.certificate_password else None
     key: Any
     certs: list[x509.Certificate]
     try:
@@ -109,7 +109,7 @@ def load_certificate(settings: Settings) -> dict[str, str]:
     )
     if certs and leaf_cert is None:
         raise ConfigError(f"{path}: no certificate in the file matches its private key")
-    thumbprint = (settings.certificate_thumbprint or "").replace(":", "").replace(" ", "")
+    thumbprint = (config.certificate_thumbprint or "").replace(":", "").replace(" ", "")
     if thumbprint and not re.fullmatch(r"[0-9A-Fa-f]{40}", thumbprint):
         raise ConfigError("certificate_thumbprint must be the 40-hex-digit SHA-1 thumbprint")
     if not thumbprint:
@@ -126,7 +126,7 @@ def load_certificate(settings: Settings) -> dict[str, str]:
         ).decode("ascii"),
         "thumbprint": thumbprint.upper(),
     }
-    if settings.send_certificate_chain:
+    if config.send_certificate_chain:
         if leaf_cert is None:
             raise ConfigError(f"{path}: send_certificate_chain needs the certificate in the file")
         chain = [leaf_cert] + [c for c in certs if c is not leaf_cert]

@@ -28,8 +28,8 @@ from reconcile.errors import AuthError, ConfigError
 from reconcile.graph.aadsts import error_from_result
 from reconcile.graph.auth import MsalTokenProvider
 from reconcile.graph.clouds import resolve_endpoints
+from reconcile.graph.config import AuthMethod, GraphConfig
 from reconcile.graph.credentials import choose_method, load_certificate
-from reconcile.settings import Settings
 from tests.emulation import ListTenant
 
 SECRET = "s3cr3t~Value.With-Chars"
@@ -41,8 +41,8 @@ def emu() -> Iterator[GraphEmulator]:
         yield e
 
 
-def base_settings(emu: GraphEmulator, **changes: Any) -> Settings:
-    pointed = Settings(
+def base_settings(emu: GraphEmulator, **changes: Any) -> GraphConfig:
+    pointed = GraphConfig(
         tenant_id=emu.tenant_id,
         client_id=emu.client_id,
         authority_host=emu.authority_host,
@@ -72,7 +72,7 @@ class Sent:
 
 
 def provider(
-    settings: Settings, emu: GraphEmulator, sent: Sent | None = None, **kwargs: Any
+    settings: GraphConfig, emu: GraphEmulator, sent: Sent | None = None, **kwargs: Any
 ) -> MsalTokenProvider:
     hooks = {"request": [sent]} if sent is not None else {}
     http = httpx.Client(verify=emu.ssl_context(), event_hooks=hooks)
@@ -203,7 +203,7 @@ def test_auto_method_prefers_secret_then_certificate(emu: GraphEmulator, tmp_pat
     assert choose_method(base_settings(emu, client_secret="x")) == "secret"
     assert choose_method(base_settings(emu, client_secret_file=tmp_path / "s")) == "secret"
     assert choose_method(base_settings(emu, certificate_path=tmp_path / "c.pem")) == "certificate"
-    assert choose_method(base_settings(emu, auth_method="device-code")) == "device-code"
+    assert choose_method(base_settings(emu, auth_method=AuthMethod.DEVICE_CODE)) == "device-code"
     with pytest.raises(ConfigError, match="no Graph credential configured"):
         choose_method(
             base_settings(
@@ -315,7 +315,7 @@ def test_device_code_prompts_on_stderr_and_caches_with_0600(
     emu: GraphEmulator, tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache" / "tokens.json"
-    settings = base_settings(emu, auth_method="device-code", token_cache=cache)
+    settings = base_settings(emu, auth_method=AuthMethod.DEVICE_CODE, token_cache=cache)
     prompts: list[str] = []
     first = provider(settings, emu, prompt=prompts.append).token()
     assert first == emu.entra.issued_tokens()[0]
@@ -333,7 +333,9 @@ def test_device_code_prompts_on_stderr_and_caches_with_0600(
 def test_device_code_prompt_goes_to_stderr_by_default(
     emu: GraphEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = base_settings(emu, auth_method="device-code", token_cache=tmp_path / "c.json")
+    settings = base_settings(
+        emu, auth_method=AuthMethod.DEVICE_CODE, token_cache=tmp_path / "c.json"
+    )
     provider(settings, emu).token()
     captured = capsys.readouterr()
     assert re.search(r"enter the code [0-9A-F]{8} ", captured.err)
@@ -356,7 +358,7 @@ def test_managed_identity_asks_imds_for_the_graph_resource(
     # msal's IMDS host override; the emulator serves the IMDS path over HTTPS
     monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.base_url)
     settings = base_settings(
-        emu, auth_method="managed-identity", managed_identity_client_id=client_id
+        emu, auth_method=AuthMethod.MANAGED_IDENTITY, managed_identity_client_id=client_id
     )
     assert provider(settings, emu).token() == emu.entra.issued_tokens()[0]
     (request,) = emu.requests

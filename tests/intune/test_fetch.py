@@ -70,7 +70,7 @@ def settings(emu: GraphEmulator, **env: str) -> Settings:
 def test_fetch_both_sources_writes_a_complete_snapshot(emu: GraphEmulator, tmp_path: Path) -> None:
     progress: list[tuple[str, int]] = []
     out = fetch_snapshot(
-        settings(emu, RECONCILE_INTUNE_SOURCE="both"),
+        settings(emu, RECONCILE_INTUNE_SOURCE="both").fetch_options(),
         tmp_path / "snap",
         progress=lambda name, n: progress.append((name, n)),
     )
@@ -105,7 +105,7 @@ def test_fetch_both_sources_writes_a_complete_snapshot(emu: GraphEmulator, tmp_p
 
 
 def test_states_source_skips_the_report(emu: GraphEmulator, tmp_path: Path) -> None:
-    out = fetch_snapshot(settings(emu), tmp_path / "snap")
+    out = fetch_snapshot(settings(emu).fetch_options(), tmp_path / "snap")
     counts = json.loads((out / "metadata.json").read_text(encoding="utf-8"))["counts"]
     assert set(counts) == {"profiles", "certificate_states", "managed_devices"}
     assert not any("exportJobs" in r.path for r in emu.requests)
@@ -115,7 +115,7 @@ def test_a_page_that_keeps_failing_publishes_nothing(emu: GraphEmulator, tmp_pat
     emu.add_fault(Fault(FaultKind.UNAVAILABLE, path="/p2/", times=None, retry_after=0))
     target = tmp_path / "snap"
     with pytest.raises(GraphError) as info:
-        fetch_snapshot(settings(emu), target)
+        fetch_snapshot(settings(emu).fetch_options(), target)
     failed = [r for r in emu.requests if "/p2/" in r.path]
     assert [r.status for r in failed] == [503, 503]
     assert info.value.request_id == failed[-1].request_id
@@ -126,9 +126,9 @@ def test_a_page_that_keeps_failing_publishes_nothing(emu: GraphEmulator, tmp_pat
 
 def test_an_existing_snapshot_survives_a_failed_fetch(emu: GraphEmulator, tmp_path: Path) -> None:
     target = tmp_path / "snap"
-    fetch_snapshot(settings(emu), target)
+    fetch_snapshot(settings(emu).fetch_options(), target)
     before = (target / "metadata.json").read_text(encoding="utf-8")
     emu.add_fault(Fault(FaultKind.EXPIRED_SECRET, times=None))
     with pytest.raises(AuthError):
-        fetch_snapshot(settings(emu), target)
+        fetch_snapshot(settings(emu).fetch_options(), target)
     assert (target / "metadata.json").read_text(encoding="utf-8") == before
