@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from reconcile.emulator import GraphEmulator, Tenant
+from reconcile.emulator import GraphEmulator
 from reconcile.graph.client import GraphClient, RateLimiter, RetryPolicy
 
 
@@ -47,41 +47,6 @@ def self_signed(kind: str = "rsa", password: bytes | None = None) -> tuple[bytes
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-class ListTenant(Tenant):
-    """A tenant written out in the test: profiles, states per profile id, devices, report rows."""
-
-    def __init__(
-        self,
-        profiles: Sequence[dict[str, Any]] = (),
-        states: Mapping[str, Sequence[dict[str, Any]]] | None = None,
-        devices: Sequence[dict[str, Any]] = (),
-        report: Sequence[Mapping[str, Any]] = (),
-    ):
-        self._profiles = list(profiles)
-        self._states = {k: list(v) for k, v in (states or {}).items()}
-        self._devices = list(devices)
-        self._report = list(report)
-
-    @property
-    def profiles(self) -> list[dict[str, Any]]:
-        return self._profiles
-
-    def state_count(self, profile_id: str) -> int:
-        return len(self._states.get(profile_id, []))
-
-    def states(self, profile_id: str, start: int, stop: int) -> list[dict[str, Any]]:
-        return self._states.get(profile_id, [])[start:stop]
-
-    def device_count(self) -> int:
-        return len(self._devices)
-
-    def devices(self, start: int, stop: int) -> list[dict[str, Any]]:
-        return self._devices[start:stop]
-
-    def report_rows(self) -> Iterator[Mapping[str, Any]]:
-        return iter(self._report)
 
 
 def state(serial: str, issuance: str = "installed") -> dict[str, Any]:

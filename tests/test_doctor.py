@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from reconcile.cli import app
 from reconcile.doctor import Check, run_doctor
-from reconcile.emulator import Fault, FaultKind, GraphEmulator
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
 from reconcile.emulator.connectors import ConnectorSwitch
 from reconcile.emulator.demo import demo_settings_env
 from reconcile.settings import Settings, resolve
-from tests.emulation import ListTenant, state
+from tests.emulation import state
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"

@@ -23,14 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from reconcile.emulator import Fault, FaultKind, GraphEmulator
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
 from reconcile.errors import AuthError, ConfigError
 from reconcile.graph.aadsts import error_from_result
 from reconcile.graph.auth import MsalTokenProvider
 from reconcile.graph.clouds import resolve_endpoints
 from reconcile.graph.config import AuthMethod, GraphConfig
 from reconcile.graph.credentials import choose_method, load_certificate
-from tests.emulation import ListTenant
 
 SECRET = "s3cr3t~Value.With-Chars"
 

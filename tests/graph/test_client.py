@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconcile.emulator import Fault, FaultKind, GraphEmulator
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
 from reconcile.errors import GraphError
 from reconcile.graph.client import (
     RateLimiter,
@@ -23,7 +23,7 @@ from reconcile.graph.client import (
     parse_retry_after,
     required_permission,
 )
-from tests.emulation import FakeClock, ListTenant, graph_client
+from tests.emulation import FakeClock, graph_client
 
 PATH = "/v1.0/deviceManagement/managedDevices"
 

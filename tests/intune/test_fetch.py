@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.emulator import Fault, FaultKind, GraphEmulator
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
 from reconcile.emulator.demo import demo_settings_env
 from reconcile.errors import AuthError, GraphError
 from reconcile.intune.fetch import fetch_snapshot
 from reconcile.intune.snapshot import read_snapshot
 from reconcile.settings import Settings, resolve
-from tests.emulation import ListTenant, state
+from tests.emulation import state
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconcile.emulator import Fault, FaultKind, GraphEmulator
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
 from reconcile.errors import GraphError, UpstreamError
 from reconcile.intune.records import (
     PROFILE_ID_KEY,
@@ -31,7 +31,7 @@ from reconcile.intune.sources import (
     read_export,
     run_all,
 )
-from tests.emulation import FakeClock, ListTenant, graph_client, state
+from tests.emulation import FakeClock, graph_client, state
 
 
 class ListSink:
