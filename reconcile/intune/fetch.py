@@ -89,7 +89,11 @@ def fetch_into(
     if IntuneSource.STATES in sources:
         profiles = fetch_profiles(client, shared)
         shared.open_collection("certificate_states")
-        tasks += [functools.partial(fetch_states, client, shared, p) for p in profiles]
+        shared.in_parts("certificate_states")
+        tasks += [
+            functools.partial(fetch_states, client, shared, p, part=n)
+            for n, p in enumerate(profiles)
+        ]
     tasks.append(functools.partial(fetch_devices, client, shared))
     if CLOUD_PKI in options.ca_sources:
         tasks.append(functools.partial(cloudpki.fetch_cloud_pki, client, shared))
