@@ -18,10 +18,10 @@ import httpx
 
 from reconcile.ca import cloudpki
 from reconcile.errors import ConfigError, GraphError, ReconcileError
-from reconcile.graph.auth import choose_method
 from reconcile.graph.client import GraphClient, required_permission
 from reconcile.graph.clouds import resolve_endpoints
 from reconcile.graph.config import GraphConfig
+from reconcile.graph.credentials import choose_method
 from reconcile.graph.session import GraphSession, open_graph
 from reconcile.graph.transport import ssl_trust
 from reconcile.intune.connectors import ConnectorHealth, decode, fetch_connectors

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from reconcile.emulator import GraphEmulator
+from tests.cloudpki import serve
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -26,3 +30,18 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def fresh(emu: GraphEmulator) -> GraphEmulator:
+    """The test module's shared ``emu`` with no faults left and an empty request log."""
+    emu.faults.clear()
+    emu.clear_requests()
+    return emu
+
+
+@pytest.fixture
+def pki_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphEmulator]:
+    """The Cloud PKI test tenant (``tests/cloudpki.py``), with RECONCILE_* pointing at it."""
+    with serve(monkeypatch) as emulator:
+        yield emulator

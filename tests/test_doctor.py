@@ -1,28 +1,31 @@
+"""doctor against the HTTPS emulator: every check, and what each failure names."""
+
 from __future__ import annotations
 
-import email.utils
 import re
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import pytest
 from typer.testing import CliRunner
 
 from reconcile.cli import app
 from reconcile.doctor import Check, run_doctor
-from reconcile.settings import Settings
-from tests.graph.fake import CLIENT, SECRET, TENANT, FakeCloud, state
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
+from reconcile.emulator.connectors import ConnectorSwitch
+from reconcile.emulator.demo import demo_settings_env
+from reconcile.settings import Settings, resolve
+from tests.emulation import state
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+SECRET = "s3cr3t~Value.With-Chars"
 
 
-def settings(**changes: Any) -> Settings:
-    return Settings(
-        **{"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET, **changes}
-    )
-
-
-def healthy() -> FakeCloud:
-    cloud = FakeCloud(
+def healthy(clock_offset: float = 0.0) -> GraphEmulator:
+    """One iOS SCEP profile beside a general configuration; no connector endpoints (404)."""
+    data = ListTenant(
         profiles=[
             {"@odata.type": "#microsoft.graph.windows10GeneralConfiguration", "id": "g1"},
             {
@@ -33,85 +36,84 @@ def healthy() -> FakeCloud:
         ],
         states={"p1": [state("01")]},
     )
-    return cloud
+    return GraphEmulator(
+        tenant=TENANT,
+        client_id=CLIENT,
+        client_secret=SECRET,
+        data=data,
+        export_polls=0,
+        connectors=ConnectorSwitch(status=404),
+        clock_offset=clock_offset,
+    )
+
+
+@pytest.fixture
+def emu() -> Iterator[GraphEmulator]:
+    with healthy() as emulator:
+        yield emulator
+
+
+def settings(emu: GraphEmulator, **env: str) -> Settings:
+    return resolve({}, {**demo_settings_env(emu), **env})
 
 
 def by_name(checks: list[Check]) -> dict[str, Check]:
     return {c.name: c for c in checks}
 
 
-def with_date(cloud: FakeCloud, offset: float) -> None:
-    original = cloud._graph
-
-    def graph(request: httpx.Request) -> httpx.Response:
-        response = original(request)
-        response.headers["Date"] = email.utils.formatdate(time.time() + offset, usegmt=True)
-        return response
-
-    cloud._graph = graph  # type: ignore[method-assign]
-
-
-def test_all_checks_pass_on_a_healthy_tenant() -> None:
-    cloud = healthy()
-    with_date(cloud, 0)
-    checks = by_name(
-        run_doctor(settings(intune_source="both").doctor_options(), transport=cloud.transport())
-    )
-    # The fake tenant has no connector endpoints (404): skipped, as the optional collection is.
-    assert [c.ok for c in checks.values()] == [True, None, True, True, True, True, True, None, True]
-    assert "HTTP 404" in checks["certificate connectors"].detail
-    assert "secret" in checks["token"].detail
-    assert "iOS SCEP" in checks["managedDeviceCertificateStates"].detail
-    assert "DeviceManagementManagedDevices.Read.All" in checks["managedDevices"].detail
-    states = [r for r in cloud.graph_requests() if "managedDeviceCertificateStates" in r.url.path]
-    assert states[0].url.params["$top"] == "1"
+def test_all_checks_pass_on_a_healthy_tenant(emu: GraphEmulator) -> None:
+    checks = run_doctor(settings(emu, RECONCILE_INTUNE_SOURCE="both").doctor_options())
+    # No connector endpoints (404): skipped, as the optional collections are.
+    assert [(c.name, c.ok) for c in checks] == [
+        ("configuration", True),
+        ("CA bundle", True),
+        ("token", True),
+        ("deviceConfigurations", True),
+        ("managedDeviceCertificateStates", True),
+        ("managedDevices", True),
+        ("exportJobs", True),
+        ("certificate connectors", None),
+        ("certificate connectors", None),
+        ("clock skew", True),
+    ]
+    named = by_name(checks)
+    assert "HTTP 404" in named["certificate connectors"].detail
+    assert "secret" in named["token"].detail
+    assert "iOS SCEP" in named["managedDeviceCertificateStates"].detail
+    assert "DeviceManagementManagedDevices.Read.All" in named["managedDevices"].detail
+    states = emu.requests_for("states")
+    assert states[0].params["$top"] == ["1"]
 
 
-def test_missing_permission_is_named_with_its_fix() -> None:
-    cloud = healthy()
-    cloud.before.append(
-        lambda r: (
-            httpx.Response(
-                403,
-                headers={"request-id": "rid-403"},
-                json={"error": {"code": "Forbidden", "message": "Application is not authorized"}},
-            )
-            if r.url.path.endswith("managedDevices")
-            else None
-        )
-    )
-    checks = by_name(run_doctor(settings().doctor_options(), transport=cloud.transport()))
+def test_missing_permission_is_named_with_its_fix(emu: GraphEmulator) -> None:
+    emu.add_fault(Fault(FaultKind.FORBIDDEN, route="devices", times=None))
+    checks = by_name(run_doctor(settings(emu).doctor_options()))
     devices = checks["managedDevices"]
     assert devices.ok is False
-    assert "rid-403" in devices.detail
+    (refused,) = emu.requests_for("devices")
+    assert refused.status == 403 and refused.request_id
+    assert refused.request_id in devices.detail
     assert "DeviceManagementManagedDevices.Read.All" in devices.fix
     assert checks["deviceConfigurations"].ok is True
     assert checks["exportJobs"].ok is None  # not used by the states source
 
 
-def test_failed_sign_in_skips_the_graph_checks_and_never_shows_the_secret() -> None:
-    cloud = FakeCloud(
-        token_error={
-            "error": "invalid_client",
-            "error_description": SECRET,
-            "error_codes": [7000222],
-        }
-    )
-    checks = run_doctor(settings().doctor_options(), transport=cloud.transport())
+def test_failed_sign_in_skips_the_graph_checks_and_never_shows_the_secret(
+    emu: GraphEmulator,
+) -> None:
+    emu.add_fault(Fault(FaultKind.EXPIRED_SECRET, times=None))
+    checks = run_doctor(settings(emu).doctor_options())
     token = by_name(checks)["token"]
     assert token.ok is False and "AADSTS7000222" in token.detail
     assert "new client secret" in token.fix
     assert all(c.ok is None for c in checks[3:])
     assert SECRET not in repr(checks)
-    assert cloud.graph_requests() == []
+    assert [r for r in emu.requests if r.had_bearer] == []
 
 
 def test_clock_skew_beyond_five_minutes_fails() -> None:
-    cloud = healthy()
-    with_date(cloud, -900)
-    check = by_name(run_doctor(settings().doctor_options(), transport=cloud.transport()))[
-        "clock skew"
-    ]
+    with healthy(clock_offset=-900) as emu:
+        check = by_name(run_doctor(settings(emu).doctor_options()))["clock skew"]
     assert check.ok is False
     assert re.search(r"ahead of Graph by (899|900|901) s", check.detail)
     assert "NTP" in check.fix
@@ -120,7 +122,8 @@ def test_clock_skew_beyond_five_minutes_fails() -> None:
 def test_bad_ca_bundle_is_reported_and_stops_early(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("nope", encoding="utf-8")
-    checks = by_name(run_doctor(settings(ca_bundle=bundle).doctor_options()))
+    unread = Settings(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET, ca_bundle=bundle)
+    checks = by_name(run_doctor(unread.doctor_options()))
     assert checks["CA bundle"].ok is False
     assert checks["token"].ok is None
 

@@ -8,7 +8,7 @@ from reconcile.emulator.server import (
     RecordedRequest,
     retry_after_violations,
 )
-from reconcile.emulator.tenant import GeneratedTenant, SnapshotTenant, Tenant
+from reconcile.emulator.tenant import GeneratedTenant, ListTenant, SnapshotTenant, Tenant
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -17,6 +17,7 @@ __all__ = [
     "FaultKind",
     "GeneratedTenant",
     "GraphEmulator",
+    "ListTenant",
     "RecordedRequest",
     "SnapshotTenant",
     "Tenant",

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--export-polls", type=int, default=2, help="polls before completed")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="access token seconds")
     parser.add_argument(
+        "--clock-offset", type=float, default=0.0, help="seconds added to the Date header"
+    )
+    parser.add_argument(
         "--report-without-loc",
         action="store_true",
         help="leave CertificateStatus_loc out of the export (numeric codes only)",
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         max_page_size=args.max_page_size,
         export_polls=args.export_polls,
         token_lifetime=args.token_lifetime,
+        clock_offset=args.clock_offset,
         report_loc=not args.report_without_loc,
         report_columns=(
             [c.strip() for c in args.report_columns.split(",") if c.strip()]

@@ -21,17 +21,22 @@ class FaultKind(StrEnum):
     SLOW = "slow"  # answer normally after ``delay`` seconds
     EXPORT_FAILED = "export-failed"  # the export job ends in status failed
     INVALID_SECRET = "invalid-secret"  # the token endpoint rejects the client secret
+    EXPIRED_SECRET = "expired-secret"  # the token endpoint says the secret expired (7000222)
+    FORBIDDEN = "forbidden"  # 403 Forbidden, as for an app without the Graph permission
     # an export job without a "(PolicyId eq '...')" filter is refused with 400, as a tenant
     # whose report only exports per certificate profile would
     POLICY_FILTER_REQUIRED = "policy-filter-required"
     # the page's @odata.nextLink carries a tab in its host (urlsplit drops it, httpx refuses it)
     NEXT_LINK_CONTROL = "next-link-control"
+    # the page's @odata.nextLink points at another host (the client must not follow it there)
+    NEXT_LINK_FOREIGN = "next-link-foreign"
 
 
 # Faults that only make sense on one route default to it.
 _DEFAULT_ROUTES = {
     FaultKind.EXPORT_FAILED: "export_status",
     FaultKind.INVALID_SECRET: "token",
+    FaultKind.EXPIRED_SECRET: "token",
     FaultKind.POLICY_FILTER_REQUIRED: "export_create",
 }
 

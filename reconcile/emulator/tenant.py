@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,24 +196,20 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, obj
 
 
-class SnapshotTenant(Tenant):
-    """Serves exactly what a snapshot directory holds, minus reconcile's own annotations."""
+class ListTenant(Tenant):
+    """A tenant held in lists: profiles, states per profile id, devices and report rows."""
 
-    def __init__(self, directory: Path):
-        if not directory.is_dir():
-            raise InputError("snapshot directory not found", directory)
-        self._profiles = [obj for _, obj in _read_jsonl(directory / "profiles.jsonl")]
-        known = {str(p.get("id")) for p in self._profiles}
-        self._states: dict[str, list[dict[str, Any]]] = {pid: [] for pid in known}
-        path = directory / "certificate_states.jsonl"
-        for number, obj in _read_jsonl(path):
-            profile_id = obj.get(PROFILE_ID_KEY)
-            if not isinstance(profile_id, str) or profile_id not in known:
-                raise InputError(f"state names unknown profile {profile_id!r}", path, number)
-            served = {k: v for k, v in obj.items() if not k.startswith(ANNOTATION_PREFIX)}
-            self._states[profile_id].append(served)
-        self._devices = [obj for _, obj in _read_jsonl(directory / "managed_devices.jsonl")]
-        self._report = [obj for _, obj in _read_jsonl(directory / "report_rows.jsonl")]
+    def __init__(
+        self,
+        profiles: Sequence[dict[str, Any]] = (),
+        states: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+        devices: Sequence[dict[str, Any]] = (),
+        report: Sequence[Mapping[str, Any]] = (),
+    ):
+        self._profiles = list(profiles)
+        self._states = {k: list(v) for k, v in (states or {}).items()}
+        self._devices = list(devices)
+        self._report = list(report)
 
     @property
     def profiles(self) -> list[dict[str, Any]]:
@@ -233,6 +229,30 @@ class SnapshotTenant(Tenant):
 
     def report_rows(self) -> Iterator[Mapping[str, Any]]:
         return iter(self._report)
+
+
+class SnapshotTenant(ListTenant):
+    """Serves exactly what a snapshot directory holds, minus reconcile's own annotations."""
+
+    def __init__(self, directory: Path):
+        if not directory.is_dir():
+            raise InputError("snapshot directory not found", directory)
+        profiles = [obj for _, obj in _read_jsonl(directory / "profiles.jsonl")]
+        known = {str(p.get("id")) for p in profiles}
+        states: dict[str, list[dict[str, Any]]] = {pid: [] for pid in known}
+        path = directory / "certificate_states.jsonl"
+        for number, obj in _read_jsonl(path):
+            profile_id = obj.get(PROFILE_ID_KEY)
+            if not isinstance(profile_id, str) or profile_id not in known:
+                raise InputError(f"state names unknown profile {profile_id!r}", path, number)
+            served = {k: v for k, v in obj.items() if not k.startswith(ANNOTATION_PREFIX)}
+            states[profile_id].append(served)
+        super().__init__(
+            profiles,
+            states,
+            [obj for _, obj in _read_jsonl(directory / "managed_devices.jsonl")],
+            [obj for _, obj in _read_jsonl(directory / "report_rows.jsonl")],
+        )
 
 
 def _digest(*parts: object, size: int = 16) -> str:

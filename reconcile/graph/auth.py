@@ -2,33 +2,30 @@
 
 msal owns caching and refresh, so the Graph client asks for a token before every request; the
 msal application is built on first use because its constructor already talks to Entra ID.
-Every failure becomes one AuthError line: the AADSTS code, what it means and the fix.
+Every failure becomes one AuthError line (``aadsts``); credentials are read by ``credentials``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import httpx
 import msal
 import tenacity
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from reconcile import __version__
 from reconcile.errors import AuthError, ConfigError
+from reconcile.graph.aadsts import code_in, error_from_result, explain
 from reconcile.graph.clouds import Endpoints
 from reconcile.graph.config import AuthMethod, GraphConfig
+from reconcile.graph.credentials import choose_method, load_certificate, read_secret
 from reconcile.graph.transport import (
     MsalHttpAdapter,
     describe_transport_error,
@@ -39,92 +36,12 @@ from reconcile.paths import default_token_cache
 
 log = logging.getLogger("reconcile.graph.auth")
 
-METHODS = tuple(m.value for m in AuthMethod if m is not AuthMethod.AUTO)
 THROTTLED = frozenset({429, 503})
 # msal replays a throttled token answer from its cache for Retry-After seconds (5 s without the
 # header; msal/throttled_http_client.py), so a retry must wait a little longer than that.
 _MSAL_REPLAY = 5.0
 _MARGIN = 0.5
 _MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
-_CODE = re.compile(r"AADSTS(\d{5,7})")
-
-# AADSTS code -> (what it means, the fix). Codes from learn.microsoft.com/entra/identity-platform/
-# reference-error-codes; only the ones an unattended job or an admin actually meets.
-AADSTS: dict[int, tuple[str, str]] = {
-    7000215: (
-        "invalid client secret",
-        "use the secret's Value (not its Secret ID) from App registrations > Certificates & "
-        "secrets in RECONCILE_CLIENT_SECRET or client_secret_file",
-    ),
-    7000222: (
-        "the client secret has expired",
-        "create a new client secret for the app and update RECONCILE_CLIENT_SECRET or "
-        "client_secret_file",
-    ),
-    700016: (
-        "no application with this client ID in the tenant",
-        "check RECONCILE_CLIENT_ID and RECONCILE_TENANT_ID (and the cloud); a multi-tenant app "
-        "needs admin consent in this tenant first",
-    ),
-    90002: (
-        "tenant not found",
-        "check RECONCILE_TENANT_ID and the cloud: national-cloud tenants only exist at their own "
-        "authority host",
-    ),
-    900023: (
-        "the tenant ID is neither a directory ID nor a domain",
-        "set RECONCILE_TENANT_ID to the directory (tenant) ID GUID or a verified domain",
-    ),
-    65001: (
-        "no consent for the requested permissions",
-        "grant admin consent for the app's Microsoft Graph application permissions in "
-        "App registrations > API permissions",
-    ),
-    700027: (
-        "the certificate assertion failed validation",
-        "upload the certificate's public part to the app registration (or, for subject-name/"
-        "issuer, enable send_certificate_chain with the leaf certificate first)",
-    ),
-    700024: (
-        "the client assertion is outside its valid time range",
-        "synchronise this machine's clock (NTP)",
-    ),
-    7000112: ("the application is disabled", "enable the app's service principal in Entra ID"),
-    7000218: (
-        "the app is not enabled for public client flows",
-        "enable 'Allow public client flows' on the app registration to use device-code sign-in",
-    ),
-    700025: (
-        "the app is a public client and cannot use a secret or certificate",
-        "use auth_method device-code, or register a confidential client",
-    ),
-    70011: (
-        "the Graph scope is invalid",
-        "check graph_url and cloud: the scope is <graph_url>/.default",
-    ),
-    500011: (
-        "the Graph resource does not exist in this tenant's cloud",
-        "pick the cloud (or graph_url) that matches the tenant",
-    ),
-    50034: (
-        "the signed-in user does not exist in this tenant",
-        "sign in with an account of the tenant given in RECONCILE_TENANT_ID",
-    ),
-    50126: ("wrong user name or password", "sign in again with the right credentials"),
-    50053: ("the account is locked", "wait for the lockout to end or ask an administrator"),
-    53003: (
-        "blocked by Conditional Access",
-        "ask the Entra ID administrator to allow this sign-in",
-    ),
-    70020: (
-        "the device code expired before sign-in finished",
-        "run again and complete the sign-in within the time shown",
-    ),
-    70043: ("the cached sign-in has expired", "run again and sign in with the device code"),
-    700082: ("the cached sign-in has expired", "run again and sign in with the device code"),
-    50173: ("the cached sign-in was revoked", "run again and sign in with the device code"),
-    1002016: ("TLS 1.2 or newer is required", "allow TLS 1.2 on this machine and its proxy"),
-}
 
 
 class TokenProvider(Protocol):
@@ -136,42 +53,6 @@ class TokenProvider(Protocol):
     def token(self) -> str: ...
 
 
-def mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def explain(
-    code: int | None, detail: str | None, secrets: Sequence[str] = (), prefix: str = ""
-) -> AuthError:
-    """One line for a failed sign-in, from the AADSTS table or from Entra's own first sentence."""
-    head = f"{prefix}authentication failed"
-    if code in AADSTS:
-        meaning, fix = AADSTS[code]
-        return AuthError(f"{head}: AADSTS{code} {meaning}; fix: {fix}")
-    first = (detail or "").strip().splitlines()[0] if (detail or "").strip() else ""
-    first = mask(re.sub(r"^AADSTS\d+:\s*", "", first), secrets)[:240]
-    if code is not None:
-        return AuthError(
-            f"{head}: AADSTS{code} {first}; see https://login.microsoftonline.com/error?code={code}"
-        )
-    return AuthError(f"{head}: {first or 'no reason given'}")
-
-
-def error_from_result(result: Mapping[str, Any], secrets: Sequence[str] = ()) -> AuthError:
-    codes = result.get("error_codes") or []
-    description = str(result.get("error_description") or result.get("error") or "")
-    code = int(codes[0]) if codes else _code_in(description)
-    return explain(code, description, secrets)
-
-
-def _code_in(text: str) -> int | None:
-    match = _CODE.search(text)
-    return int(match.group(1)) if match else None
-
-
 def _exception_chain_text(exc: BaseException) -> str:
     parts: list[str] = []
     current: BaseException | None = exc
@@ -179,121 +60,6 @@ def _exception_chain_text(exc: BaseException) -> str:
         parts.append(str(current))
         current = current.__cause__ or current.__context__
     return " ".join(parts)
-
-
-def choose_method(config: GraphConfig) -> AuthMethod:
-    """``auto`` is for unattended jobs: a secret if one is configured, else a certificate."""
-    if config.auth_method != AuthMethod.AUTO:
-        if config.auth_method not in METHODS:
-            raise ConfigError(
-                f"auth_method must be auto or one of {', '.join(METHODS)}, "
-                f"not {config.auth_method!r}"
-            )
-        return AuthMethod(config.auth_method)
-    if config.client_secret or config.client_secret_file:
-        return AuthMethod.SECRET
-    if config.certificate_path:
-        return AuthMethod.CERTIFICATE
-    raise ConfigError(
-        "no Graph credential configured: set RECONCILE_CLIENT_SECRET (or graph.client_secret_file)"
-        " or RECONCILE_CERTIFICATE, or choose --auth device-code or managed-identity"
-    )
-
-
-def read_secret(config: GraphConfig) -> str:
-    if config.client_secret:
-        return config.client_secret
-    path = config.client_secret_file
-    if path is None:
-        raise ConfigError(
-            "auth_method secret needs RECONCILE_CLIENT_SECRET or graph.client_secret_file"
-        )
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read client secret file: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: client secret file is not UTF-8 text") from None
-    if not secret:
-        raise ConfigError(f"{path}: client secret file is empty")
-    return secret
-
-
-def load_certificate(config: GraphConfig) -> dict[str, str]:
-    """A PEM or PFX file -> msal's client_credential (unencrypted key, SHA-1 thumbprint, x5c).
-
-    Loading it here, not in msal, turns a wrong password or a key without its certificate into a
-    ConfigError naming the file before any network call.
-    """
-    path = config.certificate_path
-    if path is None:
-        raise ConfigError("auth_method certificate needs RECONCILE_CERTIFICATE (PEM or PFX)")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read certificate: {exc.strerror}") from None
-    password = config.certificate_password.encode() if config.certificate_password else None
-    key: Any
-    certs: list[x509.Certificate]
-    try:
-        if b"-----BEGIN" in data:
-            key = serialization.load_pem_private_key(data, password)
-            certs = x509.load_pem_x509_certificates(data) if b"CERTIFICATE-----" in data else []
-        else:
-            key, leaf, extra = pkcs12.load_key_and_certificates(data, password)
-            if key is None:
-                raise ValueError("no private key in the PFX")
-            certs = ([leaf] if leaf is not None else []) + list(extra)
-    except TypeError:
-        raise ConfigError(
-            f"{path}: the private key is encrypted; set RECONCILE_CERTIFICATE_PASSWORD"
-        ) from None
-    except ValueError as exc:
-        reason = "wrong password" if "password" in str(exc).lower() else "not a PEM or PFX key"
-        raise ConfigError(f"{path}: cannot load the private key ({reason})") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigError(f"{path}: Entra ID app certificates need an RSA key")
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    leaf_cert = next(
-        (
-            c
-            for c in certs
-            if c.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            == public
-        ),
-        None,
-    )
-    if certs and leaf_cert is None:
-        raise ConfigError(f"{path}: no certificate in the file matches its private key")
-    thumbprint = (config.certificate_thumbprint or "").replace(":", "").replace(" ", "")
-    if thumbprint and not re.fullmatch(r"[0-9A-Fa-f]{40}", thumbprint):
-        raise ConfigError("certificate_thumbprint must be the 40-hex-digit SHA-1 thumbprint")
-    if not thumbprint:
-        if leaf_cert is None:
-            raise ConfigError(
-                f"{path}: holds no certificate; add it to the file or set certificate_thumbprint"
-            )
-        thumbprint = hashlib.sha1(leaf_cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    credential = {
-        "private_key": key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii"),
-        "thumbprint": thumbprint.upper(),
-    }
-    if config.send_certificate_chain:
-        if leaf_cert is None:
-            raise ConfigError(f"{path}: send_certificate_chain needs the certificate in the file")
-        chain = [leaf_cert] + [c for c in certs if c is not leaf_cert]
-        credential["public_certificate"] = "".join(
-            c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in chain
-        )
-    return credential
 
 
 def _stderr_prompt(message: str) -> None:
@@ -418,7 +184,7 @@ class MsalTokenProvider:
         except ValueError as exc:
             text = _exception_chain_text(exc)
             if self._acquire is None:
-                code = _code_in(text)
+                code = code_in(text)
                 authority = self._endpoints.authority(self._config.tenant_id or "")
                 if code is not None:
                     raise explain(code, text, self._secrets) from None
@@ -426,7 +192,7 @@ class MsalTokenProvider:
                     f"cannot discover the tenant at {authority}: check RECONCILE_TENANT_ID and "
                     "the cloud or authority_host"
                 ) from None
-            raise explain(_code_in(text), text, self._secrets) from None
+            raise explain(code_in(text), text, self._secrets) from None
 
     def _build(self) -> Callable[[], Mapping[str, Any]]:
         s = self._config

@@ -7,10 +7,11 @@ from contextlib import contextmanager
 
 import httpx
 
-from reconcile.graph.auth import MsalTokenProvider, choose_method
+from reconcile.graph.auth import MsalTokenProvider
 from reconcile.graph.client import GraphClient, RateLimiter, RetryPolicy
 from reconcile.graph.clouds import Endpoints, resolve_endpoints
 from reconcile.graph.config import AuthMethod, GraphConfig
+from reconcile.graph.credentials import choose_method
 from reconcile.graph.transport import build_http_client
 
 __all__ = ["GraphClient", "GraphSession", "open_graph"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,7 @@ from reconcile.emulator import GraphEmulator, parse_fault
 from reconcile.emulator.cloudpki import CloudPki
 from reconcile.emulator.demo import demo_settings_env
 from reconcile.settings import resolve
-from tests.cloudpki import AS_OF, CA_ID, FIXTURES, SNAPSHOT, lines, serial, serve, settings_for
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphEmulator]:
-    with serve(monkeypatch) as e:
-        yield e
+from tests.cloudpki import AS_OF, CA_ID, FIXTURES, SNAPSHOT, lines, serial, settings_for
 
 
 def run_args(*extra: str) -> list[str]:
@@ -36,7 +29,9 @@ def rows(path: Path) -> dict[str, dict[str, str]]:
     return {r["serial_number"]: r for r in reader}
 
 
-def test_a_live_cloud_pki_run_classifies_every_status(emu: GraphEmulator, tmp_path: Path) -> None:
+def test_a_live_cloud_pki_run_classifies_every_status(
+    pki_emu: GraphEmulator, tmp_path: Path
+) -> None:
     out = tmp_path / "all.csv"
     result = CliRunner().invoke(app, run_args("--all", "--csv", str(out)))
     assert result.exit_code == 1, result.output
@@ -56,7 +51,7 @@ def test_a_live_cloud_pki_run_classifies_every_status(emu: GraphEmulator, tmp_pa
 
 
 def test_the_status_only_revoked_leaf_is_revoked_at_the_fetch(
-    emu: GraphEmulator, tmp_path: Path
+    pki_emu: GraphEmulator, tmp_path: Path
 ) -> None:
     out = tmp_path / "all.csv"
     saved = tmp_path / "saved"
@@ -68,7 +63,7 @@ def test_the_status_only_revoked_leaf_is_revoked_at_the_fetch(
     assert rows(out)[serial(5)]["revoked_at"] == fetched
 
 
-def test_a_mixed_ad_cs_and_cloud_pki_run(emu: GraphEmulator, tmp_path: Path) -> None:
+def test_a_mixed_ad_cs_and_cloud_pki_run(pki_emu: GraphEmulator, tmp_path: Path) -> None:
     out = tmp_path / "findings.csv"
     args = run_args(
         "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
@@ -93,7 +88,7 @@ def test_a_mixed_ad_cs_and_cloud_pki_run(emu: GraphEmulator, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("template", ["contoso cloud issuing ca", CA_ID.upper()])
 def test_template_picks_cloud_pki_cas_by_name_or_id(
-    emu: GraphEmulator, tmp_path: Path, template: str
+    pki_emu: GraphEmulator, tmp_path: Path, template: str
 ) -> None:
     out = tmp_path / "all.csv"
     args = run_args(
@@ -108,10 +103,10 @@ def test_template_picks_cloud_pki_cas_by_name_or_id(
 
 
 def test_a_partial_read_in_a_live_run_exits_3_without_a_report(
-    emu: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pki_emu: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RECONCILE_GRAPH_MAX_ATTEMPTS", "2")
-    emu.add_fault(parse_fault("gateway-timeout:route=cloud_pki_leaves,after=1,times=forever"))
+    pki_emu.add_fault(parse_fault("gateway-timeout:route=cloud_pki_leaves,after=1,times=forever"))
     out_dir, out_csv = tmp_path / "out", tmp_path / "f.csv"
     result = CliRunner().invoke(app, run_args("--out-dir", str(out_dir), "--csv", str(out_csv)))
     assert result.exit_code == 3, result.output
@@ -131,7 +126,7 @@ def test_a_snapshot_run_needs_the_cloud_pki_collections(tmp_path: Path) -> None:
     assert "fetch it with --ca-source cloud-pki" in result.stderr
 
 
-def test_explain_shows_the_leaf_and_managed_device(emu: GraphEmulator) -> None:
+def test_explain_shows_the_leaf_and_managed_device(pki_emu: GraphEmulator) -> None:
     result = CliRunner().invoke(
         app,
         ["explain", serial(3), "--ca-source", "cloud-pki", "--as-of", AS_OF, "--snapshot",
@@ -152,24 +147,24 @@ def test_explain_shows_the_leaf_and_managed_device(emu: GraphEmulator) -> None:
     ],
 )  # fmt: skip
 def test_doctor_names_the_permission_the_403_asks_for(
-    emu: GraphEmulator, scopes: tuple[str, ...], wanted: str
+    pki_emu: GraphEmulator, scopes: tuple[str, ...], wanted: str
 ) -> None:
-    emu.cloud_pki = CloudPki(forbidden=scopes)
-    checks = {c.name: c for c in run_doctor(settings_for(emu).doctor_options())}
+    pki_emu.cloud_pki = CloudPki(forbidden=scopes)
+    checks = {c.name: c for c in run_doctor(settings_for(pki_emu).doctor_options())}
     check = checks["cloud PKI"]
     assert check.ok is False
     assert check.fix == f"grant the app {wanted} (application) and admin consent"
 
 
-def test_doctor_passes_when_cloud_pki_is_readable(emu: GraphEmulator) -> None:
-    checks = {c.name: c for c in run_doctor(settings_for(emu).doctor_options())}
+def test_doctor_passes_when_cloud_pki_is_readable(pki_emu: GraphEmulator) -> None:
+    checks = {c.name: c for c in run_doctor(settings_for(pki_emu).doctor_options())}
     assert checks["cloud PKI"].ok is True
     assert "2 certification authorities" in checks["cloud PKI"].detail
-    without = {c.name for c in run_doctor(resolve({}, demo_settings_env(emu)).doctor_options())}
+    without = {c.name for c in run_doctor(resolve({}, demo_settings_env(pki_emu)).doctor_options())}
     assert "cloud PKI" not in without
 
 
-def test_a_mixed_run_bundle_verifies(emu: GraphEmulator, tmp_path: Path) -> None:
+def test_a_mixed_run_bundle_verifies(pki_emu: GraphEmulator, tmp_path: Path) -> None:
     out_dir, saved = tmp_path / "out", tmp_path / "saved"
     args = run_args(
         "--ca-export", str(FIXTURES / "adcs.csv"), "--ca-issuer", "Contoso Issuing CA 1",
@@ -185,7 +180,9 @@ def test_a_mixed_run_bundle_verifies(emu: GraphEmulator, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
 
 
-def test_the_fetch_command_stores_cloud_pki_when_asked(emu: GraphEmulator, tmp_path: Path) -> None:
+def test_the_fetch_command_stores_cloud_pki_when_asked(
+    pki_emu: GraphEmulator, tmp_path: Path
+) -> None:
     out = tmp_path / "snap"
     result = CliRunner().invoke(app, ["fetch", "--ca-source", "cloud-pki", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -195,16 +192,18 @@ def test_the_fetch_command_stores_cloud_pki_when_asked(emu: GraphEmulator, tmp_p
     assert not (plain / "cloud_pki_leaf_certificates.jsonl").exists()
 
 
-def test_doctor_command_prints_the_permission_and_exits_3(emu: GraphEmulator) -> None:
-    emu.cloud_pki = CloudPki(forbidden=("DeviceManagementCloudCA.Read.All",))
+def test_doctor_command_prints_the_permission_and_exits_3(pki_emu: GraphEmulator) -> None:
+    pki_emu.cloud_pki = CloudPki(forbidden=("DeviceManagementCloudCA.Read.All",))
     result = CliRunner().invoke(app, ["doctor", "--ca-source", "cloud-pki"])
     assert result.exit_code == 3
     assert "DeviceManagementCloudCA.Read.All" in " ".join(result.output.split())
 
 
-def test_an_empty_cloud_pki_checks_nothing_and_stops(emu: GraphEmulator, tmp_path: Path) -> None:
+def test_an_empty_cloud_pki_checks_nothing_and_stops(
+    pki_emu: GraphEmulator, tmp_path: Path
+) -> None:
     """No leaves (a wrong tenant, a CA not yet issuing) is not an all-clear."""
-    emu.cloud_pki = CloudPki(cas=emu.cloud_pki.cas, leaves=[])
+    pki_emu.cloud_pki = CloudPki(cas=pki_emu.cloud_pki.cas, leaves=[])
     result = CliRunner().invoke(app, run_args("--csv", str(tmp_path / "f.csv")))
     assert result.exit_code == 2, result.output
     assert "no in-scope Cloud PKI certificate (no leaf certificates" in result.stderr
@@ -213,7 +212,7 @@ def test_an_empty_cloud_pki_checks_nothing_and_stops(emu: GraphEmulator, tmp_pat
 
 
 def test_the_revocation_plan_prints_the_graph_call_for_cloud_pki(
-    emu: GraphEmulator, tmp_path: Path
+    pki_emu: GraphEmulator, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     args = run_args(
@@ -236,4 +235,4 @@ def test_the_revocation_plan_prints_the_graph_call_for_cloud_pki(
     assert script.count("az rest --method POST") == 2 and "certutil" not in script
     assert "az rest" not in (out / "revocation-plan.ps1").read_text(encoding="utf-8")
     # Printed, never sent: the emulator saw no POST at all.
-    assert not [r for r in emu.requests if r.method == "POST" and "revoke" in r.path]
+    assert not [r for r in pki_emu.requests if r.method == "POST" and "revoke" in r.path]

@@ -18,6 +18,7 @@ from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
 from reconcile.model import IntuneSource
 from reconcile.settings import Settings, resolve
+from tests.emulation import self_signed
 from tests.helpers import Snapshot, read_snapshot
 
 DEMO_TENANT = "c0ffee00-5a1e-4d3e-9c7a-00000000c0de"
@@ -36,13 +37,6 @@ def emu() -> Iterator[GraphEmulator]:
         snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT, page_size=4, max_page_size=6
     ) as e:
         yield e
-
-
-@pytest.fixture
-def fresh(emu: GraphEmulator) -> GraphEmulator:
-    emu.faults.clear()
-    emu.clear_requests()
-    return emu
 
 
 def settings_for(emu: GraphEmulator, source: str = "states", **env: str) -> Settings:
@@ -173,7 +167,7 @@ def test_wrong_secret_is_an_auth_error_naming_the_code_not_the_secret(
 
 
 def _issued_tokens(emu: GraphEmulator) -> list[str]:
-    return list(emu._session.access)
+    return emu.entra.issued_tokens()
 
 
 def test_secret_and_tokens_never_surface(
@@ -205,11 +199,9 @@ def test_secret_and_tokens_never_surface(
 
 
 def test_certificate_sign_in(tmp_path: Path) -> None:
-    from tests.emulator.test_server import _self_signed
-
-    key, cert = _self_signed()
+    cert, key = self_signed()
     pem = tmp_path / "app.pem"
-    pem.write_text(key + cert.decode(), encoding="utf-8")
+    pem.write_bytes(key + cert)
     with GraphEmulator(
         snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT, client_certificate=cert
     ) as emu:

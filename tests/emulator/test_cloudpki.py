@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from reconcile.ca.cloudpki import CAS_PATH, LEAVES_PATH
@@ -11,17 +9,11 @@ from reconcile.emulator import GraphEmulator
 from reconcile.emulator.cloudpki import CloudPki
 from reconcile.errors import GraphError, UpstreamError
 from reconcile.graph.session import open_graph
-from tests.cloudpki import CA_ID, serve, settings_for
+from tests.cloudpki import CA_ID, settings_for
 
 
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphEmulator]:
-    with serve(monkeypatch) as e:
-        yield e
-
-
-def test_the_emulator_serves_one_cas_leaves_and_404s_an_unknown_ca(emu: GraphEmulator) -> None:
-    with open_graph(settings_for(emu).graph_config()) as graph:
+def test_the_emulator_serves_one_cas_leaves_and_404s_an_unknown_ca(pki_emu: GraphEmulator) -> None:
+    with open_graph(settings_for(pki_emu).graph_config()) as graph:
         pages = list(
             graph.client.pages(f"{CAS_PATH}/{CA_ID}/cloudCertificationAuthorityLeafCertificate")
         )
@@ -30,17 +22,17 @@ def test_the_emulator_serves_one_cas_leaves_and_404s_an_unknown_ca(emu: GraphEmu
             graph.client.get(f"{CAS_PATH}/nope/cloudCertificationAuthorityLeafCertificate")
 
 
-def test_an_unknown_select_property_is_a_400_as_in_graph(emu: GraphEmulator) -> None:
+def test_an_unknown_select_property_is_a_400_as_in_graph(pki_emu: GraphEmulator) -> None:
     with (
-        open_graph(settings_for(emu).graph_config()) as graph,
+        open_graph(settings_for(pki_emu).graph_config()) as graph,
         pytest.raises(GraphError, match="400"),
     ):
         graph.client.get(LEAVES_PATH, {"$select": "id,noSuchProperty"})
 
 
-def test_forbidden_answers_403_naming_the_scopes(emu: GraphEmulator) -> None:
-    emu.cloud_pki = CloudPki(forbidden=("DeviceManagementCloudCA.Read.All",))
-    with open_graph(settings_for(emu).graph_config()) as graph:
+def test_forbidden_answers_403_naming_the_scopes(pki_emu: GraphEmulator) -> None:
+    pki_emu.cloud_pki = CloudPki(forbidden=("DeviceManagementCloudCA.Read.All",))
+    with open_graph(settings_for(pki_emu).graph_config()) as graph:
         for path in (CAS_PATH, LEAVES_PATH):
             with pytest.raises(GraphError) as caught:
                 graph.client.get(path)
@@ -48,4 +40,4 @@ def test_forbidden_answers_403_naming_the_scopes(emu: GraphEmulator) -> None:
             assert "must have one of the following scopes: DeviceManagementCloudCA" in str(
                 caught.value
             )
-    assert [r.status for r in emu.requests_for("cloud_pki_cas")] == [403]
+    assert [r.status for r in pki_emu.requests_for("cloud_pki_cas")] == [403]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import ssl
@@ -17,13 +16,12 @@ import httpx
 import msal
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes
 
 from reconcile.emulator import Fault, FaultKind, GraphEmulator, parse_fault
 from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
 from reconcile.intune.records import PROFILE_ID_KEY
+from tests.emulation import self_signed
 
 STATES = (
     "/beta/deviceManagement/deviceConfigurations/{id}/microsoft.graph.{type}"
@@ -35,13 +33,6 @@ STATES = (
 def emu() -> Iterator[GraphEmulator]:
     with GraphEmulator(generated=450, page_size=100, max_page_size=200, export_polls=1) as e:
         yield e
-
-
-@pytest.fixture
-def fresh(emu: GraphEmulator) -> GraphEmulator:
-    emu.faults.clear()
-    emu.clear_requests()
-    return emu
 
 
 class _FormBytes(httpx.Client):
@@ -135,35 +126,15 @@ def test_unknown_tenant_fails_discovery_with_aadsts90002(fresh: GraphEmulator) -
         )
 
 
-def _self_signed() -> tuple[str, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "reconcile-test-app")])
-    now = time.time()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(dt.datetime.fromtimestamp(now - 60, dt.UTC))
-        .not_valid_after(dt.datetime.fromtimestamp(now + 3600, dt.UTC))
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return pem_key, cert.public_bytes(serialization.Encoding.PEM)
-
-
 def test_client_assertion_signature_is_checked() -> None:
-    key, cert = _self_signed()
-    other_key, _ = _self_signed()
+    cert, key = self_signed()
+    _, other_key = self_signed()
     with GraphEmulator(generated=1, client_certificate=cert) as emu:
         thumb = x509.load_pem_x509_certificate(cert).fingerprint(hashes.SHA1()).hex()
         with _FormBytes(verify=emu.ssl_context()) as http:
-            good = _app(emu, http, {"private_key": key, "thumbprint": thumb})
+            good = _app(emu, http, {"private_key": key.decode(), "thumbprint": thumb})
             ok = good.acquire_token_for_client(["x/.default"])
-            forged = _app(emu, http, {"private_key": other_key, "thumbprint": thumb})
+            forged = _app(emu, http, {"private_key": other_key.decode(), "thumbprint": thumb})
             bad = forged.acquire_token_for_client(["x/.default"])
     assert ok["access_token"].startswith("emu_at_")
     assert bad["error_codes"] == [700027]

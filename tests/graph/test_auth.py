@@ -1,4 +1,4 @@
-"""msal runs for real here; only its HTTP goes to the in-process fake through httpx."""
+"""msal runs for real here, against the HTTPS emulator; what it sent is read client-side."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import base64
 import hashlib
 import json
 import os
+import re
 import stat
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,19 +23,58 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
 from reconcile.errors import AuthError, ConfigError
-from reconcile.graph.auth import MsalTokenProvider, choose_method, load_certificate
+from reconcile.graph.aadsts import error_from_result
+from reconcile.graph.auth import MsalTokenProvider
 from reconcile.graph.clouds import resolve_endpoints
 from reconcile.graph.config import AuthMethod, GraphConfig
-from tests.graph.fake import CLIENT, SECRET, TENANT, FakeCloud
+from reconcile.graph.credentials import choose_method, load_certificate
+
+SECRET = "s3cr3t~Value.With-Chars"
 
 
-def base_settings(**changes: Any) -> GraphConfig:
-    return replace(GraphConfig(tenant_id=TENANT, client_id=CLIENT), **changes)
+@pytest.fixture
+def emu() -> Iterator[GraphEmulator]:
+    with GraphEmulator(data=ListTenant(), client_secret=SECRET, device_code_interval=0) as e:
+        yield e
 
 
-def provider(settings: GraphConfig, cloud: FakeCloud, **kwargs: Any) -> MsalTokenProvider:
-    http = httpx.Client(transport=cloud.transport())
+def base_settings(emu: GraphEmulator, **changes: Any) -> GraphConfig:
+    pointed = GraphConfig(
+        tenant_id=emu.tenant_id,
+        client_id=emu.client_id,
+        authority_host=emu.authority_host,
+        graph_url=emu.graph_url,
+        ca_bundle=emu.ca_bundle,
+    )
+    return replace(pointed, **changes)
+
+
+class Sent:
+    """What msal put on the wire, recorded by an httpx request hook (the emulator keeps no
+    token request bodies: they carry credentials)."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> None:
+        request.read()
+        self.requests.append(request)
+
+    def token_forms(self) -> list[dict[str, list[str]]]:
+        return [
+            parse_qs(r.content.decode())
+            for r in self.requests
+            if r.url.path.endswith("/oauth2/v2.0/token")
+        ]
+
+
+def provider(
+    settings: GraphConfig, emu: GraphEmulator, sent: Sent | None = None, **kwargs: Any
+) -> MsalTokenProvider:
+    hooks = {"request": [sent]} if sent is not None else {}
+    http = httpx.Client(verify=emu.ssl_context(), event_hooks=hooks)
     return MsalTokenProvider(
         settings, resolve_endpoints(settings), http, sleep=lambda s: None, **kwargs
     )
@@ -71,43 +112,46 @@ def key_and_cert() -> tuple[rsa.RSAPrivateKey, x509.Certificate, x509.Certificat
     return key, leaf, ca
 
 
-def test_client_secret_token_is_cached_by_msal() -> None:
-    cloud = FakeCloud()
-    tokens = provider(base_settings(client_secret=SECRET), cloud)
-    assert cloud.requests == []  # the msal app is built lazily
-    assert tokens.token() == "token-1"
-    assert tokens.token() == "token-1"
-    (post,) = cloud.token_posts()
-    form = parse_qs(post.content.decode())
+def test_client_secret_token_is_cached_by_msal(emu: GraphEmulator) -> None:
+    sent = Sent()
+    tokens = provider(base_settings(emu, client_secret=SECRET), emu, sent)
+    assert emu.requests == []  # the msal app is built lazily
+    first = tokens.token()
+    assert tokens.token() == first
+    assert emu.entra.issued_tokens() == [first]
+    (form,) = sent.token_forms()
     assert form["grant_type"] == ["client_credentials"]
-    assert form["scope"] == ["https://graph.microsoft.com/.default"]
+    assert form["scope"] == [f"{emu.graph_url}/.default"]
     assert tokens.method == "secret"
     assert tokens.last_source == "cache"
 
 
-def test_short_lived_tokens_are_renewed_on_the_next_request() -> None:
-    cloud = FakeCloud(expires_in=60)  # msal treats < 5 min left as expired
-    tokens = provider(base_settings(client_secret=SECRET), cloud)
-    assert [tokens.token() for _ in range(3)] == ["token-1", "token-2", "token-3"]
+def test_short_lived_tokens_are_renewed_on_the_next_request(emu: GraphEmulator) -> None:
+    emu.token_lifetime = 60  # msal treats < 5 min left as expired
+    tokens = provider(base_settings(emu, client_secret=SECRET), emu)
+    seen = [tokens.token() for _ in range(3)]
+    assert seen == emu.entra.issued_tokens() and len(set(seen)) == 3
 
 
-def test_secret_file_is_read_and_never_echoed(tmp_path: Path) -> None:
+def test_secret_file_is_read_and_never_echoed(emu: GraphEmulator, tmp_path: Path) -> None:
     path = tmp_path / "secret.txt"
     path.write_text(SECRET + "\n", encoding="utf-8")
-    cloud = FakeCloud(
-        token_error={
-            "error": "invalid_client",
-            "error_description": f"AADSTS7000215: Invalid client secret {SECRET} provided.",
-            "error_codes": [7000215],
-        }
-    )
-    tokens = provider(base_settings(client_secret_file=path), cloud)
+    assert provider(base_settings(emu, client_secret_file=path), emu).token()
+    wrong = "wr0ng~Secret.Value-1234"
+    path.write_text(wrong + "\n", encoding="utf-8")
     with pytest.raises(AuthError) as info:
-        tokens.token()
+        provider(base_settings(emu, client_secret_file=path), emu).token()
     message = str(info.value)
     assert "AADSTS7000215" in message and "fix:" in message
-    assert SECRET not in message
+    assert wrong not in message and SECRET not in message
     assert "\n" not in message
+
+
+def test_an_expired_secret_is_explained_through_msal(emu: GraphEmulator) -> None:
+    emu.add_fault(Fault(FaultKind.EXPIRED_SECRET))
+    with pytest.raises(AuthError) as info:
+        provider(base_settings(emu, client_secret=SECRET), emu).token()
+    assert "AADSTS7000222" in str(info.value) and "expired" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -121,76 +165,58 @@ def test_secret_file_is_read_and_never_echoed(tmp_path: Path) -> None:
     ],
 )
 def test_known_aadsts_codes_are_explained(code: int, words: str) -> None:
-    cloud = FakeCloud(
-        token_error={
-            "error": "x",
-            "error_description": f"AADSTS{code}: whatever",
-            "error_codes": [code],
-        }
-    )
-    with pytest.raises(AuthError) as info:
-        provider(base_settings(client_secret=SECRET), cloud).token()
-    assert f"AADSTS{code}" in str(info.value)
-    assert words in str(info.value)
+    result = {"error": "x", "error_description": f"AADSTS{code}: whatever", "error_codes": [code]}
+    error = error_from_result(result, (SECRET,))
+    assert f"AADSTS{code}" in str(error)
+    assert words in str(error)
 
 
 def test_unknown_aadsts_code_keeps_entras_first_line_masked() -> None:
     description = f"AADSTS123456: Odd thing with {SECRET}.\r\nTrace ID: abc\r\nCorrelation ID: d"
-    cloud = FakeCloud(
-        token_error={"error": "x", "error_description": description, "error_codes": [123456]}
-    )
-    with pytest.raises(AuthError) as info:
-        provider(base_settings(client_secret=SECRET), cloud).token()
-    message = str(info.value)
+    result = {"error": "x", "error_description": description, "error_codes": [123456]}
+    message = str(error_from_result(result, (SECRET,)))
     assert "AADSTS123456 Odd thing with ***." in message
     assert "Trace ID" not in message and SECRET not in message
 
 
-def test_unknown_tenant_during_discovery_is_an_auth_error() -> None:
-    cloud = FakeCloud()
-    cloud.before.append(
-        lambda r: (
-            httpx.Response(
-                400,
-                json={
-                    "error": "invalid_tenant",
-                    "error_description": "AADSTS90002: Tenant 'x' not found.",
-                },
-            )
-            if r.url.path.endswith("openid-configuration")
-            else None
-        )
-    )
+def test_unknown_tenant_during_discovery_is_an_auth_error(emu: GraphEmulator) -> None:
+    other = "99999999-8888-7777-6666-555555555555"
     with pytest.raises(AuthError, match="AADSTS90002 tenant not found"):
-        provider(base_settings(client_secret=SECRET), cloud).token()
+        provider(base_settings(emu, client_secret=SECRET, tenant_id=other), emu).token()
+    (discovery,) = emu.requests
+    assert discovery.route == "openid" and discovery.status == 400
 
 
 def test_unreachable_authority_is_retried_then_reported() -> None:
-    cloud = FakeCloud()
+    sent = Sent()
+    with GraphEmulator(data=ListTenant(), client_secret=SECRET) as gone:
+        tokens = provider(base_settings(gone, client_secret=SECRET), gone, sent)
+        host = gone.authority_host
+    # stopped: its port now refuses connections
+    with pytest.raises(AuthError, match=f"cannot reach {re.escape(host)}"):
+        tokens.token()
+    assert len(sent.requests) == 3
 
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused")
 
-    cloud.before.append(down)
-    with pytest.raises(AuthError, match="cannot reach https://login.microsoftonline.com"):
-        provider(base_settings(client_secret=SECRET), cloud).token()
-    assert len(cloud.requests) == 3
-
-
-def test_auto_method_prefers_secret_then_certificate(tmp_path: Path) -> None:
-    assert choose_method(base_settings(client_secret="x")) == "secret"
-    assert choose_method(base_settings(client_secret_file=tmp_path / "s")) == "secret"
-    assert choose_method(base_settings(certificate_path=tmp_path / "c.pem")) == "certificate"
-    assert choose_method(base_settings(auth_method=AuthMethod.DEVICE_CODE)) == "device-code"
+def test_auto_method_prefers_secret_then_certificate(emu: GraphEmulator, tmp_path: Path) -> None:
+    assert choose_method(base_settings(emu, client_secret="x")) == "secret"
+    assert choose_method(base_settings(emu, client_secret_file=tmp_path / "s")) == "secret"
+    assert choose_method(base_settings(emu, certificate_path=tmp_path / "c.pem")) == "certificate"
+    assert choose_method(base_settings(emu, auth_method=AuthMethod.DEVICE_CODE)) == "device-code"
     with pytest.raises(ConfigError, match="no Graph credential configured"):
-        choose_method(base_settings())
+        choose_method(
+            base_settings(
+                emu,
+            )
+        )
 
 
-def test_app_only_sign_in_needs_a_real_tenant() -> None:
+def test_app_only_sign_in_needs_a_real_tenant(emu: GraphEmulator) -> None:
     with pytest.raises(ConfigError, match="tenant"):
-        provider(base_settings(client_secret="x", tenant_id="common"), FakeCloud())
+        provider(base_settings(emu, client_secret="x", tenant_id="common"), emu)
     with pytest.raises(ConfigError, match="RECONCILE_CLIENT_ID"):
-        provider(base_settings(client_secret="x", client_id=None), FakeCloud())
+        provider(base_settings(emu, client_secret="x", client_id=None), emu)
+    assert emu.requests == []
 
 
 def _pem(key: rsa.RSAPrivateKey, *certs: x509.Certificate, password: bytes | None = None) -> bytes:
@@ -204,22 +230,29 @@ def _pem(key: rsa.RSAPrivateKey, *certs: x509.Certificate, password: bytes | Non
     )
 
 
+def registered(leaf: x509.Certificate) -> GraphEmulator:
+    """An emulator whose app registration holds ``leaf``: assertions are verified against it."""
+    pem = leaf.public_bytes(serialization.Encoding.PEM)
+    return GraphEmulator(data=ListTenant(), client_certificate=pem)
+
+
 def test_certificate_pem_with_password_signs_an_assertion_with_its_thumbprint(
     tmp_path: Path, key_and_cert: Any
 ) -> None:
     key, leaf, _ = key_and_cert
     path = tmp_path / "app.pem"
     path.write_bytes(_pem(key, leaf, password=b"pw"))
-    cloud = FakeCloud()
-    settings = base_settings(certificate_path=path, certificate_password="pw")
-    assert provider(settings, cloud).token() == "token-1"
-    form = parse_qs(cloud.token_posts()[0].content.decode())
+    sent = Sent()
+    with registered(leaf) as emu:
+        settings = base_settings(emu, certificate_path=path, certificate_password="pw")
+        assert provider(settings, emu, sent).token() == emu.entra.issued_tokens()[0]
+    form = sent.token_forms()[0]
     assert "client_secret" not in form
     header, claims = jwt_parts(form["client_assertion"][0])
     sha1 = hashlib.sha1(leaf.public_bytes(serialization.Encoding.DER)).digest()
     assert b64(header["x5t"]) == sha1
     assert "x5c" not in header
-    assert claims["iss"] == CLIENT
+    assert claims["iss"] == emu.client_id
 
 
 def test_pfx_with_chain_sends_x5c_leaf_first(tmp_path: Path, key_and_cert: Any) -> None:
@@ -230,77 +263,87 @@ def test_pfx_with_chain_sends_x5c_leaf_first(tmp_path: Path, key_and_cert: Any) 
             b"app", key, leaf, [ca], serialization.BestAvailableEncryption(b"pfx-pw")
         )
     )
-    settings = base_settings(
-        certificate_path=path, certificate_password="pfx-pw", send_certificate_chain=True
-    )
-    credential = load_certificate(settings)
-    assert (
-        credential["thumbprint"]
-        == hashlib.sha1(leaf.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
-    )
-    chain = x509.load_pem_x509_certificates(credential["public_certificate"].encode())
-    assert chain == [leaf, ca]
-    cloud = FakeCloud()
-    provider(settings, cloud).token()
-    header, _ = jwt_parts(parse_qs(cloud.token_posts()[0].content.decode())["client_assertion"][0])
+    sent = Sent()
+    with registered(leaf) as emu:
+        settings = base_settings(
+            emu,
+            certificate_path=path,
+            certificate_password="pfx-pw",
+            send_certificate_chain=True,
+        )
+        credential = load_certificate(settings)
+        assert (
+            credential["thumbprint"]
+            == hashlib.sha1(leaf.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+        )
+        chain = x509.load_pem_x509_certificates(credential["public_certificate"].encode())
+        assert chain == [leaf, ca]
+        assert provider(settings, emu, sent).token()
+    header, _ = jwt_parts(sent.token_forms()[0]["client_assertion"][0])
     assert len(header["x5c"]) == 2
 
 
-def test_certificate_problems_are_config_errors(tmp_path: Path, key_and_cert: Any) -> None:
+def test_certificate_problems_are_config_errors(
+    emu: GraphEmulator, tmp_path: Path, key_and_cert: Any
+) -> None:
     key, leaf, ca = key_and_cert
     path = tmp_path / "app.pem"
     path.write_bytes(_pem(key, leaf, password=b"pw"))
     with pytest.raises(ConfigError, match="RECONCILE_CERTIFICATE_PASSWORD"):
-        load_certificate(base_settings(certificate_path=path))
+        load_certificate(base_settings(emu, certificate_path=path))
     with pytest.raises(ConfigError, match="wrong password"):
-        load_certificate(base_settings(certificate_path=path, certificate_password="nope"))
+        load_certificate(base_settings(emu, certificate_path=path, certificate_password="nope"))
     path.write_bytes(_pem(key, ca))
     with pytest.raises(ConfigError, match="matches its private key"):
-        load_certificate(base_settings(certificate_path=path))
+        load_certificate(base_settings(emu, certificate_path=path))
     path.write_bytes(_pem(key))
     with pytest.raises(ConfigError, match="certificate_thumbprint"):
-        load_certificate(base_settings(certificate_path=path))
+        load_certificate(base_settings(emu, certificate_path=path))
     given = "AB" * 20
     assert (
-        load_certificate(base_settings(certificate_path=path, certificate_thumbprint=given))[
+        load_certificate(base_settings(emu, certificate_path=path, certificate_thumbprint=given))[
             "thumbprint"
         ]
         == given
     )
     with pytest.raises(ConfigError, match="cannot read"):
-        load_certificate(base_settings(certificate_path=tmp_path / "missing.pem"))
+        load_certificate(base_settings(emu, certificate_path=tmp_path / "missing.pem"))
 
 
-def test_device_code_prompts_on_stderr_and_caches_with_0600(tmp_path: Path) -> None:
+def test_device_code_prompts_on_stderr_and_caches_with_0600(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
     cache = tmp_path / "cache" / "tokens.json"
-    settings = base_settings(auth_method=AuthMethod.DEVICE_CODE, token_cache=cache)
+    settings = base_settings(emu, auth_method=AuthMethod.DEVICE_CODE, token_cache=cache)
     prompts: list[str] = []
-    cloud = FakeCloud()
-    assert provider(settings, cloud, prompt=prompts.append).token() == "token-1"
-    assert prompts and "ABCD-EFGH" in prompts[0]
+    first = provider(settings, emu, prompt=prompts.append).token()
+    assert first == emu.entra.issued_tokens()[0]
+    assert prompts and re.search(r"enter the code [0-9A-F]{8} ", prompts[0])
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o600
-    assert "refresh-1" in cache.read_text(encoding="utf-8")
+    assert "emu_rt_" in cache.read_text(encoding="utf-8")
     # a second run finds the account in the cache and does not prompt
+    asked = len(emu.requests_for("token")) + len(emu.requests_for("devicecode"))
     again: list[str] = []
-    cloud2 = FakeCloud()
-    assert provider(settings, cloud2, prompt=again.append).token() == "token-1"
+    assert provider(settings, emu, prompt=again.append).token() == first
     assert again == []
-    assert cloud2.token_posts() == []
+    assert len(emu.requests_for("token")) + len(emu.requests_for("devicecode")) == asked
 
 
 def test_device_code_prompt_goes_to_stderr_by_default(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    emu: GraphEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = base_settings(auth_method=AuthMethod.DEVICE_CODE, token_cache=tmp_path / "c.json")
-    provider(settings, FakeCloud()).token()
+    settings = base_settings(
+        emu, auth_method=AuthMethod.DEVICE_CODE, token_cache=tmp_path / "c.json"
+    )
+    provider(settings, emu).token()
     captured = capsys.readouterr()
-    assert "ABCD-EFGH" in captured.err
+    assert re.search(r"enter the code [0-9A-F]{8} ", captured.err)
     assert captured.out == ""
 
 
 @pytest.mark.parametrize("client_id", [None, "mi-client-id"])
 def test_managed_identity_asks_imds_for_the_graph_resource(
-    monkeypatch: pytest.MonkeyPatch, client_id: str | None
+    emu: GraphEmulator, monkeypatch: pytest.MonkeyPatch, client_id: str | None
 ) -> None:
     for name in (
         "IDENTITY_ENDPOINT",
@@ -311,27 +354,14 @@ def test_managed_identity_asks_imds_for_the_graph_resource(
         "IMDS_ENDPOINT",
     ):
         monkeypatch.delenv(name, raising=False)
-    cloud = FakeCloud()
-    cloud.before.append(
-        lambda r: (
-            httpx.Response(
-                200,
-                json={
-                    "access_token": "mi-token",
-                    "expires_in": "3599",
-                    "resource": "https://graph.microsoft.com",
-                    "token_type": "Bearer",
-                },
-            )
-            if r.url.host == "169.254.169.254"
-            else None
-        )
+    # msal's IMDS host override; the emulator serves the IMDS path over HTTPS
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.base_url)
+    settings = base_settings(
+        emu, auth_method=AuthMethod.MANAGED_IDENTITY, managed_identity_client_id=client_id
     )
-    settings = GraphConfig(
-        auth_method=AuthMethod.MANAGED_IDENTITY, managed_identity_client_id=client_id
-    )
-    assert provider(settings, cloud).token() == "mi-token"
-    (request,) = cloud.requests
-    assert request.url.params["resource"] == "https://graph.microsoft.com"
-    assert request.url.params.get("client_id") == client_id
-    assert request.headers["Metadata"] == "true"
+    assert provider(settings, emu).token() == emu.entra.issued_tokens()[0]
+    (request,) = emu.requests
+    assert request.path == "/metadata/identity/oauth2/token"
+    assert request.header("Metadata") == "true"
+    assert request.params["resource"] == [emu.graph_url]
+    assert request.params.get("client_id") == ([client_id] if client_id else None)

@@ -10,15 +10,10 @@ import functools
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from reconcile.cli import app
@@ -31,39 +26,13 @@ from reconcile.intune.fetch import fetch_snapshot
 from reconcile.intune.records import REPORT_COLUMNS
 from reconcile.model import IntuneSource
 from reconcile.settings import Settings, resolve
+from tests.emulation import self_signed
 from tests.helpers import read_snapshot
 
 DELIVERED = frozenset({"installed", "active"})
 
 
-def _certificate(kind: str = "rsa") -> tuple[bytes, bytes]:
-    key: Any = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if kind == "rsa"
-        else ec.generate_private_key(ec.SECP256R1())
-    )
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "reconcile-emulator-app")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"cert-pw"),
-    )
-    return cert_pem, key_pem
-
-
-CERT_PEM, KEY_PEM = _certificate()
+CERT_PEM, KEY_PEM = self_signed(password=b"cert-pw")
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +75,7 @@ def test_certificate_sign_in_fetches_states(emu: GraphEmulator, tmp_path: Path) 
 
 
 def test_an_unregistered_certificate_is_aadsts700027(emu: GraphEmulator, tmp_path: Path) -> None:
-    other_cert, other_key = _certificate()
+    other_cert, other_key = self_signed(password=b"cert-pw")
     pem = tmp_path / "other.pem"
     pem.write_bytes(other_cert + other_key)
     settings = settings_for(
@@ -122,7 +91,7 @@ def test_an_unregistered_certificate_is_aadsts700027(emu: GraphEmulator, tmp_pat
 
 
 def test_an_ec_key_is_refused_before_any_request(emu: GraphEmulator, tmp_path: Path) -> None:
-    cert, key = _certificate("ec")
+    cert, key = self_signed("ec", password=b"cert-pw")
     pem = tmp_path / "ec.pem"
     pem.write_bytes(cert + key)
     settings = settings_for(

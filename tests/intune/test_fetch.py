@@ -1,25 +1,30 @@
-"""fetch_snapshot end to end: real msal, real GraphClient, in-process Entra/Graph/blob fakes."""
+"""fetch_snapshot end to end: real msal and the real GraphClient against the HTTPS emulator."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
+from reconcile.emulator.demo import demo_settings_env
 from reconcile.errors import AuthError, GraphError
 from reconcile.intune.fetch import fetch_snapshot
-from reconcile.settings import Settings
-from tests.graph.fake import BLOB, CLIENT, SECRET, TENANT, FakeCloud, state
+from reconcile.settings import Settings, resolve
+from tests.emulation import state
 from tests.helpers import read_snapshot
 
-CSV = "SerialNumber,CertificateStatus,DeviceId,PolicyId\r\n0C,Active,d1,p1\r\n"
+TENANT = "11111111-2222-3333-4444-555555555555"
+CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+SECRET = "s3cr3t~Value.With-Chars"
+REPORT = [{"SerialNumber": "0C", "CertificateStatus": "Active", "DeviceId": "d1", "PolicyId": "p1"}]
 
 
-def tenant(**changes: Any) -> FakeCloud:
-    cloud = FakeCloud(
+def tenant() -> GraphEmulator:
+    """Two certificate profiles beside a general one, three devices; two items a page."""
+    data = ListTenant(
         profiles=[
             {
                 "@odata.type": "#microsoft.graph.windows81SCEPCertificateProfile",
@@ -39,33 +44,34 @@ def tenant(**changes: Any) -> FakeCloud:
         ],
         states={"p1": [state(f"{i:02X}") for i in range(5)], "p2": [state("AA", "issued")]},
         devices=[{"id": f"dev{i}", "deviceName": f"PC-{i}"} for i in range(3)],
-        export_csv=CSV,
-        export_statuses=["completed"],
-        max_page=2,
+        report=REPORT,
     )
-    for key, value in changes.items():
-        setattr(cloud, key, value)
-    return cloud
+    return GraphEmulator(
+        tenant=TENANT,
+        client_id=CLIENT,
+        client_secret=SECRET,
+        data=data,
+        page_size=2,
+        max_page_size=2,
+        export_polls=0,
+    )
 
 
-def settings(**changes: Any) -> Settings:
-    values: dict[str, Any] = {
-        "tenant_id": TENANT,
-        "client_id": CLIENT,
-        "client_secret": SECRET,
-        "graph_max_attempts": 2,
-        **changes,
-    }
-    return Settings(**values)
+@pytest.fixture
+def emu() -> Iterator[GraphEmulator]:
+    with tenant() as emulator:
+        yield emulator
 
 
-def test_fetch_both_sources_writes_a_complete_snapshot(tmp_path: Path) -> None:
-    cloud = tenant()
+def settings(emu: GraphEmulator, **env: str) -> Settings:
+    return resolve({}, {**demo_settings_env(emu), "RECONCILE_GRAPH_MAX_ATTEMPTS": "2", **env})
+
+
+def test_fetch_both_sources_writes_a_complete_snapshot(emu: GraphEmulator, tmp_path: Path) -> None:
     progress: list[tuple[str, int]] = []
     out = fetch_snapshot(
-        settings(intune_source="both").fetch_options(),
+        settings(emu, RECONCILE_INTUNE_SOURCE="both").fetch_options(),
         tmp_path / "snap",
-        transport=cloud.transport(),
         progress=lambda name, n: progress.append((name, n)),
     )
     snapshot = read_snapshot(out, frozenset({"active"}))
@@ -77,8 +83,8 @@ def test_fetch_both_sources_writes_a_complete_snapshot(tmp_path: Path) -> None:
         "managed_devices": 3,
     }
     assert meta["tenant_id"] == TENANT and meta["cloud"] == "global"
-    assert meta["graph_url"] == "https://graph.microsoft.com"
-    assert meta["authority_host"] == "https://login.microsoftonline.com"
+    assert meta["graph_url"] == emu.graph_url
+    assert meta["authority_host"] == emu.authority_host
     assert meta["intune_source"] == "both" and meta["sources"] == ["states", "report"]
     assert meta["fetched_at"].endswith("Z") and meta["tool_version"]
     assert any("managedDeviceCertificateStates" in e for e in meta["endpoints"])
@@ -87,50 +93,42 @@ def test_fetch_both_sources_writes_a_complete_snapshot(tmp_path: Path) -> None:
     totals = dict(progress)  # the last report per collection wins
     assert totals == meta["counts"]
     # one token for the whole run; every Graph request carried it; the blob got none
-    assert len(cloud.token_posts()) == 1
-    assert all(r.headers["authorization"] == "Bearer token-1" for r in cloud.graph_requests())
-    (blob,) = [r for r in cloud.requests if str(r.url) == BLOB]
-    assert "authorization" not in blob.headers
+    assert len(emu.requests_for("token")) == 1
+    (token,) = emu.entra.issued_tokens()
+    graph = [r for r in emu.requests if r.route not in ("openid", "token", "download")]
+    assert graph and all(r.had_bearer and r.status < 400 for r in graph)
+    (blob,) = emu.requests_for("download")
+    assert not blob.had_authorization and blob.status == 200
+    (signature,) = blob.params["sig"]
     text = "".join(p.read_text(encoding="utf-8") for p in out.iterdir())
-    assert SECRET not in text and "token-1" not in text and "SAS-SIGNATURE" not in text
+    assert SECRET not in text and token not in text and signature not in text
 
 
-def test_states_source_skips_the_report(tmp_path: Path) -> None:
-    cloud = tenant()
-    out = fetch_snapshot(settings().fetch_options(), tmp_path / "snap", transport=cloud.transport())
+def test_states_source_skips_the_report(emu: GraphEmulator, tmp_path: Path) -> None:
+    out = fetch_snapshot(settings(emu).fetch_options(), tmp_path / "snap")
     counts = json.loads((out / "metadata.json").read_text(encoding="utf-8"))["counts"]
     assert set(counts) == {"profiles", "certificate_states", "managed_devices"}
-    assert not any("exportJobs" in r.url.path for r in cloud.requests)
+    assert not any("exportJobs" in r.path for r in emu.requests)
 
 
-def test_a_page_that_keeps_failing_publishes_nothing(tmp_path: Path) -> None:
-    cloud = tenant()
-
-    def broken(request: httpx.Request) -> httpx.Response | None:
-        if "/p2/" in request.url.path:
-            return httpx.Response(503, headers={"Retry-After": "0", "request-id": "rid-p2"})
-        return None
-
-    cloud.before.append(broken)
+def test_a_page_that_keeps_failing_publishes_nothing(emu: GraphEmulator, tmp_path: Path) -> None:
+    emu.add_fault(Fault(FaultKind.UNAVAILABLE, path="/p2/", times=None, retry_after=0))
     target = tmp_path / "snap"
     with pytest.raises(GraphError) as info:
-        fetch_snapshot(settings().fetch_options(), target, transport=cloud.transport())
-    assert info.value.request_id == "rid-p2"
+        fetch_snapshot(settings(emu).fetch_options(), target)
+    failed = [r for r in emu.requests if "/p2/" in r.path]
+    assert [r.status for r in failed] == [503, 503]
+    assert info.value.request_id == failed[-1].request_id
     assert info.value.exit_code == 3
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_existing_snapshot_survives_a_failed_fetch(tmp_path: Path) -> None:
+def test_an_existing_snapshot_survives_a_failed_fetch(emu: GraphEmulator, tmp_path: Path) -> None:
     target = tmp_path / "snap"
-    fetch_snapshot(settings().fetch_options(), target, transport=tenant().transport())
+    fetch_snapshot(settings(emu).fetch_options(), target)
     before = (target / "metadata.json").read_text(encoding="utf-8")
+    emu.add_fault(Fault(FaultKind.EXPIRED_SECRET, times=None))
     with pytest.raises(AuthError):
-        fetch_snapshot(
-            settings().fetch_options(),
-            target,
-            transport=tenant(
-                token_error={"error": "invalid_client", "error_codes": [7000222]}
-            ).transport(),
-        )
+        fetch_snapshot(settings(emu).fetch_options(), target)
     assert (target / "metadata.json").read_text(encoding="utf-8") == before

@@ -9,8 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
+from reconcile.emulator import Fault, FaultKind, GraphEmulator, ListTenant
 from reconcile.errors import GraphError, UpstreamError
-from reconcile.intune.records import PROFILE_ID_KEY, PROFILE_NAME_KEY, PROFILE_TYPE_KEY
+from reconcile.intune.records import (
+    PROFILE_ID_KEY,
+    PROFILE_NAME_KEY,
+    PROFILE_TYPE_KEY,
+    REPORT_COLUMNS,
+)
 from reconcile.intune.sources import (
     CERTIFICATE_PROFILE_TYPES,
     EXPORT_BUDGET,
@@ -25,7 +31,7 @@ from reconcile.intune.sources import (
     read_export,
     run_all,
 )
-from tests.graph.fake import FakeClock, FakeCloud, export_zip, make_client, state
+from tests.emulation import FakeClock, graph_client, state
 
 
 class ListSink:
@@ -85,56 +91,63 @@ def test_unknown_certificate_profile_type_is_kept_with_a_warning(
 
 
 def test_states_are_read_per_profile_and_annotated() -> None:
-    cloud = FakeCloud(
+    data = ListTenant(
         profiles=[
             profile("p1", "windows81SCEPCertificateProfile", "Win SCEP"),
             profile("g1", "windows10GeneralConfiguration"),
             profile("p2", "iosPkcsCertificateProfile", "iOS PKCS"),
         ],
         states={"p1": [state("01"), state("02")], "p2": [state("03", "issued")]},
-        max_page=1,
     )
-    client, _, _ = make_client(cloud)
-    sink = ListSink()
-    shared = SharedSink(sink)
-    profiles = fetch_profiles(client, shared)
-    assert [p.id for p in profiles] == ["p1", "p2"]
-    assert [p["id"] for p in sink.data["profiles"]] == ["p1", "p2"]
-    stop = threading.Event()
-    for p in profiles:
-        fetch_states(client, shared, p, stop)
+    with GraphEmulator(data=data, page_size=1, max_page_size=1) as emu:
+        client, _, _ = graph_client(emu)
+        sink = ListSink()
+        shared = SharedSink(sink)
+        profiles = fetch_profiles(client, shared)
+        assert [p.id for p in profiles] == ["p1", "p2"]
+        assert [p["id"] for p in sink.data["profiles"]] == ["p1", "p2"]
+        stop = threading.Event()
+        for p in profiles:
+            fetch_states(client, shared, p, stop)
     states = sink.data["certificate_states"]
     assert [s["certificateSerialNumber"] for s in states] == ["01", "02", "03"]
     assert states[0][PROFILE_ID_KEY] == "p1"
     assert states[0][PROFILE_TYPE_KEY] == "windows81SCEPCertificateProfile"
     assert states[2][PROFILE_NAME_KEY] == "iOS PKCS"
-    paths = [r.url.path for r in cloud.graph_requests()]
+    paths = [r.path for r in emu.requests]
     assert (
         "/beta/deviceManagement/deviceConfigurations/p1/microsoft.graph."
         "windows81SCEPCertificateProfile/managedDeviceCertificateStates" in paths
     )
-    select = cloud.graph_requests()[-1].url.params["$select"].split(",")
+    select = emu.requests[-1].params["$select"][0].split(",")
     assert "certificateSerialNumber" in select and "certificateIssuanceState" in select
 
 
 def test_devices_are_selected_and_paged() -> None:
-    cloud = FakeCloud(devices=[{"id": str(i)} for i in range(3)], max_page=2)
-    client, _, _ = make_client(cloud)
-    sink = ListSink()
-    progress: list[tuple[str, int]] = []
-    fetch_devices(client, SharedSink(sink, lambda n, c: progress.append((n, c))), threading.Event())
+    data = ListTenant(devices=[{"id": str(i)} for i in range(3)])
+    with GraphEmulator(data=data, page_size=2, max_page_size=2) as emu:
+        client, _, _ = graph_client(emu)
+        sink = ListSink()
+        progress: list[tuple[str, int]] = []
+        shared = SharedSink(sink, lambda n, c: progress.append((n, c)))
+        fetch_devices(client, shared, threading.Event())
     assert len(sink.data["managed_devices"]) == 3
     assert progress == [("managed_devices", 2), ("managed_devices", 3)]
-    params = cloud.graph_requests()[0].url.params
-    assert params["$select"] == (
+    params = emu.requests_for("devices")[0].params
+    assert params["$select"] == [
         "id,deviceName,azureADDeviceId,serialNumber,userPrincipalName,operatingSystem,"
         "lastSyncDateTime"
-    )
-    assert params["$top"] == "1000"
+    ]
+    assert params["$top"] == ["1000"]
 
 
-def run_report(cloud: FakeCloud, timeout: float = 600) -> tuple[ListSink, FakeClock]:
-    client, clock, tokens = make_client(cloud)
+def report_tenant(*rows: dict[str, str], polls: int = 1, **options: Any) -> GraphEmulator:
+    """A report export that answers inProgress ``polls`` times, then completed."""
+    return GraphEmulator(data=ListTenant(report=rows), export_polls=polls, **options)
+
+
+def run_report(emu: GraphEmulator, timeout: float = 600) -> tuple[ListSink, FakeClock]:
+    client, clock, _ = graph_client(emu)
     sink = ListSink()
     polling = ExportPolling(timeout, clock=clock, sleep=clock.sleep)
     fetch_report(client, SharedSink(sink), polling, threading.Event())
@@ -142,39 +155,65 @@ def run_report(cloud: FakeCloud, timeout: float = 600) -> tuple[ListSink, FakeCl
 
 
 def test_report_job_is_polled_with_backoff_and_downloaded_without_a_token() -> None:
-    csv_text = "SerialNumber,CertificateStatus,DeviceName\r\n0A,Active,PC-ü\r\n0B,Revoked,\r\n"
-    cloud = FakeCloud(export_csv=csv_text)
-    sink, clock = run_report(cloud)
-    assert sink.data["report_rows"] == [
+    rows = (
         {"SerialNumber": "0A", "CertificateStatus": "Active", "DeviceName": "PC-ü"},
-        {"SerialNumber": "0B", "CertificateStatus": "Revoked", "DeviceName": ""},
+        {"SerialNumber": "0B", "CertificateStatus": "Revoked"},
+    )
+    with report_tenant(*rows) as emu:
+        sink, clock = run_report(emu)
+    blank = dict.fromkeys(REPORT_COLUMNS, "")
+    assert sink.data["report_rows"] == [
+        {
+            **blank,
+            "SerialNumber": "0A",
+            "CertificateStatus": "1",
+            "CertificateStatus_loc": "Active",
+            "DeviceName": "PC-ü",
+        },
+        {
+            **blank,
+            "SerialNumber": "0B",
+            "CertificateStatus": "2",
+            "CertificateStatus_loc": "Revoked",
+        },
     ]
     assert clock.sleeps == [2.0, 3.0]
-    post = cloud.requests[0]
-    assert post.method == "POST"
-    assert b'"select":["DeviceId"' in post.content.replace(b" ", b"")
-    (download,) = [r for r in cloud.requests if r.url.host.endswith("blob.core.windows.net")]
-    assert "authorization" not in download.headers
-    assert all("authorization" in r.headers for r in cloud.graph_requests())
+    graph = [r for r in emu.requests if r.route not in ("token", "download")]
+    assert graph[0].method == "POST"
+    assert '"select":["DeviceId"' in (graph[0].body or "").replace(" ", "")
+    (download,) = emu.requests_for("download")
+    assert not download.had_authorization
+    assert all(r.had_bearer for r in graph)
 
 
 def test_failed_report_job_is_an_upstream_error() -> None:
-    with pytest.raises(UpstreamError, match="failed"):
-        run_report(FakeCloud(export_statuses=["notStarted", "failed"]))
+    with (
+        report_tenant(faults=[Fault(FaultKind.EXPORT_FAILED)]) as emu,
+        pytest.raises(UpstreamError, match="failed"),
+    ):
+        run_report(emu)
 
 
 def test_report_job_timeout_is_an_upstream_error() -> None:
-    cloud = FakeCloud(export_statuses=["inProgress"])
-    client, clock, _ = make_client(cloud)
-    polling = ExportPolling(60, clock=clock, sleep=clock.sleep)
-    start = clock.now
-    with pytest.raises(UpstreamError, match="still inProgress after 60 s"):
-        fetch_report(client, SharedSink(ListSink()), polling, threading.Event())
+    with report_tenant(polls=10**6) as emu:
+        client, clock, _ = graph_client(emu)
+        polling = ExportPolling(60, clock=clock, sleep=clock.sleep)
+        start = clock.now
+        with pytest.raises(UpstreamError, match="still inProgress after 60 s"):
+            fetch_report(client, SharedSink(ListSink()), polling, threading.Event())
     # growing delays, the last one cut to the deadline, one last look at the job there
     assert clock.sleeps[:3] == [2.0, 3.0, 4.5]
     assert clock.now - start == pytest.approx(60.0)
-    polls = [r for r in cloud.requests if r.method == "GET"]
+    polls = emu.requests_for("export_status")
     assert len(polls) == len(clock.sleeps)
+
+
+def export_zip(csv_text: str, name: str = "export.csv") -> bytes:
+    """What the export download holds: one CSV, UTF-8 with a BOM, deflated."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr(name, csv_text.encode("utf-8-sig"))
+    return buffer.getvalue()
 
 
 def read(data: bytes, max_csv: int = 1 << 20) -> list[dict[str, Any]]:
@@ -213,16 +252,13 @@ def test_export_rows_must_fit_the_header() -> None:
 
 
 def test_download_failure_is_incomplete_data() -> None:
-    cloud = FakeCloud()
-    cloud.before.append(
-        lambda r: (
-            httpx.Response(403, text="AuthenticationFailed")
-            if r.url.host.endswith("blob.core.windows.net")
-            else None
-        )
-    )
-    with pytest.raises(GraphError, match="download failed with HTTP 403") as info:
-        run_report(cloud)
+    refused = Fault(FaultKind.FORBIDDEN, route="download")
+    with (
+        report_tenant(faults=[refused]) as emu,
+        pytest.raises(GraphError, match="download failed with HTTP 403") as info,
+    ):
+        run_report(emu)
+    assert refused.hits == 1
     assert "sig=" not in str(info.value)
 
 
@@ -245,16 +281,18 @@ def test_run_all_stops_the_others_on_first_failure() -> None:
 
 def test_export_polls_stay_within_the_exportjobs_budget() -> None:
     """exportJobs allow 48 requests per app per minute; a long job is polled within 40."""
-    cloud = FakeCloud(export_statuses=["inProgress"] * 120 + ["completed"])
-    client, clock, _ = make_client(cloud)
-    polling = ExportPolling(3600, first_delay=0.1, max_delay=0.1, clock=clock, sleep=clock.sleep)
+    clock = FakeClock()
     stamps: list[float] = []
 
     def seen(request: httpx.Request) -> None:
         if "exportJobs" in request.url.path:
             stamps.append(clock())
 
-    cloud.before.append(seen)
-    fetch_report(client, SharedSink(ListSink()), polling, threading.Event())
+    with report_tenant(polls=119) as emu:
+        client, _, _ = graph_client(emu, clock, on_request=seen)
+        polling = ExportPolling(
+            3600, first_delay=0.1, max_delay=0.1, clock=clock, sleep=clock.sleep
+        )
+        fetch_report(client, SharedSink(ListSink()), polling, threading.Event())
     assert len(stamps) == 121  # the create and 120 polls, the last one completed
     assert max(sum(1 for t in stamps if s <= t < s + 60) for s in stamps) <= EXPORT_BUDGET
