@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from reconcile.ca import ExportReader
 from reconcile.errors import InputError, UsageError
@@ -23,6 +25,8 @@ log = logging.getLogger("reconcile")
 # One issuer must account for this share of an issuer-less export's matched serials.
 INFER_SHARE = 0.95
 _LISTED_TEMPLATES = 10
+# Intune data fetched further than this from as-of describes another day than the report's.
+SNAPSHOT_AGE = timedelta(days=7)
 
 
 def _fix_for(reason: str) -> str:
@@ -152,3 +156,31 @@ def infer_issuers(
         log.warning("%s", note)
         notes.append(note)
     return chosen, notes
+
+
+def check_snapshot(
+    path: Path,
+    tenant_id: str | None,
+    fetched_at: datetime | None,
+    configured_tenant: str | None,
+    as_of: datetime,
+) -> list[str]:
+    """Intune data of another tenant stops the run; data fetched weeks away from as-of is
+    said (stderr, summary, run.json): every delivery state in it may have changed since."""
+    if configured_tenant and tenant_id and tenant_id.casefold() != configured_tenant.casefold():
+        raise InputError(
+            f"the snapshot is of tenant {tenant_id}, not the configured tenant "
+            f"{configured_tenant}; fetch the configured tenant or drop --tenant-id",
+            path,
+        )
+    if fetched_at is None or abs(as_of - fetched_at) <= SNAPSHOT_AGE:
+        return []
+    days = abs(as_of - fetched_at).days
+    side = "before" if fetched_at < as_of else "after"
+    note = (
+        f"{path}: Intune data fetched {fetched_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, {days} days "
+        f"{side} as-of: delivery states may differ from the CA's on that day; fetch again "
+        "or set --as-of to the fetch time"
+    )
+    log.warning("%s", note)
+    return [note]

@@ -318,6 +318,9 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         if CLOUD_PKI in settings.ca_sources:
             # The same join as the exports: Cloud PKI leaves are CA certificates like any row.
             ca.cloud_pki = snapshot.cloud_pki()
+        aged = guards.check_snapshot(
+            snapshot.path, snapshot.tenant_id, snapshot.fetched_at, settings.tenant_id, as_of
+        )
         inferred, notes = guards.infer_issuers(ca.issuerless(), snapshot.side.entries)
         if inferred:
             ca = ca.again(inferred)
@@ -350,7 +353,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             joined = classify(
                 collapser.winners(ca), snapshot.side, options, keep_all, keep_if, keep_cert
             )
-        notes = [*ca.notes, *notes, *collapser.warnings]
+        notes = [*aged, *ca.notes, *notes, *collapser.warnings]
         entries = snapshot.side.entries
         connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
         for line in connectors.stale_lines() if connectors is not None else ():

@@ -276,3 +276,50 @@ def test_a_bad_device_pattern_names_the_flag_or_variable_that_set_it(tmp_path: P
     env = invoke(*run_args(CLI / "issued.csv"), env={"RECONCILE_DEVICE_PATTERN": "CN=(a)(b)"})
     assert env.exit_code == 2
     assert "RECONCILE_DEVICE_PATTERN must have exactly one capturing group" in env.stderr
+
+
+def _resealed_snapshot(tmp_path: Path, **metadata: str) -> Path:
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(CLI / "snapshot", snapshot)
+    meta = json.loads((snapshot / "metadata.json").read_text())
+    meta.update(metadata)
+    (snapshot / "metadata.json").write_text(json.dumps(meta))
+    return snapshot
+
+
+def test_a_snapshot_of_another_tenant_than_configured_exits_2(tmp_path: Path) -> None:
+    other = "11111111-1111-4111-8111-111111111111"
+    out = tmp_path / "bundle"
+    result = invoke(*run_args(CLI / "issued.csv"), "--tenant-id", other, "--out-dir", str(out))
+    message = one_line_error(result, out)
+    assert "00000000-0000-4000-8000-000000000001" in message
+    assert other in message
+    same = invoke(
+        *run_args(CLI / "issued.csv"), "--tenant-id", "00000000-0000-4000-8000-000000000001"
+    )
+    assert same.exit_code == 1, same.output
+
+
+def test_a_snapshot_weeks_older_than_as_of_is_said_in_stderr_summary_and_run_json(
+    tmp_path: Path,
+) -> None:
+    snapshot = _resealed_snapshot(tmp_path, fetched_at="2026-10-01T00:00:00Z")
+    out = tmp_path / "bundle"
+    result = invoke(*run_args(CLI / "issued.csv", snapshot=snapshot), "--out-dir", str(out))
+    assert result.exit_code == 1, result.output
+    note = json.loads((out / "run.json").read_text())["notes"]
+    stale = [n for n in note if "Intune data" in n]
+    assert len(stale) == 1, note
+    assert "fetched 2026-10-01T00:00:00Z, 50 days before as-of" in stale[0]
+    assert stale[0] in (out / "summary.txt").read_text(encoding="utf-8")
+    assert "WARNING" in result.stderr and "50 days before as-of" in result.stderr
+
+
+def test_an_as_of_long_before_the_snapshot_was_fetched_is_said(tmp_path: Path) -> None:
+    result = invoke(*run_args(CLI / "issued.csv"), "--as-of", "2026-10-01T00:00:00Z")
+    assert "fetched 2026-11-20T01:30:00Z, 50 days after as-of" in result.stderr
+
+
+def test_a_fresh_snapshot_says_nothing_about_its_age() -> None:
+    result = invoke(*run_args(CLI / "issued.csv"))
+    assert "Intune data" not in result.output

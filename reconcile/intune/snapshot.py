@@ -38,6 +38,7 @@ import stat
 import tempfile
 from array import array
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -189,6 +190,10 @@ class SnapshotSource:
         value = self.metadata.get("tenant_id")
         return str(value) if value else None
 
+    @property
+    def fetched_at(self) -> datetime | None:
+        return parse_iso(str(self.metadata.get("fetched_at") or "")) or None
+
     def _scan(self, name: str, counts: dict[str, Any], entries: list[Entry]) -> None:
         path = self.path / f"{name}.jsonl"
         if name not in counts:
@@ -265,9 +270,12 @@ class SnapshotSource:
                 self.path,
             )
         assert self.cloud_pki_input is not None
-        fetched_at = parse_iso(str(self.metadata.get("fetched_at") or "")) or None
         return cloudpki.CloudPkiSource(
-            self.path, self.cloud_pki_cas, fetched_at, self.cloud_pki_input, self.cloud_pki_rejects
+            self.path,
+            self.cloud_pki_cas,
+            self.fetched_at,
+            self.cloud_pki_input,
+            self.cloud_pki_rejects,
         )
 
     def _index_device(self, device: ManagedDevice, line: int) -> None:
