@@ -21,7 +21,7 @@ from itertools import chain, islice
 from pathlib import Path
 
 from reconcile.ca import certutil_text, openssl_index
-from reconcile.ca.certutil import is_trailer
+from reconcile.ca.certutil import is_trailer, stated_rows
 from reconcile.ca.columns import MAP_FORMATS, ColumnMap, load_column_map
 from reconcile.ca.dates import CultureDates, DateOrder, DateScan, zone
 from reconcile.ca.detect import Detector
@@ -228,8 +228,11 @@ class ExportReader:
                 return list(item.cells)
         return []
 
-    def _records(self, lines: Iterable[str]) -> Iterator[_Row | Reject]:
-        """(first line, last line, cells) per data row, or a Reject; trailers and blanks skipped."""
+    def _records(
+        self, lines: Iterable[str], stated: list[int] | None = None
+    ) -> Iterator[_Row | Reject]:
+        """(first line, last line, cells) per data row, or a Reject; trailers and blanks skipped
+        (certutil's "N Rows" counts land in ``stated``)."""
         source = self._source
         if self.format == certutil_text.NAME:
             header = self._header
@@ -254,6 +257,9 @@ class ExportReader:
                     and is_trailer(record.text)
                 )
             ):
+                count = stated_rows(record.text) if trailers else None
+                if count is not None and stated is not None:
+                    stated.append(count)
                 continue
             yield record.start, record.end, record.cells
 
@@ -334,8 +340,9 @@ class ExportReader:
     ) -> Iterator[CaCertificate | Reject]:
         undecodable = self._text.undecodable
         rows = rejected = 0
+        stated: list[int] = []
         try:
-            for item in self._records(lines):
+            for item in self._records(lines, stated):
                 rows += 1
                 if isinstance(item, Reject):
                     rejected += 1
@@ -353,6 +360,12 @@ class ExportReader:
                     yield Reject(self._source, start, str(exc))
                     continue
                 yield record
+            if stated and sum(stated) != rows:
+                raise InputError(
+                    f"certutil printed {sum(stated)} rows, the file holds {rows}: the export is "
+                    "incomplete or edited; export it again",
+                    self._source,
+                )
         finally:
             self._rows += rows
             self._rejected += rejected

@@ -25,6 +25,17 @@ _TRAILER = re.compile(
 )
 
 
+# "5 Rows" (and "5 Zeilen", "5 lignes"): how many rows certutil printed, the one line a
+# truncated or edited export can be checked against.
+_ROW_COUNT = re.compile(r"^\s*(\d+)\s+\w+\.?\s*$")
+
+
+def stated_rows(line: str) -> int | None:
+    """The row count of certutil's "N Rows" trailer line, or None for any other line."""
+    match = _ROW_COUNT.match(line)
+    return int(match.group(1)) if match else None
+
+
 def is_trailer(cell: str) -> bool:
     """True for a certutil status line after the data (a whole physical line)."""
     return _TRAILER.match(cell.strip()) is not None

@@ -275,3 +275,19 @@ def test_reader_streams_once(ca_fixtures: Path) -> None:
     assert len(list(reader)) == 5
     with pytest.raises(RuntimeError):
         iter(reader)
+
+
+def test_rows_missing_against_certutils_row_count_stop_the_read(
+    read: Read, ca_fixtures: Path, tmp_path: Path
+) -> None:
+    lines = fixture_text(ca_fixtures / "certutil-en.csv").split("\r\n")
+    data = [n for n, line in enumerate(lines) if line.startswith('"') and n > 0]
+    del lines[data[1] : data[3]]
+    path = write(tmp_path / "x.csv", "\r\n".join(lines), "utf-16")
+    with pytest.raises(InputError, match=r"certutil printed 5 rows, the file holds 3"):
+        read(path)
+
+
+def test_a_row_count_trailer_that_matches_reads_quietly(read: Read, ca_fixtures: Path) -> None:
+    result = read(ca_fixtures / "certutil-en.csv")
+    assert result.input_file.rows == 5
