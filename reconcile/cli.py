@@ -556,7 +556,7 @@ def check_targets(settings: Settings) -> None:
 
 def exit_code_for(result: RunResult) -> int:
     """1 for any finding or any revoked certificate still installed; expiring alone is 0."""
-    return EXIT_FINDINGS if result.findings or result.revoked_installed else EXIT_OK
+    return EXIT_OK if result.clean else EXIT_FINDINGS
 
 
 def history_options(settings: Settings) -> HistoryOptions:

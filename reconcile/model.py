@@ -215,6 +215,12 @@ class RunResult:
         """Certificates the CA revoked that Intune still reports installed: a security finding."""
         return len(self.views.revoked_installed) if self.views is not None else 0
 
+    @property
+    def clean(self) -> bool:
+        """No finding and no revoked certificate still installed: the run's all-clear (exit 0);
+        expiring certificates alone do not spoil it."""
+        return not self.findings and not self.revoked_installed
+
     def counts(self) -> dict[str, int]:
         """Counts per status, every status present (zeros included) in a fixed order."""
         counts = dict.fromkeys((s.value for s in Status), 0)

@@ -259,6 +259,38 @@ def _first_difference(name: str, expected: bytes, actual: bytes) -> str:
     return f"{name}: length differs from the recomputed report"
 
 
+def _recorded_results(meta: RunMeta, result: RunResult) -> str:
+    """run.json's results must be the recomputed run's too: an edited count, exit code or
+    input row count under a resealed manifest would otherwise verify."""
+    views = result.views.counts() if result.views is not None else None
+    expected: dict[str, object] = {
+        "counts": result.counts(),
+        "findings": len(result.findings),
+        "duplicate_rows": result.duplicate_rows,
+        "rejects": len(result.rejects),
+        "tenant_id": result.tenant_id,
+        "intune_sources": list(result.intune_sources),
+        "views": views,
+        "exit_code": 0 if result.clean else 1,
+        "inputs": [(i.kind, i.format, i.sha256, i.rows, i.rejected) for i in result.inputs],
+    }
+    recorded: dict[str, object] = {
+        "counts": meta.counts,
+        "findings": meta.findings,
+        "duplicate_rows": meta.duplicate_rows,
+        "rejects": meta.rejects.count,
+        "tenant_id": meta.tenant_id,
+        "intune_sources": list(meta.intune_sources),
+        "views": meta.views.get("counts") if meta.views else None,
+        "exit_code": meta.exit_code,
+        "inputs": [(i.kind, i.format, i.sha256, i.rows, i.rejected) for i in meta.inputs],
+    }
+    for name, want in expected.items():
+        if recorded[name] != want:
+            return f"{RUN_JSON}: {name} {recorded[name]!r} but the inputs give {want!r}"
+    return ""
+
+
 def recompute(
     directory: Path,
     meta: RunMeta,
@@ -276,6 +308,9 @@ def recompute(
     result = dataclasses.replace(result, verdicts=verdicts)
     if result.run_id != meta.run_id:
         return f"{RUN_JSON}: run_id {meta.run_id} but the inputs give {result.run_id}"
+    problem = _recorded_results(meta, result)
+    if problem:
+        return problem
     report = Report(result, all_rows=settings.all_rows)
     for file in data_files(report, meta.csv.encoding):
         path = directory / file.name

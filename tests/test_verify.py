@@ -211,3 +211,40 @@ def test_an_edited_view_is_caught_even_with_a_resealed_manifest(folder):
     done = invoke("verify", str(folder))
     assert done.exit_code == 1
     assert "revocation-plan.csv" in done.output
+
+
+def _edit_run_json(folder: Path, **changes: object) -> None:
+    path = folder / "run.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta.update(changes)
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    reseal(folder)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("counts", {"delivered": 3}),
+        ("findings", 0),
+        ("exit_code", 0),
+        ("rejects", {"count": 2, "first": ["issued.csv:3: edited", "issued.csv:4: edited"]}),
+        ("tenant_id", "11111111-1111-4111-8111-111111111111"),
+    ],
+)
+def test_a_resealed_run_json_whose_results_were_edited_fails(folder, field, value):
+    recorded = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    assert recorded[field] != value
+    _edit_run_json(folder, **{field: value})
+    done = invoke("verify", str(folder))
+    assert done.exit_code == 1, done.output
+    assert f"run.json: {field} " in done.stderr
+
+
+def test_a_resealed_run_json_with_edited_input_row_counts_fails(bundle):
+    recorded = json.loads((bundle / "run.json").read_text(encoding="utf-8"))
+    inputs = recorded["inputs"]
+    inputs[0]["rows"] += 5
+    _edit_run_json(bundle, inputs=inputs)
+    done = invoke("verify", str(bundle))
+    assert done.exit_code == 1, done.output
+    assert "run.json: inputs " in done.stderr
