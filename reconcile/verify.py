@@ -29,11 +29,13 @@ from typing import IO, Any
 
 from reconcile.errors import InputError
 from reconcile.model import RunResult, Verdict
+from reconcile.report import table
 from reconcile.report.bundle import data_files, sha256_file
 from reconcile.report.document import Report
 from reconcile.report.runjson import (
     MANIFEST,
     RUN_JSON,
+    SUMMARY,
     NotRunJson,
     RecordedSettings,
     RunMeta,
@@ -291,6 +293,21 @@ def _recorded_results(meta: RunMeta, result: RunResult) -> str:
     return ""
 
 
+def _summary_difference(saved: str, recomputed: str) -> str:
+    """summary.txt against the recomputed text; the block after its first line (what changed
+    since the previous run) comes from the history database, so only it is not compared."""
+    head, _, rest = recomputed.partition("\n\n")
+    if not saved.startswith(head + "\n\n"):
+        return f"{SUMMARY}: line 1 differs from the recomputed report"
+    if saved.endswith(rest):
+        return ""
+    got, want = saved.splitlines(), rest.splitlines()
+    for back, (line, expected) in enumerate(zip(reversed(got), reversed(want), strict=False)):
+        if line != expected:
+            return f"{SUMMARY}: line {len(got) - back} differs from the recomputed report"
+    return f"{SUMMARY}: length differs from the recomputed report"
+
+
 def recompute(
     directory: Path,
     meta: RunMeta,
@@ -322,7 +339,13 @@ def recompute(
         actual = path.read_bytes()
         if actual != expected:
             return _first_difference(file.name, expected, actual)
-    return ""
+    summary = directory / SUMMARY
+    if not summary.is_file():
+        return f"{SUMMARY}: missing from the folder"
+    # How the exports were read is said with the settings the run had guessed (the recorded
+    # ones are all explicit), so the notes are run.json's.
+    text = table.render(dataclasses.replace(result, notes=meta.notes), -1)
+    return _summary_difference(summary.read_text(encoding="utf-8"), text)
 
 
 def verify(directory: Path, run: Callable[[Settings], RunResult] | None = None) -> Outcome:

@@ -22,11 +22,12 @@ def invoke(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-def write_report(tmp_path: Path, *extra: str) -> Path:
+def write_report(tmp_path: Path, *extra: str, name: str = "report") -> Path:
     """A bundle written by a real run (with history, so history columns are filled)."""
     inputs = tmp_path / "inputs"
-    shutil.copytree(CLI, inputs)
-    out = tmp_path / "report"
+    if not inputs.exists():
+        shutil.copytree(CLI, inputs)
+    out = tmp_path / name
     done = invoke(
         "run",
         "--ca-export",
@@ -248,3 +249,22 @@ def test_a_resealed_run_json_with_edited_input_row_counts_fails(bundle):
     done = invoke("verify", str(bundle))
     assert done.exit_code == 1, done.output
     assert "run.json: inputs " in done.stderr
+
+
+def test_a_resealed_summary_whose_counts_were_edited_fails(bundle):
+    path = bundle / "summary.txt"
+    text = path.read_text(encoding="utf-8")
+    assert "findings 2" in text.splitlines()[0]
+    path.write_text(text.replace("findings 2", "findings 0", 1), encoding="utf-8")
+    reseal(bundle)
+    done = invoke("verify", str(bundle))
+    assert done.exit_code == 1, done.output
+    assert "summary.txt: line 1 differs from the recomputed report" in done.stderr
+
+
+def test_the_history_preamble_of_summary_is_not_held_against_it(tmp_path):
+    write_report(tmp_path)
+    second = write_report(tmp_path, name="second")
+    assert "since" in (second / "summary.txt").read_text(encoding="utf-8").lower()
+    done = invoke("verify", str(second))
+    assert done.exit_code == 0, done.output
