@@ -230,7 +230,8 @@ class _Classifier:
         """The status if it does not depend on the rest of the export, else None."""
         if cert.out_of_scope is not None or not _in_scope(cert, self.wanted):
             return Status.OUT_OF_SCOPE
-        if cert.revoked_at is not None:
+        if cert.revoked_at is not None and cert.revoked_at <= self.options.as_of:
+            # A revocation after as-of had not happened on the day the run checks.
             return Status.REVOKED
         if cert.not_after is not None and cert.not_after < self.options.as_of:
             return Status.EXPIRED

@@ -32,6 +32,10 @@ def status_of(cert, intune=(), devices=None, options=OPTIONS):
         ({}, [intune_cert(state="issued")], Status.NOT_INSTALLED),
         ({}, [], Status.NOT_REPORTED),
         ({"revoked_at": AS_OF - timedelta(days=1)}, [intune_cert()], Status.REVOKED),
+        ({"revoked_at": AS_OF}, [], Status.REVOKED),
+        # Revoked after as-of (a replayed day, an export made later): not yet revoked that day.
+        ({"revoked_at": AS_OF + timedelta(days=1)}, [], Status.NOT_REPORTED),
+        ({"revoked_at": AS_OF + timedelta(days=1)}, [intune_cert()], Status.DELIVERED),
         ({"not_after": AS_OF - timedelta(seconds=1)}, [], Status.EXPIRED),
         ({"not_before": AS_OF - timedelta(hours=2)}, [], Status.WITHIN_GRACE),
         ({"not_before": AS_OF - timedelta(hours=2)}, [intune_cert()], Status.DELIVERED),

@@ -228,11 +228,10 @@ class ExportReader:
                 return list(item.cells)
         return []
 
-    def _records(
-        self, lines: Iterable[str], stated: list[int] | None = None
-    ) -> Iterator[_Row | Reject]:
-        """(first line, last line, cells) per data row, or a Reject; trailers and blanks skipped
-        (certutil's "N Rows" counts land in ``stated``)."""
+    def _records(self, lines: Iterable[str]) -> Iterator[_Row | Reject]:
+        """(first line, last line, cells) per data row, or a Reject; trailers and blanks skipped.
+        certutil's "N Rows" line must count the records before it: a cut or edited export
+        whose remaining rows are all valid would otherwise read as complete."""
         source = self._source
         if self.format == certutil_text.NAME:
             header = self._header
@@ -245,8 +244,10 @@ class ExportReader:
             return
         trailers = self._dialect_in_use().trailers
         width = len(self._header)
+        counted = 0
         for record in csv_records(lines, self._offset + 1, self._delimiter, width):
             if record.cells is None:
+                counted += 1
                 yield Reject(source, record.start, record.reason or "not valid CSV")
                 continue
             if record.start == record.end and (
@@ -257,10 +258,18 @@ class ExportReader:
                     and is_trailer(record.text)
                 )
             ):
-                count = stated_rows(record.text) if trailers else None
-                if count is not None and stated is not None:
-                    stated.append(count)
+                stated = stated_rows(record.text) if trailers else None
+                if stated is not None and stated != counted:
+                    raise InputError(
+                        f"certutil printed {stated} rows, the file holds {counted}: the "
+                        "export is incomplete or edited; export it again",
+                        source,
+                        record.start,
+                    )
+                if stated is not None:
+                    counted = 0
                 continue
+            counted += 1
             yield record.start, record.end, record.cells
 
     def _data_lines(self, text: TextSource) -> Iterator[str]:
@@ -340,9 +349,8 @@ class ExportReader:
     ) -> Iterator[CaCertificate | Reject]:
         undecodable = self._text.undecodable
         rows = rejected = 0
-        stated: list[int] = []
         try:
-            for item in self._records(lines, stated):
+            for item in self._records(lines):
                 rows += 1
                 if isinstance(item, Reject):
                     rejected += 1
@@ -360,12 +368,6 @@ class ExportReader:
                     yield Reject(self._source, start, str(exc))
                     continue
                 yield record
-            if stated and sum(stated) != rows:
-                raise InputError(
-                    f"certutil printed {sum(stated)} rows, the file holds {rows}: the export is "
-                    "incomplete or edited; export it again",
-                    self._source,
-                )
         finally:
             self._rows += rows
             self._rejected += rejected

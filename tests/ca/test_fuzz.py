@@ -56,10 +56,11 @@ def read_everywhere(data: bytes) -> None:
         for options in OPTIONS:
             try:
                 reader = ExportReader(path, options)
+                # A file certutil's own row count shows incomplete stops while it streams.
+                items = list(reader)
             except InputError as exc:
                 assert "\n" not in str(exc)
                 continue
-            items = list(reader)
             assert all(isinstance(item, (CaCertificate, Reject)) for item in items)
             assert all(item.line >= 1 for item in items)
             info = reader.input_file()
