@@ -176,6 +176,14 @@ class SnapshotSource:
         try:
             for name in COLLECTIONS:
                 self._scan(name, counts, entries)
+            states = counts.get("certificate_states", 0)
+            if "managed_devices" in counts and not self._by_id and states:
+                # Every device would look gone from Intune, its certificates planned for revocation.
+                raise IncompleteDataError(
+                    f"{directory}: no managed device while {states} certificate states name "
+                    "devices: the device list is incomplete (DeviceManagementManagedDevices."
+                    "Read.All missing, or a partial fetch); fetch again"
+                )
         except BaseException:
             self.close()
             raise

@@ -155,3 +155,15 @@ def test_a_failing_publish_keeps_the_older_snapshot(tmp_path, monkeypatch):
         writer.commit()
     assert [p.name for p in tmp_path.iterdir()] == ["snap"]
     assert '"old"' in (target / "managed_devices.jsonl").read_text(encoding="utf-8")
+
+
+def test_states_without_any_managed_device_are_incomplete_data(tmp_path):
+    # Every device would show as gone from Intune and its certificates planned for revocation.
+    target = write(tmp_path, certificate_states=[STATE], managed_devices=[])
+    with pytest.raises(IncompleteDataError, match="no managed device while 1 certificate state"):
+        read_snapshot(target, DELIVERED)
+
+
+def test_states_without_the_device_collection_fetched_still_read(tmp_path):
+    target = write(tmp_path, certificate_states=[STATE])
+    assert len(read_snapshot(target, DELIVERED).certificates) == 1
