@@ -25,6 +25,9 @@ class JoinOptions:
     grace_hours: float = 24.0
     templates: tuple[str, ...] = ()
     device_pattern: re.Pattern[str] | None = None
+    # The newest moment the inputs describe (a live fetch ends after as-of): a revocation
+    # dated later had not happened then. None: as-of.
+    revoked_by: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,7 @@ class _Classifier:
         self.devices = _Devices(side)
         self.wanted = wanted_templates(options.templates)
         self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
+        self.revoked_by = max(options.as_of, options.revoked_by or options.as_of)
         self.issuer_keys = _IssuerKeys()
         # profile -> device -> newest delivered issuance; nested so that a million links cost
         # no tuple each.
@@ -230,8 +234,7 @@ class _Classifier:
         """The status if it does not depend on the rest of the export, else None."""
         if cert.out_of_scope is not None or not _in_scope(cert, self.wanted):
             return Status.OUT_OF_SCOPE
-        if cert.revoked_at is not None and cert.revoked_at <= self.options.as_of:
-            # A revocation after as-of had not happened on the day the run checks.
+        if cert.revoked_at is not None and cert.revoked_at <= self.revoked_by:
             return Status.REVOKED
         if cert.not_after is not None and cert.not_after < self.options.as_of:
             return Status.EXPIRED

@@ -330,6 +330,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             grace_hours=settings.grace_hours,
             templates=settings.templates,
             device_pattern=pattern,
+            revoked_by=snapshot.fetched_at,
         )
         keep_if = None if keep_all else _keep_if(settings)
         tally = guards.Tally(ca, settings.templates)

@@ -221,3 +221,11 @@ def test_two_users_with_the_same_first_name_are_not_one_device():
     other = ca_cert(serial=2, common_name="megan.smith@contoso.com")
     result = join([old, other], [intune_cert(serial=2, device_name=None)], None, OPTIONS)
     assert result.verdicts[0].status is Status.NOT_REPORTED
+
+
+def test_a_revocation_between_as_of_and_the_intune_fetch_counts():
+    # A live run takes as-of before its fetch; Cloud PKI dates a status-only revocation then.
+    later = JoinOptions(as_of=AS_OF, revoked_by=AS_OF + timedelta(minutes=5))
+    cert = ca_cert(revoked_at=AS_OF + timedelta(minutes=1))
+    assert status_of(cert, options=later).status is Status.REVOKED
+    assert status_of(cert).status is Status.NOT_REPORTED

@@ -245,8 +245,10 @@ class ExportReader:
         trailers = self._dialect_in_use().trailers
         width = len(self._header)
         counted = 0
+        last = None
         for record in csv_records(lines, self._offset + 1, self._delimiter, width):
             if record.cells is None:
+                last = record
                 counted += 1
                 yield Reject(source, record.start, record.reason or "not valid CSV")
                 continue
@@ -270,7 +272,22 @@ class ExportReader:
                     counted = 0
                 continue
             counted += 1
+            last = record
             yield record.start, record.end, record.cells
+        if (
+            last is not None
+            and not last.text.endswith(("\n", "\r"))
+            and last.text.strip(" \t\x00")
+            and (last.cells is None or len(last.cells) != width)
+        ):
+            # Every export tool ends its rows with a line break: this file was cut short (NUL
+            # padding after the last line break is a reject of its own, not a cut row).
+            raise InputError(
+                "the file ends inside a row: it was cut short (a copy or download that did "
+                "not finish); export it again",
+                source,
+                last.start,
+            )
 
     def _data_lines(self, text: TextSource) -> Iterator[str]:
         """The lines after the header (certutil text output has no header line)."""

@@ -291,3 +291,22 @@ def test_rows_missing_against_certutils_row_count_stop_the_read(
 def test_a_row_count_trailer_that_matches_reads_quietly(read: Read, ca_fixtures: Path) -> None:
     result = read(ca_fixtures / "certutil-en.csv")
     assert result.input_file.rows == 5
+
+
+@pytest.mark.parametrize("cut", ['"0b","bro', '"0b"'])
+def test_a_file_that_ends_inside_a_row_was_cut_short(read: Read, tmp_path: Path, cut: str) -> None:
+    text = '"Serial Number","Issued Common Name"\r\n"0a","ok"\r\n' + cut
+    with pytest.raises(InputError, match=r":3: the file ends inside a row"):
+        read(write(tmp_path / "x.csv", text, "utf-16"))
+
+
+def test_a_last_row_without_a_line_break_still_reads(read: Read, tmp_path: Path) -> None:
+    text = '"Serial Number","Issued Common Name"\r\n"0a","ok"\r\n"0b","ok"'
+    assert [r.line for r in read(write(tmp_path / "x.csv", text, "utf-8")).records] == [2, 3]
+
+
+def test_nul_padding_after_the_last_row_is_a_reject_not_a_cut(read: Read, tmp_path: Path) -> None:
+    text = '\ufeff"Serial Number","Issued Common Name"\r\n"0a","ok"\r\n\x00'
+    result = read(write(tmp_path / "x.csv", text, "utf-8"))
+    assert [r.line for r in result.records] == [2]
+    assert [r.line for r in result.rejects] == [3]
