@@ -98,3 +98,10 @@ def demo_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def assert_fits(text: str, width: int) -> None:
+    """Every line fits ``width``, except one token wider than that (a path, a 40-digit serial,
+    a thumbprint), which wrapping leaves whole on a line of its own."""
+    for line in text.splitlines():
+        assert len(line) <= width or len(line.split()) == 1, line

@@ -140,12 +140,11 @@ def _split(
 
 
 def _blocks(cells: list[list[str]], headers: Sequence[str], width: int, title: int) -> str:
-    """One block per row: the first ``title`` cells on a line, then one line per other field."""
+    """One block per row: the first ``title`` cells on a line, then a line per other field
+    that has a value."""
     blocks = []
     for row in cells:
-        lines = [
-            "  ".join(row[:title]),
-            *(f"  {n}: {c}" for n, c in zip(headers[title:], row[title:], strict=True)),
-        ]
+        fields = zip(headers[title:], row[title:], strict=True)
+        lines = ["  ".join(row[:title]), *(f"  {n}: {c}" for n, c in fields if c)]
         blocks.append(wrap("\n".join(lines), width, indent="    "))
     return "\n\n".join(blocks)
