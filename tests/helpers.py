@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -105,3 +106,10 @@ def assert_fits(text: str, width: int) -> None:
     a thumbprint), which wrapping leaves whole on a line of its own."""
     for line in text.splitlines():
         assert len(line) <= width or len(line.split()) == 1, line
+
+
+def columns(table: str) -> list[str]:
+    """Each column's text top to bottom, wrapped lines joined, cut where the rule's dashes are."""
+    lines = table.splitlines()
+    spans = [m.span() for m in re.finditer(r"-+", lines[1])]
+    return [" ".join(" ".join(line[a:b] for line in lines[2:]).split()) for a, b in spans]

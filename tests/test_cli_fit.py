@@ -4,7 +4,6 @@ long values wrap at whole words, nothing useful is cut, and text stays safe afte
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -12,20 +11,22 @@ import pytest
 from typer.testing import CliRunner
 
 from reconcile.cli import app
-from tests.helpers import assert_fits
-from tests.test_terminal import BIDI, CLI, CSI, OSC8, _assert_clean, _inputs
+from tests.helpers import assert_fits, columns
+from tests.test_terminal import BIDI, CLI, CSI, _assert_clean, _inputs
 
 WIDTHS = (80, 200)
 # Long names with spaces, and escape sequences whose hidden part has spaces too, so a wrap
 # done before sanitising could split one across lines.
-DEVICE = "Conference Room Display \x1b]8;;https://evil.example/ a b c\x1b\\click-me\x1b]8;;\x1b\\ Building 7 North Wing Floor 3"  # noqa: E501
+DEVICE = (
+    "Conference Room Display \x1b]8;;https://evil.example/ a b c\x1b\\click-me\x1b]8;;\x1b\\"
+    " Building 7 North Wing Floor 3"
+)
 USER = "Henrietta Alexandra Mueller-Lüdenscheidt " + CSI + " of the Regional Office Team"
 PROFILE = "Contoso Windows Device SCEP Profile for Shared Conference Room Displays " + BIDI
 
 
 def invoke(width: int, *args: str):  # type: ignore[no-untyped-def]
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": str(width)}, catch_exceptions=False)
-    return result
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": str(width)}, catch_exceptions=False)
 
 
 def words(text: str) -> str:
@@ -61,7 +62,8 @@ def db(long_snapshot: Path, tmp_path: Path) -> Path:
 
 
 def _next_steps(text: str) -> list[str]:
-    return [line.split("next step:", 1)[1].strip() for line in text.splitlines() if "next step:" in line]
+    lines = [line for line in text.splitlines() if "next step:" in line]
+    return [line.split("next step:", 1)[1].strip() for line in lines]
 
 
 @pytest.mark.parametrize("query", ["PC-02", "6100000066aa11bb22cc33dd4400000000066"])
@@ -133,13 +135,6 @@ def test_trend_fits_80_columns_and_is_one_table_at_200(db):
     assert columns == header.split()[1:]
     for table in tables:
         assert [line.split()[0] for line in table.splitlines()[2:]] == [r.split()[0] for r in rows]
-
-
-def columns(table: str) -> list[str]:
-    """Each column's text top to bottom, wrapped lines joined, cut where the rule's dashes are."""
-    lines = table.splitlines()
-    spans = [m.span() for m in re.finditer(r"-+", lines[1])]
-    return [words(" ".join(line[a:b] for line in lines[2:])) for a, b in spans]
 
 
 def test_doctor_fits_and_shows_the_whole_fix():

@@ -256,3 +256,20 @@ def test_a_wrapped_timeline_event_continues_under_its_text(
     assert lines[failed + 1].startswith(" " * 27) and lines[failed + 1][27] != " "
     fields = text.split("   next step: ", 1)[1].splitlines()
     assert fields[1].startswith(" " * 14) and fields[1][14] != " "
+
+
+@pytest.mark.parametrize("width", [None, 30, 80])
+def test_hostile_names_are_sanitised_before_they_wrap(width: int | None) -> None:
+    osc8 = "\x1b]8;;https://evil.example/ a b c\x1b\\click me\x1b]8;;\x1b\\"
+    hostile = verdict(
+        Status.NOT_REPORTED,
+        ca=cert(0x5A5A, f"Room {osc8} Display"),
+        intune=intune_cert(
+            0x5A5A, device_name=f"Room {osc8} \x1b[31m red \x1b[0m", user="\u202eexe"
+        ),
+        reason=f"Intune reports {osc8} nothing",
+    )
+    text = render_explanation(explain("5A5A", result_with(hostile, as_of=AS_OF), None), width)
+    for bad in ("\x1b", "\x9b", "\u202e", "evil.example"):
+        assert bad not in text
+    assert "click me" in " ".join(text.split())
