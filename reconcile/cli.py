@@ -1083,10 +1083,8 @@ def evidence_list(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Show what the evidence store holds: one line per enrollment attempt, newest last."""
-    from tabulate import tabulate
-
     from reconcile.evidence.store import EvidenceStore
-    from reconcile.report.text import printable
+    from reconcile.report.text import fit_table, printable
     from reconcile.timeparse import iso_z
 
     settings = settings_for(ctx)
@@ -1113,7 +1111,7 @@ def evidence_list(
         )
     ]
     headers = ("time (UTC)", "device", "platform", "profile", "outcome", "log")
-    _echo(tabulate(rows, headers=headers, tablefmt="simple"))
+    _echo(fit_table(rows, headers, terminal_width(), title=2, wrapped=(3,), min_room=20))
     _echo(f"{len(records)} attempt(s) in {path}", err=True)
     raise typer.Exit(EXIT_OK)
 

@@ -149,3 +149,16 @@ def test_doctor_fits_and_shows_the_whole_fix():
         assert "no Graph credential configured: set RECONCILE_CLIENT_SECRET" in text
         assert "or choose --auth device-code or managed-identity" in text
         assert "correct the setting named above" in text and "…" not in text
+
+
+def test_evidence_list_fits_and_keeps_the_log_path_whole(tmp_path):
+    store = str(tmp_path / "evidence.db")
+    log = Path(__file__).parent / "fixtures" / "evidence" / "android-certrep-failure.log"
+    added = invoke(200, "evidence", "add", str(log), "--device", DEVICE, "--evidence-db", store)
+    assert added.exit_code == 0, added.output
+    for width in WIDTHS:
+        listed = invoke(width, "evidence", "list", "--evidence-db", store)
+        assert listed.exit_code == 0, listed.output
+        assert_fits(listed.stdout, width)
+        _assert_clean(listed.stdout)
+        assert f"{log}:3" in listed.stdout and "click-me" in listed.stdout
