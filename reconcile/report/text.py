@@ -65,9 +65,8 @@ def fit_table(
     fields wrap at whole words. Nothing is shortened; without a width nothing is wrapped.
     """
     table = tabulate(rows, headers=headers, tablefmt="simple")
-    if fits(table, width):
+    if width is None or fits(table, width):
         return table
-    assert width is not None
     cells = [[str(c) for c in row] for row in rows]
     if wrapped:
         narrow = _widths(cells, headers, [i for i in range(len(headers)) if i not in wrapped])
@@ -93,7 +92,7 @@ def fit_table(
 
 
 def _widths(cells: list[list[str]], headers: Sequence[str], columns: Sequence[int]) -> list[int]:
-    return [max(len(headers[i]), *(len(r[i]) for r in cells)) if cells else 0 for i in columns]
+    return [max([len(headers[i]), *(len(r[i]) for r in cells)]) for i in columns]
 
 
 def _share(room: int, natural: list[int]) -> list[int]:
