@@ -1,0 +1,88 @@
+"""The DuckDB connection a run works in, and the one way Python rows enter it.
+
+The engine keeps every row of both sides in DuckDB tables, not in Python objects: a million CA
+rows and a million Intune records stay within a few hundred MiB because DuckDB stores them
+compressed and spills to its temporary directory beyond ``MEMORY_LIMIT``. Rows that Python must
+produce (exotic formats, odd lines) are written as JSON Lines to a scratch file and read back in
+one native scan; DuckDB's ``executemany`` costs about 300 µs a row.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+
+MEMORY_LIMIT = "256MB"
+_ENCODER = msgspec.json.Encoder()
+
+
+class Database:
+    """An in-memory DuckDB with a private scratch directory for spills and row batches."""
+
+    def __init__(self) -> None:
+        self.scratch = Path(tempfile.mkdtemp(prefix="reconcile-engine-"))
+        self.con = duckdb.connect(
+            ":memory:",
+            config={
+                "memory_limit": MEMORY_LIMIT,
+                "temp_directory": str(self.scratch / "spill"),
+                "preserve_insertion_order": True,
+            },
+        )
+        self.con.execute("SET enable_progress_bar = false")
+        self._batches = 0
+
+    def execute(self, sql: str, parameters: Sequence[object] | None = None) -> None:
+        self.con.execute(sql, parameters)
+
+    def rows(self, sql: str, parameters: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, parameters).fetchall()
+
+    def stream(
+        self, sql: str, parameters: Sequence[object] | None = None, size: int = 4096
+    ) -> Iterable[tuple[Any, ...]]:
+        """Rows in batches, so a large result never sits in Python at once."""
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(sql, parameters)
+            while batch := cursor.fetchmany(size):
+                yield from batch
+        finally:
+            cursor.close()
+
+    def insert(self, table: str, columns: Mapping[str, str], rows: Iterable[Sequence[object]]) -> int:
+        """Append Python rows (tuples in ``columns`` order) to ``table``; returns the count."""
+        self._batches += 1
+        path = self.scratch / f"batch-{self._batches}.jsonl"
+        names = tuple(columns)
+        count = 0
+        with path.open("wb") as handle:
+            for row in rows:
+                handle.write(_ENCODER.encode(dict(zip(names, row, strict=True))))
+                handle.write(b"\n")
+                count += 1
+        if count:
+            spec = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
+            self.con.execute(
+                f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} "
+                f"FROM read_json(?, format='newline_delimited', columns={{{spec}}})",
+                [str(path)],
+            )
+        path.unlink()
+        return count
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
