@@ -15,12 +15,15 @@ from pathlib import Path
 from reconcile import accepted
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
+from reconcile.engine import Database, JoinOptions
+from reconcile.engine import classify_tables as classify
+from reconcile.engine.files import Scanner
+from reconcile.engine.snapshot import NativeSnapshot
+from reconcile.engine.tables import CA_COLUMNS, ca_rows, create_statements
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
-from reconcile.intune.snapshot import SnapshotSource
-from reconcile.join import JoinOptions, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
@@ -81,8 +84,9 @@ def _fetch(settings: Settings, target: Path) -> Path:
 
 
 @contextmanager
-def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
-    """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot).
+def open_intune(settings: Settings, db: Database, scanner: Scanner) -> Iterator[NativeSnapshot]:
+    """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot),
+    loaded into the engine.
 
     Open for the whole join: full records are read back from it for the verdicts kept.
     """
@@ -95,7 +99,7 @@ def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="reconcile-fetch-"))
             path = _fetch(settings, Path(tmp) / "snapshot")
-        yield stack.enter_context(SnapshotSource(path, delivered))
+        yield NativeSnapshot(path, delivered, db, scanner)
 
 
 def _device_pattern(settings: Settings) -> re.Pattern[str] | None:
@@ -123,14 +127,6 @@ def run_id_for(settings: Settings, inputs: list[InputFile]) -> str:
         digest.update(item.sha256.encode() + b"\0")
     stamp = settings.resolved_as_of().strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{digest.hexdigest()[:8]}"
-
-
-def _sources(snapshot: SnapshotSource) -> Iterator[str]:
-    counts = snapshot.metadata.get("counts", {})
-    if "certificate_states" in counts:
-        yield "states"
-    if "report_rows" in counts:
-        yield "report"
 
 
 @contextmanager
@@ -178,7 +174,12 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
     with ExitStack() as stack:
         ca = CaExports(settings)
         stack.callback(ca.close)
-        snapshot = stack.enter_context(open_intune(settings))
+        db = stack.enter_context(Database())
+        scanner = Scanner()
+        stack.callback(scanner.close)
+        for statement in create_statements():
+            db.execute(statement)
+        snapshot = stack.enter_context(open_intune(settings, db, scanner))
         for reject in snapshot.rejects:
             log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
         if settings.strict and snapshot.rejects:
@@ -186,9 +187,10 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
+        db.insert("ca", CA_COLUMNS, ca_rows(ca))
         joined = classify(
-            ca,
-            snapshot.side,
+            db,
+            snapshot,
             JoinOptions(
                 as_of=as_of,
                 grace_hours=settings.grace_hours,
@@ -213,7 +215,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         rejects=(*ca.rejects, *snapshot.rejects),
         inputs=tuple(inputs),
         templates=settings.templates,
-        intune_sources=tuple(_sources(snapshot)),
+        intune_sources=tuple(snapshot.intune_sources()),
         tenant_id=snapshot.tenant_id,
         dropped=joined.dropped,
     )

@@ -16,7 +16,15 @@ from reconcile.engine.tables import create_statements, intune_row
 from reconcile.intune.side import Entry, IntuneSide
 from reconcile.model import CaCertificate, IntuneCertificate, ManagedDevice, Verdict
 
-__all__ = ["Database", "IntuneRecords", "JoinOptions", "JoinResult", "SideRecords", "classify"]
+__all__ = [
+    "Database",
+    "IntuneRecords",
+    "JoinOptions",
+    "JoinResult",
+    "SideRecords",
+    "classify",
+    "classify_tables",
+]
 
 
 class SideRecords:
