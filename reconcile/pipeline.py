@@ -8,6 +8,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +18,10 @@ from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.engine import Database, JoinOptions
 from reconcile.engine import classify_tables as classify
-from reconcile.engine.files import Scanner
+from reconcile.engine.ca import eligible, load_export, submit_scan
+from reconcile.engine.files import Facts, Scanner
 from reconcile.engine.snapshot import NativeSnapshot
-from reconcile.engine.tables import CA_COLUMNS, ca_rows, create_statements
+from reconcile.engine.tables import CA_COLUMNS, ca_rows_in_file, create_statements
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
@@ -43,6 +45,7 @@ class CaExports:
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
         self._readers: list[ExportReader] = []
+        self._facts: list[Future[Facts] | None] = []
         try:
             for index, path in enumerate(settings.ca_exports):
                 issuer = settings.issuer_for(index)
@@ -51,21 +54,46 @@ class CaExports:
             self.close()
             raise
 
-    def __iter__(self) -> Iterator[CaCertificate]:
-        for reader in self._readers:
+    def scan_ahead(self, scanner: Scanner) -> None:
+        """Start hashing the exports the engine reads itself while other work runs."""
+        self._facts = [
+            submit_scan(scanner, plan) if plan is not None and eligible(plan) else None
+            for plan in (reader.csv_plan() for reader in self._readers)
+        ]
+
+    def load(self, db: Database) -> None:
+        """Every export into the engine's ca table, in order; bad rows logged and kept."""
+        facts = self._facts or [None] * len(self._readers)
+        for group, (reader, future) in enumerate(zip(self._readers, facts, strict=True)):
             log.info("reading %s as %s", reader.path, reader.format)
-            with reader:
-                for item in reader:
-                    if isinstance(item, CaCertificate):
-                        yield item
-                        continue
-                    log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
-                    if self.strict:
-                        raise InputError(
-                            f"rejected row (--strict): {item.reason}", item.source, item.line
-                        )
-                    self.rejects.append(item)
-            self.inputs.append(reader.input_file())
+            plan = reader.csv_plan()
+            loaded = None
+            if plan is not None and future is not None:
+                loaded = load_export(db, plan, group, future.result())
+            if loaded is None:
+                log.debug("%s: read by the Python reader", reader.path)
+                db.insert("ca", CA_COLUMNS, ca_rows_in_file(self._records(reader), group))
+                self.inputs.append(reader.input_file())
+                continue
+            log.debug("%s: read by the engine", reader.path)
+            reader.close()
+            for reject in loaded.rejects:
+                self._reject(reject)
+            self.inputs.append(loaded.input_file)
+
+    def _records(self, reader: ExportReader) -> Iterator[CaCertificate]:
+        with reader:
+            for item in reader:
+                if isinstance(item, CaCertificate):
+                    yield item
+                else:
+                    self._reject(item)
+
+    def _reject(self, item: Reject) -> None:
+        log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
+        if self.strict:
+            raise InputError(f"rejected row (--strict): {item.reason}", item.source, item.line)
+        self.rejects.append(item)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -179,6 +207,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         stack.callback(scanner.close)
         for statement in create_statements():
             db.execute(statement)
+        ca.scan_ahead(scanner)
         snapshot = stack.enter_context(open_intune(settings, db, scanner))
         for reject in snapshot.rejects:
             log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
@@ -187,7 +216,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
-        db.insert("ca", CA_COLUMNS, ca_rows(ca))
+        ca.load(db)
         joined = classify(
             db,
             snapshot,

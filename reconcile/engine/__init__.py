@@ -11,8 +11,14 @@ from collections.abc import Callable, Iterable
 from reconcile.engine.classify import IntuneRecords, JoinOptions, JoinResult
 from reconcile.engine.classify import classify as classify_tables
 from reconcile.engine.db import Database
-from reconcile.engine.tables import CA_COLUMNS, DEVICE_KEY_COLUMNS, INTUNE_COLUMNS, ca_rows
-from reconcile.engine.tables import create_statements, intune_row
+from reconcile.engine.tables import (
+    CA_COLUMNS,
+    DEVICE_KEY_COLUMNS,
+    INTUNE_COLUMNS,
+    ca_rows,
+    create_statements,
+    intune_row,
+)
 from reconcile.intune.side import Entry, IntuneSide
 from reconcile.model import CaCertificate, IntuneCertificate, ManagedDevice, Verdict
 

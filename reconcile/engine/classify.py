@@ -294,9 +294,7 @@ def _device_joins(devices_present: bool) -> str:
     """
 
 
-def _kept_rows(
-    db: Database, devices_present: bool, where: str
-) -> Iterator[tuple[object, ...]]:
+def _kept_rows(db: Database, devices_present: bool, where: str) -> Iterator[tuple[object, ...]]:
     sql = f"""
         SELECT v.status, v.superseded_at, i.collection, i.line, {_device_sql(devices_present)},
                c.serial, c.thumbprint, c.issuer, c.subject, c.common_name, c.requester,
@@ -332,17 +330,19 @@ def classify(
     elif keep_if is None:
         where = f"v.status IN ({pending})"
         dropped.update(
-            dict(db.rows(f"SELECT status, count(*) FROM verdicts WHERE status NOT IN ({pending}) "
-                         "GROUP BY status"))
+            dict(
+                db.rows(
+                    f"SELECT status, count(*) FROM verdicts WHERE status NOT IN ({pending}) "
+                    "GROUP BY status"
+                )
+            )
         )
     else:
         where = "true"
     verdicts: list[Verdict] = []
     for chunk in _chunks(_kept_rows(db, records.devices_present, where)):
         for verdict in _build(chunk, records, options):
-            if keep_all or keep_if is None or verdict.status.value in _PENDING:
-                verdicts.append(verdict)
-            elif keep_if(verdict):
+            if keep_all or keep_if is None or verdict.status.value in _PENDING or keep_if(verdict):
                 verdicts.append(verdict)
             else:
                 dropped[verdict.status.value] += 1

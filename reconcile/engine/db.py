@@ -9,8 +9,10 @@ one native scan; DuckDB's ``executemany`` costs about 300 µs a row.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import duckdb
 import msgspec
 
 MEMORY_LIMIT = "256MB"
+log = logging.getLogger("reconcile.engine")
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -39,10 +42,15 @@ class Database:
         self._batches = 0
 
     def execute(self, sql: str, parameters: Sequence[object] | None = None) -> None:
+        started = time.perf_counter()
         self.con.execute(sql, parameters)
+        log.debug("engine: %.2f s: %s", time.perf_counter() - started, " ".join(sql.split())[:90])
 
     def rows(self, sql: str, parameters: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, parameters).fetchall()
+        started = time.perf_counter()
+        found = self.con.execute(sql, parameters).fetchall()
+        log.debug("engine: %.2f s: %s", time.perf_counter() - started, " ".join(sql.split())[:90])
+        return found
 
     def stream(
         self, sql: str, parameters: Sequence[object] | None = None, size: int = 4096
@@ -56,7 +64,9 @@ class Database:
         finally:
             cursor.close()
 
-    def insert(self, table: str, columns: Mapping[str, str], rows: Iterable[Sequence[object]]) -> int:
+    def insert(
+        self, table: str, columns: Mapping[str, str], rows: Iterable[Sequence[object]]
+    ) -> int:
         """Append Python rows (tuples in ``columns`` order) to ``table``; returns the count."""
         self._batches += 1
         path = self.scratch / f"batch-{self._batches}.jsonl"

@@ -28,32 +28,34 @@ class Facts:
     size: int
 
 
-def scan(path: Path, needles: tuple[bytes, ...], carriage_returns: bytes | None) -> Facts:
-    """Hash and count ``path``; ``carriage_returns`` is CR as the file encodes it, whose every
-    occurrence must be followed by LF (CRLF line ends) for the file to be unsuspicious."""
+def scan(
+    path: Path, needles: tuple[bytes, ...], carriage_returns: bytes | None, newline: bytes
+) -> Facts:
+    """Hash and count ``path``; ``carriage_returns`` and ``newline`` are CR and LF as the file
+    encodes them, and every CR must be followed by LF (CRLF line ends) for the file to be
+    unsuspicious. In UTF-16 the byte pairs are counted at any offset, which can only raise
+    false alarms or count extra lines; either way Python reads the file."""
     digest = hashlib.sha256()
-    newlines = 0
-    suspicious = False
+    patterns = [newline, *needles]
+    if carriage_returns is not None:
+        patterns += [carriage_returns, carriage_returns + newline]
+    counts = dict.fromkeys(patterns, 0)
+    keep = max(len(p) for p in patterns) - 1
     size = 0
-    last = b""
     tail = b""
-    keep = max((len(n) for n in (*needles, b"\r\n\r\n")), default=1)
     with path.open("rb", buffering=0) as handle:
         while block := handle.read(_BLOCK):
             digest.update(block)
             size += len(block)
-            newlines += block.count(b"\n")
-            if not suspicious:
-                window = tail + block
-                suspicious = any(n in window for n in needles)
-                if carriage_returns is not None and not suspicious:
-                    pair = carriage_returns + carriage_returns.replace(b"\r", b"\n")
-                    crs = window.count(carriage_returns) - tail.count(carriage_returns)
-                    pairs = window.count(pair) - tail.count(pair)
-                    suspicious = crs != pairs
-                tail = window[-keep:]
-            last = block[-1:]
-    lines = newlines + (1 if size and last != b"\n" else 0)
+            window = tail + block
+            for pattern in counts:
+                counts[pattern] += window.count(pattern) - tail.count(pattern)
+            tail = window[-keep:] if keep else b""
+    ends_with_newline = tail.endswith(newline) if keep else size > 0
+    lines = counts[newline] + (1 if size and not ends_with_newline else 0)
+    suspicious = any(counts[n] for n in needles)
+    if carriage_returns is not None:
+        suspicious = suspicious or counts[carriage_returns] != counts[carriage_returns + newline]
     return Facts(digest.hexdigest(), lines, suspicious, size)
 
 
@@ -64,9 +66,13 @@ class Scanner:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-scan")
 
     def submit(
-        self, path: Path, needles: tuple[bytes, ...] = (), carriage_returns: bytes | None = b"\r"
+        self,
+        path: Path,
+        needles: tuple[bytes, ...] = (),
+        carriage_returns: bytes | None = b"\r",
+        newline: bytes = b"\n",
     ) -> Future[Facts]:
-        return self._pool.submit(scan, path, needles, carriage_returns)
+        return self._pool.submit(scan, path, needles, carriage_returns, newline)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -68,125 +68,178 @@ _DEVICE_TEXT = (
     "operatingSystem",
     "lastSyncDateTime",
 )
-# Python's str.strip() removes these; a value starting or ending with one goes through Python.
-_SPACE = r"[ \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
-_ASCII = r"^[\x00-\x7F]*$"
-_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?Z$"
+# Code points Python's str.strip() removes besides ASCII controls (which JSON escapes): a value
+# starting or ending with one goes through Python.
+_SPACES = "32, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202, "
+_SPACES += "8232, 8233, 8239, 8287, 12288"
+_DEVICE_COLUMNS = {"line": "BIGINT", "id": "VARCHAR", "name_fold": "VARCHAR"}
 # Graph's year-1 placeholders (anything before 0001-01-02) mean unknown, as in records._time.
 _NO_DATE_MICROS = (datetime(1, 1, 2, tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
-_DEVICE_COLUMNS = {"line": "BIGINT", "id": "VARCHAR", "name_fold": "VARCHAR"}
+_HEX = "0123456789ABCDEF"
 
 
 def _column(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _text_sql(name: str) -> tuple[str, str]:
-    """(value, ok): a JSON string without escapes or surrounding spaces, or null/missing."""
-    raw = _column(name)
-    value = (
-        f"CASE WHEN {raw} IS NULL OR {raw} = 'null' THEN NULL "
-        f"WHEN {raw} LIKE '\"%\"' AND length({raw}) >= 2 AND NOT contains({raw}, '\\') "
-        f"THEN {raw}[2:-2] END"
-    )
-    ok = (
-        f"({raw} IS NULL OR {raw} = 'null' OR ({raw} LIKE '\"%\"' AND length({raw}) >= 2 "
-        f"AND NOT contains({raw}, '\\') "
-        f"AND NOT regexp_matches({raw}[2:-2], '^{_SPACE}|{_SPACE}$')))"
-    )
-    return value, ok
-
-
-def _time_sql(value: str) -> tuple[str, str]:
-    """(micros, ok) for ``records._time``: empty means unknown, year-1 placeholders too."""
-    parsed = (
-        f"epoch_us(try_strptime(substr({value}, 1, 19), '%Y-%m-%dT%H:%M:%S')) + "
-        f"coalesce(rpad(nullif(regexp_extract({value}, '\\.([0-9]+)Z$', 1), ''), 6, '0')[1:6]"
-        "::BIGINT, 0)"
-    )
-    shaped = (
-        f"regexp_matches({value}, '{_ISO}') AND substr({value}, 1, 4) <> '0000' "
-        f"AND try_strptime(substr({value}, 1, 19), '%Y-%m-%dT%H:%M:%S') IS NOT NULL"
-    )
-    micros = (
-        f"CASE WHEN {value} IS NULL OR {value} = '' THEN NULL "
-        f"WHEN ({parsed}) < {_NO_DATE_MICROS} THEN NULL ELSE {parsed} END"
-    )
-    ok = f"({value} IS NULL OR {value} = '' OR ({shaped}))"
-    return micros, ok
-
-
-def _hex_ok(value: str, lengths: str | None = None) -> str:
-    if lengths is None:
-        return (
-            f"({value} IS NULL OR (regexp_matches({value}, '^[0-9A-Fa-f]+$') "
-            f"AND length(ltrim({value}, '0')) <= 80))"
+def _strings(names: tuple[str, ...], integers: tuple[str, ...] = ()) -> str:
+    """Level 1: each JSON value as text (t_N) when it is a plain string, and whether it is odd
+    (x_N: another JSON type, an escape, or surrounding spaces)."""
+    parts = []
+    for number, name in enumerate(names):
+        raw = f"CAST({_column(name)} AS VARCHAR)"
+        text = f"CASE WHEN {raw}[1] = '\"' AND NOT contains({raw}, '\\') THEN {raw}[2:-2] END"
+        parts.append(f"{text} AS t{number}")
+        parts.append(
+            f"{raw} IS NOT NULL AND {raw} <> 'null' AND ({raw}[1] <> '\"' "
+            f"OR contains({raw}, '\\')) AS x{number}"
         )
-    return f"({value} IS NULL OR (regexp_matches({value}, '^[0-9A-Fa-f]+$') AND {lengths}))"
+    for name in integers:
+        raw = f"CAST({_column(name)} AS VARCHAR)"
+        parts.append(
+            f"{raw} IS NOT NULL AND {raw} <> 'null' AND NOT (length({raw}) <= 18 AND "
+            f"ltrim(ltrim({raw}, '-'), '0123456789') = '' AND ltrim({raw}, '-') <> '' "
+            f"AND length(ltrim({raw}, '-')) >= length({raw}) - 1) AS xi_{len(parts)}"
+        )
+    return ", ".join(parts)
 
 
-def _fold_ok(value: str) -> str:
-    return f"({value} IS NULL OR regexp_matches({value}, '{_ASCII}'))"
+def _spaced(text: str) -> str:
+    """Whether str.strip() would change the text (exotic spaces only outside ASCII)."""
+    return (
+        f"coalesce({text}[1] = ' ' OR {text}[-1] = ' ' OR (strlen({text}) <> length({text}) AND "
+        f"(ord({text}[1]) IN ({_SPACES}) OR ord({text}[-1]) IN ({_SPACES}))), false)"
+    )
 
 
-def _states_sql() -> str:
-    text = {name: _text_sql(name) for name in _STATE_TEXT}
-    oks = [ok for _, ok in text.values()]
-    oks += [
-        f"({_column(n)} IS NULL OR {_column(n)} = 'null' OR "
-        f"regexp_matches({_column(n)}, '^-?[0-9]{{1,18}}$'))"
-        for n in _STATE_INTEGERS
+def _time_shape(value: str) -> str:
+    """The UTC ISO-8601 shape Graph sends: fixed digits, 1 to 7 fraction digits, a Z."""
+    fraction = f"substr({value}, 21, length({value}) - 21)"
+    return (
+        f"(translate(substr({value}, 1, 19), '123456789', '000000000') = "
+        "'0000-00-00T00:00:00' AND substr({value}, 1, 4) <> '0000' AND ("
+        f"({value}[20] = 'Z' AND length({value}) = 20) OR ({value}[20] = '.' AND "
+        f"{value}[-1] = 'Z' AND length({value}) BETWEEN 22 AND 28 AND "
+        f"translate({fraction}, '123456789', '000000000') = repeat('0', length({fraction})))))"
+    ).replace("{value}", value)
+
+
+def _time_parts(value: str, name: str) -> list[str]:
+    """Level 2: (shape ok, parsed second) for a time column."""
+    return [
+        f"{_time_shape(value)} AS {name}_shape",
+        f"try_strptime(substr({value}, 1, 19), '%Y-%m-%dT%H:%M:%S') AS {name}_ts",
+        f"CASE WHEN {value}[20] = '.' THEN rpad(substr({value}, 21, length({value}) - 21), "
+        f"6, '0')[1:6]::BIGINT ELSE 0 END AS {name}_us",
     ]
 
-    def clean(name: str) -> str:
-        return f"nullif({text[name][0]}, '')"
 
-    serial, thumb = clean("certificateSerialNumber"), clean("certificateThumbprint")
+def _time_final(value: str, name: str) -> tuple[str, str]:
+    """Level 3: (micros, ok) exactly as records._time gives them for a shaped value."""
+    micros = f"epoch_us({name}_ts) + {name}_us"
+    ok = f"({value} IS NULL OR {value} = '' OR ({name}_shape AND {name}_ts IS NOT NULL))"
+    value_sql = (
+        f"CASE WHEN {value} IS NULL OR {value} = '' OR NOT {name}_shape THEN NULL "
+        f"WHEN {micros} < {_NO_DATE_MICROS} THEN NULL ELSE {micros} END"
+    )
+    return value_sql, ok
+
+
+def _states_sql(source: str) -> str:
+    names = _STATE_TEXT
+    t = {name: f"t{i}" for i, name in enumerate(names)}
+    # Fields Python strips before use; times and hex fail their shape checks when spaced, and
+    # the other fields are only type-checked.
+    stripped = (
+        "certificateIssuanceState",
+        "certificateIssuer",
+        "deviceDisplayName",
+        "@reconcile.profileId",
+        "certificateProfileDisplayName",
+        "@reconcile.profileName",
+    )
+    odd = " OR ".join(
+        [f"x{i}" for i in range(len(names))]
+        + [f"xi_{2 * len(names) + i}" for i in range(len(_STATE_INTEGERS))]
+        + [_spaced(t[name]) for name in stripped]
+    )
+
+    def clean(name: str) -> str:
+        return f"nullif({t[name]}, '')"
+
+    changed = (
+        f"CASE WHEN {t['certificateLastIssuanceStateChangedDateTime']} <> '' "
+        f"THEN {t['certificateLastIssuanceStateChangedDateTime']} "
+        f"ELSE {t['lastCertificateStateChangeDateTime']} END"
+    )
     display = (
         f"coalesce({clean('certificateProfileDisplayName')}, {clean('@reconcile.profileName')})"
     )
-    last_changed = text["certificateLastIssuanceStateChangedDateTime"][0]
-    changed = (
-        f"CASE WHEN {last_changed} <> '' THEN {last_changed} "
-        f"ELSE {text['lastCertificateStateChangeDateTime'][0]} END"
+    level2 = ", ".join(
+        [
+            f"NOT ({odd}) AS plain",
+            f"{clean('certificateSerialNumber')} AS serial_text",
+            f"{clean('certificateThumbprint')} AS thumb_text",
+            f"{clean('certificateIssuer')} AS issuer",
+            f"coalesce({clean('certificateIssuanceState')}, 'unknown') = 'installed' AS delivered",
+            f"{clean('deviceDisplayName')} AS device_name",
+            f"{clean('@reconcile.profileId')} AS profile_id",
+            f"{display} AS display",
+            f"{t['certificateIssuanceDateTime']} AS issued_text",
+            f"{changed} AS changed_text",
+            f"{t['certificateExpirationDateTime']} AS expires_text",
+        ]
     )
-    issued, issued_ok = _time_sql(text["certificateIssuanceDateTime"][0])
-    changed_at, changed_ok = _time_sql(changed)
-    _, expires_ok = _time_sql(text["certificateExpirationDateTime"][0])
-    profile_id = clean("@reconcile.profileId")
-    oks += [
-        _hex_ok(serial),
-        _hex_ok(thumb, f"length({thumb}) IN (40, 64)"),
-        f"({profile_id} IS NOT NULL OR {_fold_ok(display)})",
-        issued_ok,
-        changed_ok,
-        expires_ok,
-    ]
-    canonical = f"coalesce(nullif(ltrim(upper({serial}), '0'), ''), '0')"
-    state = f"coalesce({clean('certificateIssuanceState')}, 'unknown')"
+    level3_times = []
+    for value, name in (("issued_text", "i"), ("changed_text", "c"), ("expires_text", "e")):
+        level3_times += _time_parts(value, name)
+    issued, issued_ok = _time_final("issued_text", "i")
+    changed_at, changed_ok = _time_final("changed_text", "c")
+    _, expires_ok = _time_final("expires_text", "e")
+    serial_ok = (
+        f"(serial_text IS NULL OR (ltrim(upper(serial_text), '{_HEX}') = '' "
+        "AND length(ltrim(serial_text, '0')) <= 80))"
+    )
+    thumb_ok = (
+        f"(thumb_text IS NULL OR (ltrim(upper(thumb_text), '{_HEX}') = '' "
+        "AND length(thumb_text) IN (40, 64)))"
+    )
+    fold_ok = "(profile_id IS NOT NULL OR display IS NULL OR strlen(display) = length(display))"
+    fast = " AND ".join(["plain", serial_ok, thumb_ok, fold_ok, issued_ok, changed_ok, expires_ok])
     return f"""
-        SELECT {" AND ".join(oks)} AS fast,
-               CASE WHEN {serial} IS NOT NULL THEN {canonical} END AS serial,
-               CASE WHEN {serial} IS NULL THEN upper({thumb}) END AS thumbprint,
-               {clean("certificateIssuer")} AS issuer,
-               {state} = 'installed' AS delivered,
-               NULL::VARCHAR AS device_id,
-               {clean("deviceDisplayName")} AS device_name,
-               coalesce({profile_id}, lower({display})) AS profile,
-               {issued} AS issued_at,
-               {changed_at} AS changed_at
+        SELECT {fast} AS fast,
+               CASE WHEN serial_text IS NOT NULL
+                    THEN coalesce(nullif(ltrim(upper(serial_text), '0'), ''), '0') END AS serial,
+               CASE WHEN serial_text IS NULL THEN upper(thumb_text) END AS thumbprint,
+               issuer, delivered, NULL::VARCHAR AS device_id, device_name,
+               coalesce(profile_id, lower(display)) AS profile,
+               {issued} AS issued_at, {changed_at} AS changed_at
+        FROM (SELECT *, {", ".join(level3_times)} FROM (
+            SELECT {level2} FROM (SELECT {_strings(names, _STATE_INTEGERS)} FROM {source})))
     """
 
 
-def _devices_sql() -> str:
-    text = {name: _text_sql(name) for name in _DEVICE_TEXT}
-    oks = [ok for _, ok in text.values()]
-    name = f"nullif({text['deviceName'][0]}, '')"
-    device_id = text["id"][0]
-    _, sync_ok = _time_sql(text["lastSyncDateTime"][0])
-    oks += [f"({device_id} IS NOT NULL AND {device_id} <> '')", _fold_ok(name), sync_ok]
+def _devices_sql(source: str) -> str:
+    names = _DEVICE_TEXT
+    t = {name: f"t{i}" for i, name in enumerate(names)}
+    odd = " OR ".join([f"x{i}" for i in range(len(names))] + [_spaced(t["deviceName"])])
+    level2 = ", ".join(
+        [
+            f"NOT ({odd}) AS plain",
+            f"{t['id']} AS id",
+            f"nullif({t['deviceName']}, '') AS name",
+            f"{t['lastSyncDateTime']} AS sync_text",
+        ]
+    )
+    _, sync_ok = _time_final("sync_text", "s")
+    fast = (
+        f"plain AND id IS NOT NULL AND id <> '' AND (name IS NULL OR strlen(name) = length(name)) "
+        f"AND {sync_ok}"
+    )
     return f"""
-        SELECT {" AND ".join(oks)} AS fast, {device_id} AS id, lower({name}) AS name_fold
+        SELECT {fast} AS fast, id, lower(name) AS name_fold
+        FROM (SELECT *, {", ".join(_time_parts("sync_text", "s"))} FROM (
+            SELECT {level2} FROM (SELECT {_strings(names)} FROM {source})))
     """
 
 
@@ -231,9 +284,7 @@ class NativeSnapshot:
         for name, future in facts.items():
             self._load(name, future.result(), counts[name])
         if self.devices_present:
-            db.execute(
-                "INSERT INTO device_ids SELECT id, max(line) FROM device_rows GROUP BY id"
-            )
+            db.execute("INSERT INTO device_ids SELECT id, max(line) FROM device_rows GROUP BY id")
             db.execute(
                 "INSERT INTO device_names SELECT name_fold, max(line) FROM device_rows "
                 "WHERE name_fold IS NOT NULL GROUP BY name_fold"
@@ -260,21 +311,16 @@ class NativeSnapshot:
             raise IncompleteDataError(
                 f"{path}: metadata promises {promised} records, file holds {facts.lines}"
             )
-        self.inputs.append(
-            InputFile(str(path), "snapshot", name, facts.sha256, facts.lines, bad)
-        )
+        self.inputs.append(InputFile(str(path), "snapshot", name, facts.sha256, facts.lines, bad))
 
     def _native(self, collection: int, path: Path, facts: Facts, names: tuple[str, ...]) -> int:
         """Load the fast lines in SQL and the rest through Python; -1 if DuckDB refused."""
         db = self._db
         table = f"raw_{collection}"
-        select = _states_sql() if collection == STATES else _devices_sql()
+        source = f"read_json(?, format='newline_delimited', columns={_json_columns(names)})"
+        select = _states_sql(source) if collection == STATES else _devices_sql(source)
         try:
-            db.execute(
-                f"CREATE OR REPLACE TABLE {table} AS {select} FROM read_json(?, "
-                f"format='newline_delimited', columns={_json_columns(names)})",
-                [str(path)],
-            )
+            db.execute(f"CREATE OR REPLACE TABLE {table} AS {select}", [str(path)])
         except duckdb.Error:
             return -1
         (rows,) = db.rows(f"SELECT count(*) FROM {table}")[0]
@@ -297,7 +343,10 @@ class NativeSnapshot:
         return self._python(collection, path, slow, slow)
 
     def _python(
-        self, collection: int, path: Path, lines: Iterator[int] | range | list[int],
+        self,
+        collection: int,
+        path: Path,
+        lines: Iterator[int] | range | list[int],
         only: list[int] | None,
     ) -> int:
         """Lines through intune.records; returns how many were rejected."""

@@ -112,6 +112,15 @@ def ca_rows(certificates: Iterable[CaCertificate], group: int = 0) -> Iterator[t
         yield ca_row(cert, base + position)
 
 
+def ca_rows_in_file(
+    certificates: Iterable[CaCertificate], group: int
+) -> Iterator[tuple[object, ...]]:
+    """Records of one export, ordered by their (unique) line numbers like natively read rows."""
+    base = group * ORDER_SPAN
+    for cert in certificates:
+        yield ca_row(cert, base + cert.line)
+
+
 def ca_record(row: tuple[object, ...]) -> CaCertificate:
     """The inverse of ``ca_row`` (without ``seq``): columns 1..15 of the ca table."""
     (

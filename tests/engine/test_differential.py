@@ -113,7 +113,9 @@ def test_engine_gives_the_verdicts_of_the_python_join(certs, records, known, cho
     got = engine.classify(
         certs,
         side,
-        engine.JoinOptions(chosen.as_of, chosen.grace_hours, chosen.templates, chosen.device_pattern),
+        engine.JoinOptions(
+            chosen.as_of, chosen.grace_hours, chosen.templates, chosen.device_pattern
+        ),
         keep_all=keep_all,
     )
     assert [(v.status, v.reason) for v in got.verdicts] == [
