@@ -85,14 +85,23 @@ def eligible(plan: CsvPlan) -> bool:
 
 
 class _Sql:
-    """SQL fragments for one export's columns."""
+    """SQL fragments for one export's columns, over the cells view (c<position> columns)."""
 
-    def __init__(self, plan: CsvPlan):
+    def __init__(self, plan: CsvPlan, group: int):
         self.plan = plan
+        self.group = group
         fields = plan.dialect.fields_of(plan.header)
         self.index = {f: i for f, i in fields.items() if f != IGNORE}
+        # Position 0 always: a one-cell line (blank or trailer) is judged by it.
+        self.used = sorted({0, *self.index.values()})
         self.nulls = ", ".join(_quote(n) for n in sorted(plan.dialect.nulls)) or "NULL"
         self.utc = zone(plan.options.timezone) is UTC
+        d = _regex_class(plan.delimiter)
+        # A cell quoted without inner quotes, or unquoted without quotes: csv.reader's cells.
+        self.simple = f'^(?:"[^"\x00]*"|[^"{d}\x00]*)(?:{d}(?:"[^"\x00]*"|[^"{d}\x00]*))*$'
+        # The same without the delimiter inside quotes: then string_split gives the cells.
+        self.plain = f'^(?:"[^"{d}\x00]*"|[^"{d}\x00]*)(?:{d}(?:"[^"{d}\x00]*"|[^"{d}\x00]*))*$'
+        self.split = f'{d}("[^"]*"|[^"{d}]*)'
 
     def cell(self, field: str) -> str | None:
         position = self.index.get(field)
@@ -104,83 +113,111 @@ class _Sql:
             return "NULL::VARCHAR"
         return f"CASE WHEN {cell} IN ({self.nulls}) THEN NULL ELSE {cell} END"
 
-    def match(self, field: str) -> str | None:
-        """The regexp_extract struct of a date cell, computed once a level below."""
-        cell = self.cell(field)
-        if cell is None:
-            return None
-        groups = "['a', 'b', 'y', 'h', 'mi', 's', 'ampm', 'tz']"
-        return f"regexp_extract({cell}, {_quote(_DATE)}, {groups}) AS m_{field}"
+    def cells_table(self, lines: str) -> str:
+        """Lines split into their used cells (plain lines by string_split, cheap); other
+        lines keep their text for the view below."""
+        parts = ", ".join(f"{_unquoted(f'parts[{i + 1}]')} AS c{i}" for i in self.used)
+        delimiter = _quote(self.plan.delimiter)
+        return f"""
+            SELECT l IS NULL AS blank, plain, CASE WHEN NOT plain THEN l END AS l,
+                   len(parts) AS width, {parts}
+            FROM (SELECT l, plain,
+                         CASE WHEN plain THEN string_split(l, {delimiter}) END AS parts
+                  FROM (SELECT l, coalesce(regexp_full_match(l, {_quote(self.plain)}), false)
+                               AS plain FROM {lines}))
+        """
 
-    def date(self, field: str) -> tuple[str, str]:
-        """(micros, ok) for a culture date cell, as CultureDates reads the plain shape."""
-        cell = self.cell(field)
-        if cell is None:
-            return "NULL::BIGINT", "true"
-        m = f"m_{field}"
+    def cells_view(self, table: str) -> str:
+        """Every line's cells, the non-plain ones split by the (slower) quote-aware regex."""
+        delimiter = _quote(self.plan.delimiter)
+        columns = ", ".join(
+            f"CASE WHEN plain THEN c{i} ELSE {_unquoted(f'parts[{i + 1}]')} END AS c{i}"
+            for i in self.used
+        )
+        return f"""
+            SELECT rowid + 1 AS line, blank, plain, l,
+                   CASE WHEN plain THEN width ELSE len(parts) END AS width, {columns}
+            FROM (SELECT rowid, *, CASE WHEN NOT plain AND NOT blank THEN regexp_extract_all(
+                      {delimiter} || l, {_quote(self.split)}, 1) END AS parts FROM {table})
+        """
+
+    def date_values(self, view: str) -> str:
+        """Distinct date cells parsed once: (text, micros); micros NULL when not plain."""
+        cells = [self.cell(f) for f in ("not_before", "not_after", "revoked_at")]
+        union = " UNION ".join(f"SELECT {c} AS text FROM {view}" for c in cells if c)
+        m = "m"
 
         def number(part: str) -> str:
             return f"TRY_CAST({m}.{part} AS INTEGER)"
 
         first, second = ("a", "b") if self.plan.options.date_order == "mdy" else ("b", "a")
-        ampm = f"upper({m}.ampm)"
         hour = (
-            f"CASE WHEN {m}.ampm = '' THEN {number('h')} WHEN {ampm} = 'PM' "
+            f"CASE WHEN {m}.ampm = '' THEN {number('h')} WHEN upper({m}.ampm) = 'PM' "
             f"THEN {number('h')} % 12 + 12 ELSE {number('h')} % 12 END"
         )
-        second_of_minute = f"coalesce({number('s')}, 0)"
+        seconds = f"coalesce({number('s')}, 0)"
         midnight = f"try(make_date({number('y')}, {number(first)}, {number(second)}))"
         valid = (
             f"{m}.y <> '' AND {midnight} IS NOT NULL AND {number('mi')} <= 59 "
-            f"AND {second_of_minute} <= 59 AND (CASE WHEN {m}.ampm = '' "
+            f"AND {seconds} <= 59 AND (CASE WHEN {m}.ampm = '' "
             f"THEN {number('h')} <= 23 ELSE {number('h')} BETWEEN 1 AND 12 END)"
             + ("" if self.utc else f" AND {m}.tz <> ''")
         )
-        parsed = (
-            f"CASE WHEN {valid} THEN epoch_us({midnight}::TIMESTAMP) + "
-            f"((({hour}) * 60 + {number('mi')}) * 60 + {second_of_minute})::BIGINT * 1000000 END"
-        )
-        micros = f"CASE WHEN {cell} IN ({self.nulls}) THEN NULL ELSE {parsed} END"
-        ok = f"coalesce({cell} IN ({self.nulls}) OR ({parsed}) IS NOT NULL, false)"
-        return micros, ok
+        groups = "['a', 'b', 'y', 'h', 'mi', 's', 'ampm', 'tz']"
+        return f"""
+            SELECT text, CASE WHEN {valid} THEN epoch_us({midnight}::TIMESTAMP) +
+                   ((({hour}) * 60 + {number("mi")}) * 60 + {seconds})::BIGINT * 1000000
+                   END AS micros
+            FROM (SELECT text, regexp_extract(text, {_quote(_DATE)}, {groups}) AS m
+                  FROM ({union}) WHERE text IS NOT NULL AND text NOT IN ({self.nulls}))
+        """
 
 
 def _spaced(cell: str) -> str:
-    return f"coalesce(ord({cell}[1]) IN ({_STRIP}) OR ord({cell}[-1]) IN ({_STRIP}), false)"
+    """Whether str.strip() could change the cell: a first or last character outside printable
+    ASCII (conservative: such a row goes through Python)."""
+    return (
+        f"coalesce({cell} <> '' AND (ord({cell}[1]) NOT BETWEEN 33 AND 126 "
+        f"OR ord({cell}[-1]) NOT BETWEEN 33 AND 126), false)"
+    )
 
 
-def _conversion(plan: CsvPlan, group: int, source_sql: str) -> str:
+def _conversion(sql: _Sql, view: str) -> str:
     """One row per physical line: whether SQL converted it, and the ca table's columns."""
-    sql = _Sql(plan)
+    plan, group = sql.plan, sql.group
     width = len(plan.header)
-    d = _regex_class(plan.delimiter)
-    cell_re = f'"[^"\\x00]*"|[^"{d}\\x00]*'
-    simple = f"^(?:{cell_re})(?:{d}(?:{cell_re}))*$"
-    split = f'{d}("[^"]*"|[^"{d}]*)'
-    used = sorted(set(sql.index.values()))
-    cells = ", ".join(f"{_unquoted(f'cells[{i + 1}]')} AS c{i}" for i in used)
     serial = sql.cell("serial")
     assert serial is not None
     thumb = sql.text("thumbprint")
     thumb_bare = f"replace({thumb}, ' ', '')"
-    not_before, nb_ok = sql.date("not_before")
-    not_after, na_ok = sql.date("not_after")
-    revoked_text, rv_ok = sql.date("revoked_at")
+    dates = {}
+    date_checks = []
+    joins = []
+    for field, alias in (("not_before", "nb"), ("not_after", "na"), ("revoked_at", "rv")):
+        cell = sql.cell(field)
+        if cell is None:
+            dates[field] = "NULL::BIGINT"
+            continue
+        joins.append(f"LEFT JOIN dates_{group} {alias} ON {alias}.text = {cell}")
+        dates[field] = f"CASE WHEN {cell} IN ({sql.nulls}) THEN NULL ELSE {alias}.micros END"
+        date_checks.append(f"({cell} IN ({sql.nulls}) OR {alias}.micros IS NOT NULL)")
     disp = sql.cell("disposition")
     revoked_flag = "NULL::BOOLEAN" if disp is None else "dm.a::BOOLEAN"
     disp_ok = "true" if disp is None else "dm.b IS NULL"
+    if disp is not None:
+        joins.append(f"LEFT JOIN dispositions_{group} dm ON dm.text = {disp}")
     revoked_at = (
-        f"CASE WHEN ({revoked_flag}) = true AND ({revoked_text}) IS NULL "
-        f"THEN coalesce({not_before}, 0) WHEN ({revoked_flag}) = false THEN NULL "
-        f"ELSE {revoked_text} END"
+        f"CASE WHEN ({revoked_flag}) = true AND ({dates['revoked_at']}) IS NULL "
+        f"THEN coalesce({dates['not_before']}, 0) WHEN ({revoked_flag}) = false THEN NULL "
+        f"ELSE {dates['revoked_at']} END"
     )
-    template = sql.text("template")
+    joins.append(f"LEFT JOIN templates_{group} tm ON tm.text = {sql.text('template')}")
+    joins.append(f"LEFT JOIN configs_{group} cm ON cm.text = {sql.text('config_string')}")
+    joins.append(f"LEFT JOIN subjects_{group} sm ON sm.text = {sql.text('subject')}")
     oid = f"coalesce({sql.text('template_oid')}, tm.a)"
     name = f"coalesce({sql.text('template_name')}, tm.b)"
-    issuer_cell = sql.text("issuer")
     default = "NULL" if plan.options.issuer is None else _quote(plan.options.issuer)
-    issuer = f"coalesce({issuer_cell}, {default}, cm.a)"
-    subject = sql.text("subject")
+    issuer = f"coalesce({sql.text('issuer')}, {default}, cm.a)"
     cn = f"coalesce({sql.text('common_name')}, sm.a)"
     request = sql.text("request_id")
     request_ok = "true"
@@ -192,103 +229,70 @@ def _conversion(plan: CsvPlan, group: int, source_sql: str) -> str:
     san = f"coalesce({sql.text('san')}, 'UPN=' || {sql.text('upn')})"
     checks = " AND ".join(
         [
-            "simple",
-            f"len(cells) = {width}",
-            *(f"NOT {_spaced(f'c{i}')}" for i in used),
+            f"width = {width}",
+            *(f"NOT {_spaced(f'c{i}')}" for i in sql.used),
             f"{serial} NOT IN ({sql.nulls})",
             f"ltrim(upper({serial}), '{_HEX}') = ''",
             f"length(ltrim({serial}, '0')) <= 80",
             f"({thumb} IS NULL OR (ltrim(upper({thumb_bare}), '{_HEX}') = '' "
             f"AND length({thumb_bare}) IN (40, 64)))",
-            nb_ok,
-            na_ok,
-            rv_ok,
+            *date_checks,
             disp_ok,
             request_ok,
         ]
     )
-    joins = []
-    if disp is not None:
-        joins.append(f"LEFT JOIN dispositions_{group} dm ON dm.text = {disp}")
-    joins.append(f"LEFT JOIN templates_{group} tm ON tm.text = {template}")
-    joins.append(f"LEFT JOIN configs_{group} cm ON cm.text = {sql.text('config_string')}")
-    joins.append(f"LEFT JOIN subjects_{group} sm ON sm.text = {subject}")
-    matches = [m for m in (sql.match(f) for f in ("not_before", "not_after", "revoked_at")) if m]
-    level = ", ".join(["*", *matches])
     return f"""
-        SELECT l, coalesce({checks}, false) AS fast,
+        SELECT v.line, v.l, v.plain, coalesce({checks}, false) AS fast,
                coalesce(nullif(ltrim(upper({serial}), '0'), ''), '0') AS serial,
-               upper({thumb_bare}) AS thumbprint, {issuer} AS issuer, {subject} AS subject,
-               {cn} AS common_name, {sql.text("requester")} AS requester,
-               {oid} AS template_oid, {name} AS template_name, {request} AS request_id,
-               {not_before} AS not_before, {not_after} AS not_after,
+               upper({thumb_bare}) AS thumbprint, {issuer} AS issuer,
+               {sql.text("subject")} AS subject, {cn} AS common_name,
+               {sql.text("requester")} AS requester, {oid} AS template_oid,
+               {name} AS template_name, {request} AS request_id,
+               {dates["not_before"]} AS not_before, {dates["not_after"]} AS not_after,
                {revoked_at} AS revoked_at, {san} AS san
-        FROM (SELECT {level} FROM (
-            SELECT *, {cells} FROM (
-                SELECT l, simple, CASE WHEN simple THEN
-                    regexp_extract_all({_quote(plan.delimiter)} || l, {_quote(split)}, 1)
-                    END AS cells
-                FROM (SELECT l, regexp_full_match(l, {_quote(simple)}) AS simple FROM {source_sql})
-            )
-        )) {" ".join(joins)}
+        FROM {view} v {" ".join(joins)}
+        WHERE v.line > {plan.header_line} AND NOT v.blank
     """
 
 
-def _python_maps(db: Database, plan: CsvPlan, group: int, lines: str) -> None:
-    """Templates, dispositions, CA names and CNs of subjects, once per distinct cell."""
-    sql = _Sql(plan)
-    d = _regex_class(plan.delimiter)
-    split = f'{d}("[^"]*"|[^"{d}]*)'
-    cells = f"regexp_extract_all({_quote(plan.delimiter)} || l, {_quote(split)}, 1)"
+def _python_maps(db: Database, sql: _Sql, view: str) -> None:
+    """Templates, dispositions, CA names and CNs of subjects, once per distinct cell; dates in
+    SQL once per distinct cell."""
+    plan, group = sql.plan, sql.group
     nulls = plan.dialect.nulls
+    data = f"(SELECT * FROM {view} WHERE line > {plan.header_line} AND NOT blank)"
 
-    def distinct(field: str, stripped: bool = True) -> list[str]:
-        position = sql.index.get(field)
-        if position is None:
+    def distinct(field: str, where: str = "true") -> list[str]:
+        cell = sql.cell(field)
+        if cell is None:
             return []
-        cell = _unquoted(f"cells[{position + 1}]")
-        rows = db.rows(f"SELECT DISTINCT {cell} FROM (SELECT {cells} AS cells FROM {lines})")
-        values = [v for (v,) in rows if isinstance(v, str)]
-        return [v for v in values if v.strip() not in nulls] if stripped else values
+        rows = db.rows(f"SELECT DISTINCT {cell} FROM {data} WHERE {where}")
+        return [v for (v,) in rows if isinstance(v, str)]
 
     templates = _Templates()
     maps: dict[str, list[tuple[object, ...]]] = {
-        "templates": [(t, *templates(t), None) for t in distinct("template")],
+        "templates": [(t, *templates(t), None) for t in distinct("template") if t not in nulls],
         "configs": [(c, _ca_name(c), None, None) for c in distinct("config_string")],
         "subjects": [],
         "dispositions": [],
     }
+    cn = sql.cell("common_name")
+    orphan = "true" if cn is None else f"{cn} IN ({sql.nulls})"
     maps["subjects"] = [
-        (s, common_name(s), None, None) for s in _orphan_subjects(db, sql, cells, lines)
+        (s, common_name(s), None, None) for s in distinct("subject", orphan) if s not in nulls
     ]
-    for text in distinct("disposition", stripped=False):
+    for text in distinct("disposition"):
         try:
             revoked = disposition_revoked(text, nulls)
-            maps["dispositions"].append(
-                (text, None if revoked is None else str(revoked), None, None)
-            )
         except ValueError as exc:
             maps["dispositions"].append((text, None, str(exc), None))
+            continue
+        maps["dispositions"].append((text, None if revoked is None else str(revoked), None, None))
+    columns = ", ".join(f"{c} VARCHAR" for c in _MAP)
     for name, rows in maps.items():
-        columns = ", ".join(f"{c} VARCHAR" for c in _MAP)
         db.execute(f"CREATE OR REPLACE TABLE {name}_{group} ({columns})")
         db.insert(f"{name}_{group}", _MAP, rows)
-
-
-def _orphan_subjects(db: Database, sql: _Sql, cells: str, lines: str) -> list[str]:
-    """Subjects of rows without a CN cell: the CN is taken from them (identity.common_name)."""
-    subject = sql.index.get("subject")
-    if subject is None:
-        return []
-    where = "true"
-    cn = sql.index.get("common_name")
-    if cn is not None:
-        where = f"trim({_unquoted(f'cells[{cn + 1}]')}) IN ({sql.nulls})"
-    rows = db.rows(
-        f"SELECT DISTINCT {_unquoted(f'cells[{subject + 1}]')} "
-        f"FROM (SELECT {cells} AS cells FROM {lines}) WHERE {where}"
-    )
-    return [v for (v,) in rows if isinstance(v, str) and v.strip() not in sql.plan.dialect.nulls]
+    db.execute(f"CREATE OR REPLACE TABLE dates_{group} AS {sql.date_values(data)}")
 
 
 def load_export(db: Database, plan: CsvPlan, group: int, facts: Facts) -> Loaded | None:
@@ -296,57 +300,85 @@ def load_export(db: Database, plan: CsvPlan, group: int, facts: Facts) -> Loaded
     if facts.suspicious:
         return None
     encoding = _ENCODINGS[plan.encoding][0]
-    lines = f"lines_{group}"
+    sql = _Sql(plan, group)
+    cells = f"cells_{group}"
+    lines = (
+        "read_csv(?, columns={'l': 'VARCHAR'}, header=false, delim=E'\\x01', quote='', "
+        f"escape='', encoding='{encoding}', auto_detect=false, new_line='\\r\\n', "
+        "strict_mode=false)"
+    )
     try:
-        db.execute(
-            f"CREATE OR REPLACE TABLE {lines} AS SELECT l FROM read_csv(?, "
-            f"columns={{'l': 'VARCHAR'}}, header=false, delim=E'\\x01', quote='', escape='', "
-            f"encoding='{encoding}', "
-            "auto_detect=false, new_line='\\r\\n', strict_mode=false)",
-            [str(plan.path)],
+        db.execute_in_order(
+            f"CREATE OR REPLACE TABLE {cells} AS {sql.cells_table(lines)}", [str(plan.path)]
         )
     except duckdb.Error:
         return None
     try:
-        return _load(db, plan, group, facts, lines)
+        return _load(db, sql, facts, cells)
     finally:
-        db.execute(f"DROP TABLE IF EXISTS {lines}")
+        for name in ("cells", "templates", "configs", "subjects", "dispositions", "dates"):
+            db.execute(f"DROP TABLE IF EXISTS {name}_{group}")
+        db.execute(f"DROP VIEW IF EXISTS cells_view_{group}")
 
 
-def _load(db: Database, plan: CsvPlan, group: int, facts: Facts, lines: str) -> Loaded | None:
-    d = _regex_class(plan.delimiter)
-    cell_re = f'"[^"\\x00]*"|[^"{d}\\x00]*'
-    simple = f"^(?:{cell_re})(?:{d}(?:{cell_re}))*$"
-    start = plan.header_line
+def _load(db: Database, sql: _Sql, facts: Facts, cells: str) -> Loaded | None:
+    plan, group = sql.plan, sql.group
     ((count, odd),) = db.rows(
-        f"SELECT count(*), count(*) FILTER (WHERE rowid + 1 > {start} AND l IS NOT NULL AND "
-        f"(NOT regexp_full_match(l, {_quote(simple)}) OR contains(l, '\ufffd'))) FROM {lines}"
+        f"SELECT count(*), count(*) FILTER (WHERE rowid + 1 > {plan.header_line} AND NOT plain "
+        f"AND NOT blank AND (NOT regexp_full_match(l, {_quote(sql.simple)}) "
+        f"OR contains(l, '\ufffd'))) FROM {cells}"
     )
     if count != facts.lines or odd:
         return None
-    data = f"(SELECT l FROM {lines} WHERE rowid + 1 > {start})"
-    _python_maps(db, plan, group, data)
+    (plain_fffd,) = db.rows(
+        f"SELECT count(*) FROM {cells} WHERE plain AND ("
+        + " OR ".join(f"contains(c{i}, '\ufffd')" for i in sql.used)
+        + ")"
+    )[0]
+    if plain_fffd:
+        return None
+    view = f"cells_view_{group}"
+    db.execute(f"CREATE OR REPLACE VIEW {view} AS {sql.cells_view(cells)}")
+    _python_maps(db, sql, view)
     parsed = f"parsed_{group}"
-    db.execute(f"CREATE OR REPLACE TABLE {parsed} AS {_conversion(plan, group, lines)}")
-    columns = ", ".join(c for c in CA_COLUMNS if c not in ("seq", "source", "line"))
-    db.execute(
-        f"INSERT INTO ca (seq, source, line, {columns}) SELECT {group * ORDER_SPAN} + rowid + 1, "
-        f"{_quote(str(plan.path))}, rowid + 1, {columns} FROM {parsed} "
-        f"WHERE fast AND rowid + 1 > {start}"
-    )
-    ((fast,),) = db.rows(f"SELECT count(*) FROM {parsed} WHERE fast AND rowid + 1 > {start}")
-    slow = db.rows(
-        f"SELECT rowid + 1, l FROM {parsed} WHERE NOT fast AND rowid + 1 > {start} "
-        "AND l IS NOT NULL ORDER BY 1"
-    )
-    db.execute(f"DROP TABLE {parsed}")
-    for name in ("templates", "configs", "subjects", "dispositions"):
-        db.execute(f"DROP TABLE {name}_{group}")
+    db.execute_small_builds(f"CREATE OR REPLACE TABLE {parsed} AS {_conversion(sql, view)}")
+    try:
+        columns = ", ".join(c for c in CA_COLUMNS if c not in ("seq", "source", "line"))
+        db.execute(
+            f"INSERT INTO ca (seq, source, line, {columns}) SELECT {group * ORDER_SPAN} + line, "
+            f"{_quote(str(plan.path))}, line, {columns} FROM {parsed} WHERE fast"
+        )
+        ((fast,),) = db.rows(f"SELECT count(*) FROM {parsed} WHERE fast")
+        cells_sql = ", ".join(f"v.c{i}" for i in sql.used)
+        slow = db.rows(
+            f"SELECT v.line, v.plain, v.l, v.width, {cells_sql} FROM {view} v "
+            f"JOIN (SELECT line FROM {parsed} WHERE NOT fast) USING (line) ORDER BY v.line"
+        )
+    finally:
+        db.execute(f"DROP TABLE {parsed}")
+    return _python_rows(db, sql, facts, fast, slow)
+
+
+def _python_rows(
+    db: Database, sql: _Sql, facts: Facts, fast: int, slow: list[tuple[object, ...]]
+) -> Loaded:
+    """The lines SQL did not convert, through the reader's own row function."""
+    plan, group = sql.plan, sql.group
     rejects: list[Reject] = []
-    rows = fast
     records: list[CaCertificate] = []
-    for line, text in slow:
-        cells = next(csv.reader([text], delimiter=plan.delimiter, strict=True), [])
+    rows = fast
+    for line, plain, text, width, *used in slow:
+        assert isinstance(line, int)
+        if plain:
+            # Unused cells are never read by the converter; only the row's width matters.
+            assert isinstance(width, int)
+            cells = [""] * width
+            for position, value in zip(sql.used, used, strict=True):
+                if position < width:
+                    cells[position] = str(value)
+        else:
+            assert isinstance(text, str)
+            cells = next(csv.reader([text], delimiter=plan.delimiter, strict=True), [])
         item = plan.row(cells, line)
         if item is None:
             continue

@@ -20,22 +20,24 @@ from typing import Any
 import duckdb
 import msgspec
 
-MEMORY_LIMIT = "256MB"
+MEMORY_LIMIT = "320MB"
 log = logging.getLogger("reconcile.engine")
 _ENCODER = msgspec.json.Encoder()
 
 
 class Database:
-    """An in-memory DuckDB with a private scratch directory for spills and row batches."""
+    """A throwaway DuckDB with a private scratch directory for its file, spills and batches."""
 
     def __init__(self) -> None:
         self.scratch = Path(tempfile.mkdtemp(prefix="reconcile-engine-"))
+        # A database file (not :memory:) lets DuckDB evict table blocks to disk under its
+        # memory limit; it lives in the scratch directory and goes with it.
         self.con = duckdb.connect(
-            ":memory:",
+            str(self.scratch / "engine.duckdb"),
             config={
                 "memory_limit": MEMORY_LIMIT,
                 "temp_directory": str(self.scratch / "spill"),
-                "preserve_insertion_order": True,
+                "preserve_insertion_order": False,
             },
         )
         self.con.execute("SET enable_progress_bar = false")
@@ -45,6 +47,23 @@ class Database:
         started = time.perf_counter()
         self.con.execute(sql, parameters)
         log.debug("engine: %.2f s: %s", time.perf_counter() - started, " ".join(sql.split())[:90])
+
+    def execute_in_order(self, sql: str, parameters: Sequence[object] | None = None) -> None:
+        """A statement whose table must keep its source's row order: rowid is the line."""
+        self.con.execute("SET preserve_insertion_order = true")
+        try:
+            self.execute(sql, parameters)
+        finally:
+            self.con.execute("SET preserve_insertion_order = false")
+
+    def execute_small_builds(self, sql: str, parameters: Sequence[object] | None = None) -> None:
+        """A statement of a big table LEFT JOINed to small lookup tables: keep the lookups as
+        the hash tables, whatever the estimates say (the big side would not fit in memory)."""
+        self.con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+        try:
+            self.execute(sql, parameters)
+        finally:
+            self.con.execute("SET disabled_optimizers = ''")
 
     def rows(self, sql: str, parameters: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         started = time.perf_counter()

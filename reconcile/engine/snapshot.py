@@ -320,7 +320,7 @@ class NativeSnapshot:
         source = f"read_json(?, format='newline_delimited', columns={_json_columns(names)})"
         select = _states_sql(source) if collection == STATES else _devices_sql(source)
         try:
-            db.execute(f"CREATE OR REPLACE TABLE {table} AS {select}", [str(path)])
+            db.execute_in_order(f"CREATE OR REPLACE TABLE {table} AS {select}", [str(path)])
         except duckdb.Error:
             return -1
         (rows,) = db.rows(f"SELECT count(*) FROM {table}")[0]
