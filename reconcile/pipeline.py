@@ -69,7 +69,7 @@ class CaExports:
             plan = reader.csv_plan()
             loaded = None
             if plan is not None and future is not None:
-                loaded = load_export(db, plan, group, future.result())
+                loaded = load_export(db, plan, group, future)
             if loaded is None:
                 log.debug("%s: read by the Python reader", reader.path)
                 db.insert("ca", CA_COLUMNS, ca_rows_in_file(self._records(reader), group))
@@ -127,7 +127,7 @@ def open_intune(settings: Settings, db: Database, scanner: Scanner) -> Iterator[
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="reconcile-fetch-"))
             path = _fetch(settings, Path(tmp) / "snapshot")
-        yield NativeSnapshot(path, delivered, db, scanner)
+        yield stack.enter_context(NativeSnapshot(path, delivered, db, scanner))
 
 
 def _device_pattern(settings: Settings) -> re.Pattern[str] | None:

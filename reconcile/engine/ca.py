@@ -295,10 +295,9 @@ def _python_maps(db: Database, sql: _Sql, view: str) -> None:
     db.execute(f"CREATE OR REPLACE TABLE dates_{group} AS {sql.date_values(data)}")
 
 
-def load_export(db: Database, plan: CsvPlan, group: int, facts: Facts) -> Loaded | None:
-    """Load one export into the ca table; None when the Python reader must read it instead."""
-    if facts.suspicious:
-        return None
+def load_export(db: Database, plan: CsvPlan, group: int, future: Future[Facts]) -> Loaded | None:
+    """Load one export into the ca table; None when the Python reader must read it instead.
+    DuckDB splits the lines while the byte pass hashes the file."""
     encoding = _ENCODINGS[plan.encoding][0]
     sql = _Sql(plan, group)
     cells = f"cells_{group}"
@@ -312,6 +311,10 @@ def load_export(db: Database, plan: CsvPlan, group: int, facts: Facts) -> Loaded
             f"CREATE OR REPLACE TABLE {cells} AS {sql.cells_table(lines)}", [str(plan.path)]
         )
     except duckdb.Error:
+        return None
+    facts = future.result()
+    if facts.suspicious:
+        db.execute(f"DROP TABLE {cells}")
         return None
     try:
         return _load(db, sql, facts, cells)

@@ -22,6 +22,7 @@ import msgspec
 
 MEMORY_LIMIT = "320MB"
 log = logging.getLogger("reconcile.engine")
+_STARTED = time.perf_counter()
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -46,7 +47,16 @@ class Database:
     def execute(self, sql: str, parameters: Sequence[object] | None = None) -> None:
         started = time.perf_counter()
         self.con.execute(sql, parameters)
-        log.debug("engine: %.2f s: %s", time.perf_counter() - started, " ".join(sql.split())[:90])
+        self._log(started, sql)
+
+    def _log(self, started: float, sql: str) -> None:
+        now = time.perf_counter()
+        log.debug(
+            "engine: at %.1f s, %.2f s: %s",
+            now - _STARTED,
+            now - started,
+            " ".join(sql.split())[:70],
+        )
 
     def execute_in_order(self, sql: str, parameters: Sequence[object] | None = None) -> None:
         """A statement whose table must keep its source's row order: rowid is the line."""
@@ -68,7 +78,7 @@ class Database:
     def rows(self, sql: str, parameters: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         started = time.perf_counter()
         found = self.con.execute(sql, parameters).fetchall()
-        log.debug("engine: %.2f s: %s", time.perf_counter() - started, " ".join(sql.split())[:90])
+        self._log(started, sql)
         return found
 
     def stream(

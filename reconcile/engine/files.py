@@ -10,10 +10,12 @@ by line in Python instead, with the same result as ever, only slower.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 _BLOCK = 1 << 22
 
@@ -26,10 +28,21 @@ class Facts:
     suspicious: bool
     """Some needle occurred: the caller reads the file line by line in Python."""
     size: int
+    offsets: array[int] | None = None
+    """Byte offset of each line's start, when asked for: records are read back by line."""
+
+    def line(self, handle: BinaryIO, number: int) -> bytes:
+        assert self.offsets is not None
+        handle.seek(self.offsets[number - 1])
+        return handle.readline()
 
 
 def scan(
-    path: Path, needles: tuple[bytes, ...], carriage_returns: bytes | None, newline: bytes
+    path: Path,
+    needles: tuple[bytes, ...],
+    carriage_returns: bytes | None,
+    newline: bytes,
+    with_offsets: bool = False,
 ) -> Facts:
     """Hash and count ``path``; ``carriage_returns`` and ``newline`` are CR and LF as the file
     encodes them, and every CR must be followed by LF (CRLF line ends) for the file to be
@@ -43,9 +56,15 @@ def scan(
     keep = max(len(p) for p in patterns) - 1
     size = 0
     tail = b""
+    offsets = array("q", [0]) if with_offsets else None
     with path.open("rb", buffering=0) as handle:
         while block := handle.read(_BLOCK):
             digest.update(block)
+            if offsets is not None:
+                found = block.find(b"\n")
+                while found >= 0:
+                    offsets.append(size + found + 1)
+                    found = block.find(b"\n", found + 1)
             size += len(block)
             window = tail + block
             for pattern in counts:
@@ -56,7 +75,9 @@ def scan(
     suspicious = any(counts[n] for n in needles)
     if carriage_returns is not None:
         suspicious = suspicious or counts[carriage_returns] != counts[carriage_returns + newline]
-    return Facts(digest.hexdigest(), lines, suspicious, size)
+    if offsets is not None and offsets[-1] == size:
+        offsets.pop()
+    return Facts(digest.hexdigest(), lines, suspicious, size, offsets)
 
 
 class Scanner:
@@ -71,8 +92,9 @@ class Scanner:
         needles: tuple[bytes, ...] = (),
         carriage_returns: bytes | None = b"\r",
         newline: bytes = b"\n",
+        with_offsets: bool = False,
     ) -> Future[Facts]:
-        return self._pool.submit(scan, path, needles, carriage_returns, newline)
+        return self._pool.submit(scan, path, needles, carriage_returns, newline, with_offsets)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -14,9 +14,10 @@ status codes depend on configuration.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 
@@ -280,9 +281,11 @@ class NativeSnapshot:
             if not path.is_file():
                 raise IncompleteDataError(f"{path}: listed in metadata but missing")
             self._files[COLLECTIONS.index(name)] = path
-            facts[name] = scanner.submit(path, _JSON_NEEDLES)
+            facts[name] = scanner.submit(path, _JSON_NEEDLES, with_offsets=name != "profiles")
+        self._facts: dict[int, Facts] = {}
+        self._handles: dict[int, BinaryIO] = {}
         for name, future in facts.items():
-            self._load(name, future.result(), counts[name])
+            self._load(name, future, counts[name])
         if self.devices_present:
             db.execute("INSERT INTO device_ids SELECT id, max(line) FROM device_rows GROUP BY id")
             db.execute(
@@ -295,16 +298,15 @@ class NativeSnapshot:
         value = self.metadata.get("tenant_id")
         return str(value) if value else None
 
-    def _load(self, name: str, facts: Facts, promised: Any) -> None:
+    def _load(self, name: str, future: Future[Facts], promised: Any) -> None:
         collection = COLLECTIONS.index(name)
         path = self._files[collection]
-        bad = 0
-        if collection == STATES and not facts.suspicious:
-            bad = self._native(collection, path, facts, _STATE_TEXT + _STATE_INTEGERS)
-        elif collection == DEVICES and not facts.suspicious:
-            bad = self._native(collection, path, facts, _DEVICE_TEXT)
-        else:
-            bad = -1
+        bad = -1
+        if collection == STATES:
+            bad = self._native(collection, path, future, _STATE_TEXT + _STATE_INTEGERS)
+        elif collection == DEVICES:
+            bad = self._native(collection, path, future, _DEVICE_TEXT)
+        self._facts[collection] = facts = future.result()
         if bad < 0:
             bad = self._python(collection, path, range(1, facts.lines + 1), None)
         if facts.lines != promised:
@@ -313,8 +315,11 @@ class NativeSnapshot:
             )
         self.inputs.append(InputFile(str(path), "snapshot", name, facts.sha256, facts.lines, bad))
 
-    def _native(self, collection: int, path: Path, facts: Facts, names: tuple[str, ...]) -> int:
-        """Load the fast lines in SQL and the rest through Python; -1 if DuckDB refused."""
+    def _native(
+        self, collection: int, path: Path, future: Future[Facts], names: tuple[str, ...]
+    ) -> int:
+        """Load the fast lines in SQL and the rest through Python; -1 if DuckDB refused or the
+        file is one to read in Python. The scan runs while the byte pass hashes the file."""
         db = self._db
         table = f"raw_{collection}"
         source = f"read_json(?, format='newline_delimited', columns={_json_columns(names)})"
@@ -324,7 +329,8 @@ class NativeSnapshot:
         except duckdb.Error:
             return -1
         (rows,) = db.rows(f"SELECT count(*) FROM {table}")[0]
-        if rows != facts.lines:
+        facts = future.result()
+        if rows != facts.lines or facts.suspicious:
             # Blank lines (skipped by DuckDB) shift the line numbers: Python reads the file.
             db.execute(f"DROP TABLE {table}")
             return -1
@@ -375,25 +381,35 @@ class NativeSnapshot:
         self._db.insert("device_rows", _DEVICE_COLUMNS, devices)
         return bad
 
+    def _line(self, collection: int, line: int) -> bytes:
+        handle = self._handles.get(collection)
+        if handle is None:
+            handle = self._handles[collection] = self._files[collection].open("rb")
+        return self._facts[collection].line(handle, line)
+
     def fetch(
         self, certificates: set[tuple[int, int]], devices: set[int]
     ) -> tuple[dict[tuple[int, int], IntuneCertificate], dict[int, ManagedDevice]]:
         found: dict[tuple[int, int], IntuneCertificate] = {}
-        for collection in (STATES, REPORT):
-            lines = {line for c, line in certificates if c == collection}
-            if not lines:
-                continue
-            for line, raw in pick_lines(self._files[collection], lines).items():
-                found[(collection, line)] = (
-                    decode_state(raw)
-                    if collection == STATES
-                    else decode_report_row(raw, self.report_delivered, f"report:{line}")
-                )
-        known: dict[int, ManagedDevice] = {}
-        if devices:
-            for line, raw in pick_lines(self._files[DEVICES], devices).items():
-                known[line] = decode_device(raw)
+        for collection, line in sorted(certificates):
+            raw = self._line(collection, line)
+            found[(collection, line)] = (
+                decode_state(raw)
+                if collection == STATES
+                else decode_report_row(raw, self.report_delivered, f"report:{line}")
+            )
+        known = {line: decode_device(self._line(DEVICES, line)) for line in sorted(devices)}
         return found, known
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+
+    def __enter__(self) -> NativeSnapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def intune_sources(self) -> Iterator[str]:
         counts = self.metadata.get("counts", {})
