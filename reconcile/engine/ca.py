@@ -144,7 +144,9 @@ class _Sql:
     def date_values(self, view: str) -> str:
         """Distinct date cells parsed once: (text, micros); micros NULL when not plain."""
         cells = [self.cell(f) for f in ("not_before", "not_after", "revoked_at")]
-        union = " UNION ".join(f"SELECT {c} AS text FROM {view}" for c in cells if c)
+        union = " UNION ".join(f"SELECT DISTINCT {c} AS text FROM {view}" for c in cells if c)
+        if not union:
+            return "SELECT NULL::VARCHAR AS text, NULL::BIGINT AS micros WHERE false"
         m = "m"
 
         def number(part: str) -> str:
