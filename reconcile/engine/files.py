@@ -43,6 +43,7 @@ def scan(
     carriage_returns: bytes | None,
     newline: bytes,
     with_offsets: bool = False,
+    line_start: bytes | None = None,
 ) -> Facts:
     """Hash and count ``path``; ``carriage_returns`` and ``newline`` are CR and LF as the file
     encodes them, and every CR must be followed by LF (CRLF line ends) for the file to be
@@ -50,6 +51,9 @@ def scan(
     false alarms or count extra lines; either way Python reads the file."""
     digest = hashlib.sha256()
     patterns = [newline, *needles]
+    if line_start is not None:
+        patterns.append(newline + line_start)
+    first = b""
     if carriage_returns is not None:
         patterns += [carriage_returns, carriage_returns + newline]
     counts = dict.fromkeys(patterns, 0)
@@ -60,6 +64,8 @@ def scan(
     with path.open("rb", buffering=0) as handle:
         while block := handle.read(_BLOCK):
             digest.update(block)
+            if not size:
+                first = block[:1]
             if offsets is not None:
                 found = block.find(b"\n")
                 while found >= 0:
@@ -77,6 +83,11 @@ def scan(
         suspicious = suspicious or counts[carriage_returns] != counts[carriage_returns + newline]
     if offsets is not None and offsets[-1] == size:
         offsets.pop()
+    if line_start is not None:
+        # Every line must start with it (a JSON object): else DuckDB may read a 'null' line as
+        # a row of nulls, or skip a blank one, where msgspec rejects the line.
+        starts = counts[newline + line_start] + (1 if first == line_start else 0)
+        suspicious = suspicious or starts != lines
     return Facts(digest.hexdigest(), lines, suspicious, size, offsets)
 
 
@@ -93,8 +104,11 @@ class Scanner:
         carriage_returns: bytes | None = b"\r",
         newline: bytes = b"\n",
         with_offsets: bool = False,
+        line_start: bytes | None = None,
     ) -> Future[Facts]:
-        return self._pool.submit(scan, path, needles, carriage_returns, newline, with_offsets)
+        return self._pool.submit(
+            scan, path, needles, carriage_returns, newline, with_offsets, line_start
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -281,7 +281,9 @@ class NativeSnapshot:
             if not path.is_file():
                 raise IncompleteDataError(f"{path}: listed in metadata but missing")
             self._files[COLLECTIONS.index(name)] = path
-            facts[name] = scanner.submit(path, _JSON_NEEDLES, with_offsets=name != "profiles")
+            facts[name] = scanner.submit(
+                path, _JSON_NEEDLES, with_offsets=name != "profiles", line_start=b"{"
+            )
         self._facts: dict[int, Facts] = {}
         self._handles: dict[int, BinaryIO] = {}
         for name, future in facts.items():
