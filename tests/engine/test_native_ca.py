@@ -7,6 +7,7 @@ engine takes a file (it may hand it back to the Python reader), everything must 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import tempfile
 from dataclasses import dataclass
@@ -223,10 +224,8 @@ def test_mutated_exports_read_the_same_both_ways(
     data: bytes, options: ReaderOptions, wide: bool
 ) -> None:
     if wide:
-        try:
+        with contextlib.suppress(UnicodeDecodeError):
             data = codecs.BOM_UTF16_LE + data.decode("utf-8").encode("utf-16-le")
-        except UnicodeDecodeError:
-            pass
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "export.csv"
         path.write_bytes(data)
