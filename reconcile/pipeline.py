@@ -8,7 +8,6 @@ import logging
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -16,16 +15,12 @@ from pathlib import Path
 from reconcile import accepted
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
-from reconcile.engine import Database, JoinOptions
-from reconcile.engine import classify_tables as classify
-from reconcile.engine.ca import eligible, load_export, submit_scan
-from reconcile.engine.files import Facts, Scanner
-from reconcile.engine.snapshot import NativeSnapshot
-from reconcile.engine.tables import CA_COLUMNS, ca_rows_in_file, create_statements
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.intune.snapshot import SnapshotSource
+from reconcile.join import JoinOptions, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
@@ -45,7 +40,6 @@ class CaExports:
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
         self._readers: list[ExportReader] = []
-        self._facts: list[Future[Facts] | None] = []
         try:
             for index, path in enumerate(settings.ca_exports):
                 issuer = settings.issuer_for(index)
@@ -54,46 +48,21 @@ class CaExports:
             self.close()
             raise
 
-    def scan_ahead(self, scanner: Scanner) -> None:
-        """Start hashing the exports the engine reads itself while other work runs."""
-        self._facts = [
-            submit_scan(scanner, plan) if plan is not None and eligible(plan) else None
-            for plan in (reader.csv_plan() for reader in self._readers)
-        ]
-
-    def load(self, db: Database) -> None:
-        """Every export into the engine's ca table, in order; bad rows logged and kept."""
-        facts = self._facts or [None] * len(self._readers)
-        for group, (reader, future) in enumerate(zip(self._readers, facts, strict=True)):
+    def __iter__(self) -> Iterator[CaCertificate]:
+        for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
-            plan = reader.csv_plan()
-            loaded = None
-            if plan is not None and future is not None:
-                loaded = load_export(db, plan, group, future)
-            if loaded is None:
-                log.debug("%s: read by the Python reader", reader.path)
-                db.insert("ca", CA_COLUMNS, ca_rows_in_file(self._records(reader), group))
-                self.inputs.append(reader.input_file())
-                continue
-            log.debug("%s: read by the engine", reader.path)
-            reader.close()
-            for reject in loaded.rejects:
-                self._reject(reject)
-            self.inputs.append(loaded.input_file)
-
-    def _records(self, reader: ExportReader) -> Iterator[CaCertificate]:
-        with reader:
-            for item in reader:
-                if isinstance(item, CaCertificate):
-                    yield item
-                else:
-                    self._reject(item)
-
-    def _reject(self, item: Reject) -> None:
-        log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
-        if self.strict:
-            raise InputError(f"rejected row (--strict): {item.reason}", item.source, item.line)
-        self.rejects.append(item)
+            with reader:
+                for item in reader:
+                    if isinstance(item, CaCertificate):
+                        yield item
+                        continue
+                    log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
+                    if self.strict:
+                        raise InputError(
+                            f"rejected row (--strict): {item.reason}", item.source, item.line
+                        )
+                    self.rejects.append(item)
+            self.inputs.append(reader.input_file())
 
     def close(self) -> None:
         for reader in self._readers:
@@ -112,9 +81,8 @@ def _fetch(settings: Settings, target: Path) -> Path:
 
 
 @contextmanager
-def open_intune(settings: Settings, db: Database, scanner: Scanner) -> Iterator[NativeSnapshot]:
-    """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot),
-    loaded into the engine.
+def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
+    """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot).
 
     Open for the whole join: full records are read back from it for the verdicts kept.
     """
@@ -127,7 +95,7 @@ def open_intune(settings: Settings, db: Database, scanner: Scanner) -> Iterator[
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="reconcile-fetch-"))
             path = _fetch(settings, Path(tmp) / "snapshot")
-        yield stack.enter_context(NativeSnapshot(path, delivered, db, scanner))
+        yield stack.enter_context(SnapshotSource(path, delivered))
 
 
 def _device_pattern(settings: Settings) -> re.Pattern[str] | None:
@@ -155,6 +123,14 @@ def run_id_for(settings: Settings, inputs: list[InputFile]) -> str:
         digest.update(item.sha256.encode() + b"\0")
     stamp = settings.resolved_as_of().strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{digest.hexdigest()[:8]}"
+
+
+def _sources(snapshot: SnapshotSource) -> Iterator[str]:
+    counts = snapshot.metadata.get("counts", {})
+    if "certificate_states" in counts:
+        yield "states"
+    if "report_rows" in counts:
+        yield "report"
 
 
 @contextmanager
@@ -202,13 +178,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
     with ExitStack() as stack:
         ca = CaExports(settings)
         stack.callback(ca.close)
-        db = stack.enter_context(Database())
-        scanner = Scanner()
-        stack.callback(scanner.close)
-        for statement in create_statements():
-            db.execute(statement)
-        ca.scan_ahead(scanner)
-        snapshot = stack.enter_context(open_intune(settings, db, scanner))
+        snapshot = stack.enter_context(open_intune(settings))
         for reject in snapshot.rejects:
             log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
         if settings.strict and snapshot.rejects:
@@ -216,10 +186,9 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
-        ca.load(db)
         joined = classify(
-            db,
-            snapshot,
+            ca,
+            snapshot.side,
             JoinOptions(
                 as_of=as_of,
                 grace_hours=settings.grace_hours,
@@ -244,7 +213,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         rejects=(*ca.rejects, *snapshot.rejects),
         inputs=tuple(inputs),
         templates=settings.templates,
-        intune_sources=tuple(snapshot.intune_sources()),
+        intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
         dropped=joined.dropped,
     )

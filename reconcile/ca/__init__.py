@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -25,7 +25,7 @@ from reconcile.ca.certutil import is_trailer
 from reconcile.ca.columns import MAP_FORMATS, ColumnMap, load_column_map
 from reconcile.ca.dates import CultureDates, zone
 from reconcile.ca.detect import Detector
-from reconcile.ca.table import Converter, Dialect, build_converter
+from reconcile.ca.table import Converter, build_converter
 from reconcile.ca.textsource import TextSource
 from reconcile.errors import ConfigError, InputError
 from reconcile.model import CaCertificate, InputFile, Reject
@@ -103,26 +103,6 @@ class ReaderOptions:
         return loaded
 
 
-@dataclass(frozen=True)
-class CsvPlan:
-    """A recognised header-format export, for the engine to read natively.
-
-    ``row`` is what this reader does with one CSV record: a certificate, a reject, or None for
-    a blank or trailer line; the engine hands it every line it does not convert itself.
-    """
-
-    path: Path
-    format: str
-    dialect: Dialect
-    header: tuple[str, ...]
-    delimiter: str
-    header_line: int
-    encoding: str
-    forced_encoding: bool
-    options: ReaderOptions
-    row: Callable[[list[str], int], CaCertificate | Reject | None]
-
-
 class ExportReader:
     """One CA export file, opened and recognised at construction, streamed once by iteration."""
 
@@ -141,7 +121,6 @@ class ExportReader:
         self._trailers = False
         self._offset = 0
         self._first_line = ""
-        self._plan: CsvPlan | None = None
         user_map = options.load_map()
         self._text = TextSource(self.path, options.encoding, options.legacy_encoding)
         try:
@@ -186,18 +165,6 @@ class ExportReader:
         self._offset = number
         self._csv_reader = csv.reader(self._text.lines, delimiter=delimiter, strict=True)
         self._convert = build_converter(dialect, header, source=self._source, issuer=options.issuer)
-        self._plan = CsvPlan(
-            path=self.path,
-            format=self.format,
-            dialect=dialect,
-            header=tuple(header),
-            delimiter=delimiter,
-            header_line=number,
-            encoding=self._text.encoding,
-            forced_encoding=options.encoding is not None,
-            options=options,
-            row=self._row_item,
-        )
         log.debug(
             "%s: %s, %s, delimiter %r, %d columns",
             self._source,
@@ -223,22 +190,6 @@ class ExportReader:
         finally:
             self._text.close()
 
-    def csv_plan(self) -> CsvPlan | None:
-        """The plan for a CSV export not streamed yet (None for index.txt)."""
-        return None if self._started else self._plan
-
-    def _row_item(self, row: list[str], start: int) -> CaCertificate | Reject | None:
-        """One CSV record: None for blank and trailer lines, else a record or a reject."""
-        if not row or (
-            len(row) == 1 and (not row[0].strip() or (self._trailers and is_trailer(row[0])))
-        ):
-            return None
-        assert self._convert is not None
-        try:
-            return self._convert(row, start)
-        except ValueError as exc:
-            return Reject(self._source, start, str(exc))
-
     def _undecodable(self, start: int, end: int) -> bool:
         return any(start <= n <= end for n in self._text.undecodable)
 
@@ -247,6 +198,7 @@ class ExportReader:
         assert reader is not None
         source = self._source
         offset = self._offset
+        trailers = self._trailers
         undecodable = self._text.undecodable
         last = rows = rejected = 0
         try:
@@ -255,17 +207,23 @@ class ExportReader:
                     for row in reader:
                         start = offset + last + 1
                         last = reader.line_num
-                        item = self._row_item(row, start)
-                        if item is None:
+                        if not row or (
+                            len(row) == 1
+                            and (not row[0].strip() or (trailers and is_trailer(row[0])))
+                        ):
                             continue
                         rows += 1
                         if undecodable and self._undecodable(start, offset + last):
                             rejected += 1
                             yield Reject(source, start, self._encoding_reason())
                             continue
-                        if isinstance(item, Reject):
+                        try:
+                            record = convert(row, start)
+                        except ValueError as exc:
                             rejected += 1
-                        yield item
+                            yield Reject(source, start, str(exc))
+                            continue
+                        yield record
                     return
                 except csv.Error as exc:
                     start = offset + last + 1

@@ -94,17 +94,6 @@ def _disposition(text: str) -> int:
     raise ValueError(f"{value[:40]!r} is not a disposition code")
 
 
-def disposition_revoked(text: str, nulls: frozenset[str]) -> bool | None:
-    """Whether a disposition cell means revoked; None for an empty cell. Raises ValueError for
-    a code that is no issued certificate, or no code at all."""
-    if text.strip() in nulls:
-        return None
-    code = _disposition(text)
-    if code in _NOT_ISSUED:
-        raise ValueError(f"{code} ({_NOT_ISSUED[code]}) is a request, not an issued certificate")
-    return code == _REVOKED_DISPOSITION
-
-
 def certutil_request_id(text: str) -> str:
     """`0xb (11)` and `0xb` become `11`; certutil's text mode prints ids that way."""
     value = text.strip()
@@ -138,7 +127,7 @@ def build_converter(
     status_rule = dialect.status_rule
     normalise_id = dialect.request_id
     templates = _Templates()
-    dispositions: dict[str, bool | None] = {}
+    disposition_revoked: dict[str, bool] = {}
     intern = sys.intern
     source = intern(source)
     default_issuer = intern(issuer) if issuer else None
@@ -195,14 +184,20 @@ def build_converter(
         revoked: bool | None = None
         if i_disp >= 0:
             disposition = row[i_disp]
-            revoked = dispositions.get(disposition)
+            revoked = disposition_revoked.get(disposition)
             if revoked is None and disposition.strip() not in nulls:
                 try:
-                    revoked = disposition_revoked(disposition, nulls)
+                    code = _disposition(disposition)
                 except ValueError as exc:
                     raise ValueError(f"{label['disposition']}: {exc}") from None
-                if len(dispositions) < _SMALL_CACHE:
-                    dispositions[disposition] = revoked
+                if code in _NOT_ISSUED:
+                    raise ValueError(
+                        f"{label['disposition']}: {code} ({_NOT_ISSUED[code]}) is a request, "
+                        "not an issued certificate"
+                    )
+                revoked = code == _REVOKED_DISPOSITION
+                if len(disposition_revoked) < _SMALL_CACHE:
+                    disposition_revoked[disposition] = revoked
         status = text(row, i_status)
         if status is not None and status_rule is not None:
             try:

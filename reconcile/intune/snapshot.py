@@ -76,7 +76,7 @@ class Snapshot:
         return str(value) if value else None
 
 
-def read_metadata(directory: Path) -> dict[str, Any]:
+def _read_metadata(directory: Path) -> dict[str, Any]:
     path = directory / METADATA
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -108,7 +108,7 @@ class SnapshotSource:
 
     def __init__(self, directory: Path, report_delivered: frozenset[str]):
         self.path = directory
-        self.metadata = read_metadata(directory)
+        self.metadata = _read_metadata(directory)
         self.report_delivered = report_delivered
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
