@@ -25,13 +25,21 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from reconcile.ca.cloudpki import CAS as CLOUD_PKI_CAS
+from reconcile.ca.cloudpki import LEAVES as CLOUD_PKI_LEAVES
+from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.demo import (
     DEMO_AS_OF,
+    DEMO_CLOUD_PKI_CA,
     DEMO_DIR,
     DEMO_ISSUER,
     DEMO_TEMPLATES,
     DEMO_TENANT_ID,
 )
+from reconcile.emulator.connectors import TYPES
+from reconcile.emulator.connectors import generated as emulated_connectors
+from reconcile.intune.connectors import FILE as CONNECTORS_FILE
+from reconcile.intune.connectors import TYPE_KEY
 from reconcile.intune.fetch import endpoints_used, sources_of
 from reconcile.intune.records import PROFILE_ID_KEY, PROFILE_NAME_KEY, PROFILE_TYPE_KEY
 from reconcile.intune.snapshot import FORMAT, METADATA, VERSION, SnapshotWriter
@@ -206,9 +214,10 @@ def device_object(
     }
 
 
-def snapshot_metadata(intune_source: str) -> dict[str, Any]:
+def snapshot_metadata(intune_source: str, ca_sources: tuple[str, ...] = ()) -> dict[str, Any]:
     """What fetch_snapshot records, for a fetch with certificate auth in the global cloud."""
-    settings = Settings(intune_source=intune_source)
+    settings = Settings(intune_source=intune_source, ca_sources=ca_sources)
+    extra = {"ca_sources": list(ca_sources)} if ca_sources else {}
     return {
         "tenant_id": DEMO_TENANT_ID,
         "cloud": "global",
@@ -219,6 +228,7 @@ def snapshot_metadata(intune_source: str) -> dict[str, Any]:
         "fetched_at": FETCHED_AT.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "intune_source": intune_source,
         "sources": list(sources_of(settings)),
+        **extra,
     }
 
 
@@ -455,9 +465,11 @@ DEMO_CERTS = (
     DemoCert(_t("2026-11-18 20:00"), "not_installed",
              "Intune state issued 30 h after issuance (grace is 24 h)", "A3",
              seen=Seen("issued", "upper")),
-    # JoniS_Pixel8: current certificate by thumbprint; the renewal is still in flight.
-    DemoCert(_t("2026-04-12 10:00"), "delivered", "installed; Intune record has no serial",
-             "A4", seen=Seen("installed", "thumb")),
+    # JoniS_Pixel8: current certificate by thumbprint, expiring in 8 days (a 230-day profile);
+    # the renewal is still in flight, so it is in the expiring view.
+    DemoCert(_t("2026-04-12 10:00"), "delivered",
+             "installed; Intune record has no serial; expires in 8 days, renewal not delivered",
+             "A4", days=230, seen=Seen("installed", "thumb")),
     DemoCert(_t("2026-11-19 16:00"), "within_grace",
              "issued 10 h before as-of; Intune state issued", "A4", seen=Seen("issued", "upper")),
     # Templates nobody asked about.
@@ -611,11 +623,14 @@ def build_demo(out: Path) -> dict[str, Any]:
             }
         )
 
-    with SnapshotWriter(out / "snapshot", snapshot_metadata("both")) as writer:
-        for profile in profiles.values():
+    cloud_pki = _demo_cloud_pki({key: device_ids[key] for key in device_ids})
+    states += cloud_pki.states
+    meta = snapshot_metadata("both", (CLOUD_PKI,))
+    with SnapshotWriter(out / "snapshot", meta) as writer:
+        for profile in (*profiles.values(), cloud_pki.profile):
             writer.write("profiles", profile_object(profile))
         # The fetcher reads one profile at a time, so records arrive grouped by profile.
-        for profile in profiles.values():
+        for profile in (*profiles.values(), cloud_pki.profile):
             for record in states:
                 if record["@reconcile.profileId"] == profile.id:
                     writer.write("certificate_states", record)
@@ -624,13 +639,193 @@ def build_demo(out: Path) -> dict[str, Any]:
         for device in DEMO_DEVICES:
             if device.managed:
                 writer.write("managed_devices", _demo_device(rng, device, device_ids[device.key]))
+        writer.open_collection(CLOUD_PKI_CAS)
+        for ca in cloud_pki.cas:
+            writer.write(CLOUD_PKI_CAS, ca)
+        writer.open_collection(CLOUD_PKI_LEAVES)
+        for leaf in cloud_pki.leaves:
+            writer.write(CLOUD_PKI_LEAVES, leaf)
+        connectors = [
+            {**obj, TYPE_KEY: TYPES[route]}
+            for route, objects in emulated_connectors(DEMO_AS_OF, stale=False).items()
+            for obj in objects
+        ]
+        writer.add_file(CONNECTORS_FILE, connectors, {"count": len(connectors), "warnings": []})
         writer.commit()
 
     manifest = _manifest([rows[i] for i in order], intune_only)
+    manifest["cloud_pki"] = cloud_pki.manifest
     (out / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return manifest
+
+
+# --- the demo tenant's Microsoft Cloud PKI (an issuing CA under a root, beside AD CS) -----------
+
+CLOUD_PKI_ROOT = "Contoso Cloud Root CA"
+CLOUD_PKI_CA = DEMO_CLOUD_PKI_CA
+CLOUD_PKI_DN = f"CN={CLOUD_PKI_CA}, O=Contoso, C=US"
+T_CLOUD = Template(None, CLOUD_PKI_CA)
+
+
+@dataclass(frozen=True)
+class CloudLeaf:
+    """One Cloud PKI leaf of the demo: its Graph status and what reconcile must make of it."""
+
+    device: str
+    status: str
+    issued: datetime
+    seen: str | None
+    expect: str
+    why: str
+    revoked: datetime | None = None
+    days: int = 365
+
+
+DEMO_CLOUD_LEAVES = (
+    CloudLeaf("D1", "active", _t("2026-11-02 08:12"), "installed", "delivered",
+              "active and installed"),
+    CloudLeaf("D1", "active", _t("2026-10-01 08:05"), None, "superseded",
+              "no record, and the same managed device has a newer delivered leaf of this CA"),
+    CloudLeaf("D3", "active", _t("2026-11-03 09:40"), "installFailed", "not_installed",
+              "Intune reports installFailed"),
+    CloudLeaf("D9", "active", _t("2026-11-04 07:55"), None, "not_reported",
+              "no record; its managed device is retired (revocation candidate)"),
+    CloudLeaf("D4", "revoked", _t("2026-10-20 11:00"), "installed", "revoked",
+              "revoked with a revocationDateTime although Intune still says installed",
+              revoked=_t("2026-11-12 15:30")),
+    CloudLeaf("D6", "revoked", _t("2026-10-21 11:00"), None, "revoked",
+              "status revoked without a revocationDateTime: revoked at the latest at the fetch"),
+    CloudLeaf("D5", "expired", _t("2025-11-01 10:00"), "installed", "expired",
+              "last year's leaf, still listed installed", days=364),
+    CloudLeaf("D6", "unknown", _t("2026-11-05 12:00"), "installed", "delivered",
+              "status unknown is not revoked"),
+    CloudLeaf("D2", "unknownFutureValue", _t("2026-11-19 20:30"), None, "within_grace",
+              "status unknownFutureValue is not revoked; issued 5.5 h before as-of"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DemoCloudPki:
+    profile: Profile
+    cas: list[dict[str, Any]]
+    leaves: list[dict[str, Any]]
+    states: list[dict[str, Any]]
+    manifest: dict[str, Any]
+
+
+def _cloud_ca(rng: random.Random, ca_id: str, name: str, root_id: str | None) -> dict[str, Any]:
+    """A cloudCertificationAuthority in the documented shape (Graph beta resource page)."""
+    base = f"https://cloudpki.contoso.example/{ca_id}"
+    return {
+        "@odata.type": "#microsoft.graph.cloudCertificationAuthority",
+        "id": ca_id,
+        "displayName": name,
+        "description": f"{name} (demo)",
+        "scepServerUrl": None if root_id is None else f"{base}/scep",
+        "certificateRevocationListUrl": f"{base}/crl",
+        "certificateDownloadUrl": f"{base}/cert",
+        "certificationAuthorityIssuerUri": None if root_id is None else f"{base}/issuer",
+        "ocspResponderUri": "https://cloudpki.contoso.example/ocsp",
+        "certificationAuthorityStatus": "active",
+        "eTag": "1",
+        "lastModifiedDateTime": "2026-01-12T09:00:00Z",
+        "roleScopeTagIds": ["0"],
+        "createdDateTime": "2026-01-12T09:00:00Z",
+        "certificationAuthorityIssuerId": root_id,
+        "issuerCommonName": CLOUD_PKI_ROOT,
+        "cloudCertificationAuthorityType": (
+            "rootCertificationAuthority" if root_id is None else "issuingCertificationAuthority"
+        ),
+        "validityPeriodInYears": 10 if root_id is None else 5,
+        "validityStartDateTime": "2026-01-12T09:00:00Z",
+        "validityEndDateTime": "2031-01-12T09:00:00Z",
+        "organizationName": "Contoso",
+        "organizationUnit": None,
+        "countryName": "US",
+        "stateName": None,
+        "localityName": None,
+        "certificateKeySize": "rsa4096",
+        "cloudCertificationAuthorityHashingAlgorithm": "sha256",
+        "thumbprint": rng.randbytes(20).hex().upper(),
+        "serialNumber": rng.randbytes(16).hex().upper(),
+        "subjectName": f"CN={name}, O=Contoso, C=US",
+        "commonName": name,
+        "certificateSigningRequest": None,
+        "extendedKeyUsages": [
+            {"name": "Client Authentication", "objectIdentifier": "1.3.6.1.5.5.7.3.2"}
+        ],
+        "versionNumber": 1,
+        "rootCertificateCommonName": CLOUD_PKI_ROOT,
+        "keyPlatform": "hardwareSecurityModule",
+    }
+
+
+def _demo_cloud_pki(device_ids: dict[str, str]) -> DemoCloudPki:
+    """Its own seed, so the AD CS half of the demo is byte-identical with or without it."""
+    rng = random.Random(15_2026)
+    root_id, ca_id = guid(rng), guid(rng)
+    profile = Profile("cloud", "windows81SCEPCertificateProfile", "Contoso Windows Cloud PKI SCEP",
+                      T_CLOUD, "", "windows10AndLater", "CN={{DeviceName}}",
+                      issuer_dn=CLOUD_PKI_DN, id=guid(rng))  # fmt: skip
+    cas = [
+        _cloud_ca(rng, root_id, CLOUD_PKI_ROOT, None),
+        _cloud_ca(rng, ca_id, CLOUD_PKI_CA, root_id),
+    ]
+    devices = {d.key: d for d in DEMO_DEVICES}
+    leaves, states, expected = [], [], []
+    for spec in sorted(DEMO_CLOUD_LEAVES, key=lambda leaf: leaf.issued):
+        device = devices[spec.device]
+        serial, thumbprint, leaf_id = (
+            rng.randbytes(16).hex().upper(),
+            rng.randbytes(20).hex().upper(),
+            guid(rng),
+        )
+        leaves.append(
+            {
+                "@odata.type": "#microsoft.graph.cloudCertificationAuthorityLeafCertificate",
+                "id": leaf_id,
+                "subjectName": f"CN={device.name}",
+                "issuerId": ca_id,
+                "issuerName": CLOUD_PKI_CA,
+                "certificateStatus": spec.status,
+                "validityStartDateTime": graph_time(spec.issued),
+                "validityEndDateTime": graph_time(spec.issued + timedelta(days=spec.days)),
+                "thumbprint": thumbprint,
+                "serialNumber": serial,
+                "revocationDateTime": graph_time(spec.revoked) if spec.revoked else None,
+                "deviceName": device.name,
+                "userPrincipalName": device.upn,
+                "deviceId": device_ids[spec.device],
+                "userId": guid(rng),
+                "devicePlatform": "Windows10AndLater",
+            }
+        )
+        if spec.seen is not None:
+            seen = Seen(spec.seen, issuer=CLOUD_PKI_DN)
+            states.append(_demo_state(rng, profile, device, seen, spec.issued, spec.days, serial,
+                                      thumbprint))  # fmt: skip
+        expected.append(
+            {
+                "serial": serial,
+                "leaf_id": leaf_id,
+                "device": device.name,
+                "device_managed": device.managed,
+                "status": spec.status,
+                "intune_state": spec.seen,
+                "expected": spec.expect,
+                "why": spec.why,
+            }
+        )
+    counts = Counter(item["expected"] for item in expected)
+    manifest = {
+        "ca": CLOUD_PKI_CA,
+        "ca_id": ca_id,
+        "expected_counts": dict(sorted(counts.items())),
+        "leaves": expected,
+    }
+    return DemoCloudPki(profile, cas, leaves, states, manifest)
 
 
 def _unused_request_id(rows: dict[int, _DemoRow], issued: datetime) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import stat
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ class Exceptions:
 
 
 def _device_names(verdict: Verdict) -> set[str]:
-    names: set[str] = set()
+    """Every name of the finding's device, including the one its CA certificate names (CN or
+    --device-pattern): a device exception covers findings known only from the CA too."""
+    names: set[str] = {verdict.ca_device} if verdict.ca_device else set()
     if verdict.intune is not None:
         names.update(n for n in (verdict.intune.device_name, verdict.intune.device_id) if n)
     if verdict.device is not None:
@@ -80,6 +83,8 @@ def _device_names(verdict: Verdict) -> set[str]:
 def load(path: Path) -> Exceptions:
     """Parse and validate every entry; a bad entry is a ConfigError naming file and entry."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ConfigError(f"{path}: exceptions file is not a regular file")
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read exceptions file: {exc.strerror}") from None
@@ -87,6 +92,8 @@ def load(path: Path) -> Exceptions:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     unknown = set(data) - {"exception"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -16,20 +18,110 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from reconcile import __version__
 from reconcile.errors import ReconcileError
 from reconcile.history import Tracked
 from reconcile.model import RunResult
 from reconcile.settings import Settings, resolve
+from reconcile.terminal import safe
+from reconcile.views import View
 
 log = logging.getLogger("reconcile")
+
+# typer vendors click; its exception base is reached through a public class, not a private module.
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+def _json_errors(args: Sequence[str]) -> bool:
+    """Whether a usage error, raised before settings exist, should be a JSON record."""
+    for i, arg in enumerate(args):
+        if arg == "--log-format=json" or (
+            arg == "--log-format" and args[i + 1 : i + 2] == ["json"]
+        ):
+            return True
+    return os.environ.get("RECONCILE_LOG_FORMAT", "") == "json"
+
+
+_COMPLETION = ("install_completion", "show_completion")
+
+
+_METAVARS = {"path": "PATH", "str": "TEXT", "int": "N", "float": "NUMBER"}
+
+
+def _as_flags(params: Sequence[Any], ctx: Any = None) -> None:
+    """Help that reads like pip's or gh's: flags show no value (typer would print ``<bool>``)
+    and values a plain name such as PATH, never ``<list[Path]>``."""
+    for param in params:
+        if getattr(param, "is_flag", False) or getattr(param, "name", "") in _COMPLETION:
+            param.metavar = ""
+        elif ctx is not None and param.metavar is None:
+            raw = param.display_type(ctx).strip("<>")
+            inner = raw.removeprefix("list[").removesuffix("]")
+            label = _METAVARS.get(inner.lower(), inner.upper())
+            if param.param_type_name == "argument":
+                param.display_type_rich = lambda ctx, label=label: label
+            else:
+                param.metavar = label
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors as one ``reconcile: error:`` line and a hint, like every other error;
+    help that shows flags as flags."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _as_flags([*self.params, option])  # the completion flags are appended after __init__
+        return option
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _as_flags([*command.params, command.get_help_option(ctx)], ctx)
+        return command
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
+        except _ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # type: ignore[attr-defined]
+            else:
+                ctx = getattr(exc, "ctx", None)
+                command = ctx.command_path if ctx is not None else "reconcile"
+                _print_error(
+                    exc.format_message(),  # type: ignore[attr-defined]
+                    _json_errors(argv),
+                    f"Try '{command} --help' for help.",
+                )
+            # click gives some errors exit 1, which a nightly job would read as "findings".
+            code = EXIT_INPUT
+        except typer.Abort:
+            _print_error("aborted; no report written", _json_errors(argv))
+            code = 130
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="reconcile",
     help="Find the certificates your CA issued that Intune never reports as delivered.",
+    cls=_OneLineErrors,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -40,9 +132,35 @@ EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_UPSTREAM = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _print_error(message: str, as_json: bool = False, hint: str | None = None) -> None:
+    from reconcile.logsetup import error_line
+
+    typer.echo(error_line(safe(message), as_json, hint), err=True)
+
+
+_json_requested = False
+"""--log-format json was given: errors raised before logging is configured are JSON too."""
+
+
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"reconcile: error: {message}", err=True)
+    from reconcile.logsetup import json_configured
+
+    _print_error(message, json_configured() or _json_requested or _json_errors(()))
     return typer.Exit(code)
+
+
+def _echo(text: str, *, nl: bool = True, err: bool = False) -> None:
+    """Every line a command prints goes through here: external text cannot reach the terminal
+    with escape sequences or bidi overrides, whichever module formatted it."""
+    typer.echo(safe(text, multiline=True), nl=nl, err=err)
+
+
+def terminal_width() -> int:
+    """The terminal's width, or ``COLUMNS``, or 120 columns when stdout is a file or pipe."""
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 20 else 120
 
 
 def boundary(func: F) -> F:
@@ -50,6 +168,10 @@ def boundary(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _json_requested
+        _json_requested = kwargs.get("log_format") == "json"
+        # Until the command has its settings: warnings while resolving them get the prefix.
+        _setup_logging(0, "json" if _json_requested else "text")
         try:
             return func(*args, **kwargs)
         except ReconcileError as exc:
@@ -82,7 +204,7 @@ def _setup_logging(verbose: int, log_format: str = "text", secrets: Sequence[str
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"reconcile {__version__}")
+        _echo(f"reconcile {__version__}")
         raise typer.Exit()
 
 
@@ -90,7 +212,9 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[
         bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, metavar="", help="Show the version."
+        ),
     ] = None,
 ) -> None:
     """reconcile: join a CA's issued-certificate export with Intune's delivery records."""
@@ -98,108 +222,181 @@ def _main(
 
 # Options shared by run-like commands. Every one maps onto a Settings field; None = not given.
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML configuration file.", show_default=False)
+    Path | None,
+    typer.Option(
+        "--config", "-c", metavar="PATH", help="TOML configuration file.", show_default=False
+    ),
 ]
 CaExportOpt = Annotated[
     list[Path] | None,
-    typer.Option("--ca-export", help="CA export file (repeatable).", show_default=False),
+    typer.Option(
+        "--ca-export", metavar="PATH", help="CA export file (repeatable).", show_default=False
+    ),
+]
+CaSourceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ca-source",
+        help="CA read through Graph: cloud-pki (repeatable; combine with --ca-export).",
+        show_default=False,
+    ),
 ]
 CaFormatOpt = Annotated[
     str | None,
-    typer.Option(help="auto, certutil, pspki, ejbca, openssl-index or mapped.", show_default=False),
+    typer.Option(
+        metavar="FORMAT",
+        help="auto, certutil, certutil-text, pspki, ejbca, openssl-index or mapped.",
+        show_default=False,
+    ),
 ]
 CaIssuerOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--ca-issuer",
+        metavar="ISSUER",
         help="Issuer of exports that name none: once for all, or once per --ca-export in order.",
         show_default=False,
     ),
 ]
 
 ColumnMapOpt = Annotated[
-    Path | None, typer.Option(help="Column map TOML for localized headers.", show_default=False)
+    Path | None,
+    typer.Option(metavar="PATH", help="Column map TOML for localized headers.", show_default=False),
 ]
 DateOrderOpt = Annotated[
-    str | None, typer.Option(help="Order of CA dates: mdy, dmy or ymd.", show_default=False)
+    str | None,
+    typer.Option(metavar="ORDER", help="Order of CA dates: mdy, dmy or ymd.", show_default=False),
 ]
 CaTimezoneOpt = Annotated[
-    str | None, typer.Option(help="IANA time zone of CA dates.", show_default=False)
+    str | None, typer.Option(metavar="ZONE", help="IANA time zone of CA dates.", show_default=False)
 ]
 StrictOpt = Annotated[
     bool | None,
     typer.Option(
         "--strict/--no-strict",
+        metavar="",
         help="Any rejected row is an input error (exit 2).",
+        show_default=False,
+    ),
+]
+AllowEmptyOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-empty",
+        help="Accept an export with no in-scope certificate instead of exiting 2.",
         show_default=False,
     ),
 ]
 TemplateOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--template", help="Template OID or name in scope (repeatable).", show_default=False
+        "--template",
+        metavar="TEMPLATE",
+        help="Template OID or name in scope (repeatable).",
+        show_default=False,
     ),
 ]
 DevicePatternOpt = Annotated[
     str | None,
     typer.Option(
-        help="Regex with one group: device name from the CA subject/SAN.", show_default=False
+        metavar="REGEX",
+        help="Regex with one group: device name from the CA subject/SAN.",
+        show_default=False,
     ),
 ]
 SnapshotOpt = Annotated[
     Path | None,
-    typer.Option(help="Read Intune from this snapshot instead of Graph.", show_default=False),
+    typer.Option(
+        metavar="DIR", help="Read Intune from this snapshot instead of Graph.", show_default=False
+    ),
 ]
 SaveSnapshotOpt = Annotated[
-    Path | None, typer.Option(help="Keep what a live run fetched here.", show_default=False)
+    Path | None,
+    typer.Option(metavar="DIR", help="Keep what a live run fetched here.", show_default=False),
 ]
 IntuneSourceOpt = Annotated[
-    str | None, typer.Option(help="states, report or both.", show_default=False)
+    str | None, typer.Option(metavar="SOURCE", help="states, report or both.", show_default=False)
 ]
 AsOfOpt = Annotated[
     str | None,
-    typer.Option(help="The run's 'now', ISO-8601 (default: the clock).", show_default=False),
+    typer.Option(
+        metavar="TIME", help="The run's 'now', ISO-8601 (default: the clock).", show_default=False
+    ),
 ]
 GraceOpt = Annotated[
     float | None,
     typer.Option(
+        metavar="HOURS",
         help="Hours after issuance before a missing delivery counts (default 24).",
         show_default=False,
     ),
 ]
-CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Write CSV here.", show_default=False)]
+CsvOpt = Annotated[
+    Path | None, typer.Option("--csv", metavar="PATH", help="Write CSV here.", show_default=False)
+]
 JsonOpt = Annotated[
-    Path | None, typer.Option("--json", help="Write JSON Lines here.", show_default=False)
+    Path | None,
+    typer.Option("--json", metavar="PATH", help="Write JSON Lines here.", show_default=False),
 ]
 HtmlOpt = Annotated[
     Path | None,
-    typer.Option("--html", help="Write a self-contained HTML report here.", show_default=False),
+    typer.Option(
+        "--html",
+        metavar="PATH",
+        help="Write a self-contained HTML report here.",
+        show_default=False,
+    ),
 ]
 HistoryDbOpt = Annotated[
     Path | None,
-    typer.Option(help="SQLite run history (default: user data dir).", show_default=False),
+    typer.Option(
+        metavar="PATH", help="SQLite run history (default: user data dir).", show_default=False
+    ),
 ]
 NoHistoryOpt = Annotated[
     bool | None,
-    typer.Option("--no-history", help="Do not record this run in the history.", show_default=False),
+    typer.Option(
+        "--no-history",
+        metavar="",
+        help="Do not record this run in the history.",
+        show_default=False,
+    ),
 ]
 EvidenceDbOpt = Annotated[
     Path | None,
-    typer.Option(help="Device evidence database (default: user data dir).", show_default=False),
+    typer.Option(
+        metavar="PATH",
+        help="Device evidence database (default: user data dir).",
+        show_default=False,
+    ),
 ]
 ExceptionsOpt = Annotated[
     Path | None,
     typer.Option(
-        "--exceptions", help="Accepted exceptions TOML (serial or device).", show_default=False
+        "--exceptions",
+        metavar="PATH",
+        help="Accepted exceptions TOML (serial or device).",
+        show_default=False,
     ),
 ]
 OutDirOpt = Annotated[
-    Path | None, typer.Option(help="Write the full report bundle here.", show_default=False)
+    Path | None,
+    typer.Option(metavar="DIR", help="Write the full report bundle here.", show_default=False),
+]
+BundleInputsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bundle-inputs",
+        help="copy (default): the --out-dir bundle holds gzip copies of its inputs; "
+        "reference: it names their paths only.",
+        show_default=False,
+    ),
 ]
 AllOpt = Annotated[
     bool | None,
     typer.Option(
         "--all/--findings-only",
+        metavar="",
         help="Every CA row in CSV/JSON, not only findings.",
         show_default=False,
     ),
@@ -208,38 +405,85 @@ BomOpt = Annotated[
     bool | None,
     typer.Option(
         "--bom/--no-bom",
+        metavar="",
         help="UTF-8 BOM at the start of CSV files (default on).",
         show_default=False,
     ),
 ]
+ExpiryDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Installed certificates expiring within this many days are listed (default 30).",
+        show_default=False,
+    ),
+]
+RevokedInstalledCsvOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--revoked-installed-csv",
+        help="Write the revoked-but-installed view as CSV here.",
+        show_default=False,
+    ),
+]
+ExpiringCsvOpt = Annotated[
+    Path | None,
+    typer.Option("--expiring-csv", help="Write the expiring view as CSV here.", show_default=False),
+]
+RevocationPlanOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--revocation-plan", help="Write the revocation plan CSV here.", show_default=False
+    ),
+]
 MaxRowsOpt = Annotated[
     int | None,
-    typer.Option(help="Findings shown on the terminal (default 50).", show_default=False),
+    typer.Option(
+        metavar="N", help="Findings shown on the terminal (default 50).", show_default=False
+    ),
 ]
-TenantOpt = Annotated[str | None, typer.Option(help="Entra tenant id.", show_default=False)]
-ClientOpt = Annotated[str | None, typer.Option(help="App (client) id.", show_default=False)]
+TenantOpt = Annotated[
+    str | None, typer.Option(metavar="ID", help="Entra tenant id.", show_default=False)
+]
+ClientOpt = Annotated[
+    str | None, typer.Option(metavar="ID", help="App (client) id.", show_default=False)
+]
 AuthOpt = Annotated[
     str | None,
     typer.Option(
         "--auth",
+        metavar="METHOD",
         help="auto, secret, certificate, device-code or managed-identity.",
         show_default=False,
     ),
 ]
 CertificateOpt = Annotated[
-    Path | None, typer.Option(help="PEM or PFX for certificate auth.", show_default=False)
+    Path | None,
+    typer.Option(metavar="PATH", help="PEM or PFX for certificate auth.", show_default=False),
 ]
 CloudOpt = Annotated[
-    str | None, typer.Option(help="global, usgov, usgovdod or china.", show_default=False)
+    str | None,
+    typer.Option(metavar="CLOUD", help="global, usgov, usgovdod or china.", show_default=False),
 ]
 VerboseOpt = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More diagnostics on stderr.")
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        metavar="",
+        show_default=False,
+        help="More diagnostics on stderr: -v progress notes, -vv debug (a count, not a value).",
+    ),
 ]
 QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No report on stdout (files and exit code only).")
+    bool,
+    typer.Option(
+        "--quiet", "-q", metavar="", help="No report on stdout (files and exit code only)."
+    ),
 ]
 LogFormatOpt = Annotated[
-    str | None, typer.Option(help="Diagnostics as text or json lines.", show_default=False)
+    str | None,
+    typer.Option(metavar="FORMAT", help="Diagnostics as text or json lines.", show_default=False),
 ]
 
 
@@ -247,6 +491,27 @@ def build_settings(config: Path | None, **flags: Any) -> Settings:
     """Flags that were not given are None and fall through to env, TOML and defaults."""
     cleaned = {k: (tuple(v) if isinstance(v, list) else v) for k, v in flags.items()}
     return resolve(cleaned, config_path=config)
+
+
+def check_targets(settings: Settings) -> None:
+    """Outputs that cannot be written fail before the run, not after an hour of fetching."""
+    from reconcile.report.atomic import check_file_target
+
+    for target in (
+        settings.csv,
+        settings.json,
+        settings.html,
+        settings.revoked_installed_csv,
+        settings.expiring_csv,
+        settings.revocation_plan,
+    ):
+        if target is not None:
+            check_file_target(target)
+
+
+def exit_code_for(result: RunResult) -> int:
+    """1 for any finding or any revoked certificate still installed; expiring alone is 0."""
+    return EXIT_FINDINGS if result.findings or result.revoked_installed else EXIT_OK
 
 
 def present(
@@ -260,12 +525,19 @@ def present(
     from reconcile.report import bundle, html, table
     from reconcile.report.atomic import write_atomic
 
-    exit_code = EXIT_FINDINGS if result.findings else EXIT_OK
+    exit_code = exit_code_for(result)
     delta, runs = (tracked.delta, tracked.runs) if tracked is not None else (None, ())
     if settings.csv is not None:
         bundle.write_csv(settings.csv, result, settings)
     if settings.json is not None:
         bundle.write_json(settings.json, result, settings)
+    for view, path in (
+        (View.REVOKED_INSTALLED, settings.revoked_installed_csv),
+        (View.EXPIRING, settings.expiring_csv),
+        (View.REVOCATION_PLAN, settings.revocation_plan),
+    ):
+        if path is not None:
+            bundle.write_view_csv(path, view, result, settings)
     if settings.html is not None:
         write_atomic(settings.html, lambda h: html.write(h, result, delta, runs), encoding="utf-8")
     if settings.out_dir is not None:
@@ -279,7 +551,7 @@ def present(
             preamble=preamble,
         )
     if not quiet:
-        typer.echo(table.render(result, settings.max_rows, preamble), nl=False)
+        _echo(table.render(result, settings.max_rows, preamble, terminal_width()), nl=False)
     return exit_code
 
 
@@ -287,6 +559,7 @@ def present(
 @boundary
 def run(
     ca_export: CaExportOpt = None,
+    ca_source: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -295,6 +568,7 @@ def run(
     date_order: DateOrderOpt = None,
     ca_timezone: CaTimezoneOpt = None,
     strict: StrictOpt = None,
+    allow_empty: AllowEmptyOpt = None,
     template: TemplateOpt = None,
     device_pattern: DevicePatternOpt = None,
     save_snapshot: SaveSnapshotOpt = None,
@@ -304,7 +578,12 @@ def run(
     csv: CsvOpt = None,
     json: JsonOpt = None,
     out_dir: OutDirOpt = None,
+    bundle_inputs: BundleInputsOpt = None,
     html: HtmlOpt = None,
+    expiry_days: ExpiryDaysOpt = None,
+    revoked_installed_csv: RevokedInstalledCsvOpt = None,
+    expiring_csv: ExpiringCsvOpt = None,
+    revocation_plan: RevocationPlanOpt = None,
     history_db: HistoryDbOpt = None,
     no_history: NoHistoryOpt = None,
     exceptions: ExceptionsOpt = None,
@@ -327,6 +606,7 @@ def run(
     settings = build_settings(
         config,
         ca_exports=ca_export,
+        ca_sources=ca_source,
         snapshot=snapshot,
         ca_format=ca_format,
         ca_issuer=ca_issuer,
@@ -334,6 +614,7 @@ def run(
         date_order=date_order,
         ca_timezone=ca_timezone,
         strict=strict,
+        allow_empty=allow_empty,
         templates=template,
         device_pattern=device_pattern,
         save_snapshot=save_snapshot,
@@ -343,7 +624,12 @@ def run(
         csv=csv,
         json=json,
         out_dir=out_dir,
+        bundle_inputs=bundle_inputs,
         html=html,
+        expiry_days=expiry_days,
+        revoked_installed_csv=revoked_installed_csv,
+        expiring_csv=expiring_csv,
+        revocation_plan=revocation_plan,
         history_db=history_db,
         no_history=no_history,
         exceptions_file=exceptions,
@@ -359,12 +645,14 @@ def run(
         log_format=log_format,
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
-    from reconcile import history, lock, notify, retention
+    from reconcile import history, lock, notify, progress, retention
 
-    with lock.run_lock(lock.path_for(settings)):
+    check_targets(settings)
+    with lock.run_lock(lock.path_for(settings)), pipeline.keep_fetched(settings) as kept:
         started = time.monotonic()
-        result = pipeline.run(settings)
-        code = EXIT_FINDINGS if result.findings else EXIT_OK
+        with progress.shown(enabled=not quiet):
+            result = pipeline.run(kept)
+        code = exit_code_for(result)
         with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
             present(tracked.result, settings, quiet, tracked.summary(), tracked)
         retention.prune_for(settings, datetime.now(UTC))
@@ -388,23 +676,31 @@ def demo(
     report export and the download all go through msal and httpx as against a real tenant.
     """
     from reconcile import demo as demo_data
-    from reconcile import pipeline
+    from reconcile import history, pipeline, progress
     from reconcile.emulator import GraphEmulator
     from reconcile.emulator.demo import demo_settings_env
 
     _setup_logging(verbose)
+    from reconcile.emulator.connectors import ConnectorSwitch
+
+    seeded = out_dir.parent / f"{out_dir.name}.history.sqlite3"
+    _seed_demo_history(seeded)
     with GraphEmulator(
-        snapshot_dir=demo_data.demo_snapshot(), tenant=demo_data.DEMO_TENANT_ID, export_polls=0
+        snapshot_dir=demo_data.demo_snapshot(),
+        tenant=demo_data.DEMO_TENANT_ID,
+        export_polls=0,
+        connectors=ConnectorSwitch(clock=demo_data.DEMO_AS_OF),
     ) as emulator:
         env = demo_settings_env(emulator)
         settings = build_settings(
             None,
             ca_exports=[demo_data.demo_ca_export()],
+            ca_sources=["cloud-pki"],
             ca_issuer=demo_data.DEMO_ISSUER,
-            templates=list(demo_data.DEMO_TEMPLATES),
+            templates=[*demo_data.DEMO_TEMPLATES, demo_data.DEMO_CLOUD_PKI_CA],
             as_of=demo_data.DEMO_AS_OF,
             out_dir=out_dir,
-            no_history=True,
+            history_db=seeded,
             intune_source="both",
             tenant_id=env["RECONCILE_TENANT_ID"],
             client_id=env["RECONCILE_CLIENT_ID"],
@@ -414,11 +710,89 @@ def demo(
             graph_url=env["RECONCILE_GRAPH_URL"],
             ca_bundle=env["RECONCILE_CA_BUNDLE"],
         )
-        typer.echo(f"Demo tenant served by the Graph emulator at {emulator.base_url}", err=True)
-        result = pipeline.run(settings)
-    present(result, settings, quiet=False)
-    typer.echo(f"\nDemo reports written to {out_dir.resolve()}", err=True)
+        _echo(f"Demo tenant served by the Graph emulator at {emulator.base_url}", err=True)
+        check_targets(settings)
+        started = time.monotonic()
+        with pipeline.keep_fetched(settings) as kept:
+            with progress.shown():
+                result = pipeline.run(kept)
+            code = exit_code_for(result)
+            with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
+                present(tracked.result, settings, False, tracked.summary(), tracked)
+    _echo(_demo_next_steps(result, out_dir.resolve(), seeded), err=True)
     raise typer.Exit(EXIT_OK)
+
+
+DEMO_NIGHTS = 3
+
+
+def _seed_demo_history(path: Path) -> None:
+    """A few earlier nights of the demo tenant in a history of its own, beside the demo's
+    reports and made anew each time, so the report shows a trend and ages; the admin's own
+    history is never touched."""
+    from datetime import timedelta
+
+    from reconcile import demo as demo_data
+    from reconcile import history, pipeline
+
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    for night in range(DEMO_NIGHTS, 0, -1):
+        settings = build_settings(
+            None,
+            ca_exports=[demo_data.demo_ca_export()],
+            snapshot=demo_data.demo_snapshot(),
+            ca_issuer=demo_data.DEMO_ISSUER,
+            templates=list(demo_data.DEMO_TEMPLATES),
+            as_of=(demo_data.DEMO_AS_OF - timedelta(days=night)).isoformat(),
+            history_db=path,
+            intune_source="both",
+        )
+        result = pipeline.run(settings)
+        with history.tracked_run(settings, result, int(bool(result.findings)), 0.0):
+            pass
+
+
+def _demo_next_steps(result: RunResult, out_dir: Path, seeded: Path) -> str:
+    import re
+    import shlex
+
+    from reconcile import demo as demo_data
+
+    names = (v.intune.device_name for v in result.findings if v.intune and v.intune.device_name)
+    device = next((n for n in names if re.fullmatch(r"[\w.-]+", n)), "CONTOSO-LT-0099")
+    explain = shlex.join(
+        [
+            "reconcile",
+            "explain",
+            device,
+            "--ca-export",
+            str(demo_data.demo_ca_export()),
+            "--ca-source",
+            "cloud-pki",
+            "--snapshot",
+            str(demo_data.demo_snapshot()),
+            "--ca-issuer",
+            demo_data.DEMO_ISSUER,
+            "--intune-source",
+            "both",
+            "--as-of",
+            demo_data.DEMO_AS_OF.isoformat(),
+        ]
+    )
+    return "\n".join(
+        [
+            "",
+            f"Demo reports written to {out_dir}",
+            "Next, try:",
+            f"  open the HTML report:  {out_dir / 'report.html'}",
+            f"  explain one device:    {explain}",
+            f"  the demo's history:    reconcile trend --history-db {shlex.quote(str(seeded))}",
+            "  your own tenant:       reconcile init, then reconcile doctor",
+        ]
+    )
 
 
 def _graph_settings(
@@ -430,6 +804,7 @@ def _graph_settings(
     certificate: Path | None,
     intune_source: str | None,
     log_format: str | None,
+    ca_sources: list[str] | None = None,
 ) -> Settings:
     """The options fetch and doctor share: where the tenant is and how to sign in."""
     return build_settings(
@@ -441,6 +816,7 @@ def _graph_settings(
         certificate_path=certificate,
         intune_source=intune_source,
         log_format=log_format,
+        ca_sources=ca_sources,
     )
 
 
@@ -457,6 +833,7 @@ def fetch(
     auth: AuthOpt = None,
     certificate: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
+    ca_source: CaSourceOpt = None,
     log_format: LogFormatOpt = None,
     record_cassette: Annotated[
         Path | None,
@@ -477,27 +854,29 @@ def fetch(
     """Read Intune's certificate records from Graph into a snapshot directory."""
     import json
 
+    from reconcile import progress
     from reconcile.graph.cassette import recording_transport
     from reconcile.graph.transport import ssl_trust
     from reconcile.intune.fetch import fetch_snapshot
     from reconcile.intune.snapshot import METADATA
 
     settings = _graph_settings(
-        config, tenant_id, client_id, cloud, auth, certificate, intune_source, log_format
+        config, tenant_id, client_id, cloud, auth, certificate, intune_source, log_format, ca_source
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     transport = None
     if record_cassette is not None:
         transport = recording_transport(ssl_trust(settings), record_cassette, pseudonymise)
     try:
-        path = fetch_snapshot(settings, out, transport=transport)
+        with progress.shown():
+            path = fetch_snapshot(settings, out, transport=transport, progress=progress.report)
     finally:
         if transport is not None:
             transport.close()
-            typer.echo(f"cassette {record_cassette}: {transport.interactions} exchanges", err=True)
+            _echo(f"cassette {record_cassette}: {transport.interactions} exchanges", err=True)
     counts = json.loads((path / METADATA).read_text(encoding="utf-8"))["counts"]
     summary = ", ".join(f"{n} {name}" for name, n in counts.items())
-    typer.echo(f"snapshot {path}: {summary}")
+    _echo(f"snapshot {path}: {summary}")
     raise typer.Exit(EXIT_OK)
 
 
@@ -511,6 +890,7 @@ def doctor(
     auth: AuthOpt = None,
     certificate: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
+    ca_source: CaSourceOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Check configuration, sign-in, each Graph permission and the clock; exit 3 if any fails."""
@@ -519,22 +899,23 @@ def doctor(
     from reconcile.doctor import run_doctor
 
     settings = _graph_settings(
-        config, tenant_id, client_id, cloud, auth, certificate, intune_source, None
+        config, tenant_id, client_id, cloud, auth, certificate, intune_source, None, ca_source
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     checks = run_doctor(settings)
     marks = {True: "ok", False: "FAIL", None: "-"}
     rows = [(marks[c.ok], c.name, c.detail, c.fix) for c in checks]
-    typer.echo(
-        tabulate(rows, headers=("", "check", "detail", "fix"), maxcolwidths=[None, None, 60, 50])
-    )
+    _echo(tabulate(rows, headers=("", "check", "detail", "fix"), maxcolwidths=[None, None, 60, 50]))
     raise typer.Exit(EXIT_UPSTREAM if any(c.ok is False for c in checks) else EXIT_OK)
 
 
 HistoryDbArg = Annotated[
     Path | None,
     typer.Option(
-        "--history-db", help="SQLite run history (default: user data dir).", show_default=False
+        "--history-db",
+        metavar="PATH",
+        help="SQLite run history (default: user data dir).",
+        show_default=False,
     ),
 ]
 
@@ -544,25 +925,31 @@ HistoryDbArg = Annotated[
 def history_command(
     config: ConfigOpt = None,
     history_db: HistoryDbArg = None,
-    limit: Annotated[int, typer.Option(help="Runs to list, newest first.")] = 30,
+    limit: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Runs to list, newest first.")
+    ] = 30,
     run_id: Annotated[
         str | None,
         typer.Option(
-            "--run", help="List the findings open in this run instead.", show_default=False
+            "--run",
+            metavar="ID",
+            help="List the findings open in this run instead, with status and age.",
+            show_default=False,
         ),
     ] = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """List recorded runs (or one run's findings) from the history database."""
     from reconcile import history
 
     settings = build_settings(config, history_db=history_db)
+    _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
         if run_id is not None:
-            rows = history.run_findings(db, run_id)
-            typer.echo(history.format_run_findings(rows))
+            _echo(history.format_run_details(history.run_finding_details(db, run_id)))
         else:
-            typer.echo(history.format_runs(history.list_runs(db, limit)))
+            _echo(history.format_runs(history.list_runs(db, limit)))
     finally:
         db.close()
 
@@ -573,16 +960,19 @@ def trend_command(
     config: ConfigOpt = None,
     history_db: HistoryDbArg = None,
     days: Annotated[
-        int | None, typer.Option(help="Only runs of the last N days.", show_default=False)
+        int | None,
+        typer.Option(min=1, metavar="N", help="Only runs of the last N days.", show_default=False),
     ] = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Counts per status over time, one line per recorded run, oldest first."""
     from reconcile import history
 
     settings = build_settings(config, history_db=history_db)
+    _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
-        typer.echo(history.format_trend(history.trend(db, days)))
+        _echo(history.format_trend(history.trend(db, days)))
     finally:
         db.close()
 
@@ -603,17 +993,16 @@ def verify_command(
     _setup_logging(verbose)
     outcome = verify.verify(directory)
     for name in outcome.unlisted:
-        typer.echo(f"note: {name} is not covered by the manifest", err=True)
+        _echo(f"note: {name} is not covered by the manifest", err=True)
     if not outcome.ok:
         raise _fail(f"verification failed: {outcome.problem}", EXIT_FINDINGS)
-    typer.echo(
-        f"verified: {len(outcome.checked)} files match the manifest and the recomputed report"
-    )
+    _echo(f"verified: {len(outcome.checked)} files match the manifest and the recomputed report")
     raise typer.Exit(EXIT_OK)
 
 
 evidence_app = typer.Typer(
     help="Device evidence: what Android, iOS and Windows logs prove about certificate delivery.",
+    cls=_OneLineErrors,
     no_args_is_help=True,
 )
 app.add_typer(evidence_app, name="evidence")
@@ -662,7 +1051,77 @@ def evidence_add(
     options = parse_options(device, timezone, log_date)
     with EvidenceStore(evidence_path(settings)) as store:
         added = add_logs(paths, store, options)
-    typer.echo(render_added(added), nl=False)
+    _echo(render_added(added), nl=False)
+    raise typer.Exit(EXIT_OK)
+
+
+@evidence_app.command("list")
+@boundary
+def evidence_list(
+    device: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Only this device's attempts.", show_default=False),
+    ] = None,
+    evidence_db: EvidenceDbOpt = None,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Show what the evidence store holds: one line per enrollment attempt, newest last."""
+    from tabulate import tabulate
+
+    from reconcile.evidence.store import EvidenceStore, evidence_path
+    from reconcile.report.table import printable
+    from reconcile.timeparse import iso_z
+
+    settings = build_settings(config, evidence_db=evidence_db)
+    _setup_logging(verbose, settings.log_format)
+    path = evidence_path(settings)
+    if not path.exists():
+        raise _fail(f"{path}: no evidence stored yet (add logs with `reconcile evidence add`)", 2)
+    with EvidenceStore(path, create=False) as store:
+        records = store.records(device)
+    if not records:
+        _echo("No evidence stored" + (f" for device {device!r}." if device else "."))
+        raise typer.Exit(EXIT_OK)
+    rows = [
+        (
+            iso_z(r.time)[:16] if r.time else "-",
+            printable(r.device),
+            r.platform.value,
+            printable(r.profile or r.profile_id or "-"),
+            r.outcome.value,
+            f"{printable(r.source)}:{r.line}",
+        )
+        for r in sorted(
+            records, key=lambda r: (r.time is None, r.time or datetime.min.replace(tzinfo=UTC))
+        )
+    ]
+    headers = ("time (UTC)", "device", "platform", "profile", "outcome", "log")
+    _echo(tabulate(rows, headers=headers, tablefmt="simple"))
+    _echo(f"{len(records)} attempt(s) in {path}", err=True)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command("init")
+@boundary
+def init_command(
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write the files (default: here).", show_default=False)
+    ] = Path("."),
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Overwrite files that exist.")
+    ] = False,
+) -> None:
+    """Write a commented starter reconcile.toml and a certutil column map to edit."""
+    from reconcile.starter import write_starter
+
+    for path in write_starter(directory, force):
+        _echo(f"wrote {path}")
+    _echo(
+        "Edit reconcile.toml (tenant, client id, CA export), then run `reconcile doctor`; "
+        "reconcile reads ./reconcile.toml by itself.",
+        err=True,
+    )
     raise typer.Exit(EXIT_OK)
 
 
@@ -673,6 +1132,7 @@ def explain_command(
         str, typer.Argument(help="A serial number (any spelling) or an Intune device name.")
     ],
     ca_export: CaExportOpt = None,
+    ca_source: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -701,13 +1161,14 @@ def explain_command(
 
     Takes the same inputs as `run`; records nothing in the history and writes no report.
     """
-    from reconcile import history, pipeline
+    from reconcile import history, pipeline, progress
     from reconcile.evidence.store import EvidenceStore, evidence_path
     from reconcile.explain import explain, render_explanation
 
     settings = build_settings(
         config,
         ca_exports=ca_export,
+        ca_sources=ca_source,
         snapshot=snapshot,
         ca_format=ca_format,
         ca_issuer=ca_issuer,
@@ -732,7 +1193,8 @@ def explain_command(
         log_format=log_format,
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
-    result = pipeline.run(settings, keep_all=True)
+    with progress.shown():
+        result = pipeline.run(settings, keep_all=True)
     path = evidence_path(settings)
     past = history.database_path(settings.history_db)
     if path.exists():
@@ -740,12 +1202,20 @@ def explain_command(
             explanation = explain(query, result, store, past)
     else:
         explanation = explain(query, result, None, past)
-    typer.echo(render_explanation(explanation), nl=False)
+    _echo(render_explanation(explanation), nl=False)
     raise typer.Exit(EXIT_OK)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (docker stop, systemd, timeout) unwinds like Ctrl-C, so temporaries are removed."""
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     """Console entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

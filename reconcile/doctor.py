@@ -1,30 +1,43 @@
 """`reconcile doctor`: what works against this tenant, and the fix for what does not.
 
-Each check is one small call, so a failing permission is named precisely instead of surfacing
-as a failed nightly run. Checks never raise; a check that cannot run is reported as skipped.
+Each check is one small call shaped like the run's own (same paths, $select, export body and
+fallbacks), so what fails here is what would fail the nightly run, named precisely. Checks
+never raise; a check that cannot run is reported as skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
+from reconcile.ca import cloudpki
 from reconcile.errors import ConfigError, GraphError, ReconcileError
 from reconcile.graph import GraphSession, open_graph
 from reconcile.graph.auth import choose_method
-from reconcile.graph.client import required_permission
+from reconcile.graph.client import GraphClient, required_permission
 from reconcile.graph.clouds import resolve_endpoints
 from reconcile.graph.transport import ssl_trust
+from reconcile.intune.connectors import ConnectorHealth, decode, fetch_connectors
 from reconcile.intune.sources import (
+    DEVICE_FIELDS,
     DEVICES_PATH,
     EXPORT_PATH,
     PAGE_SIZE,
+    PROFILE_FIELDS,
     PROFILES_PATH,
+    REFUSED_STATUSES,
+    REPORT_NAME,
+    STATE_FIELDS,
     STATES_PATH,
+    ExportJobs,
     certificate_profile_type,
+    list_certificate_profiles,
 )
 from reconcile.settings import Settings
 
@@ -128,32 +141,54 @@ def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
         try:
             detail = call()
         except ReconcileError as exc:
-            checks.append(_failed(name, exc, f"grant {permission} and admin consent"))
+            # Only a refusal of the token or of access is a permission problem.
+            denied = isinstance(exc, GraphError) and exc.status in (401, 403)
+            checks.append(
+                _failed(name, exc, f"grant {permission} and admin consent" if denied else "")
+            )
             return
         checks.append(Check(name, True, f"{detail} ({permission})"))
 
     def profiles() -> str:
-        client.get(PROFILES_PATH, {"$top": "1", "$select": "id"})
+        client.get(PROFILES_PATH, {"$top": "1", "$select": ",".join(PROFILE_FIELDS)})
         return "readable"
 
     def states() -> str:
-        params = {"$select": "id,displayName", "$top": str(PAGE_SIZE)}
+        params = {"$select": ",".join(PROFILE_FIELDS), "$top": str(PAGE_SIZE)}
         for page in client.pages(PROFILES_PATH, params):
             for obj in page:
                 odata_type = certificate_profile_type(obj)
                 if odata_type is not None and obj.get("id"):
                     path = STATES_PATH.format(id=obj["id"], type=odata_type)
-                    client.get(path, {"$top": "1", "$select": "id"})
+                    client.get(path, {"$top": "1", "$select": ",".join(STATE_FIELDS)})
                     return f"readable on profile {obj.get('displayName') or obj['id']}"
         return "no certificate profile in the tenant to try"
 
     def devices() -> str:
-        client.get(DEVICES_PATH, {"$top": "1", "$select": "id"})
+        client.get(DEVICES_PATH, {"$top": "1", "$select": ",".join(DEVICE_FIELDS)})
         return "readable"
 
     def export_jobs() -> str:
-        client.get(EXPORT_PATH, {"$top": "1"})
-        return "readable; creating a job also needs ReadWrite"
+        """The job a run creates first, with the run's body and fallbacks; not downloaded."""
+        jobs = ExportJobs(client)
+        scope = "tenant-wide"
+        try:
+            job = jobs.create()
+        except GraphError as exc:
+            if exc.status not in REFUSED_STATUSES:
+                raise
+            profiles = list_certificate_profiles(client)
+            if not profiles:
+                return "tenant-wide job refused and no certificate profile to export per profile"
+            job = jobs.create_for(profiles[0])
+            scope = f"per certificate profile (tenant-wide refused; tried {profiles[0].id})"
+        job_id = str(job.get("id") or "")
+        status = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
+        dropped = f"; columns Graph refused: {', '.join(jobs.dropped)}" if jobs.dropped else ""
+        return (
+            f"{REPORT_NAME} job accepted {scope}, status {status.get('status') or 'unknown'}"
+            f"{dropped}"
+        )
 
     probe("deviceConfigurations", "GET", PROFILES_PATH, profiles)
     if checks[-1].ok:
@@ -162,10 +197,91 @@ def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
         checks.append(Check("managedDeviceCertificateStates", None, "needs deviceConfigurations"))
     probe("managedDevices", "GET", DEVICES_PATH, devices)
     if settings.intune_source in ("report", "both"):
-        probe("exportJobs", "GET", EXPORT_PATH, export_jobs)
+        probe("exportJobs", "POST", EXPORT_PATH, export_jobs)
     else:
         checks.append(Check("exportJobs", None, "not used with intune_source states"))
+    checks += connector_checks(client, settings)
+    if cloudpki.SOURCE in settings.ca_sources:
+        checks.append(_cloud_pki_check(graph))
     checks.append(_clock_check(graph))
+    return checks
+
+
+# The Cloud PKI pages document either permission; Intune's 403 names the one it wants.
+CLOUD_PKI_PERMISSIONS = (
+    "DeviceManagementConfiguration.Read.All",
+    "DeviceManagementCloudCA.Read.All",
+)
+_SCOPE = re.compile(r"DeviceManagement[A-Za-z]+\.(?:Read|ReadWrite)\.All")
+
+
+def _cloud_pki_check(graph: GraphSession) -> Check:
+    """Read one page of CAs and of leaves; on 403 say which permission this tenant wants."""
+    name = "cloud PKI"
+    try:
+        cas = next(iter(graph.client.pages(cloudpki.CAS_PATH)), [])
+        graph.client.get(cloudpki.LEAVES_PATH, {"$select": "id"})
+    except GraphError as exc:
+        if exc.status != 403:
+            return _failed(name, exc)
+        wanted = sorted(set(_SCOPE.findall(str(exc))), key=_least_privileged)
+        read = [p for p in wanted if ".Read.All" in p]
+        if read or wanted:
+            fix = f"grant the app {(read or wanted)[0]} (application) and admin consent"
+        else:
+            fix = (
+                f"grant the app {' or '.join(CLOUD_PKI_PERMISSIONS)} (application): the 403 "
+                "names neither, so try the first, then the second"
+            )
+        return Check(name, False, "Graph refused the Cloud PKI collections (HTTP 403)", fix)
+    except ReconcileError as exc:
+        return _failed(name, exc)
+    return Check(name, True, f"readable: {len(cas)} certification authorities on the first page")
+
+
+def _least_privileged(permission: str) -> tuple[bool, str]:
+    return (".ReadWrite." in permission, permission)
+
+
+class _Collected:
+    """A connector sink that keeps what it is given (doctor writes no snapshot)."""
+
+    def __init__(self) -> None:
+        self.objects: list[Mapping[str, Any]] = []
+
+    def add_file(self, name: str, objects: Iterable[Mapping[str, Any]], note: Any) -> None:
+        self.objects = list(objects)
+
+
+def connector_checks(client: GraphClient, settings: Settings) -> list[Check]:
+    """One check per certificate connector: stale ones fail, an unreadable list is skipped."""
+    sink = _Collected()
+    try:
+        warnings = fetch_connectors(client, sink)
+    except ReconcileError as exc:
+        return [_failed("certificate connectors", exc)]
+    health = ConnectorHealth(
+        connectors=tuple(decode(dict(o)) for o in sink.objects),
+        as_of=datetime.now(UTC),
+        stale_hours=settings.connector_stale_hours,
+    )
+    checks = [Check("certificate connectors", None, w) for w in warnings]
+    if not health.connectors and not warnings:
+        checks.append(Check("certificate connectors", None, "the tenant lists none"))
+    for connector in health.connectors:
+        if health.is_stale(connector):
+            checks.append(
+                Check(
+                    "certificate connector",
+                    False,
+                    health.describe(connector),
+                    f"silent for longer than {settings.connector_stale_hours:g} h: check the "
+                    "connector service and its certificate on that server; until it connects, "
+                    "issuance stalls (pending and not_installed findings pile up)",
+                )
+            )
+        else:
+            checks.append(Check("certificate connector", True, health.describe(connector)))
     return checks
 
 

@@ -7,8 +7,6 @@ do. This module assembles that from a RunResult and the evidence store; it print
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import sqlite3
 from collections.abc import Iterable
@@ -24,7 +22,9 @@ from reconcile.evidence.model import EvidenceRecord, device_key
 from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
+from reconcile.report.table import printable
 from reconcile.timeparse import iso_z
+from reconcile.views import View
 
 log = logging.getLogger("reconcile.explain")
 
@@ -49,6 +49,7 @@ class CertificateStory:
     evidence: tuple[EvidenceRecord, ...]
     superseded_by: Verdict | None
     timeline: tuple[TimelineEvent, ...]
+    views: tuple[View, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,41 +108,28 @@ def explain(
     )
 
 
-class _Discard(Exception):
-    """Raised inside history.recording so that the trial recording is rolled back."""
-
-
 def _with_history(verdicts: list[Verdict], result: RunResult, path: Path | None) -> list[Verdict]:
-    """Fill first_seen, age and new-since-last-run from the run history, changing nothing.
+    """Fill first_seen, age and new-since-last-run from the runs recorded up to the as-of.
 
-    The history's own recording logic computes these; running it on the explained verdicts
-    inside its transaction and then rolling back gives the same answer a run would, without
-    reconcile depending on the history schema. History is context: if it cannot be read,
-    explain goes on without it.
+    The database is opened read-only: explain never creates, migrates or writes it. History
+    is context: if it cannot be read, explain goes on without it.
     """
     if path is None or not path.is_file() or not verdicts:
         return verdicts
     from reconcile import history as run_history
 
-    trial = dataclasses.replace(result, verdicts=tuple(verdicts), unknown_to_ca=())
     try:
-        db = run_history.open_db(path)
+        db = run_history.open_read_only(path)
     except ReconcileError as exc:
         log.warning("run history not read: %s", exc)
         return verdicts
-    annotated = verdicts
     try:
-        with (
-            contextlib.suppress(_Discard),
-            run_history.recording(db, trial, 0, 0.0) as (recorded, _delta),
-        ):
-            annotated = list(recorded.verdicts)
-            raise _Discard
+        return run_history.recorded(db, verdicts, result.as_of, result.tenant_id)
     except sqlite3.Error as exc:
         log.warning("%s: run history not read: %s", path, exc)
+        return verdicts
     finally:
         db.close()
-    return annotated
 
 
 def _serial(text: str) -> int | None:
@@ -201,6 +189,7 @@ def _story(verdict: Verdict, result: RunResult, records: list[EvidenceRecord]) -
         evidence=tuple(evidence),
         superseded_by=superseded_by,
         timeline=_sorted(events),
+        views=result.views.views_of(verdict.ca.serial, verdict.ca.issuer) if result.views else (),
     )
 
 
@@ -291,6 +280,8 @@ def _render_story(story: CertificateStory) -> list[str]:
 
     field("reason", v.reason)
     field("next step", story.next_step)
+    if story.views:
+        field("views", ", ".join(view.value for view in story.views))
     valid = f"{iso_z(ca.not_before) or '?'} to {iso_z(ca.not_after) or '?'}"
     field(
         "CA",
@@ -298,6 +289,12 @@ def _render_story(story: CertificateStory) -> list[str]:
         f"template {ca.template_name or ca.template_oid or '?'}, valid {valid}, "
         f"from {ca.source}:{ca.line}",
     )
+    if ca.cloud_pki_leaf_id is not None:
+        field(
+            "Cloud PKI",
+            f"leaf {printable(ca.cloud_pki_leaf_id, 80)}, "
+            f"managed device {printable(ca.managed_device_id, 80) or '?'}",
+        )
     if v.intune is not None:
         i = v.intune
         field(
@@ -315,6 +312,18 @@ def _render_story(story: CertificateStory) -> list[str]:
             f"{d.device_name or d.id} ({d.operating_system or '?'}, last sync "
             f"{iso_z(d.last_sync) or '?'}){gone}",
         )
+    elif v.device_candidates:
+        field(
+            "device",
+            f"ambiguous: {len(v.device_candidates)} managed devices share this name; "
+            "none was picked",
+        )
+        for d in v.device_candidates:
+            field(
+                "candidate",
+                f"{d.device_name or '?'} id {d.id} ({d.operating_system or '?'}, serial "
+                f"{d.serial_number or '?'}, last sync {iso_z(d.last_sync) or '?'})",
+            )
     elif v.device_gone:
         field("device", "gone from Intune")
     if story.superseded_by is not None:

@@ -65,6 +65,38 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (finding_id, first_run)
         ) WITHOUT ROWID""",
     ),
+    # 2: findings belong to a tenant, so two tenants' runs never diff against each other.
+    # Findings recorded before are given the tenant of the newest run.
+    (
+        """CREATE TABLE findings_v2 (
+            id INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            issuer_id INTEGER NOT NULL REFERENCES issuers (id),
+            serial BLOB NOT NULL,
+            label TEXT,
+            first_seen INTEGER NOT NULL,
+            last_seen INTEGER NOT NULL,
+            times_seen INTEGER NOT NULL,
+            resolved_at INTEGER,
+            last_status TEXT NOT NULL,
+            UNIQUE (tenant, issuer_id, serial)
+        )""",
+        """INSERT INTO findings_v2 SELECT id,
+            coalesce((SELECT tenant FROM runs ORDER BY seq DESC LIMIT 1), ''), issuer_id,
+            serial, label, first_seen, last_seen, times_seen, resolved_at, last_status
+            FROM findings""",
+        """CREATE TABLE spans_v2 (
+            finding_id INTEGER NOT NULL REFERENCES findings_v2 (id),
+            first_run INTEGER NOT NULL REFERENCES runs (seq),
+            last_run INTEGER REFERENCES runs (seq),
+            PRIMARY KEY (finding_id, first_run)
+        ) WITHOUT ROWID""",
+        "INSERT INTO spans_v2 SELECT finding_id, first_run, last_run FROM spans",
+        "DROP TABLE spans",
+        "DROP TABLE findings",
+        "ALTER TABLE findings_v2 RENAME TO findings",
+        "ALTER TABLE spans_v2 RENAME TO spans",
+    ),
 )
 """Each entry upgrades the schema by one version; append only, never edit a shipped entry."""
 
@@ -242,7 +274,11 @@ def _record(
     started = started_at or datetime.now(UTC)
     keys = [finding_key(v) if v.status in FINDING_STATUSES else None for v in result.verdicts]
     current = {key: v for key, v in zip(keys, result.verdicts, strict=True) if key is not None}
-    previous = db.execute("SELECT seq, run_id FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+    tenant = result.tenant_id or ""
+    previous = db.execute(
+        "SELECT seq, run_id FROM runs WHERE coalesce(tenant, '') = ? ORDER BY seq DESC LIMIT 1",
+        (tenant,),
+    ).fetchone()
     inputs = [
         {"path": f.path, "kind": f.kind, "format": f.format, "sha256": f.sha256}
         for f in result.inputs
@@ -256,7 +292,7 @@ def _record(
             iso_z(started.astimezone(UTC).replace(microsecond=0)),
             result.tenant_id,
             json.dumps(inputs, sort_keys=True),
-            json.dumps(result.counts()),
+            json.dumps(run_counts(result)),
             exit_code,
             round(duration, 3),
         ),
@@ -270,9 +306,13 @@ def _record(
         (issuer, serial.hex().upper()): (fid, first_seen, label, status)
         for fid, issuer, serial, first_seen, label, status in db.execute(
             "SELECT f.id, i.key, f.serial, f.first_seen, f.label, f.last_status FROM findings f"
-            " JOIN issuers i ON i.id = f.issuer_id WHERE f.resolved_at IS NULL"
+            " JOIN issuers i ON i.id = f.issuer_id WHERE f.resolved_at IS NULL AND f.tenant = ?",
+            (tenant,),
         )
     }
+    by_serial: dict[str, list[tuple[str, str]]] = {}
+    for open_key in open_rows:
+        by_serial.setdefault(open_key[1], []).append(open_key)
     now = _epoch(as_of)
     seen_before: list[tuple[str, int]] = []
     new_keys: set[tuple[str, str]] = set()
@@ -280,12 +320,14 @@ def _record(
     span_ids: list[int] = []
     for key, verdict in current.items():
         row = open_rows.get(key)
+        if row is None:
+            row = _adopt(db, tenant, key, issuers, open_rows, by_serial, current)
         if row is not None:
             seen_before.append((verdict.status.value, row[0]))
             first_seen_of[key] = _from_epoch(row[1])
             continue
         new_keys.add(key)
-        fid, first_seen = _reopen_or_insert(db, issuers[key[0]], key[1], verdict, now)
+        fid, first_seen = _reopen_or_insert(db, tenant, issuers[key[0]], key[1], verdict, now)
         span_ids.append(fid)
         first_seen_of[key] = _from_epoch(first_seen)
     db.executemany(
@@ -345,15 +387,49 @@ def _ref(
     )
 
 
+OpenRow = tuple[int, int, str | None, str]
+
+
+def _adopt(
+    db: sqlite3.Connection,
+    tenant: str,
+    key: tuple[str, str],
+    issuers: dict[str, int],
+    open_rows: dict[tuple[str, str], OpenRow],
+    by_serial: dict[str, list[tuple[str, str]]],
+    current: dict[tuple[str, str], Verdict],
+) -> OpenRow | None:
+    """The open finding this one continues when only the issuer's being known changed: an
+    export whose issuer was unknown and is now given (--ca-issuer), or the reverse. It keeps
+    its first_seen; it is neither new nor resolved."""
+    issuer, serial = key
+    candidates = [("", serial)] if issuer else [k for k in by_serial.get(serial, ()) if k[0]]
+    free = [k for k in candidates if k in open_rows and k not in current]
+    if len(free) != 1:
+        return None
+    row = open_rows.pop(free[0])
+    if issuer:
+        taken = db.execute(
+            "SELECT 1 FROM findings WHERE tenant = ? AND issuer_id = ? AND serial = ?",
+            (tenant, issuers[issuer], bytes.fromhex(serial)),
+        ).fetchone()
+        if taken is not None:
+            open_rows[free[0]] = row
+            return None
+        db.execute("UPDATE findings SET issuer_id = ? WHERE id = ?", (issuers[issuer], row[0]))
+    return row
+
+
 def _reopen_or_insert(
-    db: sqlite3.Connection, issuer_id: int, serial: str, verdict: Verdict, now: int
+    db: sqlite3.Connection, tenant: str, issuer_id: int, serial: str, verdict: Verdict, now: int
 ) -> tuple[int, int]:
     """A finding not open before: reopen it if it was resolved once (keeping its first_seen)."""
     blob = bytes.fromhex(serial)
     label = _label(verdict)
     label = label[:_LABEL_CHARS] if label else None
     row = db.execute(
-        "SELECT id, first_seen FROM findings WHERE issuer_id = ? AND serial = ?", (issuer_id, blob)
+        "SELECT id, first_seen FROM findings WHERE tenant = ? AND issuer_id = ? AND serial = ?",
+        (tenant, issuer_id, blob),
     ).fetchone()
     if row is not None:
         db.execute(
@@ -363,9 +439,9 @@ def _reopen_or_insert(
         )
         return int(row[0]), int(row[1])
     cursor = db.execute(
-        "INSERT INTO findings (issuer_id, serial, label, first_seen, last_seen, times_seen,"
-        " last_status) VALUES (?, ?, ?, ?, ?, 1, ?)",
-        (issuer_id, blob, label, now, now, verdict.status.value),
+        "INSERT INTO findings (tenant, issuer_id, serial, label, first_seen, last_seen,"
+        " times_seen, last_status) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+        (tenant, issuer_id, blob, label, now, now, verdict.status.value),
     )
     return int(cursor.lastrowid or 0), now
 
@@ -430,16 +506,19 @@ def format_delta(delta: RunDelta, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def list_runs(db: sqlite3.Connection, limit: int | None = None) -> list[RunRow]:
-    """Most recent first."""
-    sql = (
-        "SELECT run_id, as_of, started_at, tenant, counts, exit_code, duration, inputs"
-        " FROM runs ORDER BY seq DESC"
-    )
-    params: tuple[int, ...] = ()
+def list_runs(
+    db: sqlite3.Connection, limit: int | None = None, tenant: str | None = None
+) -> list[RunRow]:
+    """Most recent first; with ``tenant``, only that tenant's runs (a report's trend)."""
+    sql = "SELECT run_id, as_of, started_at, tenant, counts, exit_code, duration, inputs FROM runs"
+    params: tuple[str | int, ...] = ()
+    if tenant is not None:
+        sql += " WHERE coalesce(tenant, '') = ?"
+        params = (tenant,)
+    sql += " ORDER BY seq DESC"
     if limit is not None:
         sql += " LIMIT ?"
-        params = (limit,)
+        params = (*params, limit)
     return [
         RunRow(
             run_id=run_id,
@@ -479,6 +558,17 @@ _TREND_STATUSES = (
 )
 
 
+VIEW_COUNTS = ("revoked_installed", "expiring", "revocation_plan")
+"""Each view's count, recorded beside the status counts (a JSON key more; no schema change)."""
+
+
+def run_counts(result: RunResult) -> dict[str, int]:
+    counts = result.counts()
+    if result.views is not None:
+        counts.update(result.views.counts())
+    return counts
+
+
 def findings_total(counts: dict[str, int]) -> int:
     return sum(counts.get(s.value, 0) for s in FINDING_STATUSES)
 
@@ -501,12 +591,13 @@ def format_runs(rows: Sequence[RunRow]) -> str:
 
 
 def format_trend(rows: Sequence[RunRow]) -> str:
-    headers = ("as_of", "findings", *(s.value for s in _TREND_STATUSES))
+    headers = ("as_of", "findings", *(s.value for s in _TREND_STATUSES), *VIEW_COUNTS)
     table = [
         (
             iso_z(r.as_of),
             findings_total(r.counts),
             *(r.counts.get(s.value, 0) for s in _TREND_STATUSES),
+            *(r.counts.get(name, 0) for name in VIEW_COUNTS),
         )
         for r in rows
     ]
@@ -554,7 +645,7 @@ def tracked_run(
     db = open_db(database_path(settings.history_db))
     try:
         with recording(db, result, exit_code, duration) as (annotated, delta):
-            runs = tuple(reversed(list_runs(db, limit=TREND_RUNS)))
+            runs = tuple(reversed(list_runs(db, limit=TREND_RUNS, tenant=result.tenant_id or "")))
             yield Tracked(annotated, delta, runs)
     finally:
         db.close()
@@ -568,9 +659,93 @@ def open_existing(history_db: Path | None) -> sqlite3.Connection:
     return open_db(path)
 
 
-def format_run_findings(rows: Sequence[tuple[str, str, str | None]]) -> str:
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """For explain: never creates, migrates or writes the database."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no run history yet (it is written by `reconcile run`)")
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        version = schema_version(db)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: cannot use history database: {exc}") from None
+    if version != SCHEMA_VERSION:
+        db.close()
+        raise ConfigError(
+            f"{path}: history schema version {version}, this reconcile reads {SCHEMA_VERSION};"
+            " the next `reconcile run` upgrades it"
+        )
+    return db
+
+
+def recorded(
+    db: sqlite3.Connection, verdicts: Sequence[Verdict], as_of: datetime, tenant: str | None
+) -> list[Verdict]:
+    """History columns as the runs recorded up to ``as_of`` give them, for this tenant only;
+    a finding no such run saw (or an as-of before the first run) gets none."""
+    previous = db.execute(
+        "SELECT max(seq) FROM runs WHERE coalesce(tenant, '') = ? AND as_of <= ?",
+        (tenant or "", iso_z(as_of)),
+    ).fetchone()[0]
+    if previous is None:
+        return list(verdicts)
+    out: list[Verdict] = []
+    for verdict in verdicts:
+        row = None
+        if verdict.is_finding:
+            issuer, serial = finding_key(verdict)
+            rows = db.execute(
+                "SELECT f.id, f.first_seen, i.key FROM findings f JOIN issuers i"
+                " ON i.id = f.issuer_id WHERE f.tenant = ? AND f.serial = ? AND f.first_seen <= ?",
+                (tenant or "", bytes.fromhex(serial), _epoch(as_of)),
+            ).fetchall()
+            exact = [r for r in rows if r[2] == issuer]
+            row = exact[0] if exact else (rows[0] if len(rows) == 1 else None)
+        if row is None:
+            out.append(verdict)
+            continue
+        was_open = db.execute(
+            "SELECT 1 FROM spans WHERE finding_id = ?1 AND first_run <= ?2"
+            " AND (last_run IS NULL OR last_run >= ?2)",
+            (row[0], previous),
+        ).fetchone()
+        out.append(_with_history(verdict, _from_epoch(row[1]), as_of, was_open is None))
+    return out
+
+
+def run_finding_details(
+    db: sqlite3.Connection, run_id: str
+) -> list[tuple[str, str | None, str, datetime, int]]:
+    """(serial, label, status, first seen, age in days at that run) of every finding open in a
+    past run; the status is the finding's latest one, which is its status in that run unless
+    it changed later."""
+    row = db.execute(
+        "SELECT seq, as_of FROM runs WHERE seq = (SELECT max(seq) FROM runs WHERE run_id = ?)",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        raise ConfigError(f"no recorded run {run_id!r}")
+    seq, as_of = row[0], datetime.fromisoformat(str(row[1]).replace("Z", "+00:00"))
+    rows = db.execute(
+        "SELECT f.serial, f.label, f.last_status, f.first_seen FROM spans s"
+        " JOIN findings f ON f.id = s.finding_id"
+        " WHERE s.first_run <= ?1 AND (s.last_run IS NULL OR s.last_run >= ?1)",
+        (seq,),
+    )
+    details = []
+    for serial, label, status, first_seen in rows:
+        seen = _from_epoch(first_seen)
+        details.append((serial.hex().upper(), label, status, seen, _age(seen, as_of)))
+    return sorted(details, key=lambda d: (-d[4], d[0]))
+
+
+def format_run_details(rows: Sequence[tuple[str, str | None, str, datetime, int]]) -> str:
+    if not rows:
+        return "No findings were open in this run."
     return tabulate(
-        [(serial, printable(label), issuer) for issuer, serial, label in rows],
-        headers=("serial", "device or subject", "issuer key"),
+        [
+            (status, serial, printable(label), iso_z(seen)[:10], age)
+            for serial, label, status, seen, age in rows
+        ],
+        headers=("latest status", "serial", "device or subject", "first seen", "age (days)"),
         tablefmt="simple",
     )

@@ -96,14 +96,22 @@ def _intune_link(entry: Entry | None) -> _Key | None:
     return (device, entry.profile) if device and entry.profile else None
 
 
-def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
+def _ca_device_name(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
     """The device a CA certificate names: its CN, or the configured pattern's group."""
     if pattern is None:
-        return fold(cert.common_name)
+        return cert.common_name
     for text in (cert.subject, cert.san, cert.common_name):
         if text and (match := pattern.search(text)):
-            return fold(match.group(1))
+            return str(match.group(1))
     return None
+
+
+def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | None:
+    """The device key of the CA-side renewal link: the managed device id the CA itself knows
+    (Cloud PKI), else the folded name."""
+    if cert.managed_device_id is not None:
+        return cert.managed_device_id
+    return fold(_ca_device_name(cert, pattern))
 
 
 def _ca_link(cert: CaCertificate, pattern: re.Pattern[str] | None) -> _Key | None:
@@ -120,6 +128,16 @@ def _in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
     )
 
 
+def wanted_templates(templates: Iterable[str]) -> frozenset[str]:
+    return frozenset(t.casefold() for t in templates)
+
+
+def in_scope(cert: CaCertificate, wanted: frozenset[str]) -> bool:
+    """Whether the join will classify ``cert`` as anything but out_of_scope (``wanted`` from
+    wanted_templates)."""
+    return cert.out_of_scope is None and _in_scope(cert, wanted)
+
+
 class _Devices:
     """Managed devices, and every device name Intune's certificate records still mention.
 
@@ -132,23 +150,32 @@ class _Devices:
         self.mentioned = {fold(e.device_name) for e in side.entries if e.device_name}
 
     def state(
-        self, entry: Entry | None, ca_device: str | None
-    ) -> tuple[ManagedDevice | None, bool]:
-        """(the managed device, whether it is gone); unknown gives (None, False)."""
+        self, entry: Entry | None, ca_device: str | None, managed_id: str | None = None
+    ) -> tuple[ManagedDevice | None, bool, tuple[ManagedDevice, ...]]:
+        """(the managed device, whether it is gone, the candidates when a name is shared);
+        unknown gives (None, False, ()).
+
+        A managed device id the CA itself recorded (Cloud PKI) is exact and wins over names.
+        """
         devices = self.devices
         if devices is None:
-            return None, False
+            return None, False, ()
+        if managed_id is not None:
+            where = devices.by_id.get(managed_id)
+            return (None, True, ()) if where is None else (devices.get(where), False, ())
         if entry is not None and entry.device_id is not None:
             where = devices.by_id.get(entry.device_id)
-        elif entry is not None and entry.device_name is not None:
-            where = devices.by_name.get(fold(entry.device_name) or "")
-        elif ca_device is not None:
-            where = devices.by_name.get(ca_device)
-            if where is None:
-                return None, ca_device in self.mentioned
-        else:
-            return None, False
-        return (None, True) if where is None else (devices.get(where), False)
+            return (None, True, ()) if where is None else (devices.get(where), False, ())
+        by_record = entry is not None and entry.device_name is not None
+        name = fold(entry.device_name) if entry is not None and by_record else ca_device
+        if not name:
+            return None, False, ()
+        found = devices.named(name)
+        if len(found) > 1:
+            return None, False, tuple(devices.get(n) for n in found)
+        if found:
+            return devices.get(found[0]), False, ()
+        return None, by_record or name in self.mentioned, ()
 
 
 def _collection_sizes(entries: list[Entry]) -> dict[int, int]:
@@ -168,7 +195,7 @@ class _Classifier:
         self.options = options
         self.index = _Index(side.entries)
         self.devices = _Devices(side)
-        self.wanted = frozenset(t.casefold() for t in options.templates)
+        self.wanted = wanted_templates(options.templates)
         self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
         self.issuer_keys = _IssuerKeys()
         # profile -> device -> newest delivered issuance; nested so that a million links cost
@@ -201,7 +228,7 @@ class _Classifier:
 
     def decide(self, cert: CaCertificate, entry: Entry | None) -> Status | None:
         """The status if it does not depend on the rest of the export, else None."""
-        if not _in_scope(cert, self.wanted):
+        if cert.out_of_scope is not None or not _in_scope(cert, self.wanted):
             return Status.OUT_OF_SCOPE
         if cert.revoked_at is not None:
             return Status.REVOKED
@@ -239,7 +266,8 @@ class _Classifier:
         superseded_at: datetime | None = None,
     ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
-        device, gone = self.devices.state(entry, _ca_device(cert, self.options.device_pattern))
+        name = _ca_device_name(cert, self.options.device_pattern)
+        device, gone, candidates = self.devices.state(entry, fold(name), cert.managed_device_id)
         return Verdict(
             ca=cert,
             status=status,
@@ -247,6 +275,8 @@ class _Classifier:
             intune=record,
             device=device,
             device_gone=gone,
+            device_candidates=candidates,
+            ca_device=name or None,
         )
 
 
@@ -256,13 +286,16 @@ def classify(
     options: JoinOptions,
     keep_all: bool = True,
     keep_if: Callable[[Verdict], bool] | None = None,
+    keep_cert: Callable[[Status, CaCertificate, bool], bool] | None = None,
 ) -> JoinResult:
     """Classify every CA certificate as it streams past.
 
     Statuses up to within_grace are decided on the spot; the rest (the only ones that can be
     findings) wait until every delivered certificate is known, because a renewal later in the
     export can supersede them. Without ``keep_all`` the decided ones are only counted, unless
-    ``keep_if`` asks for them (device evidence needs a device's delivered renewals too).
+    ``keep_if`` asks for them (device evidence needs a device's delivered renewals too) or
+    ``keep_cert`` does from the status, the certificate and whether Intune reports it delivered,
+    before a verdict is built (the views: revoked but installed, expiring).
     """
     work = _Classifier(side, options)
     ca_issuers: dict[str | None, str | None] = {}
@@ -280,7 +313,9 @@ def classify(
         if status is None:
             pending.append((len(kept), cert, entry))
             kept.append(None)
-        elif keep_all:
+        elif keep_all or (
+            keep_cert is not None and keep_cert(status, cert, entry is not None and entry.delivered)
+        ):
             kept.append(work.verdict(status, cert, entry))
         elif keep_if is not None and keep_if(verdict := work.verdict(status, cert, entry)):
             kept.append(verdict)
@@ -330,6 +365,8 @@ def _reason(
         profile = record.profile_name or record.profile_id or "unknown profile"
         where = f" ({record.source.value}, {profile})"
     match status:
+        case Status.OUT_OF_SCOPE if cert.out_of_scope is not None:
+            return cert.out_of_scope
         case Status.OUT_OF_SCOPE:
             template = cert.template_name or cert.template_oid or "no template"
             return f"template {template} is not selected"

@@ -1,14 +1,15 @@
 """One run at a time: overlapping nightly runs would record history twice and race on reports.
 
-The lock file is created with O_EXCL and, where the platform offers it, also held with an OS
-lock (fcntl or msvcrt) for the life of the run. It names its holder (pid, host, start time) so a
-refused run can say who holds it. A lock left by a crashed run is stale when its pid is no longer
-alive on this host, or when it is older than ``STALE_AFTER``; a stale lock is taken over with a
-warning.
+The OS lock (flock, or LockFileEx through msvcrt on Windows) on the lock file is the truth: the
+kernel releases it when its holder dies, however it died (kill -9, the OOM killer, a container
+that restarted with the same pid or another hostname). If it can be taken, the previous holder
+is gone, whatever pid or host the file names, and a leftover record is taken over with a
+warning; if it cannot, the run is refused naming the holder the file records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -27,8 +28,6 @@ from reconcile.history import database_path
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.lock")
-
-STALE_AFTER = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,39 +46,18 @@ def path_for(settings: Settings) -> Path:
     return history_db.with_name(history_db.name + ".lock")
 
 
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32
-        handle = kernel32.OpenProcess(0x1000, False, pid)
-        if not handle:
-            return False
-        kernel32.CloseHandle(handle)
-        return True
+def _read_holder(handle: IO[str]) -> Holder | None:
+    """Who the file says holds it; None when empty or unreadable (only used in messages)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_holder(path: Path) -> Holder | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        handle.seek(0)
+        data = json.loads(handle.read() or "null")
         return Holder(
             pid=int(data["pid"]),
             host=str(data["host"]),
             started=datetime.fromisoformat(str(data["started"])),
         )
-    except FileNotFoundError:
-        return None
     except (OSError, ValueError, KeyError, TypeError):
-        return Holder(pid=0, host="", started=datetime.fromtimestamp(0, UTC))
+        return None
 
 
 def _os_lock(handle: IO[str]) -> bool:
@@ -103,79 +81,73 @@ def _os_lock(handle: IO[str]) -> bool:
     return True
 
 
-def _is_stale(holder: Holder, now: datetime, alive: Callable[[int], bool]) -> str | None:
-    if holder.pid == 0:
-        return "unreadable"
-    if now - holder.started > STALE_AFTER:
-        return f"older than {STALE_AFTER.total_seconds() / 3600:g} h"
-    if holder.host == socket.gethostname() and not alive(holder.pid):
-        return "its process is gone"
-    return None
+def _describe(holder: Holder | None) -> str:
+    if holder is None:
+        return "holder not recorded"
+    return f"pid {holder.pid} on {holder.host}, started {holder.started.isoformat()}"
 
 
 @contextmanager
 def run_lock(
-    path: Path,
-    *,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    alive: Callable[[int], bool] = pid_alive,
+    path: Path, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> Iterator[Holder]:
-    """Hold the lock for the body; raises LockHeldError naming a live holder."""
+    """Hold the lock for the body; raises LockHeldError naming the live holder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     me = Holder(os.getpid(), socket.gethostname(), now().replace(microsecond=0))
-    handle = _acquire(path, me, now, alive)
+    handle = _acquire(path, me)
     try:
         yield me
     finally:
+        # Emptied and removed while still held, so a run waiting on this file retries on a new
+        # one; where an open file cannot be removed (Windows) it stays, empty: no stale record.
+        with contextlib.suppress(OSError):
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+        with contextlib.suppress(OSError):
+            path.unlink()
         handle.close()
-        if _read_holder(path) == me:
-            path.unlink(missing_ok=True)
 
 
-def _acquire(
-    path: Path, me: Holder, now: Callable[[], datetime], alive: Callable[[int], bool]
-) -> IO[str]:
-    for _attempt in range(2):
+def _same_file(handle: IO[str], path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _acquire(path: Path, me: Holder) -> IO[str]:
+    for _attempt in range(5):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            holder = _read_holder(path)
-            if holder is None:
-                continue
-            reason = _is_stale(holder, now(), alive)
-            if reason is None or not _probe_free(path):
-                raise LockHeldError(
-                    f"another run holds the lock {path}: pid {holder.pid} on {holder.host},"
-                    f" started {holder.started.isoformat()}"
-                ) from None
-            log.warning(
-                "taking over stale lock %s (pid %d on %s, started %s): %s",
-                path,
-                holder.pid,
-                holder.host,
-                holder.started.isoformat(),
-                reason,
-            )
-            path.unlink(missing_ok=True)
-            continue
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            handle = os.fdopen(fd, "r+", encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"{path}: cannot create lock file: {exc.strerror}") from None
-        handle = os.fdopen(fd, "w", encoding="utf-8")
-        if not _os_lock(handle):
+            raise ConfigError(f"{path}: cannot open lock file: {exc.strerror}") from None
+        try:
+            locked = _os_lock(handle)
+        except OSError as exc:
             handle.close()
-            raise LockHeldError(f"another run holds the lock {path}")
+            raise ConfigError(f"{path}: the file system refuses a lock: {exc.strerror}") from None
+        if not locked:
+            holder = _read_holder(handle)
+            handle.close()
+            raise LockHeldError(f"another run holds the lock {path}: {_describe(holder)}")
+        if not _same_file(handle, path):
+            handle.close()  # the previous holder removed it as we opened it: take the new one
+            continue
+        previous = _read_holder(handle)
+        handle.seek(0)
+        if previous is not None or handle.read():
+            log.warning(
+                "taking over stale lock %s (%s): its process is gone (the OS lock was free)",
+                path,
+                _describe(previous) if previous is not None else "holder record unreadable",
+            )
+        handle.seek(0)
+        handle.truncate()
         handle.write(
             json.dumps({"pid": me.pid, "host": me.host, "started": me.started.isoformat()})
         )
         handle.flush()
         return handle
     raise LockHeldError(f"another run is taking the lock {path}; try again")
-
-
-def _probe_free(path: Path) -> bool:
-    """A stale-looking file whose OS lock is still held belongs to a live run elsewhere."""
-    try:
-        with open(path, encoding="utf-8") as probe:
-            return _os_lock(probe)
-    except FileNotFoundError:
-        return True

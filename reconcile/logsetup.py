@@ -69,12 +69,60 @@ class JsonFormatter(logging.Formatter):
             entry.setdefault(key, value)
         if record.exc_text or record.exc_info:
             entry["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        from reconcile.terminal import json_safe
+
+        return json_safe(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record for a person; CA and Graph text in messages is made terminal-safe."""
+
     def __init__(self) -> None:
         super().__init__("reconcile: %(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        from reconcile.terminal import safe
+
+        return safe(super().format(record), multiline=True)
+
+
+_current = SecretFilter(())
+_json = False
+
+
+def json_configured() -> bool:
+    """Whether the last :func:`configure` asked for JSON lines."""
+    return _json
+
+
+def error_line(message: str, as_json: bool = False, hint: str | None = None) -> str:
+    """The final ``reconcile: error:`` line (and its hint line), or one JSON record holding
+    both for log shippers; masked like every log record."""
+    message = _current.mask(message)
+    if not as_json:
+        return f"reconcile: error: {message}" + (f"\n{hint}" if hint else "")
+    entry = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": "error",
+        "logger": "reconcile",
+        "message": message,
+    }
+    if hint:
+        entry["hint"] = hint
+    from reconcile.terminal import json_safe
+
+    return json_safe(json.dumps(entry, ensure_ascii=False))
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at each write: while live progress is drawn, rich swaps in
+    a proxy that prints log lines above the progress rows instead of through them."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def level_for(verbose: int) -> int:
@@ -95,10 +143,12 @@ def configure(
     for handler in list(logger.handlers):
         if handler.get_name() == _HANDLER_NAME:
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream if stream is not None else _Stderr())
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    global _current, _json
     secret_filter = SecretFilter(secrets)
+    _current, _json = secret_filter, log_format == "json"
     handler.addFilter(secret_filter)
     logger.addHandler(handler)
     for name in _LIBRARY_LOGGERS:

@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconcile.views import Views
 
 
 class Status(StrEnum):
@@ -65,6 +69,12 @@ class CaCertificate:
     source: str
     line: int
     san: str | None = None
+    # Why the certificate is never a finding whatever Intune says (a CA certificate, say).
+    out_of_scope: str | None = None
+    managed_device_id: str | None = None
+    """Intune's managed device id when the CA itself knows it (Cloud PKI's deviceId)."""
+    cloud_pki_leaf_id: str | None = None
+    """The Cloud PKI leaf certificate id (revocation is addressed by it); None for exports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +154,15 @@ class Verdict:
     intune: IntuneCertificate | None = None
     device: ManagedDevice | None = None
     device_gone: bool = False
+    device_candidates: tuple[ManagedDevice, ...] = ()
+    """Several managed devices carry the record's device name: none is picked."""
     next_step: str = ""
     first_seen: datetime | None = None
     age_days: int | None = None
     new_since_last_run: bool | None = None
     evidence: str | None = None
+    ca_device: str | None = None
+    """The device the CA certificate names (CN or --device-pattern), as the CA spells it."""
 
     @property
     def is_finding(self) -> bool:
@@ -177,10 +191,19 @@ class RunResult:
     tenant_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     dropped: Mapping[str, int] = field(default_factory=dict)
+    # How the CA exports were read (date order and how it was chosen, zone, inferred issuer).
+    notes: tuple[str, ...] = ()
+    duplicate_rows: int = 0
+    views: Views | None = None
 
     @property
     def findings(self) -> tuple[Verdict, ...]:
         return tuple(v for v in self.verdicts if v.is_finding)
+
+    @property
+    def revoked_installed(self) -> int:
+        """Certificates the CA revoked that Intune still reports installed: a security finding."""
+        return len(self.views.revoked_installed) if self.views is not None else 0
 
     def counts(self) -> dict[str, int]:
         """Counts per status, every status present (zeros included) in a fixed order."""

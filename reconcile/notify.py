@@ -24,6 +24,8 @@ log = logging.getLogger("reconcile.notify")
 def payload(result: RunResult, delta: RunDelta | None, exit_code: int) -> dict[str, Any]:
     findings = len(result.findings)
     head = f"reconcile {result.run_id}: {findings} finding(s) as of {iso_z(result.as_of)}"
+    if result.revoked_installed:
+        head += f", {result.revoked_installed} revoked certificate(s) still installed"
     text = head if delta is None else f"{head}\n{format_delta(delta, limit=5)}"
     body: dict[str, Any] = {
         "text": text,
@@ -34,6 +36,8 @@ def payload(result: RunResult, delta: RunDelta | None, exit_code: int) -> dict[s
         "findings": findings,
         "counts": result.counts(),
     }
+    if result.views is not None:
+        body["views"] = result.views.counts()
     if delta is not None:
         body["new"] = len(delta.new)
         body["resolved"] = len(delta.resolved)
@@ -59,7 +63,7 @@ def send(
     except httpx.TimeoutException:
         log.warning("webhook notification failed: no answer within %g s", timeout)
         return False
-    except (httpx.HTTPError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a notification never fails a run, whatever broke
         log.warning("webhook notification failed: %s", type(exc).__name__)
         return False
     if not 200 <= response.status_code < 300:
@@ -79,4 +83,9 @@ def notify(
     """Send the summary when a webhook is configured; False when none is or it failed."""
     if not url:
         return False
-    return send(url, payload(result, delta, exit_code), timeout)
+    try:
+        body = payload(result, delta, exit_code)
+    except Exception as exc:  # noqa: BLE001 - the reports are published; only warn
+        log.warning("webhook notification failed: %s", type(exc).__name__)
+        return False
+    return send(url, body, timeout)

@@ -7,20 +7,28 @@ import hashlib
 import logging
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
-from reconcile import accepted
+from reconcile import accepted, guards, progress, views
 from reconcile.advice import with_next_steps
 from reconcile.ca import ExportReader, ReaderOptions
+from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
+from reconcile.ca.cloudpki import CloudPkiSource
+from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
+from reconcile.dedupe import Collapser
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.apply import apply_stored_evidence, device_keys
 from reconcile.evidence.model import device_key
 from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.intune.connectors import load_connectors
+from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
-from reconcile.join import JoinOptions, classify
+from reconcile.join import JoinOptions, JoinResult, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
@@ -32,27 +40,47 @@ class CaExports:
     """Every export opened up front (so a bad file fails before a long Graph fetch), then
     streamed once; each bad row is logged with file:line and kept as a Reject."""
 
-    def __init__(self, settings: Settings):
-        if not settings.ca_exports:
-            raise UsageError("no CA export given: pass --ca-export PATH (repeatable)")
+    def __init__(self, settings: Settings, issuers: Mapping[int, str] | None = None):
+        if not settings.ca_exports and not settings.ca_sources:
+            raise UsageError(
+                "no CA export given: pass --ca-export PATH (repeatable) or --ca-source cloud-pki"
+            )
         options = ReaderOptions.from_settings(settings)
+        self.settings = settings
+        self.issuers = dict(issuers or {})
         self.strict = settings.strict
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
+        self.notes: list[str] = []
         self._readers: list[ExportReader] = []
+        self._zone_warned = False
+        self._replay_of: CaExports | None = None
+        self.cloud_pki: CloudPkiSource | None = None
+        """Microsoft Cloud PKI's leaves, read after the exports like one more export."""
         try:
             for index, path in enumerate(settings.ca_exports):
-                issuer = settings.issuer_for(index)
+                issuer = self.issuers.get(index) or settings.issuer_for(index)
                 self._readers.append(ExportReader(path, replace(options, issuer=issuer)))
         except BaseException:
             self.close()
             raise
 
     def __iter__(self) -> Iterator[CaCertificate]:
+        if self._replay_of is not None:
+            yield from self._replay()
+            return
+        rows = 0
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
+            self.notes.extend(reader.notes)
+            if reader.zone_note and not self._zone_warned:
+                self._zone_warned = True
+                log.warning("%s", reader.zone_note)
             with reader:
                 for item in reader:
+                    rows += 1
+                    if rows % 1000 == 0:
+                        progress.report("ca_rows", rows)
                     if isinstance(item, CaCertificate):
                         yield item
                         continue
@@ -63,21 +91,83 @@ class CaExports:
                         )
                     self.rejects.append(item)
             self.inputs.append(reader.input_file())
+        if self.cloud_pki is not None:
+            yield from self._cloud_pki_rows(self.cloud_pki)
+        progress.report("ca_rows", rows)
+
+    def _cloud_pki_rows(self, source: CloudPkiSource) -> Iterator[CaCertificate]:
+        for reject in source.rejects:
+            log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
+            if self.strict:
+                raise InputError(
+                    f"rejected row (--strict): {reject.reason}", reject.source, reject.line
+                )
+            self.rejects.append(reject)
+        yield from source
+
+    def again(self, issuers: Mapping[int, str] | None = None) -> CaExports:
+        """The same exports opened anew, with inferred issuers; or, without them, a replay whose
+        rejects, notes and counts were already reported by this read."""
+        self.close()
+        fresh = CaExports(self.settings, self.issuers if issuers is None else issuers)
+        fresh.cloud_pki = self.cloud_pki
+        if issuers is None:
+            fresh._replay_of = self
+        return fresh
+
+    def _replay(self) -> Iterator[CaCertificate]:
+        first = self._replay_of
+        assert first is not None
+        self.rejects, self.inputs, self.notes = first.rejects, first.inputs, first.notes
+        for reader in self._readers:
+            with reader:
+                for item in reader:
+                    if isinstance(item, CaCertificate):
+                        yield item
+        if self.cloud_pki is not None:
+            yield from self.cloud_pki
+
+    def issuerless(self) -> list[tuple[int, ExportReader]]:
+        """Exports whose rows will name no issuer: no --ca-issuer and no issuer column."""
+        return [(i, r) for i, r in enumerate(self._readers) if not r.names_issuer]
+
+    def index_sources(self) -> frozenset[str]:
+        return frozenset(str(r.path) for r in self._readers if r.format == INDEX_FORMAT)
 
     def close(self) -> None:
         for reader in self._readers:
             reader.close()
 
 
+def _check_cloud_pki(source: CloudPkiSource, in_scope: Counter[str], settings: Settings) -> None:
+    """The export guards, for the leaf file (a snapshot collection, so not among ca.inputs)."""
+    leaves = source.input_file
+    guards.check_rejects([leaves], source.rejects, settings.max_reject_ratio)
+    if not settings.allow_empty and not in_scope[leaves.path]:
+        what = f"{leaves.rows} leaf certificates" if leaves.rows else "no leaf certificates"
+        raise InputError(
+            f"no in-scope Cloud PKI certificate ({what}, none selected); pass --allow-empty if "
+            "that is expected",
+            leaves.path,
+        )
+
+
 def _fetch(settings: Settings, target: Path) -> Path:
     from reconcile.intune.fetch import fetch_snapshot
-    from reconcile.progress import Progress
 
-    progress = Progress()
-    try:
-        return fetch_snapshot(settings, target, progress=progress)
-    finally:
-        progress.close()
+    return fetch_snapshot(settings, target, progress=progress.report)
+
+
+@contextmanager
+def keep_fetched(settings: Settings) -> Iterator[Settings]:
+    """Settings whose live fetch outlives ``run`` until the block ends, so the --out-dir
+    bundle can hold the snapshot its report was computed from."""
+    copied = settings.out_dir is not None and settings.bundle_inputs == "copy"
+    if not copied or settings.snapshot or settings.save_snapshot:
+        yield settings
+        return
+    with tempfile.TemporaryDirectory(prefix="reconcile-fetch-") as tmp:
+        yield replace(settings, save_snapshot=Path(tmp) / "snapshot")
 
 
 @contextmanager
@@ -86,7 +176,9 @@ def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
 
     Open for the whole join: full records are read back from it for the verdicts kept.
     """
-    delivered = frozenset(s.casefold() for s in settings.report_delivered)
+    delivered = ReportStatuses(
+        settings.report_delivered, ReportStatuses.parse_codes(settings.report_status_codes)
+    )
     with ExitStack() as stack:
         if settings.snapshot is not None:
             path = settings.snapshot
@@ -110,18 +202,19 @@ def _device_pattern(settings: Settings) -> re.Pattern[str] | None:
     return pattern
 
 
-def run_id_for(settings: Settings, inputs: list[InputFile]) -> str:
-    """Derived from the inputs, so the same inputs give byte-identical reports."""
+def run_id_for(settings: Settings, inputs: list[InputFile], as_of: datetime) -> str:
+    """Derived from as-of, options and input hashes only, so the same inputs give
+    byte-identical reports; ``as_of`` is the one the run used, never a second clock read."""
     digest = hashlib.sha256()
     for part in (
-        iso_z(settings.resolved_as_of()),
+        iso_z(as_of),
         f"{settings.grace_hours:g}",
         *settings.templates,
     ):
         digest.update(part.encode() + b"\0")
     for item in inputs:
         digest.update(item.sha256.encode() + b"\0")
-    stamp = settings.resolved_as_of().strftime("%Y%m%dT%H%M%SZ")
+    stamp = as_of.strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{digest.hexdigest()[:8]}"
 
 
@@ -172,9 +265,42 @@ def run(settings: Settings, keep_all: bool | None = None) -> RunResult:
         return _run(settings, settings.all_rows if keep_all is None else keep_all)
 
 
+def _split_view_only(
+    joined: JoinResult, keep_all: bool, keep_if: Callable[[Verdict], bool] | None
+) -> tuple[tuple[Verdict, ...], tuple[Verdict, ...], dict[str, int]]:
+    """(the run's verdicts, those kept only for the views, the counts of the rest).
+
+    Without ``--all`` a run's verdicts are its findings (plus what device evidence needs);
+    the revoked and delivered certificates the views needed stay out of them and are counted
+    with the other non-findings, so every output but the views is unchanged.
+    """
+    if keep_all:
+        return joined.verdicts, (), joined.dropped
+    kept: list[Verdict] = []
+    view_only: list[Verdict] = []
+    dropped = Counter(joined.dropped)
+    for verdict in joined.verdicts:
+        if verdict.is_finding or (keep_if is not None and keep_if(verdict)):
+            kept.append(verdict)
+        else:
+            view_only.append(verdict)
+            dropped[verdict.status.value] += 1
+    return tuple(kept), tuple(view_only), dict(dropped)
+
+
+def view_options(settings: Settings) -> views.ViewOptions:
+    config = settings.ca_config
+    return views.ViewOptions(
+        as_of=settings.resolved_as_of(),
+        expiry_days=settings.expiry_days,
+        ca_config={str(p): config for p in settings.ca_exports} if config else {},
+    )
+
+
 def _run(settings: Settings, keep_all: bool) -> RunResult:
     as_of = settings.resolved_as_of()
     pattern = _device_pattern(settings)
+    view_opts = view_options(settings)
     with ExitStack() as stack:
         ca = CaExports(settings)
         stack.callback(ca.close)
@@ -186,26 +312,57 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             raise InputError(
                 f"rejected record (--strict): {first.reason}", first.source, first.line
             )
-        joined = classify(
-            ca,
-            snapshot.side,
-            JoinOptions(
-                as_of=as_of,
-                grace_hours=settings.grace_hours,
-                templates=settings.templates,
-                device_pattern=pattern,
-            ),
-            keep_all=keep_all,
-            keep_if=None if keep_all else _keep_if(settings),
+        if CLOUD_PKI in settings.ca_sources:
+            # The same join as the exports: Cloud PKI leaves are CA certificates like any row.
+            ca.cloud_pki = snapshot.cloud_pki()
+        inferred, notes = guards.infer_issuers(ca.issuerless(), snapshot.side.entries)
+        if inferred:
+            ca = ca.again(inferred)
+            stack.callback(ca.close)
+        options = JoinOptions(
+            as_of=as_of,
+            grace_hours=settings.grace_hours,
+            templates=settings.templates,
+            device_pattern=pattern,
         )
+        keep_if = None if keep_all else _keep_if(settings)
+        tally = guards.Tally(ca, settings.templates)
+        collapser = Collapser(ca.index_sources())
+        keep_cert = None if keep_all else views.wanted(view_opts)
+        joined = classify(
+            collapser.first_copies(tally), snapshot.side, options, keep_all, keep_if, keep_cert
+        )
+        collapser.finish()
+        guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
+        if ca.cloud_pki is not None:
+            _check_cloud_pki(ca.cloud_pki, tally.in_scope, settings)
+        guards.check_templates(tally.templates, settings.templates)
+        if not settings.allow_empty:
+            guards.check_empty(tally.in_scope, ca.inputs)
+        if collapser.replay_needed:
+            # A later copy outranked one the join already had: join exactly the winners again.
+            del joined
+            ca = ca.again()
+            stack.callback(ca.close)
+            joined = classify(
+                collapser.winners(ca), snapshot.side, options, keep_all, keep_if, keep_cert
+            )
+        notes = [*ca.notes, *notes, *collapser.warnings]
+        entries = snapshot.side.entries
+        connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
+        for line in connectors.stale_lines() if connectors is not None else ():
+            log.warning("%s", line)
+    progress.report("join", len(joined.verdicts), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
-    verdicts = joined.verdicts
+    if connectors is not None and connectors.input_file is not None:
+        inputs.append(connectors.input_file)
+    verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if)
     if settings.exceptions_file is not None:
         exceptions = accepted.load(settings.exceptions_file)
         verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
         inputs.append(exceptions.input_file)
     result = RunResult(
-        run_id=run_id_for(settings, inputs),
+        run_id=run_id_for(settings, inputs, as_of),
         as_of=as_of,
         grace_hours=settings.grace_hours,
         verdicts=verdicts,
@@ -215,6 +372,10 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         templates=settings.templates,
         intune_sources=tuple(_sources(snapshot)),
         tenant_id=snapshot.tenant_id,
-        dropped=joined.dropped,
+        dropped=dropped,
+        notes=tuple(notes),
+        duplicate_rows=collapser.duplicate_rows,
     )
-    return with_next_steps(apply_stored_evidence(result, settings))
+    result = with_next_steps(apply_stored_evidence(result, settings))
+    built = views.build((*result.verdicts, *view_only), entries, result.inputs, view_opts)
+    return replace(result, views=replace(built, connectors=connectors))

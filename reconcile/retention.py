@@ -8,13 +8,14 @@ only if that leaves it empty. Anything else somebody put there survives.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from reconcile.report.bundle import MANIFEST
+from reconcile.report.bundle import MANIFEST, read_manifest
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.retention")
@@ -33,8 +34,10 @@ def run_folder(path: Path) -> RunFolder | None:
         return None
     try:
         meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        manifest = (path / MANIFEST).read_text(encoding="utf-8").splitlines()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
+        return None
+    entries = read_manifest(path)
+    if entries is None:
         return None
     if not isinstance(meta, dict) or meta.get("tool") != "reconcile":
         return None
@@ -42,13 +45,7 @@ def run_folder(path: Path) -> RunFolder | None:
         as_of = datetime.fromisoformat(str(meta["as_of"]).replace("Z", "+00:00"))
     except (KeyError, ValueError):
         return None
-    files = []
-    for line in manifest:
-        _digest, sep, name = line.partition("  ")
-        if not sep or not name or "/" in name or "\\" in name or name in (".", ".."):
-            return None
-        files.append(name)
-    return RunFolder(path, as_of, tuple(files))
+    return RunFolder(path, as_of, tuple(name for _digest, name in entries))
 
 
 def prune(
@@ -84,10 +81,15 @@ def prune(
 
 
 def _remove(folder: RunFolder) -> None:
+    parents: set[Path] = set()
     for name in (*folder.files, MANIFEST):
         target = folder.path / name
         if target.is_file() and not target.is_symlink():
             target.unlink()
+            parents.update(p for p in target.parents if folder.path in p.parents)
+    for directory in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
     try:
         folder.path.rmdir()
         log.info("retention: removed %s", folder.path)

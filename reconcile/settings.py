@@ -7,6 +7,8 @@ the precedence rule, the README table and config/example.toml all come from one 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 import tomllib
 import types
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from reconcile.errors import ConfigError
+
+CONFIG_NAME = "reconcile.toml"
 
 
 def _opt(
@@ -43,11 +47,18 @@ class Settings:
     ca_exports: tuple[Path, ...] = _opt(
         (), "ca.exports", "RECONCILE_CA_EXPORT", help="CA export files (repeatable)"
     )
+    ca_sources: tuple[str, ...] = _opt(
+        (),
+        "ca.sources",
+        "RECONCILE_CA_SOURCE",
+        help="CAs read through Graph instead of an export: cloud-pki (Microsoft Cloud PKI); "
+        "combine with CA exports for a mixed estate",
+    )
     ca_format: str = _opt(
         "auto",
         "ca.format",
         "RECONCILE_CA_FORMAT",
-        help="auto, certutil, pspki, ejbca, openssl-index or mapped",
+        help="auto, certutil, certutil-text, pspki, ejbca, openssl-index or mapped",
     )
     ca_issuer: tuple[str, ...] = _opt(
         (),
@@ -56,6 +67,12 @@ class Settings:
         help="issuer of exports that name none (certutil, PSPKI): one for every export, or one "
         "per export in the same order (repeatable; ';' between names in the env var)",
         separator=";",
+    )
+    ca_config: str | None = _opt(
+        None,
+        "ca.config",
+        "RECONCILE_CA_CONFIG",
+        help="AD CS CA config (host\\CA name) for the revocation plan's certutil -config",
     )
     column_map: Path | None = _opt(
         None,
@@ -89,6 +106,18 @@ class Settings:
     )
     strict: bool = _opt(
         False, "ca.strict", "RECONCILE_STRICT", help="any rejected row is an input error (exit 2)"
+    )
+    max_reject_ratio: float = _opt(
+        0.05,
+        "ca.max_reject_ratio",
+        "RECONCILE_MAX_REJECT_RATIO",
+        help="share of an export's rows that may be rejected before the run stops (exit 2)",
+    )
+    allow_empty: bool = _opt(
+        False,
+        "ca.allow_empty",
+        "RECONCILE_ALLOW_EMPTY",
+        help="accept an export with no in-scope certificate instead of stopping (exit 2)",
     )
     templates: tuple[str, ...] = _opt(
         (),
@@ -125,6 +154,25 @@ class Settings:
         "RECONCILE_REPORT_DELIVERED",
         help="CertificateStatus values of the report export that mean delivered",
     )
+    report_status_codes: tuple[str, ...] = _opt(
+        (),
+        "intune.report_status_codes",
+        "RECONCILE_REPORT_STATUS_CODES",
+        help="code=text for numeric CertificateStatus codes of the report export (Microsoft "
+        "documents none; the _loc column is read when present)",
+    )
+    report_raw_rows: bool = _opt(
+        False,
+        "intune.report_raw_rows",
+        "RECONCILE_REPORT_RAW_ROWS",
+        help="keep every column of each report export row in the snapshot, not only those read",
+    )
+    max_snapshot_bytes: int = _opt(
+        4 * 1024**3,
+        "intune.max_snapshot_bytes",
+        "RECONCILE_MAX_SNAPSHOT_BYTES",
+        help="largest snapshot a fetch may write; a larger one fails the run",
+    )
     export_timeout: float = _opt(
         600.0,
         "intune.export_timeout",
@@ -133,6 +181,12 @@ class Settings:
     )
     max_concurrency: int = _opt(
         4, "intune.max_concurrency", "RECONCILE_MAX_CONCURRENCY", help="profiles read at once"
+    )
+    connector_stale_hours: float = _opt(
+        24.0,
+        "intune.connector_stale_hours",
+        "RECONCILE_CONNECTOR_STALE_HOURS",
+        help="a certificate connector silent for longer than this is a warning",
     )
     # --- classification ---------------------------------------------------------------------
     as_of: datetime | None = _opt(
@@ -151,6 +205,13 @@ class Settings:
     out_dir: Path | None = _opt(
         None, "output.out_dir", "RECONCILE_OUT_DIR", help="write the full report bundle here"
     )
+    bundle_inputs: str = _opt(
+        "copy",
+        "output.bundle_inputs",
+        "RECONCILE_BUNDLE_INPUTS",
+        help="copy: the --out-dir bundle holds compressed copies of its inputs; reference: "
+        "it names their paths only",
+    )
     all_rows: bool = _opt(
         False, "output.all", "RECONCILE_ALL", help="CSV/JSON hold every CA row, not only findings"
     )
@@ -160,8 +221,29 @@ class Settings:
         "RECONCILE_CSV_BOM",
         help="start CSV files with a UTF-8 BOM (for Excel)",
     )
+    revoked_installed_csv: Path | None = _opt(
+        None,
+        "output.revoked_installed_csv",
+        "RECONCILE_REVOKED_INSTALLED_CSV",
+        help="write the revoked-but-installed view as CSV here",
+    )
+    expiring_csv: Path | None = _opt(
+        None, "output.expiring_csv", "RECONCILE_EXPIRING_CSV", help="write the expiring view here"
+    )
+    revocation_plan: Path | None = _opt(
+        None,
+        "output.revocation_plan",
+        "RECONCILE_REVOCATION_PLAN",
+        help="write the revocation plan CSV here",
+    )
     max_rows: int = _opt(
         50, "output.max_rows", "RECONCILE_MAX_ROWS", help="findings shown on the terminal"
+    )
+    expiry_days: int = _opt(
+        30,
+        "report.expiry_days",
+        "RECONCILE_EXPIRY_DAYS",
+        help="installed certificates expiring within this many days are listed as expiring",
     )
     # --- Graph and auth ---------------------------------------------------------------------
     tenant_id: str | None = _opt(
@@ -344,6 +426,39 @@ class Settings:
 
 SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
+# Fields whose command-line flag is not simply --field-name.
+_FLAG_NAMES = {
+    "ca_exports": "--ca-export",
+    "templates": "--template",
+    "exceptions_file": "--exceptions",
+    "all_rows": "--all",
+    "csv_bom": "--bom",
+    "auth_method": "--auth",
+    "certificate_path": "--certificate",
+}
+
+
+def flag_for(name: str) -> str:
+    """The command-line flag that sets a field, for error messages."""
+    return _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+def user_config_path() -> Path:
+    """The per-user configuration file (it need not exist)."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("reconcile", appauthor=False)) / CONFIG_NAME
+
+
+def discover_config(env: Mapping[str, str], cwd: Path | None = None) -> Path | None:
+    """RECONCILE_CONFIG, else ./reconcile.toml, else the user config dir's; None if none."""
+    if env.get("RECONCILE_CONFIG"):
+        return Path(env["RECONCILE_CONFIG"])
+    for candidate in ((cwd or Path.cwd()) / CONFIG_NAME, user_config_path()):
+        if candidate.is_file():
+            return candidate
+    return None
+
 
 def _target_type(name: str) -> Any:
     hints = typing.get_type_hints(Settings)
@@ -354,7 +469,7 @@ def _target_type(name: str) -> Any:
     return hint
 
 
-def _convert(name: str, raw: Any, origin: str) -> Any:
+def _convert(name: str, raw: Any, origin: str, label: str | None = None) -> Any:
     target = _target_type(name)
     try:
         if typing.get_origin(target) is tuple:
@@ -384,7 +499,8 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
             return float(raw)
         return str(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{origin}: invalid value for {name}: {exc}") from None
+        where = "" if origin == "option" else f"{origin}: "
+        raise ConfigError(f"{where}invalid value for {label or name}: {exc}") from None
 
 
 def parse_as_of(raw: Any) -> datetime:
@@ -398,7 +514,13 @@ def parse_as_of(raw: Any) -> datetime:
         value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{raw!r} is out of range") from None
+    if not 1970 <= value.year <= 9000:
+        raise ValueError(f"{raw!r} is out of range (years 1970 to 9000)")
+    return value
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -409,15 +531,21 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     by_key = {f.metadata["toml"]: name for name, f in SETTING_FIELDS.items()}
     flat: dict[str, Any] = {}
     for table, content in data.items():
         if not isinstance(content, dict):
-            raise ConfigError(f"{path}: top-level key {table!r} must be a [table]")
+            homes = [k for k in by_key if k.endswith(f".{table}")]
+            hint = f"; did you mean {homes[0]!r}?" if homes else ""
+            raise ConfigError(f"{path}: top-level key {table!r} must be a [table]{hint}")
         for key, value in content.items():
             dotted = f"{table}.{key}"
             if dotted not in by_key:
-                raise ConfigError(f"{path}: unknown setting {dotted!r}")
+                close = difflib.get_close_matches(dotted, by_key, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"{path}: unknown setting {dotted!r}{hint}")
             flat[by_key[dotted]] = value
     base = path.parent
     for name, value in list(flat.items()):
@@ -437,53 +565,88 @@ def resolve(
 ) -> Settings:
     """Build Settings from flags (None means not given), env and an optional TOML file."""
     env = os.environ if env is None else env
-    if config_path is None and env.get("RECONCILE_CONFIG"):
-        config_path = Path(env["RECONCILE_CONFIG"])
+    if config_path is None:
+        config_path = discover_config(env)
     from_file = load_toml(config_path) if config_path is not None else {}
     values: dict[str, Any] = {}
+    labels: dict[str, str] = {}
     for name, f in SETTING_FIELDS.items():
         flag = flags.get(name)
         if flag is not None and flag != ():
-            values[name] = _convert(name, flag, "option")
+            labels[name] = flag_for(name)
+            values[name] = _convert(name, flag, "option", labels[name])
             continue
         env_name = f.metadata["env"]
         if env_name and env.get(env_name, "") != "":
+            labels[name] = env_name
             values[name] = _convert(name, env[env_name], env_name)
             continue
         if name in from_file:
             values[name] = _convert(name, from_file[name], str(config_path))
+    _warn_unknown_env(env)
     unknown = set(flags) - set(SETTING_FIELDS)
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
     settings = Settings(**values)
-    validate(settings)
+    validate(settings, labels)
     return settings
 
 
+def _warn_unknown_env(env: Mapping[str, str]) -> None:
+    """A mistyped RECONCILE_* variable would be ignored without a word; name the one meant."""
+    known = {f.metadata["env"] for f in SETTING_FIELDS.values()} | {"RECONCILE_CONFIG"}
+    for name in sorted(n for n in env if n.startswith("RECONCILE_") and n not in known):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        logging.getLogger("reconcile").warning("unknown environment variable %s%s", name, hint)
+
+
+CA_SOURCES = ("cloud-pki",)
 _CHOICES = {
-    "ca_format": ("auto", "certutil", "pspki", "ejbca", "openssl-index", "mapped"),
+    "ca_format": ("auto", "certutil", "certutil-text", "pspki", "ejbca", "openssl-index", "mapped"),
     "date_order": ("mdy", "dmy", "ymd"),
     "intune_source": ("states", "report", "both"),
     "auth_method": ("auto", "secret", "certificate", "device-code", "managed-identity"),
     "cloud": ("global", "usgov", "usgovdod", "china"),
     "log_format": ("text", "json"),
+    "bundle_inputs": ("copy", "reference"),
 }
 
 
-def validate(settings: Settings) -> None:
+def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> None:
+    """``labels`` name where a value came from (a flag or env var), for the message."""
+    labels = labels or {}
     for name, choices in _CHOICES.items():
         value = getattr(settings, name)
         if value not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+            raise ConfigError(
+                f"{labels.get(name, name)} must be one of {', '.join(choices)}, not {value!r}"
+            )
+    for source in settings.ca_sources:
+        if source not in CA_SOURCES:
+            raise ConfigError(f"CA source must be one of {', '.join(CA_SOURCES)}, not {source!r}")
     if len(settings.ca_issuer) > 1 and len(settings.ca_issuer) != len(settings.ca_exports):
         raise ConfigError(
             f"{len(settings.ca_issuer)} CA issuers for {len(settings.ca_exports)} CA exports: "
             "give one issuer for all exports, or one per export in the same order"
         )
+    if not 0 <= settings.max_reject_ratio <= 1:
+        raise ConfigError("ca.max_reject_ratio must be between 0 and 1")
     if settings.grace_hours < 0:
-        raise ConfigError("grace_hours must not be negative")
+        raise ConfigError(f"{labels.get('grace_hours', 'grace_hours')} must not be negative")
+    if settings.expiry_days < 0:
+        raise ConfigError(f"{labels.get('expiry_days', 'expiry_days')} must not be negative")
+    if settings.connector_stale_hours <= 0:
+        name = labels.get("connector_stale_hours", "connector_stale_hours")
+        raise ConfigError(f"{name} must be positive")
     if settings.max_concurrency < 1:
         raise ConfigError("max_concurrency must be at least 1")
+    if settings.max_snapshot_bytes < 1:
+        raise ConfigError("max_snapshot_bytes must be at least 1")
+    for entry in settings.report_status_codes:
+        code, sep, text = entry.partition("=")
+        if not sep or not code.strip() or not text.strip():
+            raise ConfigError(f"report_status_codes entry {entry!r} is not code=text")
     if settings.graph_max_attempts < 1 or settings.graph_rate_limit < 1:
         raise ConfigError("graph.max_attempts and graph.rate_limit must be at least 1")
     if settings.graph_retry_time < 0 or settings.export_timeout <= 0:

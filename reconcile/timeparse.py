@@ -22,7 +22,10 @@ def parse_iso(text: str | None) -> datetime | None:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"date {text!r} is out of range") from None
 
 
 def iso_z(value: datetime | None) -> str:

@@ -1,9 +1,11 @@
 """`reconcile verify DIR`: prove a report folder is intact and reproducible from its inputs.
 
 Two checks. First every file the manifest lists must still hash to its recorded sha256. Then
-the run is recomputed from the inputs run.json names (each must still hash to its recorded
-sha256) with the settings run.json records, and the data files are rewritten in memory and
-compared byte for byte with the saved ones. Environment variables and config files are
+the run is recomputed with the settings run.json records from the inputs: by default the gzip
+copies under ``inputs/`` (so the folder alone suffices, wherever it was moved), or with
+``--bundle-inputs reference`` the files at the absolute paths run.json names (each must still
+hash to its recorded sha256). The data files are rewritten in memory and compared byte for byte
+with the saved ones. Environment variables, config files and the working directory are
 ignored, so the recomputation depends on nothing but the folder and the inputs.
 
 History and evidence columns (first_seen, age_days, new_since_last_run, evidence) come from
@@ -14,8 +16,13 @@ rows, so everything else is still checked byte for byte.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gzip
+import hashlib
 import io
 import json
+import tempfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +30,11 @@ from typing import IO, Any
 
 from reconcile.errors import InputError
 from reconcile.model import RunResult, Verdict
-from reconcile.report import csvout, jsonl
-from reconcile.report.bundle import MANIFEST, sha256_file
+from reconcile.report import csvout, jsonl, viewsout
+from reconcile.report.bundle import MANIFEST, bundle_files, read_manifest, safe_name, sha256_file
 from reconcile.settings import Settings, parse_as_of, resolve
+from reconcile.views import View
+from reconcile.views import renamed as views_renamed
 
 ANNOTATIONS = ("first_seen", "age_days", "new_since_last_run", "evidence")
 
@@ -41,57 +50,114 @@ class Outcome:
 
 
 def check_manifest(directory: Path) -> Outcome:
-    manifest = directory / MANIFEST
-    try:
-        lines = manifest.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(
-            f"not a reconcile report folder: {MANIFEST} is missing", directory
-        ) from None
+    if not (directory / MANIFEST).is_file():
+        raise InputError(f"not a reconcile report folder: {MANIFEST} is missing", directory)
+    entries = read_manifest(directory)
+    if entries is None:
+        return Outcome(False, (), f"{MANIFEST}: malformed line or a path outside the folder")
     listed: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64 or not name or "/" in name or "\\" in name:
-            return Outcome(False, tuple(listed), f"{MANIFEST}:{number}: malformed line")
+    for digest, name in entries:
         path = directory / name
-        if not path.is_file():
+        if not path.is_file() or path.is_symlink():
             return Outcome(False, tuple(listed), f"{name}: listed in the manifest but missing")
         if sha256_file(path) != digest:
             return Outcome(False, tuple(listed), f"{name}: sha256 differs from the manifest")
         listed.append(name)
     if "run.json" not in listed:
         return Outcome(False, tuple(listed), f"run.json: not listed in {MANIFEST}")
-    unlisted = tuple(
-        sorted(
-            p.name
-            for p in directory.iterdir()
-            if p.is_file() and p.name not in listed and p.name != MANIFEST
-        )
-    )
+    unlisted = tuple(n for n in bundle_files(directory) if n not in listed and n != MANIFEST)
     return Outcome(True, tuple(listed), unlisted=unlisted)
 
 
-def _check_inputs(meta: dict[str, Any]) -> None:
+class Tampered(Exception):
+    """A bundled input does not decompress to the bytes run.json records."""
+
+
+def _gunzip(source: Path, target: Path, expected: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    try:
+        with gzip.open(source, "rb") as src, target.open("wb") as out:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise Tampered(f"{source.name}: not a valid gzip copy: {exc}") from None
+    if digest.hexdigest() != expected:
+        raise Tampered(f"{source.name}: does not hold the input run.json records (sha256)")
+
+
+@dataclass
+class Inputs:
+    """Where the recomputation reads each input, and the path the run named it by (which the
+    report's ``source`` column shows)."""
+
+    flags: dict[str, Any]
+    names: dict[str, str]
+
+
+def _bundled_inputs(
+    directory: Path, meta: dict[str, Any], work: Path, listed: tuple[str, ...]
+) -> Inputs:
+    found = Inputs({"ca_exports": []}, {})
+    for item in meta.get("bundled", []):
+        name = str(item["file"])
+        if not safe_name(name) or not name.endswith(".gz"):
+            raise Tampered(f"run.json: bundled file name {name!r} is not inside the folder")
+        if name not in listed:
+            raise Tampered(f"{name}: named in run.json but not listed in {MANIFEST}")
+        target = work / name[: -len(".gz")]
+        _gunzip(directory / name, target, str(item["sha256"]))
+        role = item["role"]
+        if role == "ca-export":
+            found.flags["ca_exports"].append(target)
+            found.names[str(target)] = str(item["of"])
+        elif role in ("snapshot", "snapshot-metadata"):
+            found.flags["snapshot"] = target.parent
+            # Cloud PKI's leaves are CA rows read from the snapshot: they name it too.
+            found.names[str(target)] = str(item["of"])
+        elif role == "exceptions":
+            found.flags["exceptions_file"] = target
+        elif role == "column-map":
+            found.flags["column_map"] = target
+    return found
+
+
+def _referenced_inputs(meta: dict[str, Any]) -> Inputs:
+    """--bundle-inputs reference: the inputs must still be where the run read them."""
+    found = Inputs({"ca_exports": []}, {})
     missing: list[str] = []
     changed: list[str] = []
     for item in meta.get("inputs", []):
-        path = Path(item["path"])
+        path = Path(item.get("absolute_path") or item["path"])
         if not path.is_file():
             missing.append(str(path))
         elif sha256_file(path) != item["sha256"]:
             changed.append(str(path))
+        if item.get("kind") == "ca-export":
+            found.flags["ca_exports"].append(path)
+            found.names[str(path)] = str(item["path"])
+        elif item.get("kind") == "snapshot":
+            found.flags["snapshot"] = path.parent
+        elif item.get("kind") == "exceptions":
+            found.flags["exceptions_file"] = path
     if missing:
-        raise InputError(f"cannot recompute: input(s) missing: {', '.join(missing)}")
+        raise InputError(
+            "cannot recompute: this report names its inputs instead of holding them "
+            f"(--bundle-inputs reference); input(s) missing: {', '.join(missing)}"
+        )
     if changed:
         raise InputError(
             "cannot recompute: input(s) changed since the run (sha256 differs): "
             + ", ".join(changed)
         )
+    return found
 
 
-def settings_from(meta: dict[str, Any]) -> Settings:
+def settings_from(meta: dict[str, Any], inputs: Inputs | None = None) -> Settings:
     """The run's settings as run.json recorded them; nothing from env or config files."""
     recorded = dict(meta.get("settings", {}))
+    recorded.pop("snapshot", None)
     flags: dict[str, Any] = {
         "as_of": parse_as_of(meta["as_of"]),
         "grace_hours": float(meta["grace_hours"]),
@@ -102,10 +168,26 @@ def settings_from(meta: dict[str, Any]) -> Settings:
         if value is None:
             continue
         flags[name] = tuple(value) if isinstance(value, list) else value
-    for item in meta.get("inputs", []):
-        if item.get("kind") == "exceptions":
-            flags["exceptions_file"] = item["path"]
+    if inputs is not None:
+        flags.update({k: tuple(v) if isinstance(v, list) else v for k, v in inputs.flags.items()})
     return resolve(flags, env={}, config_path=None)
+
+
+def _renamed(result: RunResult, names: dict[str, str], ca_config: str | None) -> RunResult:
+    """The recomputation read copies; name every row by the path the run read it from."""
+
+    def rename(verdict: Verdict) -> Verdict:
+        original = names.get(verdict.ca.source)
+        if original is None:
+            return verdict
+        return dataclasses.replace(verdict, ca=dataclasses.replace(verdict.ca, source=original))
+
+    views = result.views
+    return dataclasses.replace(
+        result,
+        verdicts=tuple(rename(v) for v in result.verdicts),
+        views=views_renamed(views, names, ca_config) if views is not None else None,
+    )
 
 
 def _annotations(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
@@ -149,14 +231,19 @@ def _first_difference(name: str, expected: bytes, actual: bytes) -> str:
     return f"{name}: length differs from the recomputed report"
 
 
-def recompute(directory: Path, meta: dict[str, Any], run: Callable[[Settings], RunResult]) -> str:
+def recompute(
+    directory: Path,
+    meta: dict[str, Any],
+    run: Callable[[Settings], RunResult],
+    inputs: Inputs | None = None,
+) -> str:
     """Empty string when the data files match; else the first differing file and line."""
-    settings = settings_from(meta)
+    settings = settings_from(meta, inputs)
     stem = "certificates" if settings.all_rows else "findings"
     saved_jsonl = directory / f"{stem}.jsonl"
     if not saved_jsonl.is_file():
         return f"{saved_jsonl.name}: missing from the folder"
-    result = run(settings)
+    result = _renamed(run(settings), inputs.names if inputs is not None else {}, settings.ca_config)
     saved = _annotations(saved_jsonl)
     verdicts = tuple(_carry_over(v, saved) for v in result.verdicts)
     result = dataclasses.replace(result, verdicts=verdicts)
@@ -175,6 +262,17 @@ def recompute(directory: Path, meta: dict[str, Any], run: Callable[[Settings], R
             lambda h: csvout.write_unknown(h, result.unknown_to_ca, result.run_id), encoding
         ),
     }
+    if result.views is not None:
+        # A folder from before the views has none of them; the manifest covers deletions.
+        for view in View:
+            if (directory / f"{view.value}.csv").is_file():
+                rows_of = result.views.rows(view)
+                expected[f"{view.value}.csv"] = _render(
+                    functools.partial(
+                        viewsout.write_view, view=view, rows=rows_of, run_id=result.run_id
+                    ),
+                    encoding,
+                )
     for name, data in expected.items():
         path = directory / name
         if not path.is_file():
@@ -189,19 +287,29 @@ def verify(directory: Path, run: Callable[[Settings], RunResult] | None = None) 
     """Raises InputError (exit 2) when inputs are missing; Outcome.ok False means mismatch."""
     if not directory.is_dir():
         raise InputError("not a directory", directory)
+    directory = directory.absolute()
     outcome = check_manifest(directory)
     if not outcome.ok:
         return outcome
     try:
         meta = json.loads((directory / "run.json").read_text(encoding="utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         return Outcome(False, outcome.checked, f"run.json: not valid JSON: {exc}")
     if not isinstance(meta, dict) or meta.get("tool") != "reconcile":
         return Outcome(False, outcome.checked, "run.json: not written by reconcile")
-    _check_inputs(meta)
     if run is None:
         from reconcile.pipeline import run as pipeline_run
 
         run = pipeline_run
-    problem = recompute(directory, meta, run)
+    with tempfile.TemporaryDirectory(prefix="reconcile-verify-") as work:
+        try:
+            if meta.get("bundle_inputs") == "copy":
+                inputs = _bundled_inputs(directory, meta, Path(work), outcome.checked)
+            else:
+                inputs = _referenced_inputs(meta)
+            problem = recompute(directory, meta, run, inputs)
+        except Tampered as exc:
+            problem = str(exc)
+        except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as exc:
+            problem = f"run.json or a saved report is malformed ({type(exc).__name__}: {exc})"
     return dataclasses.replace(outcome, ok=not problem, problem=problem)

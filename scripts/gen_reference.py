@@ -82,7 +82,8 @@ def settings_section() -> list[str]:
         "### Settings: config keys and environment variables",
         "",
         "Precedence: command-line flag > `RECONCILE_*` environment variable > `--config` TOML "
-        "file (or `RECONCILE_CONFIG`) > default. Lists in environment variables are "
+        "file (or `RECONCILE_CONFIG`, else `./reconcile.toml`, else `reconcile.toml` in the user "
+        "config directory) > default. Lists in environment variables are "
         "comma-separated; relative paths in the TOML file are relative to the file.",
         "",
         "| config key | environment variable | default | meaning |",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,38 @@ def test_run_marks_accepted_and_records_the_file_as_input(tmp_path):
     assert [r["status"] for r in rows] == ["not_reported"]
     assert "accepted" in (out / "summary.txt").read_text(encoding="utf-8")
     assert str(rules) in (out / "run.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("pattern", [None, r"^(PC-\d+)$"])
+def test_device_exception_covers_a_finding_known_only_from_the_ca(tmp_path, pattern):
+    """PC-03 has no Intune record at all: its device comes from the CA certificate."""
+    exceptions = tmp_path / "exceptions.toml"
+    exceptions.write_text(
+        '[[exception]]\ndevice = "pc-03"\nreason = "lab machine"\nowner = "ops"\n'
+        'expires = "2027-01-31"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "findings.csv"
+    extra = ["--device-pattern", pattern] if pattern else []
+    done = CliRunner().invoke(
+        app, base_args("--exceptions", str(exceptions), "--all", "--csv", str(out), *extra)
+    )
+    assert done.exit_code == 1, done.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
+    row = next(r for r in rows if r["request_id"] == "103")
+    assert row["intune_state"] == "" and row["device_in_intune"] == ""
+    assert row["status"] == "accepted"
+    assert row["reason"].startswith("accepted until 2027-01-31 by ops: lab machine")
+    assert row["device_name"] == "PC-03"
+
+
+def test_hostile_exceptions_files_are_one_line_config_errors(tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        accepted.load(deep)
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo.toml"
+        os.mkfifo(fifo)
+        with pytest.raises(ConfigError, match="not a regular file"):
+            accepted.load(fifo)

@@ -74,17 +74,31 @@ def test_hostile_name_is_intact_in_jsonl(tmp_path):
 
 
 def test_no_findings_exit_0(tmp_path):
-    result = invoke(*base_args("--template", "Nothing-Matches", "-q"))
+    # Years later every certificate has expired: checked, and nothing is missing.
+    args = base_args("-q")
+    args[args.index(AS_OF)] = "2031-01-01T00:00:00Z"
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
+
+
+def test_template_matching_nothing_exits_2_listing_the_templates(tmp_path):
+    out = tmp_path / "bundle"
+    result = invoke(*base_args("--template", "Nothing-Matches", "--out-dir", str(out), "-q"))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "template 'Nothing-Matches' matches no certificate" in result.stderr
+    assert "they hold: Intune-SCEP (6)" in result.stderr
+    assert not out.exists()
 
 
 def test_out_dir_bundle_is_byte_identical_across_runs(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     invoke(*base_args("--out-dir", str(first)))
     invoke(*base_args("--out-dir", str(second)))
-    names = sorted(p.name for p in first.iterdir())
+    names = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
     assert "manifest-sha256.txt" in names and "run.json" in names
+    assert "inputs/ca/1-issued.csv.gz" in names
     for name in names:
         if name == "run.json":
             a, b = json.loads((first / name).read_text()), json.loads((second / name).read_text())
@@ -163,8 +177,8 @@ def test_strict_turns_a_bad_row_into_exit_2(tmp_path):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--grace-hours", "-1"], "grace_hours must not be negative"),
-        (["--ca-format", "nope"], "ca_format must be one of"),
+        (["--grace-hours", "-1"], "--grace-hours must not be negative"),
+        (["--ca-format", "nope"], "--ca-format must be one of"),
         (["--config", "/nonexistent/reconcile.toml"], "cannot read configuration"),
     ],
 )

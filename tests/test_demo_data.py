@@ -25,12 +25,14 @@ import pytest
 from reconcile import pipeline
 from reconcile.demo import (
     DEMO_AS_OF,
+    DEMO_CLOUD_PKI_CA,
     DEMO_DIR,
     DEMO_ISSUER,
     DEMO_TEMPLATES,
     demo_ca_export,
     demo_snapshot,
 )
+from reconcile.intune.cloudpki import LEAF_FIELDS
 from reconcile.intune.snapshot import read_snapshot
 from reconcile.intune.sources import DEVICE_FIELDS, PROFILE_FIELDS, STATE_FIELDS
 from reconcile.model import RunResult
@@ -107,7 +109,9 @@ def test_snapshot_parses_cleanly() -> None:
     assert snapshot.metadata["cloud"] == "global"
     assert snapshot.metadata["intune_source"] == "both"
     assert snapshot.tenant_id == "c0ffee00-5a1e-4d3e-9c7a-00000000c0de"
-    assert len(snapshot.profiles) == counts["profiles"] == 4
+    # Contoso's three AD CS profiles, Fabrikam's, and the Cloud PKI SCEP profile.
+    assert len(snapshot.profiles) == counts["profiles"] == 5
+    assert counts["cloud_pki_cas"] == 2 and snapshot.metadata["ca_sources"] == ["cloud-pki"]
     assert len(snapshot.devices) == counts["managed_devices"] == 15
     assert len(snapshot.certificates) == counts["certificate_states"] + counts["report_rows"]
     assert {p.odata_type for p in snapshot.profiles} == {
@@ -375,6 +379,58 @@ def test_hostile_names_are_neutralised_in_csv(demo_result: RunResult) -> None:
     assert '=HYPERLINK("http://evil.example","x")' in names
 
 
+# --- the demo's Microsoft Cloud PKI ---------------------------------------------------------------
+
+
+def test_cloud_pki_objects_are_what_the_fetcher_reads(manifest: dict[str, Any]) -> None:
+    leaves = _jsonl(demo_snapshot() / "cloud_pki_leaf_certificates.jsonl")
+    for leaf in leaves:
+        assert set(leaf) == {"@odata.type", *LEAF_FIELDS}
+        assert leaf["issuerName"] == DEMO_CLOUD_PKI_CA
+    statuses = {leaf["certificateStatus"] for leaf in leaves}
+    assert statuses == {"unknown", "active", "revoked", "expired", "unknownFutureValue"}
+    cas = _jsonl(demo_snapshot() / "cloud_pki_cas.jsonl")
+    issuing = [
+        c for c in cas if c["cloudCertificationAuthorityType"] == "issuingCertificationAuthority"
+    ]
+    assert [c["id"] for c in issuing] == [manifest["cloud_pki"]["ca_id"]]
+    assert {leaf["issuerId"] for leaf in leaves} == {manifest["cloud_pki"]["ca_id"]}
+    devices = {d["id"] for d in _jsonl(demo_snapshot() / "managed_devices.jsonl")}
+    gone = [leaf for leaf in leaves if leaf["deviceId"] not in devices]
+    assert [leaf["deviceName"] for leaf in gone] == ["CONTOSO-LT-0099"]
+
+
+@pytest.fixture(scope="module")
+def mixed_result() -> RunResult:
+    settings = _demo_settings(
+        ca_sources=("cloud-pki",), templates=(*DEMO_TEMPLATES, DEMO_CLOUD_PKI_CA)
+    )
+    return pipeline.run(settings, keep_all=True)
+
+
+def test_pipeline_gives_each_cloud_pki_leaf_its_manifest_status(
+    mixed_result: RunResult, manifest: dict[str, Any]
+) -> None:
+    leaves = manifest["cloud_pki"]["leaves"]
+    got = {v.ca.serial: v.status.value for v in mixed_result.verdicts}
+    for leaf in leaves:
+        assert got[int(leaf["serial"], 16)] == leaf["expected"], leaf["why"]
+    for cert in manifest["certificates"]:
+        assert got[int(cert["serial"], 16)] == cert["expected"], cert["why"]
+    assert len(got) == len(leaves) + len(manifest["certificates"])
+    assert mixed_result.rejects == ()
+    gone = {v.ca.serial for v in mixed_result.verdicts if v.ca.cloud_pki_leaf_id and v.device_gone}
+    assert gone == {int(leaf["serial"], 16) for leaf in leaves if not leaf["device_managed"]}
+
+
+def test_every_cloud_pki_status_shows_in_the_manifest(manifest: dict[str, Any]) -> None:
+    counts = manifest["cloud_pki"]["expected_counts"]
+    assert {"delivered", "not_installed", "not_reported", "superseded", "revoked"} <= set(counts)
+    assert {leaf["status"] for leaf in manifest["cloud_pki"]["leaves"]} == {
+        "unknown", "active", "revoked", "expired", "unknownFutureValue"
+    }  # fmt: skip
+
+
 # --- the benchmark generator, small ---------------------------------------------------------------
 
 
@@ -404,3 +460,21 @@ def test_benchmark_data_is_valid_and_classifies_as_generated(
     assert {k: counts[k] for k in bench["expected_counts"]} == bench["expected_counts"]
     assert sum(n for status, n in counts.items() if status != "unknown_to_ca") == 1500
     assert result.verdicts == result.findings
+
+
+def test_demo_shows_at_least_one_row_in_each_view(manifest: dict[str, Any]) -> None:
+    """The default run (findings only), as `reconcile demo` makes it."""
+    result = pipeline.run(_demo_settings())
+    assert result.views is not None
+    expected = {int(c["serial"], 16): c["expected"] for c in manifest["certificates"]}
+    revoked = [r.verdict.ca.serial for r in result.views.revoked_installed]
+    expiring = [(r.verdict.ca.serial, r.days_left) for r in result.views.expiring]
+    plan = {r.verdict.ca.serial: r.reason for r in result.views.revocation_plan}
+    assert [expected[s] for s in revoked] == ["revoked"]
+    assert [(expected[s], days) for s, days in expiring] == [("delivered", 8)]
+    assert sorted(str(r) for r in plan.values()) == [
+        "cessationOfOperation", "cessationOfOperation", "superseded", "superseded", "superseded",
+    ]  # fmt: skip
+    assert all(expected[s] != "delivered" for s in plan)
+    health = result.views.connectors
+    assert health is not None and len(health.connectors) == 2 and health.stale == ()

@@ -216,3 +216,15 @@ def test_no_history_file_is_fine(result: RunResult, store: EvidenceStore, tmp_pa
 
     assert "history:" not in text
     assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_explain_names_the_views_a_certificate_is_in(result: RunResult) -> None:
+    from dataclasses import replace
+
+    from reconcile.views import ViewOptions, build
+
+    views = build(result.verdicts, [], result.inputs, ViewOptions(as_of=AS_OF))
+    with_views = replace(result, views=views)
+    text = render_explanation(explain("0A01", with_views, None))
+    assert "   views:     revocation-plan" in text
+    assert "   views:" not in render_explanation(explain("3E4F", with_views, None))

@@ -218,3 +218,19 @@ def test_history_and_trend_commands(tmp_path):
     missing = runner.invoke(app, ["history", "--history-db", str(tmp_path / "none.sqlite3")])
     assert missing.exit_code == 2
     assert "no run history yet" in missing.stderr
+
+
+def test_each_view_count_is_recorded_per_run_and_shown_in_the_trend(db):
+    from reconcile.views import ViewOptions, build
+
+    gone = verdict(Status.NOT_REPORTED, ca=ca_cert(9, common_name="PC-9"), device_gone=True)
+    views = build((gone,), [], (), ViewOptions(as_of=AS_OF))
+    result = result_with(gone, run_id="run-views", views=views)
+    history.record_run(db, result, 1, 1)
+    history.record_run(db, night(1, finding(2)), 1, 1)
+    older, newer = history.trend(db)
+    assert older.counts["revocation_plan"] == 1 and older.counts["revoked_installed"] == 0
+    assert "revocation_plan" not in newer.counts
+    table = history.format_trend(history.trend(db)).splitlines()
+    assert table[0].split()[-3:] == ["revoked_installed", "expiring", "revocation_plan"]
+    assert table[2].split()[-3:] == ["0", "0", "1"] and table[3].split()[-3:] == ["0", "0", "0"]

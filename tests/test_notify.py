@@ -121,3 +121,37 @@ def test_failing_webhook_never_fails_the_run(tmp_path, monkeypatch):
     assert SECRET_PATH not in done.stderr and SECRET_PATH not in done.stdout
     for name in ("run.json", "summary.txt", "report.html"):
         assert SECRET_PATH not in (tmp_path / "out" / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "url", ["ht!tp://[not a url", "http://[::1", "ftp://example.invalid/x", "no-scheme"]
+)
+def test_malformed_url_is_a_warning_after_the_report_is_published(tmp_path, monkeypatch, url):
+    monkeypatch.setenv("RECONCILE_WEBHOOK_URL", url)
+    out = tmp_path / "out"
+    done = CliRunner().invoke(
+        app, [*base_args(), "--no-history", "--out-dir", str(out), "--csv", str(tmp_path / "f.csv")]
+    )
+    assert done.exit_code == 1, done.output
+    assert "webhook notification failed:" in done.stderr
+    assert "no report written" not in done.stderr
+    assert (out / "manifest-sha256.txt").is_file() and (tmp_path / "f.csv").is_file()
+
+
+def test_payload_names_revoked_certificates_still_installed():
+    from datetime import timedelta
+
+    from reconcile.model import Status
+    from reconcile.views import ViewOptions, build
+    from tests.factories import AS_OF, ca_cert, intune_cert, result_with, verdict
+
+    revoked = verdict(
+        Status.REVOKED,
+        ca=ca_cert(0x51, revoked_at=AS_OF - timedelta(days=1)),
+        intune=intune_cert(0x51),
+    )
+    result = result_with(views=build((revoked,), [], (), ViewOptions(as_of=AS_OF)))
+    body = notify.payload(result, None, 1)
+    assert body["findings"] == 0 and body["exit_code"] == 1
+    assert body["views"] == {"revoked_installed": 1, "expiring": 0, "revocation_plan": 0}
+    assert body["text"].endswith("1 revoked certificate(s) still installed")

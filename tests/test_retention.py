@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from reconcile import retention
-from reconcile.settings import Settings
+from reconcile.model import InputFile, Status
+from reconcile.report import bundle as writer
+from reconcile.settings import Settings, resolve
+from tests.factories import ca_cert, result_with, verdict
 
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
@@ -91,3 +95,25 @@ def test_current_run_is_kept_and_unset_limits_prune_nothing(tmp_path):
     settings = Settings(out_dir=current, keep_days=1)
     assert retention.prune_for(settings, NOW) == []
     assert retention.prune_for(Settings(out_dir=tmp_path / "x", keep_days=1), NOW) == [current]
+
+
+def test_self_contained_bundles_are_pruned_with_their_inputs(tmp_path):
+    """A real bundle (inputs/ copies included) goes whole; a foreign file inside keeps it."""
+    csv_file = tmp_path / "issued.csv"
+    csv_file.write_text("x\n", encoding="utf-8")
+    digest = hashlib.sha256(csv_file.read_bytes()).hexdigest()
+    result = result_with(
+        verdict(Status.NOT_REPORTED, ca=ca_cert(1)),
+        inputs=(InputFile(str(csv_file), "ca-export", "certutil", digest, 1, 0),),
+    )
+    old = writer.write_bundle(tmp_path / "reports" / "old", result, resolve({}, env={}), [], 1)
+    kept = writer.write_bundle(tmp_path / "reports" / "kept", result, resolve({}, env={}), [], 1)
+    assert (old / "inputs" / "ca" / "1-issued.csv.gz").is_file()
+    (kept / "inputs" / "notes.txt").write_text("mine", encoding="utf-8")
+    removed = retention.prune(tmp_path / "reports", NOW + timedelta(days=400), keep_days=1)
+    assert sorted(p.name for p in removed) == ["kept", "old"]
+    assert not old.exists()
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*")) == [
+        "inputs",
+        "inputs/notes.txt",
+    ]

@@ -102,3 +102,32 @@ def test_issuer_count_must_match_exports():
     flags = {"ca_exports": ("a.csv", "b.csv", "c.csv"), "ca_issuer": ("X", "Y")}
     with pytest.raises(ConfigError, match="2 CA issuers for 3 CA exports"):
         resolve(flags, env={})
+
+
+def test_ca_sources_from_toml_env_and_flags(tmp_path: Path) -> None:
+    config = tmp_path / "reconcile.toml"
+    config.write_text('[ca]\nsources = ["cloud-pki"]\n', encoding="utf-8")
+    assert resolve({}, {}, config).ca_sources == ("cloud-pki",)
+    assert resolve({}, {"RECONCILE_CA_SOURCE": "cloud-pki"}).ca_sources == ("cloud-pki",)
+    assert resolve({"ca_sources": ("cloud-pki",)}, {}).ca_sources == ("cloud-pki",)
+
+
+def test_an_unknown_ca_source_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="CA source must be one of cloud-pki, not 'adcs-live'"):
+        resolve({"ca_sources": ("adcs-live",)}, {})
+
+
+@pytest.mark.parametrize(
+    "raw", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "9999-12-31T00:00:00Z"]
+)
+def test_out_of_range_as_of_is_a_one_line_usage_error(raw):
+    from typer.testing import CliRunner
+
+    from reconcile.cli import app
+
+    done = CliRunner().invoke(app, ["run", "--ca-export", "x.csv", "--as-of", raw])
+    assert done.exit_code == 2
+    assert done.stderr.strip().splitlines() == [
+        f"reconcile: error: invalid value for --as-of: {raw!r} is out of range"
+        + ("" if raw.endswith(("-01:00", "+01:00")) else " (years 1970 to 9000)")
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import shutil
@@ -21,12 +22,10 @@ def invoke(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch) -> Path:
+def write_report(tmp_path: Path, *extra: str) -> Path:
     """A bundle written by a real run (with history, so history columns are filled)."""
     inputs = tmp_path / "inputs"
     shutil.copytree(CLI, inputs)
-    monkeypatch.setenv("RECONCILE_HISTORY_DB", str(tmp_path / "history.sqlite3"))
     out = tmp_path / "report"
     done = invoke(
         "run",
@@ -40,10 +39,25 @@ def folder(tmp_path, monkeypatch) -> Path:
         "2026-11-20T02:00:00Z",
         "--out-dir",
         str(out),
+        "--history-db",
+        str(tmp_path / "history.sqlite3"),
         "-q",
+        *extra,
     )
     assert done.exit_code == 1, done.output
     return out
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """A bundle that names its inputs (``--bundle-inputs reference``)."""
+    return write_report(tmp_path, "--bundle-inputs", "reference")
+
+
+@pytest.fixture
+def bundle(tmp_path) -> Path:
+    """A self-contained bundle (the default): it holds copies of its inputs."""
+    return write_report(tmp_path)
 
 
 def reseal(folder: Path) -> None:
@@ -60,7 +74,8 @@ def test_good_folder_verifies(folder):
     assert first["first_seen"] == "2026-11-20T02:00:00Z"
     done = invoke("verify", str(folder))
     assert done.exit_code == 0, done.output
-    assert "verified: 7 files match" in done.stdout
+    # 7 report files + revoked-installed.csv, expiring.csv, revocation-plan.csv and .ps1
+    assert "verified: 11 files match" in done.stdout
 
 
 def test_edited_file_fails_the_manifest(folder):
@@ -95,6 +110,7 @@ def test_missing_input_is_exit_2_naming_it(folder, tmp_path):
     done = invoke("verify", str(folder))
     assert done.exit_code == 2
     assert "input(s) missing" in done.stderr and "issued.csv" in done.stderr
+    assert "--bundle-inputs reference" in done.stderr
 
 
 def test_changed_input_is_exit_2(folder, tmp_path):
@@ -115,3 +131,83 @@ def test_not_a_report_folder(tmp_path):
     done = invoke("verify", str(tmp_path))
     assert done.exit_code == 2
     assert "manifest-sha256.txt is missing" in done.stderr
+
+
+def test_bundle_holds_its_inputs_and_verifies_moved_without_them(bundle, tmp_path, monkeypatch):
+    names = (bundle / "manifest-sha256.txt").read_text(encoding="utf-8")
+    assert "  inputs/ca/1-issued.csv.gz" in names
+    assert "  inputs/snapshot/metadata.json.gz" in names
+    shutil.rmtree(tmp_path / "inputs")
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    bundle.rename(moved)
+    monkeypatch.chdir(moved.parent)
+    done = invoke("verify", "moved")
+    assert done.exit_code == 0, done.output
+    assert "verified: 15 files match" in done.stdout
+    meta = json.loads((moved / "run.json").read_text(encoding="utf-8"))
+    assert meta["bundle_inputs"] == "copy"
+    assert {b["file"] for b in meta["bundled"]} >= {"inputs/ca/1-issued.csv.gz"}
+    assert all(not b["file"].startswith("/") for b in meta["bundled"])
+
+
+def test_changed_byte_of_a_bundled_input_is_exit_1(bundle):
+    path = bundle / "inputs" / "ca" / "1-issued.csv.gz"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    done = invoke("verify", str(bundle))
+    assert done.exit_code == 1
+    assert "inputs/ca/1-issued.csv.gz: sha256 differs from the manifest" in done.stderr
+
+
+def test_resealed_swap_of_a_bundled_input_is_exit_1(bundle):
+    """A forger who replaces the copy and rewrites the manifest still fails the sha256 of
+    run.json, which the run id is built on."""
+    path = bundle / "inputs" / "ca" / "1-issued.csv.gz"
+    original = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(original.replace(b"PC-03", b"PC-99")))
+    reseal(bundle)
+    done = invoke("verify", str(bundle))
+    assert done.exit_code == 1
+    assert "1-issued.csv.gz: does not hold the input run.json records" in done.stderr
+
+
+def test_deleted_bundled_input_is_exit_1(bundle):
+    (bundle / "inputs" / "snapshot" / "metadata.json.gz").unlink()
+    done = invoke("verify", str(bundle))
+    assert done.exit_code == 1
+    assert "inputs/snapshot/metadata.json.gz: listed in the manifest but missing" in done.stderr
+
+
+def test_manifest_path_outside_the_folder_is_rejected(bundle):
+    manifest = bundle / "manifest-sha256.txt"
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8") + f"{'0' * 64}  ../escape.txt\n", encoding="utf-8"
+    )
+    done = invoke("verify", str(bundle))
+    assert done.exit_code == 1
+    assert "a path outside the folder" in done.stderr
+
+
+def test_bundled_input_missing_from_the_manifest_is_exit_1(bundle):
+    manifest = bundle / "manifest-sha256.txt"
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    manifest.write_text(
+        "\n".join(line for line in lines if not line.endswith("1-issued.csv.gz")) + "\n",
+        encoding="utf-8",
+    )
+    done = invoke("verify", str(bundle))
+    assert done.exit_code == 1
+    assert "inputs/ca/1-issued.csv.gz: named in run.json but not listed" in done.stderr
+
+
+def test_an_edited_view_is_caught_even_with_a_resealed_manifest(folder):
+    plan = folder / "revocation-plan.csv"
+    plan.write_bytes(
+        plan.read_bytes() + b"FF,x,superseded,superseded,4,PC-1,certutil -revoke FF 4\r\n"
+    )
+    reseal(folder)
+    done = invoke("verify", str(folder))
+    assert done.exit_code == 1
+    assert "revocation-plan.csv" in done.output

@@ -5,41 +5,43 @@
         ...
     reader.input_file()                       # sha256, rows, rejects for run.json
 
-Formats: certutil, pspki, ejbca, openssl-index and mapped (docs/ca-exports.md). Only a file that
-cannot be read as any (or the requested) format raises; a bad row is a Reject with its line.
+Formats: certutil, certutil-text, pspki, ejbca, openssl-index and mapped (docs/ca-exports.md).
+Only a file that cannot be read as any (or the requested) format raises; a bad row is a Reject
+with its line; every physical line is a row, a Reject, or a known header, trailer or blank.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
+from dataclasses import replace as _replace
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconcile.ca import openssl_index
+from reconcile.ca import certutil_text, openssl_index
 from reconcile.ca.certutil import is_trailer
 from reconcile.ca.columns import MAP_FORMATS, ColumnMap, load_column_map
-from reconcile.ca.dates import CultureDates, zone
+from reconcile.ca.dates import CultureDates, DateScan, zone
 from reconcile.ca.detect import Detector
-from reconcile.ca.table import Converter, build_converter
+from reconcile.ca.records import csv_records
+from reconcile.ca.table import Converter, Dialect, build_converter
 from reconcile.ca.textsource import TextSource
 from reconcile.errors import ConfigError, InputError
 from reconcile.model import CaCertificate, InputFile, Reject
 
 if TYPE_CHECKING:
-    from _csv import Reader
-
     from reconcile.settings import Settings
 
 __all__ = ["FORMATS", "ExportReader", "ReaderOptions"]
 
-FORMATS = ("auto", "certutil", "pspki", "ejbca", "openssl-index", "mapped")
+FORMATS = ("auto", "certutil", "certutil-text", "pspki", "ejbca", "openssl-index", "mapped")
 DATE_ORDERS = ("mdy", "dmy", "ymd")
 KIND = "ca-export"
+_DATE_FIELDS = ("not_before", "not_after", "revoked_at")
+_Row = tuple[int, int, list[str]]
 
 log = logging.getLogger("reconcile.ca")
 
@@ -104,7 +106,12 @@ class ReaderOptions:
 
 
 class ExportReader:
-    """One CA export file, opened and recognised at construction, streamed once by iteration."""
+    """One CA export file, opened and recognised at construction, streamed once by iteration.
+
+    Files with culture dates get a first pass over their date cells that decides the day/month
+    order before any row is converted (a swap must never depend on which rows came first) and
+    notes zone-less dates; it stops as soon as nothing later can change the answer.
+    """
 
     format: str
 
@@ -116,11 +123,15 @@ class ExportReader:
         self._rejected = 0
         self._started = False
         self._sha256: str | None = None
-        self._csv_reader: Reader | None = None
         self._convert: Converter | None = None
-        self._trailers = False
+        self._dialect: Dialect | None = None
+        self._header: list[str] = []
+        self._delimiter = ","
         self._offset = 0
         self._first_line = ""
+        self.notes: list[str] = []
+        self.zone_note: str | None = None
+        self.date_order: str | None = None
         user_map = options.load_map()
         self._text = TextSource(self.path, options.encoding, options.legacy_encoding)
         try:
@@ -152,27 +163,158 @@ class ExportReader:
             raise InputError(
                 f"not an OpenSSL index.txt: line {number} is {first.strip()[:80]!r}", self._source
             )
-        if first.lstrip().startswith("#TYPE"):
-            first, number = self._next_content(number)
-            if first is None:
-                raise InputError("only a PowerShell #TYPE line, no header", self._source)
         tz = zone(options.timezone)
         culture = CultureDates(options.date_order, tz)
         detector = Detector(requested=options.format, user_map=user_map, culture=culture, tz=tz)
-        dialect, header, delimiter = detector.choose(first, self._source)
-        self.format = dialect.name
-        self._trailers = dialect.trailers
-        self._offset = number
-        self._csv_reader = csv.reader(self._text.lines, delimiter=delimiter, strict=True)
-        self._convert = build_converter(dialect, header, source=self._source, issuer=options.issuer)
+        if options.format in ("auto", certutil_text.NAME) and certutil_text.looks_like(first):
+            self._recognise_text(detector, first, number)
+        elif options.format == certutil_text.NAME:
+            raise InputError(
+                f"not certutil's text output: line {number} is {first.strip()[:80]!r} where "
+                "'Schema:' or 'Row 1:' was expected",
+                self._source,
+            )
+        else:
+            if first.lstrip().startswith("#TYPE"):
+                first, number = self._next_content(number)
+                if first is None:
+                    raise InputError("only a PowerShell #TYPE line, no header", self._source)
+            dialect, header, delimiter = detector.choose(first, self._source)
+            self.format = dialect.name
+            self._dialect, self._header, self._delimiter = dialect, header, delimiter
+            self._offset = number
+        self._choose_date_order(culture)
+        self._convert = build_converter(
+            self._dialect_in_use(), self._header, source=self._source, issuer=options.issuer
+        )
         log.debug(
             "%s: %s, %s, delimiter %r, %d columns",
             self._source,
             self.format,
             self._text.encoding,
-            delimiter,
-            len(header),
+            self._delimiter,
+            len(self._header),
         )
+
+    @property
+    def options(self) -> ReaderOptions:
+        return self._options
+
+    @property
+    def names_issuer(self) -> bool:
+        """Whether its rows carry an issuer: configured, or an issuer (or CA name) column."""
+        if self._options.issuer:
+            return True
+        if self._dialect is None:
+            return False
+        found = self._dialect.fields_of(self._header)
+        return "issuer" in found or "config_string" in found
+
+    def _dialect_in_use(self) -> Dialect:
+        assert self._dialect is not None
+        return self._dialect
+
+    def _recognise_text(self, detector: Detector, first: str, number: int) -> None:
+        """certutil's text output: the header is the Schema block's names or the first block's."""
+        self.format = certutil_text.NAME
+        dialect = _replace(detector.dialects["certutil"], name=certutil_text.NAME)
+        header = self._text_header(chain([first], self._text.lines), number)
+        if "serial" not in dialect.fields_of(header):
+            raise InputError(
+                "certutil text output without a 'Serial Number' line (add SerialNumber to "
+                f"certutil's -out list); labels found: {', '.join(header[:30]) or 'none'}",
+                self._source,
+            )
+        self._dialect, self._header = dialect, header
+        # The header pass consumed lines: reopen, so the stream starts at the first line again.
+        self._text.close()
+        self._text = TextSource(self.path, self._options.encoding, self._options.legacy_encoding)
+
+    def _text_header(self, lines: Iterable[str], number: int) -> list[str]:
+        for item in certutil_text.parse(lines, number):
+            if isinstance(item, list):
+                return item
+            if isinstance(item, certutil_text.Block):
+                return list(item.cells)
+        return []
+
+    def _records(self, lines: Iterable[str]) -> Iterator[_Row | Reject]:
+        """(first line, last line, cells) per data row, or a Reject; trailers and blanks skipped."""
+        source = self._source
+        if self.format == certutil_text.NAME:
+            header = self._header
+            for item in certutil_text.parse(lines, 1):
+                if isinstance(item, certutil_text.Block):
+                    cells = item.cells
+                    yield item.line, item.line, [cells.get(name, "") for name in header]
+                elif isinstance(item, certutil_text.Stray):
+                    yield Reject(source, item.line, f"not part of a Row block: {item.text[:60]!r}")
+            return
+        trailers = self._dialect_in_use().trailers
+        width = len(self._header)
+        for record in csv_records(lines, self._offset + 1, self._delimiter, width):
+            if record.cells is None:
+                yield Reject(source, record.start, record.reason or "not valid CSV")
+                continue
+            if record.start == record.end and (
+                (len(record.cells) == 1 and not record.cells[0].strip())
+                or (
+                    trailers
+                    and not record.text.lstrip().startswith('"')
+                    and is_trailer(record.text)
+                )
+            ):
+                continue
+            yield record.start, record.end, record.cells
+
+    def _data_lines(self, text: TextSource) -> Iterator[str]:
+        """The lines after the header (certutil text output has no header line)."""
+        skip = 0 if self.format == certutil_text.NAME else self._offset
+        return islice(text.lines, skip, None)
+
+    def _choose_date_order(self, culture: CultureDates) -> None:
+        """First pass: decide the order of slash dates from every date cell of the file."""
+        positions = [
+            i
+            for f, i in self._dialect_in_use().fields_of(self._header).items()
+            if f in _DATE_FIELDS
+        ]
+        if not positions:
+            return
+        scan = DateScan(self._options.date_order)
+        text = TextSource(self.path, self._options.encoding, self._options.legacy_encoding)
+        try:
+            for item in self._records(self._data_lines(text)):
+                if isinstance(item, Reject):
+                    continue
+                start, _, cells = item
+                for position in positions:
+                    if position < len(cells) and cells[position].strip():
+                        scan.see(cells[position], start)
+                if scan.settled:
+                    break
+        finally:
+            text.close()
+        clash = scan.conflict()
+        if clash is not None:
+            raise InputError(
+                f"dates disagree on their order: line {clash[0]} has a day > 12 first, line "
+                f"{clash[1]} second; export the file again in one culture",
+                self._source,
+            )
+        order = scan.order()
+        culture.use(order)
+        self.date_order = order
+        how = scan.describe()
+        if how is not None:
+            self.notes.append(f"{self._source}: {how}")
+            log.info("%s: %s", self._source, how)
+        if scan.zoneless_line and self._options.timezone.upper() in ("UTC", "GMT", "Z"):
+            self.zone_note = (
+                f"{self._source}: dates carry no zone (first at line {scan.zoneless_line}): "
+                "read as UTC; set --ca-timezone to the CA's zone"
+            )
+            self.notes.append(self.zone_note)
 
     def __iter__(self) -> Iterator[CaCertificate | Reject]:
         if self._started:
@@ -185,7 +327,10 @@ class ExportReader:
             if self._convert is None:
                 yield from self._index_rows()
             else:
-                yield from self._csv_rows(self._convert)
+                lines = self._text.lines
+                if self.format == certutil_text.NAME:
+                    lines = self._data_lines(self._text)
+                yield from self._csv_rows(self._convert, lines)
             self._sha256 = self._text.sha256()
         finally:
             self._text.close()
@@ -193,44 +338,30 @@ class ExportReader:
     def _undecodable(self, start: int, end: int) -> bool:
         return any(start <= n <= end for n in self._text.undecodable)
 
-    def _csv_rows(self, convert: Converter) -> Iterator[CaCertificate | Reject]:
-        reader = self._csv_reader
-        assert reader is not None
-        source = self._source
-        offset = self._offset
-        trailers = self._trailers
+    def _csv_rows(
+        self, convert: Converter, lines: Iterable[str]
+    ) -> Iterator[CaCertificate | Reject]:
         undecodable = self._text.undecodable
-        last = rows = rejected = 0
+        rows = rejected = 0
         try:
-            while True:
-                try:
-                    for row in reader:
-                        start = offset + last + 1
-                        last = reader.line_num
-                        if not row or (
-                            len(row) == 1
-                            and (not row[0].strip() or (trailers and is_trailer(row[0])))
-                        ):
-                            continue
-                        rows += 1
-                        if undecodable and self._undecodable(start, offset + last):
-                            rejected += 1
-                            yield Reject(source, start, self._encoding_reason())
-                            continue
-                        try:
-                            record = convert(row, start)
-                        except ValueError as exc:
-                            rejected += 1
-                            yield Reject(source, start, str(exc))
-                            continue
-                        yield record
-                    return
-                except csv.Error as exc:
-                    start = offset + last + 1
-                    last = reader.line_num
-                    rows += 1
+            for item in self._records(lines):
+                rows += 1
+                if isinstance(item, Reject):
                     rejected += 1
-                    yield Reject(source, start, f"not valid CSV: {exc}")
+                    yield item
+                    continue
+                start, end, cells = item
+                if undecodable and self._undecodable(start, end):
+                    rejected += 1
+                    yield Reject(self._source, start, self._encoding_reason())
+                    continue
+                try:
+                    record = convert(cells, start)
+                except ValueError as exc:
+                    rejected += 1
+                    yield Reject(self._source, start, str(exc))
+                    continue
+                yield record
         finally:
             self._rows += rows
             self._rejected += rejected
@@ -240,21 +371,23 @@ class ExportReader:
         source = self._source
         undecodable = self._text.undecodable
         lines = chain([self._first_line], self._text.lines)
-        for number, line in enumerate(lines, start=self._offset + 1):
-            if not line.strip():
-                continue
-            self._rows += 1
-            if number in undecodable:
-                self._rejected += 1
-                yield Reject(source, number, self._encoding_reason())
-                continue
-            try:
-                record = convert(line, number)
-            except ValueError as exc:
-                self._rejected += 1
-                yield Reject(source, number, str(exc))
-                continue
-            yield record
+        for number, physical in enumerate(lines, start=self._offset + 1):
+            # A lone CR ends a line too: otherwise the next certificate hides inside a subject.
+            for line in physical.rstrip("\r\n").split("\r"):
+                if not line.strip():
+                    continue
+                self._rows += 1
+                if number in undecodable:
+                    self._rejected += 1
+                    yield Reject(source, number, self._encoding_reason())
+                    continue
+                try:
+                    record = convert(line, number)
+                except ValueError as exc:
+                    self._rejected += 1
+                    yield Reject(source, number, str(exc))
+                    continue
+                yield record
 
     def _encoding_reason(self) -> str:
         fallback = "" if self._options.encoding else f" or {self._options.legacy_encoding}"

@@ -16,11 +16,16 @@ from reconcile.ca.table import Dialect, certutil_request_id
 NAME = "certutil"
 # "Maximum Row Index: 5", "5 Rows", "CertUtil: -view command completed successfully." and
 # their translations: a label with a count, a count with a word, or the tool's own prefix.
-_TRAILER = re.compile(r"^(?:CertUtil:.*|[^\d,]{3,}:\s*\d+|\d+\s+\w+\.?)$", re.IGNORECASE)
+# "  32 Row Properties, Total Size = 1110, Max Size = 76, Ave Size = 34" (statistics, with commas).
+_TRAILER = re.compile(
+    r"^(?:CertUtil:.*|[^\d,]{3,}:\s*\d+|\d+\s+\w+\.?"
+    r"|\d+\s+[^,=\d]+(?:,\s*[^,=\d]+=\s*\d+)+)$",
+    re.IGNORECASE,
+)
 
 
 def is_trailer(cell: str) -> bool:
-    """True for a certutil status line (a one-cell row after the data)."""
+    """True for a certutil status line after the data (a whole physical line)."""
     return _TRAILER.match(cell.strip()) is not None
 
 

@@ -37,6 +37,7 @@ FIELDS = frozenset(
         "san",
         "upn",
         "config_string",
+        "cert_type",
     }
 )
 IGNORE = "ignore"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 DateFunc = Callable[[str], datetime]
@@ -20,6 +21,7 @@ _UTC_SUFFIXES = (" GMT", " UTC", " Z", " gmt", " utc", " z")
 _AM = frozenset({"AM", "A.M.", "A. M.", "AM."})
 _PM = frozenset({"PM", "P.M.", "P. M.", "PM."})
 _ORDERS = ("mdy", "dmy", "ymd")
+_ZONED_ENOUGH = 1000
 
 
 def zone(name: str) -> tzinfo:
@@ -44,10 +46,14 @@ class CultureDates:
     """
 
     def __init__(self, order: str = "mdy", tz: tzinfo = UTC) -> None:
+        self._zone = tz
+        self.use(order)
+
+    def use(self, order: str) -> None:
+        """Switch the order for slash and dash forms (once detection has read the file)."""
         if order not in _ORDERS:
             raise ValueError(f"date order must be one of {', '.join(_ORDERS)}, not {order!r}")
         self._order = order
-        self._zone = tz
         self._cache: dict[str, datetime] | None = {}
         self._hits = 0
         self._days: dict[str, datetime] = {}
@@ -80,6 +86,8 @@ class CultureDates:
         if s.endswith(_UTC_SUFFIXES):
             s = s[: s.rindex(" ")].rstrip()
             tz = UTC
+        if ". " in s:
+            s = s.replace(". ", ".")  # cs-CZ / sk-SK: `3. 10. 2023 10:11:26`
         date_part, _, clock = s.partition(" ")
         midnight = self._days.get(date_part)
         if midnight is None:
@@ -100,11 +108,16 @@ class CultureDates:
         return (midnight + offset).replace(tzinfo=tz).astimezone(UTC)
 
     def _day(self, text: str) -> datetime:
+        dotted = "." in text
         parts = text.replace(".", "/").replace("-", "/").rstrip("/").split("/")
         if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts):
             raise ValueError(text)
         a, b, c = int(parts[0]), int(parts[1]), int(parts[2])
-        if len(parts[0]) == 4 or self._order == "ymd":
+        if dotted and len(parts[0]) != 4:
+            # Every culture that writes dotted dates writes the day first (de-DE, cs-CZ, ru-RU).
+            day, month, year = a, b, c
+            year_digits = len(parts[2])
+        elif len(parts[0]) == 4 or self._order == "ymd":
             year, month, day = a, b, c
             year_digits = len(parts[0])
         elif self._order == "mdy":
@@ -208,3 +221,113 @@ def asn1_time(text: str) -> datetime:
         )
     except ValueError:
         raise ValueError(f"{text.strip()!r} is not a valid time") from None
+
+
+class Evidence(StrEnum):
+    """What one date cell says about the day/month order of its file."""
+
+    DAY_FIRST = "dmy"
+    MONTH_FIRST = "mdy"
+    AMBIGUOUS = "ambiguous"
+    FIXED = "fixed"  # dotted (always day-first) or year-first: the order setting does not apply
+    OTHER = "other"  # not a culture date (ISO with T, epoch numbers, or garbage)
+
+
+def order_evidence(text: str) -> Evidence:
+    """Classify one cell: slash/dash forms whose first field is > 12 are day-first, and so on."""
+    s = text.strip().replace(". ", ".")
+    date_part = s.partition(" ")[0]
+    if "T" in date_part or not date_part[:1].isdigit():
+        return Evidence.OTHER
+    dotted = "." in date_part
+    parts = date_part.replace(".", "/").replace("-", "/").rstrip("/").split("/")
+    if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts):
+        return Evidence.OTHER
+    if dotted or len(parts[0]) == 4:
+        return Evidence.FIXED
+    first, second = int(parts[0]), int(parts[1])
+    if first > 12 >= second:
+        return Evidence.DAY_FIRST
+    if second > 12 >= first:
+        return Evidence.MONTH_FIRST
+    return Evidence.AMBIGUOUS
+
+
+def has_zone(text: str) -> bool:
+    """True when a date cell says which zone it is in (GMT/UTC/Z suffix or an ISO offset)."""
+    s = text.strip()
+    if s.endswith(_UTC_SUFFIXES) or s[-1:] in ("Z", "z"):
+        return True
+    clock = s.partition("T")[2] if "T" in s else ""
+    return "+" in clock or clock.count("-") > 0
+
+
+_DECIDING = frozenset({Evidence.DAY_FIRST, Evidence.MONTH_FIRST, Evidence.FIXED})
+
+
+class DateScan:
+    """The order a file's slash dates use, decided before any row is converted.
+
+    A value whose first field is > 12 is day-first, one whose second field is > 12 is
+    month-first; both in one file is refused, so a silent day/month swap cannot happen. Only
+    when every value is ambiguous does the configured order (default mdy) apply.
+    """
+
+    def __init__(self, configured: str, default: str = "mdy") -> None:
+        self.configured = configured
+        self.default = default
+        self.first: dict[Evidence, int] = {}
+        self.zoneless_line = 0
+        self._zoned = 0
+
+    def see(self, text: str, line: int) -> None:
+        evidence = order_evidence(text)
+        if evidence is not Evidence.OTHER:
+            self.first.setdefault(evidence, line)
+            if self.zoneless_line:
+                return
+            if has_zone(text):
+                self._zoned += 1
+            else:
+                self.zoneless_line = line
+
+    @property
+    def settled(self) -> bool:
+        """The order is decided and the zone question answered: stop reading.
+
+        One tool in one culture wrote the whole file, so dotted or year-first dates need no
+        more reading, and a thousand zoned cells answer for the rest.
+        """
+        decided = not self.first.keys().isdisjoint(_DECIDING)
+        return decided and (bool(self.zoneless_line) or self._zoned >= _ZONED_ENOUGH)
+
+    def conflict(self) -> tuple[int, int] | None:
+        """(day-first line, month-first line) when the file holds both."""
+        if Evidence.DAY_FIRST in self.first and Evidence.MONTH_FIRST in self.first:
+            return self.first[Evidence.DAY_FIRST], self.first[Evidence.MONTH_FIRST]
+        return None
+
+    def order(self) -> str:
+        if Evidence.DAY_FIRST in self.first:
+            return "dmy"
+        if Evidence.MONTH_FIRST in self.first:
+            return "mdy"
+        return self.configured
+
+    def describe(self) -> str | None:
+        """How the order was chosen, for the summary, run.json and -v; None without dates."""
+        if Evidence.DAY_FIRST in self.first:
+            line = self.first[Evidence.DAY_FIRST]
+            return f"date order dmy detected from line {line} (first field > 12)"
+        if Evidence.MONTH_FIRST in self.first:
+            line = self.first[Evidence.MONTH_FIRST]
+            return f"date order mdy detected from line {line} (second field > 12)"
+        if Evidence.AMBIGUOUS in self.first:
+            how = "default" if self.configured == self.default else "configured"
+            return (
+                f"date order {self.configured} ({how}): every slash date is ambiguous "
+                "(no field > 12); set --date-order if that is wrong"
+            )
+        if Evidence.FIXED in self.first:
+            return "date order needs no setting: dates are dotted (day first) or year first"
+        return None

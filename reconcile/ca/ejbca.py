@@ -26,7 +26,7 @@ COLUMNS = {
     "username": "requester",
     "certificateprofileid": "template_name",
     "cafingerprint": "ignore",
-    "type": "ignore",
+    "type": "cert_type",
     "revocationreason": "ignore",
     "base64cert": "ignore",
     "tag": "ignore",

@@ -28,7 +28,12 @@ _NOT_ISSUED = {8: "in process", 9: "pending", 30: "failed", 31: "denied"}
 _REVOKED_DISPOSITION = 21
 # Few distinct templates and dispositions exist; the bound only guards against hostile files.
 _SMALL_CACHE = 4096
-_OID = re.compile(r"(\d+(?:\.\d+){2,})(?:\s+(.*))?$", re.DOTALL)
+# AD CS templates for CA certificates and CA-to-CA trust: never issued to a device.
+_CA_TEMPLATES = frozenset({"caexchange", "crossca", "subca", "ca"})
+# EJBCA CertificateConstants.CERTTYPE_*: 1 end entity, 2 sub CA, 8 root CA.
+_EJBCA_CA_TYPES = {"2": "a sub CA", "8": "a root CA"}
+# `1.3.6.1.4.1.311.21.8.1.2 Name` (csv) or `"1.3.6.1.4.1.311.21.8.1.2" Name` (text output).
+_OID = re.compile(r"(\d+(?:\.\d+){2,})\"?(?:\s+(.*))?$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ def build_converter(
         at("upn"),
         at("config_string"),
     )
+    i_type = at("cert_type")
 
     def text(row: list[str], position: int) -> str | None:
         if position < 0:
@@ -233,6 +239,15 @@ def build_converter(
     has_revocation = i_revoked >= 0 or i_disp >= 0 or i_status >= 0
     has_names = i_template >= 0 or i_oid >= 0 or i_tname >= 0 or i_issuer >= 0 or i_config >= 0
     has_san = i_san >= 0 or i_upn >= 0
+
+    def scope(row: list[str], template_name: str | None) -> str | None:
+        if i_type >= 0:
+            kind = row[i_type].strip()
+            if kind in _EJBCA_CA_TYPES:
+                return f"EJBCA type {kind}: {_EJBCA_CA_TYPES[kind]} certificate, not a device's"
+        if template_name is not None and template_name.casefold() in _CA_TEMPLATES:
+            return f"template {template_name} issues CA certificates, not a device's"
+        return None
 
     def convert(row: list[str], line: int) -> CaCertificate:
         # The hot loop of a million-row export: columns the file lacks cost one comparison.
@@ -315,6 +330,7 @@ def build_converter(
             source,
             line,
             san,
+            scope(row, template_name),
         )
 
     return convert

@@ -20,6 +20,8 @@ DEMO_TEMPLATES = (
     "1.3.6.1.4.1.311.21.8.4521873.9174215.11838394.2917640.12836427.177.3071.102",
     "ContosoIntunePKCSAndroid",
 )
+# The tenant's Microsoft Cloud PKI issuing CA; `reconcile demo` selects it by name as a template.
+DEMO_CLOUD_PKI_CA = "Contoso Cloud Issuing CA"
 
 
 def demo_snapshot() -> Path:

@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from reconcile.emulator.connectors import ConnectorSwitch
 from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
 from reconcile.emulator.faults import FaultKind, parse_fault
 from reconcile.emulator.server import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, GraphEmulator
@@ -43,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-page-size", type=int, default=1000, help="largest $top honoured")
     parser.add_argument("--export-polls", type=int, default=2, help="polls before completed")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="access token seconds")
+    parser.add_argument(
+        "--report-without-loc",
+        action="store_true",
+        help="leave CertificateStatus_loc out of the export (numeric codes only)",
+    )
+    parser.add_argument(
+        "--report-columns",
+        help="comma-separated report columns the tenant knows (default: the documented list)",
+    )
     kinds = ", ".join(k.value for k in FaultKind)
     parser.add_argument(
         "--fault",
@@ -51,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help=f"kind[:key=value,...]; kinds: {kinds}; keys: route, path, query, times, after, "
         "retry_after, retry_after_date, delay (repeatable)",
+    )
+    parser.add_argument(
+        "--stale-connector",
+        action="store_true",
+        help="add a certificate connector that has been silent for three days",
+    )
+    parser.add_argument(
+        "--connector-status",
+        type=int,
+        choices=(200, 403, 404),
+        default=200,
+        help="answer the connector endpoints with this status (403/404: no access)",
     )
     parser.add_argument("--request-log", type=Path, help="append every request as JSON Lines")
     parser.add_argument(
@@ -87,8 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         max_page_size=args.max_page_size,
         export_polls=args.export_polls,
         token_lifetime=args.token_lifetime,
+        report_loc=not args.report_without_loc,
+        report_columns=(
+            [c.strip() for c in args.report_columns.split(",") if c.strip()]
+            if args.report_columns
+            else None
+        ),
         request_log=args.request_log,
         port=args.port,
+        snapshot_dir=None if args.generated is not None else args.snapshot or DEMO_SNAPSHOT,
+        connectors=ConnectorSwitch(stale=args.stale_connector, status=args.connector_status),
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

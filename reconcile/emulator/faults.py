@@ -21,10 +21,19 @@ class FaultKind(StrEnum):
     SLOW = "slow"  # answer normally after ``delay`` seconds
     EXPORT_FAILED = "export-failed"  # the export job ends in status failed
     INVALID_SECRET = "invalid-secret"  # the token endpoint rejects the client secret
+    # an export job without a "(PolicyId eq '...')" filter is refused with 400, as a tenant
+    # whose report only exports per certificate profile would
+    POLICY_FILTER_REQUIRED = "policy-filter-required"
+    # the page's @odata.nextLink carries a tab in its host (urlsplit drops it, httpx refuses it)
+    NEXT_LINK_CONTROL = "next-link-control"
 
 
 # Faults that only make sense on one route default to it.
-_DEFAULT_ROUTES = {FaultKind.EXPORT_FAILED: "export_status", FaultKind.INVALID_SECRET: "token"}
+_DEFAULT_ROUTES = {
+    FaultKind.EXPORT_FAILED: "export_status",
+    FaultKind.INVALID_SECRET: "token",
+    FaultKind.POLICY_FILTER_REQUIRED: "export_create",
+}
 
 ROUTES = (
     "openid",
@@ -35,9 +44,15 @@ ROUTES = (
     "states",
     "devices",
     "export_create",
+    "export_list",
     "export_status",
     "download",
+    "ndes_connectors",
+    "connector_details",
     "unknown",
+    "cloud_pki_cas",
+    "cloud_pki_leaves",
+    "cloud_pki_ca_leaves",
 )
 
 

@@ -38,11 +38,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from reconcile.emulator import cloudpki
+from reconcile.emulator import connectors as connector_routes
+from reconcile.emulator.connectors import ConnectorSwitch
 from reconcile.emulator.faults import Fault, FaultKind
 from reconcile.emulator.tenant import (
     DEVICE_PROPERTIES,
     PROFILE_PROPERTIES,
     REPORT_ALL_COLUMNS,
+    REPORT_ENUM_COLUMNS,
+    REPORT_STATUS_CODES,
     STATE_PROPERTIES,
     GeneratedTenant,
     SnapshotTenant,
@@ -59,6 +64,8 @@ GRAPH_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;chars
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 REPORT_NAMES = ("CertificatesByRAPolicy", "AllDeviceCertificates")
+LOCALIZATION_TYPES = ("LocalizedValuesAsAdditionalColumn", "ReplaceLocalizableValues")
+_POLICY_FILTER = re.compile(r"^\s*\(?\s*PolicyId\s+eq\s+'((?:[^']|'')*)'\s*\)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ class RecordedRequest:
     status: int
     retry_not_before: float | None = None
     fault: str | None = None
+    body: str | None = None
+    """Kept only for routes whose body holds no credential (the export job request)."""
 
     @property
     def params(self) -> dict[str, list[str]]:
@@ -98,6 +107,7 @@ class RecordedRequest:
             "status": self.status,
             "retry_not_before": self.retry_not_before,
             "fault": self.fault,
+            "body": self.body,
         }
 
     @classmethod
@@ -114,6 +124,7 @@ class RecordedRequest:
             status=int(obj["status"]),
             retry_not_before=obj.get("retry_not_before"),
             fault=obj.get("fault"),
+            body=obj.get("body"),
         )
 
 
@@ -275,6 +286,7 @@ class _Exchange:
         return self.handler.headers.get("client-request-id") or str(uuid.uuid4())
 
 
+_BODY_ROUTES = frozenset({"export_create"})
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
@@ -293,6 +305,7 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ),
         ("GET", "devices", r"^/(v1\.0|beta)/deviceManagement/managedDevices$"),
         ("POST", "export_create", r"^/(v1\.0|beta)/deviceManagement/reports/exportJobs$"),
+        ("GET", "export_list", r"^/(v1\.0|beta)/deviceManagement/reports/exportJobs$"),
         (
             "GET",
             "export_status",
@@ -300,6 +313,8 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
             r"(\('(?P<id>[^']+)'\)|/(?P<id2>[^/]+))$",
         ),
         ("GET", "download", r"^/blob/reports/(?P<name>[^/]+)\.zip$"),
+        *cloudpki.PATTERNS,
+        *connector_routes.ROUTES,
     )
 )
 
@@ -330,9 +345,13 @@ class GraphEmulator:
         export_polls: int = 2,
         device_code_interval: int = 1,
         report_bom: bool = False,
+        report_columns: Sequence[str] | None = None,
+        report_loc: bool = True,
         request_log: Path | None = None,
+        cloud_pki: cloudpki.CloudPki | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        connectors: ConnectorSwitch | None = None,
     ):
         if data is None:
             if snapshot_dir is not None:
@@ -346,6 +365,13 @@ class GraphEmulator:
         self.client_secret = client_secret or f"emu~{secrets.token_urlsafe(24)}"
         self.identity_header = secrets.token_hex(16)
         self.data = data
+        if cloud_pki is None:
+            cloud_pki = (
+                cloudpki.CloudPki.from_snapshot(snapshot_dir)
+                if snapshot_dir is not None
+                else cloudpki.CloudPki()
+            )
+        self.cloud_pki = cloud_pki
         self.faults: list[Fault] = list(faults)
         self.latency = latency
         self.page_size = page_size
@@ -354,6 +380,10 @@ class GraphEmulator:
         self.export_polls = export_polls
         self.device_code_interval = device_code_interval
         self.report_bom = report_bom
+        self.report_loc = report_loc
+        self.report_columns = (
+            frozenset(report_columns) if report_columns is not None else REPORT_ALL_COLUMNS
+        )
         self._certificate = (
             x509.load_pem_x509_certificate(client_certificate) if client_certificate else None
         )
@@ -368,6 +398,8 @@ class GraphEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.ca_bundle = Path()
+        self.connectors = connectors or ConnectorSwitch()
+        self._connector_snapshot = snapshot_dir
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -520,6 +552,7 @@ class GraphEmulator:
             status=ex.status,
             retry_not_before=ex.retry_not_before,
             fault=ex.fault,
+            body=ex.body.decode("utf-8", "replace") if ex.route in _BODY_ROUTES else None,
         )
         with self._log_lock:
             self._records.append(record)
@@ -569,7 +602,13 @@ class GraphEmulator:
         elif ex.route == "devices":
             self._devices(ex)
         elif ex.route == "export_create":
-            self._export_create(ex)
+            self._export_create(ex, fault)
+        elif ex.route == "export_list":
+            self._export_list(ex)
+        elif ex.route in cloudpki.ROUTES:
+            self._cloud_pki(ex)
+        elif ex.route in connector_routes.CONTEXTS:
+            self._connectors(ex)
         else:
             self._export_status(ex, fault)
 
@@ -1096,7 +1135,10 @@ class GraphEmulator:
             flat = [(k, v[-1]) for k, v in pairs]
             flat.append(("$skiptoken", _b64url(f"emulator:{offset + size}".encode())))
             query = urlencode(flat, quote_via=quote, safe="$,'()")
-            payload["@odata.nextLink"] = f"{ex.base}{ex.path}?{query}"
+            base = ex.base
+            if ex.fault == FaultKind.NEXT_LINK_CONTROL.value:
+                base = base.replace("://", "://graph\t", 1)
+            payload["@odata.nextLink"] = f"{base}{ex.path}?{query}"
         self._json(ex, 200, payload, GRAPH_JSON)
 
     def _page_size(self, ex: _Exchange) -> int:
@@ -1171,6 +1213,57 @@ class GraphEmulator:
             f"{version}/$metadata#deviceManagement/managedDevices",
         )
 
+    def _cloud_pki(self, ex: _Exchange) -> None:
+        pki = self.cloud_pki
+        if pki.forbidden is not None:
+            self._graph_error(ex, 403, "Forbidden", pki.forbidden_message())
+            return
+        if ex.route == "cloud_pki_cas":
+            items, known, context = pki.cas, cloudpki.CA_PROPERTIES, "cloudCertificationAuthority"
+        else:
+            items, known = pki.leaves, cloudpki.LEAF_PROPERTIES
+            context = "cloudCertificationAuthorityLeafCertificate"
+            if ex.route == "cloud_pki_ca_leaves":
+                assert ex.match is not None
+                ca_id = ex.match.group("id")
+                if pki.ca(ca_id) is None:
+                    self._graph_error(
+                        ex, 404, "ResourceNotFound", f"Resource with id '{ca_id}' was not found."
+                    )
+                    return
+                items = pki.leaves_of(ca_id)
+                context = f"cloudCertificationAuthority('{ca_id}')/{context}"
+        self._page(
+            ex,
+            len(items),
+            lambda start, stop: items[start:stop],
+            known,
+            cloudpki.CONTEXT + context,
+        )
+
+    def _connectors(self, ex: _Exchange) -> None:
+        status = self.connectors.status
+        if status != 200:
+            code = "Forbidden" if status == 403 else "ResourceNotFound"
+            self._graph_error(ex, status, code, f"{code} for the connector list.")
+            return
+        now = self.connectors.now()
+        served = None
+        if self._connector_snapshot is not None:
+            served = connector_routes.from_snapshot(self._connector_snapshot, now)
+        if served is None:
+            served = connector_routes.generated(now, stale=False)
+        items = list(served[ex.route])
+        if self.connectors.stale and ex.route == connector_routes.NDES_ROUTE:
+            items += connector_routes.generated(now, stale=True)[ex.route][1:]
+        self._page(
+            ex,
+            len(items),
+            lambda start, stop: items[start:stop],
+            frozenset(k for item in items for k in item),
+            connector_routes.CONTEXTS[ex.route],
+        )
+
     # --- report export ------------------------------------------------------------------------
 
     def _job_json(self, base: str, job: _ExportJob, status: str, url: str | None) -> dict[str, Any]:
@@ -1195,7 +1288,7 @@ class GraphEmulator:
             "expirationDateTime": expires,
         }
 
-    def _export_create(self, ex: _Exchange) -> None:
+    def _export_create(self, ex: _Exchange, fault: Fault | None) -> None:
         try:
             body = json.loads(ex.body or b"{}")
         except json.JSONDecodeError:
@@ -1208,20 +1301,39 @@ class GraphEmulator:
         if name not in REPORT_NAMES:
             self._graph_error(ex, 400, "BadRequest", f"Invalid report name '{name}'.")
             return
-        select = body.get("select") or sorted(REPORT_ALL_COLUMNS)
-        unknown = [c for c in select if c not in REPORT_ALL_COLUMNS]
-        if not isinstance(select, list) or unknown:
+        select = body.get("select") or sorted(self.report_columns)
+        if not isinstance(select, list):
+            self._graph_error(ex, 400, "BadRequest", "select must be an array of column names.")
+            return
+        unknown = [c for c in select if c not in self.report_columns]
+        if unknown:
             self._graph_error(ex, 400, "BadRequest", f"Invalid select column(s): {unknown}.")
             return
         if body.get("format", "csv") != "csv":
             self._graph_error(ex, 400, "BadRequest", "The emulator only exports csv.")
             return
+        localization = str(body.get("localizationType") or LOCALIZATION_TYPES[0])
+        if localization not in LOCALIZATION_TYPES:
+            self._graph_error(ex, 400, "BadRequest", f"Invalid localizationType '{localization}'.")
+            return
+        policy_filter = body.get("filter")
+        if policy_filter is not None and (
+            not isinstance(policy_filter, str) or not _POLICY_FILTER.match(policy_filter)
+        ):
+            self._graph_error(ex, 400, "BadRequest", f"Invalid filter '{policy_filter}'.")
+            return
+        required = fault is not None and fault.kind is FaultKind.POLICY_FILTER_REQUIRED
+        if required and policy_filter is None:
+            self._graph_error(
+                ex, 400, "BadRequest", f"Report '{name}' requires a filter on PolicyId."
+            )
+            return
         job = _ExportJob(
             id=f"{name}_{uuid.uuid4()}",
             report_name=str(name),
             select=[str(c) for c in select],
-            filter=body.get("filter"),
-            localization=str(body.get("localizationType") or "LocalizedValuesAsAdditionalColumn"),
+            filter=policy_filter,
+            localization=localization,
             requested=time.time(),
             polls=self.export_polls,
             signature=secrets.token_urlsafe(24),
@@ -1229,6 +1341,16 @@ class GraphEmulator:
         with self._session_lock:
             self._session.jobs[job.id] = job
         self._json(ex, 201, self._job_json(ex.base, job, "notStarted", None), GRAPH_JSON)
+
+    def _export_list(self, ex: _Exchange) -> None:
+        with self._session_lock:
+            jobs = list(self._session.jobs.values())
+        value = [self._job_json(ex.base, job, "inProgress", None) for job in jobs]
+        payload = {
+            "@odata.context": f"{ex.base}/beta/$metadata#deviceManagement/reports/exportJobs",
+            "value": value[: self._page_size(ex)],
+        }
+        self._json(ex, 200, payload, GRAPH_JSON)
 
     def _export_status(self, ex: _Exchange, fault: Fault | None) -> None:
         assert ex.match is not None
@@ -1258,11 +1380,29 @@ class GraphEmulator:
         self._json(ex, 200, self._job_json(ex.base, job, "completed", url), GRAPH_JSON)
 
     def _archive(self, job: _ExportJob) -> bytes:
+        """The CSV as Graph shapes it: with LocalizedValuesAsAdditionalColumn (the default) an
+        enum column holds its numeric code and ``<Column>_loc`` follows it with the text.
+        ``report_loc=False`` leaves the ``_loc`` column out, as one public probe observed."""
+        additional = job.localization == LOCALIZATION_TYPES[0]
+        loc = additional and self.report_loc
+        header: list[str] = []
+        for column in job.select:
+            header.append(column)
+            if loc and column in REPORT_ENUM_COLUMNS:
+                header.append(f"{column}_loc")
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(job.select)
+        writer.writerow(header)
         for row in self._report_rows(job):
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in job.select])
+            cells: list[str] = []
+            for column in job.select:
+                value = "" if row.get(column) is None else str(row.get(column))
+                if additional and column in REPORT_ENUM_COLUMNS:
+                    cells.append(REPORT_STATUS_CODES.get(value, "0"))
+                    cells += [value] if loc else []
+                else:
+                    cells.append(value)
+            writer.writerow(cells)
         data = text.getvalue().encode("utf-8-sig" if self.report_bom else "utf-8")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -1270,7 +1410,11 @@ class GraphEmulator:
         return buffer.getvalue()
 
     def _report_rows(self, job: _ExportJob) -> Iterator[Mapping[str, Any]]:
-        return self.data.report_rows()
+        matched = _POLICY_FILTER.match(job.filter or "")
+        if matched is None:
+            return self.data.report_rows()
+        policy = matched.group(1).replace("''", "'")
+        return (row for row in self.data.report_rows() if row.get("PolicyId") == policy)
 
     def _download(self, ex: _Exchange) -> None:
         headers = {"x-ms-version": "2019-02-02"}

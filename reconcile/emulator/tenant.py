@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconcile.errors import InputError
-from reconcile.intune.records import PROFILE_ID_KEY, REPORT_COLUMNS
+from reconcile.intune.records import PROFILE_ID_KEY
 
 ANNOTATION_PREFIX = "@reconcile."
 
@@ -125,7 +125,32 @@ PROFILE_PROPERTIES = frozenset(
         "subjectAlternativeNameFormatString",
     }
 )
-REPORT_ALL_COLUMNS = frozenset(REPORT_COLUMNS) | {"EnhancedKeyUsage", "KeyUsage", "PolicyName"}
+# CertificatesByRAPolicy columns as ref-graph-available-reports lists them (not reconcile's list,
+# so a client asking for a column the docs do not name gets the 400 Graph gives).
+REPORT_ALL_COLUMNS = frozenset(
+    {
+        "CaConfiguration",
+        "CertificateStatus",
+        "DeviceId",
+        "DeviceName",
+        "EnhancedKeyUsage",
+        "IssuerName",
+        "KeyUsage",
+        "PolicyId",
+        "SerialNumber",
+        "SubjectName",
+        "Thumbprint",
+        "UPN",
+        "UserId",
+        "ValidFrom",
+        "ValidTo",
+    }
+)
+# Numeric codes the emulator serves for CertificateStatus under LocalizedValuesAsAdditionalColumn.
+# Microsoft documents no values for this column: these codes are the emulator's own invention,
+# and the client must not need them (it reads the _loc text, or a configured code map).
+REPORT_STATUS_CODES = {"Unknown": "0", "Active": "1", "Revoked": "2", "Expired": "3"}
+REPORT_ENUM_COLUMNS = frozenset({"CertificateStatus"})
 
 
 class Tenant(ABC):
@@ -391,7 +416,6 @@ class GeneratedTenant(Tenant):
                     "UPN": f"user{j % 1000:04d}@contoso.example",
                     "UserId": _guid(self._seed, "user", j % 1000),
                     "PolicyId": profile_id,
-                    "PolicyName": profile["displayName"],
                     "SerialNumber": self._serial(k),
                     "Thumbprint": _digest(self._seed, "thumb", k, size=20).upper(),
                     "IssuerName": _ISSUER,

@@ -30,12 +30,22 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from reconcile import __version__
 from reconcile.errors import AuthError, ConfigError
 from reconcile.graph.clouds import Endpoints
-from reconcile.graph.transport import MsalHttpAdapter, describe_transport_error, is_transient
+from reconcile.graph.transport import (
+    MsalHttpAdapter,
+    describe_transport_error,
+    is_transient,
+    parse_retry_after,
+)
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.graph.auth")
 
 METHODS = ("secret", "certificate", "device-code", "managed-identity")
+THROTTLED = frozenset({429, 503})
+# msal replays a throttled token answer from its cache for Retry-After seconds (5 s without the
+# header; msal/throttled_http_client.py), so a retry must wait a little longer than that.
+_MSAL_REPLAY = 5.0
+_MARGIN = 0.5
 _MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
 _CODE = re.compile(r"AADSTS(\d{5,7})")
 
@@ -306,12 +316,14 @@ class MsalTokenProvider:
         *,
         prompt: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._settings = settings
         self._endpoints = endpoints
         self._http = MsalHttpAdapter(http)
         self._prompt = prompt or _stderr_prompt
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
         self._acquire: Callable[[], Mapping[str, Any]] | None = None
         self._secrets = settings.secret_values()
@@ -335,12 +347,43 @@ class MsalTokenProvider:
 
     def token(self) -> str:
         with self._lock:
-            result = self._with_retries()
+            result = self._throttle_aware()
         token = result.get("access_token")
         if not token:
             raise error_from_result(result, self._secrets)
         self.last_source = str(result.get("token_source") or "")
         return str(token)
+
+    def _throttle_aware(self) -> Mapping[str, Any]:
+        """A 429/503 from the token endpoint is waited out like a Graph one (Retry-After, else
+        exponential backoff), within graph.max_attempts and graph.retry_time."""
+        start = self._clock()
+        attempt = 1
+        while True:
+            result = self._with_retries()
+            answer = self._http.last
+            if result.get("access_token") or answer is None or answer.status not in THROTTLED:
+                return result
+            wait = self._throttle_wait(answer.retry_after, answer.date, attempt)
+            elapsed = self._clock() - start
+            if (
+                attempt >= self._settings.graph_max_attempts
+                or elapsed + wait > self._settings.graph_retry_time
+            ):
+                raise AuthError(
+                    f"{self._endpoints.authority_host} answered HTTP {answer.status} to the "
+                    f"token request, still failing after {attempt} attempts; try again later"
+                )
+            log.info("token endpoint: HTTP %d; retry %d in %.1f s", answer.status, attempt, wait)
+            self._sleep(wait)
+            attempt += 1
+
+    @staticmethod
+    def _throttle_wait(retry_after: str | None, date: str | None, attempt: int) -> float:
+        asked = parse_retry_after(retry_after, date, time.time())
+        if asked is not None:
+            return asked + _MARGIN
+        return max(_MSAL_REPLAY, min(60.0, 2.0**attempt)) + _MARGIN
 
     def _with_retries(self) -> Mapping[str, Any]:
         """Transient network failures towards Entra ID are retried briefly; refusals are not."""
@@ -371,7 +414,7 @@ class MsalTokenProvider:
             return self._acquire()
         except msal.exceptions.MsalServiceError as exc:
             status = re.search(r"HTTP Error: (\d+)", str(exc))
-            if status and int(status.group(1)) < 500:
+            if status and int(status.group(1)) < 500 and int(status.group(1)) not in THROTTLED:
                 raise AuthError(
                     f"{self._endpoints.authority_host} answered HTTP {status.group(1)}; check "
                     "the cloud or authority_host"

@@ -25,7 +25,7 @@ import tenacity
 
 from reconcile.errors import GraphError
 from reconcile.graph.auth import TokenProvider
-from reconcile.graph.transport import describe_transport_error, is_transient
+from reconcile.graph.transport import describe_transport_error, is_transient, parse_retry_after
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.graph")
@@ -115,31 +115,6 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-def parse_retry_after(value: str | None, server_date: str | None, now: float) -> float | None:
-    """Seconds to wait. An HTTP date is measured against the server's own Date when it sent
-    one, so a skewed local clock cannot make us retry early."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        target = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if target.tzinfo is None:
-        target = target.replace(tzinfo=UTC)
-    reference = now
-    if server_date:
-        try:
-            reference = email.utils.parsedate_to_datetime(server_date).timestamp()
-        except (TypeError, ValueError):
-            reference = now
-    return max(0.0, target.timestamp() - reference)
-
-
 def display_url(url: str | httpx.URL) -> str:
     """Path only: a nextLink's skiptoken is noise and a download URL's SAS signature a secret."""
     parts = urlsplit(str(url))
@@ -217,12 +192,10 @@ class GraphClient:
                     f"GET {display_url(url)}: response has no 'value' array of objects"
                 )
             next_link = data.get("@odata.nextLink")
-            if next_link is not None and _origin(str(next_link)) != self._origin:
-                raise GraphError(
-                    f"GET {display_url(url)}: @odata.nextLink points away from {self.graph_url}"
-                )
+            if next_link is not None:
+                next_link = self._checked_next_link(display_url(url), next_link)
             yield value
-            url = str(next_link) if next_link is not None else None
+            url = next_link
 
     def download(self, url: str, sink: IO[bytes], max_bytes: int) -> int:
         """GET a pre-signed URL with no Authorization header at all; returns the size.
@@ -255,12 +228,30 @@ class GraphClient:
                             )
                         sink.write(chunk)
                     return size
+            except httpx.InvalidURL:
+                raise GraphError(f"GET {where}: the export url is not a valid URL") from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise _Retry(error=exc) from None
 
         return self._retrying("GET", where, attempt)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _checked_next_link(self, where: str, link: object) -> str:
+        """Followed verbatim, so refused unless it is a clean URL on Graph's own origin.
+
+        urlsplit drops a tab or newline from a host that httpx then refuses; checking the text
+        first keeps either from becoming an internal error or reaching the terminal."""
+        text = str(link)
+        if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+            raise GraphError(f"GET {where}: @odata.nextLink holds a control character; refused")
+        try:
+            origin = _origin(text)
+        except ValueError:
+            raise GraphError(f"GET {where}: @odata.nextLink is not a valid URL; refused") from None
+        if origin != self._origin:
+            raise GraphError(f"GET {where}: @odata.nextLink points away from {self.graph_url}")
+        return text
 
     def _url(self, path: str) -> str:
         return path if path.startswith("https://") else f"{self.graph_url}{path}"
@@ -305,6 +296,8 @@ class GraphClient:
                 response = self._http.request(
                     method, url, params=params, json=body, headers=headers
                 )
+            except httpx.InvalidURL:
+                raise GraphError(f"{method} {where}: not a valid URL; refused") from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if not is_transient(exc):
                     raise GraphError(f"{method} {where}: {describe_transport_error(exc)}") from None

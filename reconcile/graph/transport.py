@@ -6,8 +6,12 @@ one transport a caller can wrap to record cassettes.
 
 from __future__ import annotations
 
+import email.utils
 import ssl
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -48,15 +52,43 @@ def build_http_client(
     )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """Status and retry headers of the last identity-endpoint answer on this thread."""
+
+    status: int
+    retry_after: str | None
+    date: str | None
+
+
 class MsalHttpAdapter:
     """msal's ``http_client`` contract (msal/oauth2cli/http.py) on top of an httpx.Client.
 
     msal sends form data as a dict or as a ready-encoded str; httpx wants the latter as content
     and would send a bytes value in the dict (the signed client assertion) as its repr.
+
+    msal turns a 429 or 503 from the token endpoint into an error dict without its status, so
+    the adapter remembers the last answer per thread (``last``) for the caller to retry on.
+    msal replays a throttled answer from its own cache until Retry-After passed; ``last`` then
+    still holds that answer, which is what the caller should wait for.
     """
 
     def __init__(self, client: httpx.Client):
         self._client = client
+        self._local = threading.local()
+
+    @property
+    def last(self) -> Answer | None:
+        answer: Answer | None = getattr(self._local, "answer", None)
+        return answer
+
+    def _seen(self, response: httpx.Response) -> httpx.Response:
+        self._local.answer = Answer(
+            response.status_code,
+            response.headers.get("Retry-After"),
+            response.headers.get("Date"),
+        )
+        return response
 
     def post(
         self,
@@ -67,14 +99,18 @@ class MsalHttpAdapter:
         **kwargs: Any,
     ) -> httpx.Response:
         if isinstance(data, (str, bytes)):
-            return self._client.post(
-                url, params=params, content=data, headers=headers, timeout=_timeout(kwargs)
+            return self._seen(
+                self._client.post(
+                    url, params=params, content=data, headers=headers, timeout=_timeout(kwargs)
+                )
             )
         form = {
             k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in (data or {}).items()
         }
-        return self._client.post(
-            url, params=params, data=form, headers=headers, timeout=_timeout(kwargs)
+        return self._seen(
+            self._client.post(
+                url, params=params, data=form, headers=headers, timeout=_timeout(kwargs)
+            )
         )
 
     def get(
@@ -84,7 +120,9 @@ class MsalHttpAdapter:
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        return self._client.get(url, params=params, headers=headers, timeout=_timeout(kwargs))
+        return self._seen(
+            self._client.get(url, params=params, headers=headers, timeout=_timeout(kwargs))
+        )
 
     def close(self) -> None:
         """The httpx client is shared with Graph; its owner closes it."""
@@ -110,3 +148,28 @@ def describe_transport_error(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out ({type(exc).__name__})"
     return f"{type(exc).__name__}: {text}"
+
+
+def parse_retry_after(value: str | None, server_date: str | None, now: float) -> float | None:
+    """Seconds to wait. An HTTP date is measured against the server's own Date when it sent
+    one, so a skewed local clock cannot make us retry early."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        target = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if target.tzinfo is None:
+        target = target.replace(tzinfo=UTC)
+    reference = now
+    if server_date:
+        try:
+            reference = email.utils.parsedate_to_datetime(server_date).timestamp()
+        except (TypeError, ValueError):
+            reference = now
+    return max(0.0, target.timestamp() - reference)

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import httpx
 
+from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.graph import open_graph
 from reconcile.graph.client import GraphClient
+from reconcile.intune import cloudpki
+from reconcile.intune.connectors import DETAILS_PATH, NDES_PATH, fetch_connectors
 from reconcile.intune.snapshot import SnapshotWriter
 from reconcile.intune.sources import (
     DEVICES_PATH,
@@ -52,6 +55,9 @@ def endpoints_used(settings: Settings) -> list[str]:
     if "report" in sources_of(settings):
         used += [f"POST {EXPORT_PATH}", f"GET {EXPORT_PATH}('{{id}}')", "GET <export url>"]
     used.append(f"GET {DEVICES_PATH}")
+    used += [f"GET {NDES_PATH} (optional)", f"GET {DETAILS_PATH} (optional)"]
+    if CLOUD_PKI in settings.ca_sources:
+        used += cloudpki.endpoints()
     return used
 
 
@@ -71,7 +77,12 @@ def fetch_into(
         # Started first: the export job spends minutes server-side while the rest is read.
         tasks.append(
             functools.partial(
-                fetch_report, client, shared, polling or ExportPolling(settings.export_timeout)
+                fetch_report,
+                client,
+                shared,
+                polling or ExportPolling(settings.export_timeout),
+                workers=settings.max_concurrency,
+                raw_rows=settings.report_raw_rows,
             )
         )
     if "states" in sources:
@@ -79,6 +90,8 @@ def fetch_into(
         shared.open_collection("certificate_states")
         tasks += [functools.partial(fetch_states, client, shared, p) for p in profiles]
     tasks.append(functools.partial(fetch_devices, client, shared))
+    if CLOUD_PKI in settings.ca_sources:
+        tasks.append(functools.partial(cloudpki.fetch_cloud_pki, client, shared))
     run_all(tasks, settings.max_concurrency)
 
 
@@ -106,9 +119,11 @@ def fetch_snapshot(
             "fetched_at": iso_z(datetime.now(UTC)),
             "intune_source": settings.intune_source,
             "sources": list(sources_of(settings)),
+            "ca_sources": list(settings.ca_sources),
         }
-        with SnapshotWriter(out, metadata) as writer:
+        with SnapshotWriter(out, metadata, settings.max_snapshot_bytes) as writer:
             fetch_into(writer, graph.client, settings, progress=progress)
+            fetch_connectors(graph.client, writer)
             path = writer.commit()
             counts = writer.counts()
         log.info(

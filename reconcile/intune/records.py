@@ -8,7 +8,10 @@ through as text and are never delivered.
 
 from __future__ import annotations
 
+import collections
+import logging
 import sys
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -27,13 +30,18 @@ from reconcile.model import (
 PROFILE_ID_KEY = "@reconcile.profileId"
 PROFILE_TYPE_KEY = "@reconcile.profileType"
 PROFILE_NAME_KEY = "@reconcile.profileName"
+RAW_ROW_KEY = "@reconcile.raw"
+"""Where a compact report row keeps its whole CSV row, when intune.report_raw_rows asks."""
 
-# Columns requested from the CertificatesByRAPolicy export; the docs warn not to rely on defaults.
+log = logging.getLogger("reconcile.intune")
+
+# The CertificatesByRAPolicy columns reconcile requests and reads: one list, so nothing is asked
+# for that is never read, nor read that was never asked for. The docs warn not to rely on the
+# default columns, so they are always selected explicitly.
 REPORT_COLUMNS = (
     "DeviceId",
     "DeviceName",
     "UPN",
-    "UserId",
     "PolicyId",
     "SerialNumber",
     "Thumbprint",
@@ -42,8 +50,22 @@ REPORT_COLUMNS = (
     "CertificateStatus",
     "ValidFrom",
     "ValidTo",
-    "CaConfiguration",
 )
+# The smallest selection the join can work with, asked for when Graph refuses the full one.
+REPORT_MINIMAL_COLUMNS = (
+    "DeviceId",
+    "DeviceName",
+    "SerialNumber",
+    "Thumbprint",
+    "IssuerName",
+    "CertificateStatus",
+)
+# With localizationType LocalizedValuesAsAdditionalColumn (the default) Graph returns an enum
+# column's numeric code and adds "<Column>_loc" with its text; it is read, never selected.
+STATUS_LOC = "CertificateStatus_loc"
+REPORT_ROW_KEYS = (*REPORT_COLUMNS, STATUS_LOC)
+# Not delivered, but expected: the report lists revoked and expired certificates for 30 days.
+REPORT_KNOWN_UNDELIVERED = frozenset({"revoked", "expired"})
 
 _NO_DATE = datetime(1, 1, 2, tzinfo=UTC)
 STATES, REPORT = 0, 1
@@ -72,20 +94,88 @@ class _State(msgspec.Struct, rename="camel"):
 
 
 class _ReportRow(msgspec.Struct):
-    """One CertificatesByRAPolicy row; the report's own column names."""
+    """One CertificatesByRAPolicy row; the report's own column names (``REPORT_ROW_KEYS``)."""
 
     DeviceId: str | None = None
     DeviceName: str | None = None
     UPN: str | None = None
     PolicyId: str | None = None
-    PolicyName: str | None = None
     SerialNumber: str | None = None
     Thumbprint: str | None = None
     IssuerName: str | None = None
     SubjectName: str | None = None
     CertificateStatus: str | None = None
+    CertificateStatus_loc: str | None = None
     ValidFrom: str | None = None
     ValidTo: str | None = None
+
+
+class ReportStatuses:
+    """What a report row's CertificateStatus means: delivered, known, or unknown.
+
+    The numeric code goes through ``codes`` (intune.report_status_codes), else the ``_loc``
+    text is read, else the value itself (exports seen in the wild carry text). A value that
+    none of these resolves to a known status is not delivered and is counted, so the run can
+    warn once with every distinct value it did not understand.
+    """
+
+    def __init__(self, delivered: Iterable[str], codes: Mapping[str, str] | None = None):
+        self.delivered = frozenset(s.casefold() for s in delivered)
+        self.codes = {k.strip(): v.strip() for k, v in (codes or {}).items()}
+        self._known = (
+            self.delivered | REPORT_KNOWN_UNDELIVERED | {v.casefold() for v in self.codes.values()}
+        )
+        self.unknown: collections.Counter[str] = collections.Counter()
+
+    @classmethod
+    def coerce(cls, value: ReportStatuses | Iterable[str]) -> ReportStatuses:
+        return value if isinstance(value, ReportStatuses) else cls(value)
+
+    @classmethod
+    def parse_codes(cls, entries: Iterable[str]) -> dict[str, str]:
+        """``code=text`` entries; ValueError names the first malformed one."""
+        codes: dict[str, str] = {}
+        for entry in entries:
+            code, sep, text = entry.partition("=")
+            if not sep or not code.strip() or not text.strip():
+                raise ValueError(f"report status code {entry!r} is not code=text")
+            codes[code.strip()] = text.strip()
+        return codes
+
+    def resolve(self, raw: str | None, loc: str | None) -> str:
+        """The status text of a row: mapped code, else ``_loc`` text, else the raw value."""
+        value = _clean(raw)
+        if value is not None and value in self.codes:
+            return self.codes[value]
+        return _clean(loc) or value or "unknown"
+
+    def is_delivered(self, text: str, *, count: bool = False) -> bool:
+        folded = text.casefold()
+        if count and folded not in self._known:
+            self.unknown[text] += 1
+        return folded in self.delivered
+
+    def warn_unknown(self) -> None:
+        """One warning for the whole run, listing each value not understood with its count."""
+        if not self.unknown:
+            return
+        seen = ", ".join(
+            f"{_printable(v)!r} x{n}" for v, n in sorted(self.unknown.items(), key=_by_count)
+        )
+        log.warning(
+            "report export: CertificateStatus value(s) not understood, counted as not "
+            "delivered: %s; map codes with intune.report_status_codes (code=text) or list "
+            "delivered texts in intune.report_delivered",
+            seen,
+        )
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:80]
 
 
 class _Device(msgspec.Struct, rename="camel"):
@@ -127,7 +217,12 @@ def _time(value: str | None) -> datetime | None:
         parsed = parsed.replace(tzinfo=UTC)
     if parsed < _NO_DATE:
         return None
-    return parsed if parsed.utcoffset() == _ZERO else parsed.astimezone(UTC)
+    if parsed.utcoffset() == _ZERO:
+        return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"date {value!r} is out of range") from None
 
 
 _ZERO = _NO_DATE.utcoffset()
@@ -218,16 +313,19 @@ def _state_record(raw: _State) -> IntuneCertificate:
 
 
 def decode_report_row(
-    line: bytes, delivered_statuses: frozenset[str], record_id: str
+    line: bytes, statuses: ReportStatuses | Iterable[str], record_id: str
 ) -> IntuneCertificate:
-    """A report row is delivered when its CertificateStatus is in ``delivered_statuses``."""
-    return _report_record(_decode(_REPORT, line), delivered_statuses, record_id)
+    """A report row is delivered when its CertificateStatus resolves to a delivered text."""
+    return _report_record(_decode(_REPORT, line), ReportStatuses.coerce(statuses), record_id)
 
 
-def scan_report_row(line: bytes, delivered_statuses: frozenset[str], where: int) -> Entry:
-    """The join's view of a report row; validates exactly what ``decode_report_row`` parses."""
+def scan_report_row(line: bytes, statuses: ReportStatuses | Iterable[str], where: int) -> Entry:
+    """The join's view of a report row; validates exactly what ``decode_report_row`` parses.
+
+    Counts the statuses it does not understand (``ReportStatuses.warn_unknown``)."""
     raw = _decode(_REPORT, line)
-    state = _shared(raw.CertificateStatus) or "unknown"
+    reader = ReportStatuses.coerce(statuses)
+    state = sys.intern(reader.resolve(raw.CertificateStatus, raw.CertificateStatus_loc))
     serial = _serial(raw.SerialNumber)
     thumbprint = _thumbprint(raw.Thumbprint)
     _time(raw.ValidTo)
@@ -235,10 +333,10 @@ def scan_report_row(line: bytes, delivered_statuses: frozenset[str], where: int)
         serial=serial,
         thumbprint=thumbprint if serial is None else None,
         issuer=_shared(raw.IssuerName),
-        delivered=state.casefold() in delivered_statuses,
+        delivered=reader.is_delivered(state, count=True),
         device_id=_shared(raw.DeviceId),
         device_name=_shared(raw.DeviceName),
-        profile=_shared(raw.PolicyId) or fold(_clean(raw.PolicyName)),
+        profile=_shared(raw.PolicyId),
         issued_at=stamp(_time(raw.ValidFrom)),
         changed_at=None,
         collection=REPORT,
@@ -246,10 +344,8 @@ def scan_report_row(line: bytes, delivered_statuses: frozenset[str], where: int)
     )
 
 
-def _report_record(
-    raw: _ReportRow, delivered_statuses: frozenset[str], record_id: str
-) -> IntuneCertificate:
-    state = _shared(raw.CertificateStatus) or "unknown"
+def _report_record(raw: _ReportRow, statuses: ReportStatuses, record_id: str) -> IntuneCertificate:
+    state = sys.intern(statuses.resolve(raw.CertificateStatus, raw.CertificateStatus_loc))
     return IntuneCertificate(
         source=IntuneSource.REPORT,
         record_id=record_id,
@@ -257,12 +353,12 @@ def _report_record(
         thumbprint=_thumbprint(raw.Thumbprint),
         issuer=_shared(raw.IssuerName),
         state=state,
-        delivered=state.casefold() in delivered_statuses,
+        delivered=statuses.is_delivered(state),
         device_name=_shared(raw.DeviceName),
         device_id=_shared(raw.DeviceId),
         user=_shared(raw.UPN),
         profile_id=_shared(raw.PolicyId),
-        profile_name=_shared(raw.PolicyName),
+        profile_name=None,
         platform=None,
         issued_at=_time(raw.ValidFrom),
         expires_at=_time(raw.ValidTo),

@@ -59,16 +59,22 @@ def entry_of(record: IntuneCertificate, collection: int, where: int) -> Entry:
 
 
 class Devices:
-    """Managed devices by id and by case-folded name; full records decoded on request."""
+    """Managed devices by id and by case-folded name; full records decoded on request.
+
+    Display names are not unique: ``shared`` holds every name that several managed devices
+    carry, with all of them, so a link by name can say it is ambiguous instead of guessing.
+    """
 
     def __init__(
         self,
         by_id: dict[str, int],
         by_name: dict[str, int],
         load: Callable[[int], ManagedDevice],
+        shared: dict[str, list[int]] | None = None,
     ):
         self.by_id = by_id
         self.by_name = by_name
+        self.shared = shared or {}
         self._load = load
         self._cache: dict[int, ManagedDevice] = {}
 
@@ -78,11 +84,33 @@ class Devices:
             device = self._cache[where] = self._load(where)
         return device
 
+    def named(self, name: str) -> list[int]:
+        """Every device carrying the case-folded ``name``."""
+        shared = self.shared.get(name)
+        if shared is not None:
+            return shared
+        where = self.by_name.get(name)
+        return [] if where is None else [where]
+
+    @staticmethod
+    def index_name(
+        by_name: dict[str, int], shared: dict[str, list[int]], name: str, where: int
+    ) -> None:
+        """Add one device to the name indexes (by_name keeps the last, shared all)."""
+        previous = by_name.get(name)
+        if previous is not None:
+            shared.setdefault(name, [previous]).append(where)
+        by_name[name] = where
+
     @classmethod
     def from_records(cls, devices: Sequence[ManagedDevice]) -> Devices:
         by_id = {d.id: n for n, d in enumerate(devices)}
-        by_name = {fold(d.device_name) or "": n for n, d in enumerate(devices) if d.device_name}
-        return cls(by_id, by_name, devices.__getitem__)
+        by_name: dict[str, int] = {}
+        shared: dict[str, list[int]] = {}
+        for n, d in enumerate(devices):
+            if d.device_name:
+                cls.index_name(by_name, shared, fold(d.device_name) or "", n)
+        return cls(by_id, by_name, devices.__getitem__, shared)
 
 
 class IntuneSide:

@@ -3,17 +3,29 @@
 A snapshot is a directory::
 
     metadata.json               format, version, tenant, cloud, endpoints, fetched_at, counts,
-                                tool version, sources, complete
+                                sha256 (per collection file), tool version, sources, complete
     profiles.jsonl              certificate profiles (deviceConfigurations), one object a line
     certificate_states.jsonl    managedDeviceCertificateState objects, each annotated with
                                 "@reconcile.profileId", "@reconcile.profileType" and
                                 "@reconcile.profileName" (Graph omits the parent)
-    report_rows.jsonl           CertificatesByRAPolicy export rows, {column: value}
+    report_rows.jsonl           CertificatesByRAPolicy export rows, {column: value}, compact:
+                                only records.REPORT_ROW_KEYS (plus "@reconcile.raw", the whole
+                                CSV row, when intune.report_raw_rows asks)
     managed_devices.jsonl       managedDevice objects
+    connectors.jsonl            ndesConnector and certificateConnectorDetails objects, each
+                                annotated with "@reconcile.connectorType" (optional; a 403/404
+                                is a warning under "connectors" in metadata.json)
+    cloud_pki_cas.jsonl         Cloud PKI cloudCertificationAuthority objects (--ca-source
+                                cloud-pki)
+    cloud_pki_leaf_certificates.jsonl
+                                cloudCertificationAuthorityLeafCertificate objects; read as
+                                CA certificates by reconcile/ca/cloudpki.py
 
 Collections that were not fetched are absent and not listed in ``counts``. The writer streams
 pages straight to disk and publishes the directory by renaming it into place only when every
-collection was read completely, so a snapshot that exists is a complete one.
+collection was read completely, so a snapshot that exists is a complete one. The reader checks
+that promise: a collection listed but missing, a collection the fetch read but not listed, a
+line cut off, a line count or sha256 that differs from metadata.json is incomplete data.
 """
 
 from __future__ import annotations
@@ -22,18 +34,21 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from reconcile import __version__
+from reconcile.ca import cloudpki
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.intune.records import (
     REPORT,
     STATES,
+    ReportStatuses,
     decode_device,
     decode_profile,
     decode_report_row,
@@ -49,13 +64,23 @@ from reconcile.model import (
     ManagedDevice,
     Reject,
 )
+from reconcile.timeparse import parse_iso
 
 FORMAT = "reconcile-snapshot"
 VERSION = 1
 METADATA = "metadata.json"
 # Order matters: a collection's index is its Entry.collection value (records.STATES, REPORT).
-COLLECTIONS = ("certificate_states", "report_rows", "managed_devices", "profiles")
+COLLECTIONS = (
+    "certificate_states",
+    "report_rows",
+    "managed_devices",
+    "profiles",
+    cloudpki.CAS,
+    cloudpki.LEAVES,
+)
 DEVICES = COLLECTIONS.index("managed_devices")
+PKI_CAS = COLLECTIONS.index(cloudpki.CAS)
+PKI_LEAVES = COLLECTIONS.index(cloudpki.LEAVES)
 
 
 @dataclass(frozen=True)
@@ -76,25 +101,65 @@ class Snapshot:
         return str(value) if value else None
 
 
+def _regular(path: Path) -> bool:
+    """False for a FIFO, device or directory: opening a FIFO would block the run forever."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path) from None
+
+
 def _read_metadata(directory: Path) -> dict[str, Any]:
     path = directory / METADATA
+    if not path.exists():
+        raise InputError(f"not a snapshot directory: {METADATA} is missing", directory)
+    if not _regular(path):
+        raise InputError("not a regular file", path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"not a snapshot directory: {METADATA} is missing", directory) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"invalid JSON: {exc}", path) from None
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply", path) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"not a {FORMAT} metadata file", path)
     if data.get("version") != VERSION:
         raise InputError(f"unsupported snapshot version {data.get('version')!r}", path)
     if data.get("complete") is not True:
         raise IncompleteDataError(f"{path}: snapshot is marked incomplete; fetch again")
-    if not isinstance(data.get("counts"), dict):
-        raise InputError("metadata has no counts", path)
+    counts = data.get("counts")
+    if not isinstance(counts, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in counts.values()
+    ):
+        raise InputError("metadata has no counts (a number per collection)", path)
+    digests = data.get("sha256", {})
+    if not isinstance(digests, dict) or not all(isinstance(d, str) for d in digests.values()):
+        raise InputError("metadata sha256 must map each collection to a hex digest", path)
+    for needed in _needed(data):
+        if needed not in counts:
+            raise IncompleteDataError(
+                f"{path}: the snapshot was fetched with {needed} but it is not listed in "
+                "counts; the snapshot is incomplete"
+            )
+    if not {"certificate_states", "report_rows"} & counts.keys():
+        raise IncompleteDataError(f"{path}: the snapshot holds no certificate collection")
     return data
+
+
+_SOURCE_COLLECTIONS = {"states": "certificate_states", "report": "report_rows"}
+
+
+def _needed(metadata: Mapping[str, Any]) -> list[str]:
+    """The collections the fetch recorded as read: its sources, else its intune_source."""
+    sources = metadata.get("sources")
+    if not isinstance(sources, list):
+        chosen = metadata.get("intune_source")
+        sources = ["states", "report"] if chosen == "both" else [chosen]
+    return [_SOURCE_COLLECTIONS[s] for s in sources if s in _SOURCE_COLLECTIONS]
 
 
 class SnapshotSource:
@@ -106,18 +171,23 @@ class SnapshotSource:
     is a Reject; a file whose line count differs from the metadata is incomplete data.
     """
 
-    def __init__(self, directory: Path, report_delivered: frozenset[str]):
+    def __init__(self, directory: Path, report_delivered: ReportStatuses | Iterable[str]):
         self.path = directory
         self.metadata = _read_metadata(directory)
-        self.report_delivered = report_delivered
+        self.report_delivered = ReportStatuses.coerce(report_delivered)
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
         self.profiles: list[CertificateProfile] = []
+        self.cloud_pki_cas: dict[str, str | None] = {}
+        # The leaf file holds CA data, not Intune data: its rejects go with the CA source.
+        self.cloud_pki_input: InputFile | None = None
+        self.cloud_pki_rejects: list[Reject] = []
         self.device_lines = array("q")
         self._handles: dict[int, IO[bytes]] = {}
         self._offsets: dict[int, array[int]] = {}
         self._by_id: dict[str, int] = {}
         self._by_name: dict[str, int] = {}
+        self._shared_names: dict[str, list[int]] = {}
         entries: list[Entry] = []
         counts: dict[str, Any] = self.metadata["counts"]
         try:
@@ -126,9 +196,10 @@ class SnapshotSource:
         except BaseException:
             self.close()
             raise
+        self.report_delivered.warn_unknown()
         devices = None
         if "managed_devices" in counts:
-            devices = Devices(self._by_id, self._by_name, self._device)
+            devices = Devices(self._by_id, self._by_name, self._device, self._shared_names)
         self.side = IntuneSide(entries, self._certificate, devices)
 
     @property
@@ -142,10 +213,12 @@ class SnapshotSource:
             if path.exists():
                 raise InputError(f"{path.name} present but not listed in counts", self.path)
             return
+        if not path.exists():
+            raise IncompleteDataError(f"{path}: listed in metadata but missing")
+        if not _regular(path):
+            raise InputError("not a regular file", path)
         try:
             handle = path.open("rb")
-        except FileNotFoundError:
-            raise IncompleteDataError(f"{path}: listed in metadata but missing") from None
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", path) from None
         collection = COLLECTIONS.index(name)
@@ -154,7 +227,14 @@ class SnapshotSource:
         digest = hashlib.sha256()
         offset = 0
         bad = 0
+        rejects = self.cloud_pki_rejects if collection == PKI_LEAVES else self.rejects
+        raw = b"\n"
         for line, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                raise IncompleteDataError(
+                    f"{path}:{line}: the last line is cut off (no line end); the snapshot is "
+                    "incomplete"
+                )
             digest.update(raw)
             offsets.append(offset)
             offset += len(raw)
@@ -167,23 +247,53 @@ class SnapshotSource:
                     entries.append(scan_report_row(raw, self.report_delivered, line))
                 elif collection == DEVICES:
                     self._index_device(decode_device(raw), line)
+                elif collection == PKI_CAS:
+                    ca_id, ca_name = cloudpki.decode_ca(raw)
+                    self.cloud_pki_cas[ca_id] = ca_name
+                elif collection == PKI_LEAVES:
+                    cloudpki.check_leaf(raw)
                 else:
                     self.profiles.append(decode_profile(raw))
             except ValueError as exc:
                 bad += 1
-                self.rejects.append(Reject(str(path), line, str(exc)))
+                rejects.append(Reject(str(path), line, str(exc)))
         if len(offsets) != counts[name]:
             raise IncompleteDataError(
                 f"{path}: metadata promises {counts[name]} records, file holds {len(offsets)}"
             )
-        self.inputs.append(
-            InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
+        recorded = self.metadata.get("sha256", {}).get(name)
+        if recorded is not None and recorded != digest.hexdigest():
+            raise IncompleteDataError(
+                f"{path}: sha256 differs from the one {METADATA} recorded at fetch time; the "
+                "file changed after the fetch"
+            )
+        item = InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
+        if collection == PKI_LEAVES:
+            self.cloud_pki_input = item
+        self.inputs.append(item)
+
+    def cloud_pki(self) -> cloudpki.CloudPkiSource:
+        """The Cloud PKI leaves as a CA source; an input error if this snapshot has none."""
+        counts = self.metadata["counts"]
+        missing = [n for n in (cloudpki.CAS, cloudpki.LEAVES) if n not in counts]
+        if missing:
+            raise InputError(
+                f"the snapshot holds no {', '.join(missing)}: fetch it with --ca-source "
+                "cloud-pki to read Cloud PKI",
+                self.path,
+            )
+        assert self.cloud_pki_input is not None
+        fetched_at = parse_iso(str(self.metadata.get("fetched_at") or "")) or None
+        return cloudpki.CloudPkiSource(
+            self.path, self.cloud_pki_cas, fetched_at, self.cloud_pki_input, self.cloud_pki_rejects
         )
 
     def _index_device(self, device: ManagedDevice, line: int) -> None:
         self._by_id[device.id] = line
         if device.device_name:
-            self._by_name[fold(device.device_name) or ""] = line
+            Devices.index_name(
+                self._by_name, self._shared_names, fold(device.device_name) or "", line
+            )
         self.device_lines.append(line)
 
     def _line(self, collection: int, line: int) -> bytes:
@@ -211,7 +321,7 @@ class SnapshotSource:
         self.close()
 
 
-def read_snapshot(directory: Path, report_delivered: frozenset[str]) -> Snapshot:
+def read_snapshot(directory: Path, report_delivered: ReportStatuses | Iterable[str]) -> Snapshot:
     """Every record decoded, for tools and tests; a run uses ``SnapshotSource`` instead."""
     with SnapshotSource(directory, report_delivered) as source:
         side = source.side
@@ -230,14 +340,19 @@ def read_snapshot(directory: Path, report_delivered: frozenset[str]) -> Snapshot
 class SnapshotWriter:
     """Stream collections to a hidden directory; ``commit`` publishes it atomically.
 
-    Use as a context manager: leaving the block without ``commit`` removes everything written.
+    Use as a context manager: leaving the block without ``commit`` removes everything written,
+    whatever the failure (a full disk while flushing included). ``max_bytes`` bounds the whole
+    snapshot: a tenant or an export larger than that fails the fetch instead of the disk.
     """
 
-    def __init__(self, target: Path, metadata: Mapping[str, Any]):
+    def __init__(self, target: Path, metadata: Mapping[str, Any], max_bytes: int | None = None):
         self.target = target
         self._metadata = dict(metadata)
         self._counts: dict[str, int] = {}
+        self._digests: dict[str, Any] = {}
         self._files: dict[str, IO[bytes]] = {}
+        self._max_bytes = max_bytes
+        self.bytes_written = 0
         target.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
 
@@ -245,9 +360,11 @@ class SnapshotWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
-        if self._tmp.exists():
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        try:
+            self.close()
+        finally:
+            if self._tmp.exists():
+                shutil.rmtree(self._tmp, ignore_errors=True)
 
     def open_collection(self, name: str) -> None:
         """Declare a collection as fetched, even if it turns out empty."""
@@ -256,22 +373,55 @@ class SnapshotWriter:
         if name not in self._files:
             self._files[name] = (self._tmp / f"{name}.jsonl").open("wb")
             self._counts[name] = 0
+            self._digests[name] = hashlib.sha256()
 
     def write(self, name: str, obj: Mapping[str, Any]) -> None:
         self.open_collection(name)
         line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        self._files[name].write(line.encode("utf-8") + b"\n")
+        data = line.encode("utf-8") + b"\n"
+        self.bytes_written += len(data)
+        if self._max_bytes is not None and self.bytes_written > self._max_bytes:
+            raise IncompleteDataError(
+                f"snapshot would exceed {self._max_bytes} bytes (intune.max_snapshot_bytes, "
+                f"RECONCILE_MAX_SNAPSHOT_BYTES) while writing {name} record "
+                f"{self._counts[name] + 1}; raise the limit or fetch fewer sources"
+            )
+        self._files[name].write(data)
+        self._digests[name].update(data)
         self._counts[name] += 1
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
 
+    def add_file(self, name: str, objects: Iterable[Mapping[str, Any]], note: Any) -> None:
+        """An optional file beside the collections (not in ``counts``: the join never reads
+        it), described in metadata.json under its stem by ``note``."""
+        digest = hashlib.sha256()
+        with (self._tmp / name).open("wb") as handle:
+            for obj in objects:
+                line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+                data = line.encode("utf-8") + b"\n"
+                digest.update(data)
+                handle.write(data)
+        if isinstance(note, dict):
+            note = {**note, "sha256": digest.hexdigest()}
+        self._metadata[name.partition(".")[0]] = note
+
     def close(self) -> None:
+        """Flush and close every file; all are closed even when one of them fails."""
+        failure: OSError | None = None
         for handle in self._files.values():
-            if not handle.closed:
+            if handle.closed:
+                continue
+            try:
                 handle.flush()
                 os.fsync(handle.fileno())
+            except OSError as exc:
+                failure = failure or exc
+            finally:
                 handle.close()
+        if failure is not None:
+            raise InputError(f"cannot write snapshot: {failure.strerror}", self.target)
 
     def commit(self) -> Path:
         """Write metadata last, then rename into place (replacing an older snapshot)."""
@@ -282,6 +432,7 @@ class SnapshotWriter:
             "tool_version": __version__,
             **self._metadata,
             "counts": self._counts,
+            "sha256": {name: digest.hexdigest() for name, digest in self._digests.items()},
             "complete": True,
         }
         (self._tmp / METADATA).write_text(
@@ -292,9 +443,19 @@ class SnapshotWriter:
                 raise InputError("exists and is not a snapshot; refusing to replace", self.target)
             old = self.target.with_name(f".{self.target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.target, old)
-            os.replace(self._tmp, self.target)
+            try:
+                os.replace(self.target, old)
+                try:
+                    os.replace(self._tmp, self.target)
+                except OSError:
+                    os.replace(old, self.target)
+                    raise
+            except OSError as exc:
+                raise InputError(f"cannot publish snapshot: {exc.strerror}", self.target) from None
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(self._tmp, self.target)
+            try:
+                os.replace(self._tmp, self.target)
+            except OSError as exc:
+                raise InputError(f"cannot publish snapshot: {exc.strerror}", self.target) from None
         return self.target

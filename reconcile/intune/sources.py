@@ -2,15 +2,18 @@
 
 * states (beta): certificate profiles from deviceConfigurations, then each profile's
   managedDeviceCertificateStates; least privilege, one request per 1,000 records.
-* report (beta): the CertificatesByRAPolicy export job, a zipped CSV downloaded without a token.
+* report (beta): the CertificatesByRAPolicy export job (one per certificate profile when a
+  tenant-wide job is refused), a zipped CSV downloaded without a token.
 * managed devices (v1.0): whether a certificate's device still exists and when it last synced.
 
-Raw Graph JSON goes to the sink unchanged (plus the profile annotations); records.py parses it.
+Raw Graph JSON goes to the sink unchanged (plus the profile annotations); report rows are kept
+compact (the columns records.py reads). records.py parses both.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import tempfile
@@ -20,15 +23,19 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
-from reconcile.errors import UpstreamError
-from reconcile.graph.client import GraphClient
+from reconcile import progress
+from reconcile.errors import GraphError, UpstreamError
+from reconcile.graph.client import GraphClient, RateLimiter
 from reconcile.intune.records import (
     PROFILE_ID_KEY,
     PROFILE_NAME_KEY,
     PROFILE_TYPE_KEY,
+    RAW_ROW_KEY,
     REPORT_COLUMNS,
+    REPORT_MINIMAL_COLUMNS,
+    REPORT_ROW_KEYS,
 )
 
 log = logging.getLogger("reconcile.intune")
@@ -45,6 +52,14 @@ STATES_PATH = (
 DEVICES_PATH = "/v1.0/deviceManagement/managedDevices"
 EXPORT_PATH = "/beta/deviceManagement/reports/exportJobs"
 REPORT_NAME = "CertificatesByRAPolicy"
+# Sent explicitly although it is the default: enum columns then hold numeric codes and a
+# "<Column>_loc" column holds the text (export-graph-apis docs); records.py reads both.
+EXPORT_LOCALIZATION = "LocalizedValuesAsAdditionalColumn"
+# exportJobs allow 48 requests per app per minute (docs); one fetch's creates and polls stay
+# under this many, so per-profile jobs polled side by side do not throttle themselves.
+EXPORT_BUDGET = 40
+# How Graph may refuse a tenant-wide job of a report that wants a PolicyId filter (undocumented).
+REFUSED_STATUSES = frozenset({400, 422})
 
 # Only what records.py reads; @odata.type is returned without being selected.
 PROFILE_FIELDS = ("id", "displayName")
@@ -173,6 +188,14 @@ def certificate_profile_type(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _profile_of(obj: Mapping[str, Any]) -> Profile | None:
+    odata_type = certificate_profile_type(obj)
+    if odata_type is None or not obj.get("id"):
+        return None
+    name = obj.get("displayName")
+    return Profile(str(obj["id"]), odata_type, str(name) if name else None)
+
+
 def fetch_profiles(client: GraphClient, sink: SharedSink) -> list[Profile]:
     """Certificate profiles only; the list is small enough to keep (one entry per profile)."""
     sink.open_collection("profiles")
@@ -181,12 +204,10 @@ def fetch_profiles(client: GraphClient, sink: SharedSink) -> list[Profile]:
     for page in client.pages(PROFILES_PATH, params):
         kept = []
         for obj in page:
-            odata_type = certificate_profile_type(obj)
-            if odata_type is None or not obj.get("id"):
-                continue
-            kept.append(obj)
-            name = obj.get("displayName")
-            profiles.append(Profile(str(obj["id"]), odata_type, str(name) if name else None))
+            profile = _profile_of(obj)
+            if profile is not None:
+                kept.append(obj)
+                profiles.append(profile)
         sink.write_page("profiles", kept)
     return profiles
 
@@ -204,6 +225,7 @@ def fetch_states(
             obj[PROFILE_TYPE_KEY] = profile.odata_type
             obj[PROFILE_NAME_KEY] = profile.display_name
         sink.write_page("certificate_states", page)
+    progress.report("states_done", 1, profile.display_name or profile.id)
 
 
 def fetch_devices(client: GraphClient, sink: SharedSink, stop: threading.Event) -> None:
@@ -226,26 +248,194 @@ class ExportPolling:
     sleep: Callable[[float], None] = time.sleep
 
 
+class _Stop(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _Either:
+    """Stopped when either the whole fetch or the per-profile pool is stopped."""
+
+    first: _Stop
+    second: _Stop
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or self.second.is_set()
+
+
+class ExportJobs:
+    """Creates CertificatesByRAPolicy jobs exactly as a fetch does; shared by fetch and doctor.
+
+    The selection is narrowed at most once (to ``REPORT_MINIMAL_COLUMNS``) when Graph refuses
+    it, and the narrowed one is kept for every later job of the same fetch.
+    """
+
+    def __init__(self, client: GraphClient, budget: RateLimiter | None = None):
+        self._client = client
+        self._budget = budget
+        self._lock = threading.Lock()
+        self.select: tuple[str, ...] = REPORT_COLUMNS
+
+    @property
+    def dropped(self) -> list[str]:
+        return [c for c in REPORT_COLUMNS if c not in self.select]
+
+    def _post(self, select: tuple[str, ...], policy_filter: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "reportName": REPORT_NAME,
+            "format": "csv",
+            "localizationType": EXPORT_LOCALIZATION,
+            "select": list(select),
+        }
+        if policy_filter is not None:
+            body["filter"] = policy_filter
+        if self._budget is not None:
+            self._budget.acquire()
+        return self._client.post(EXPORT_PATH, body)
+
+    def create(self, policy_filter: str | None = None) -> dict[str, Any]:
+        select = self.select
+        try:
+            return self._post(select, policy_filter)
+        except GraphError as exc:
+            if exc.status != 400 or select == REPORT_MINIMAL_COLUMNS:
+                raise
+            first = exc
+        try:
+            job = self._post(REPORT_MINIMAL_COLUMNS, policy_filter)
+        except GraphError as exc:
+            if exc.status == 400:
+                raise first from None
+            raise
+        with self._lock:
+            if self.select != REPORT_MINIMAL_COLUMNS:
+                self.select = REPORT_MINIMAL_COLUMNS
+                log.warning(
+                    "report export: Graph refused the column selection (%s); using only the "
+                    "columns the join needs, dropped: %s",
+                    first,
+                    ", ".join(self.dropped),
+                )
+        return job
+
+    def create_for(self, profile: Profile) -> dict[str, Any]:
+        quoted = profile.id.replace("'", "''")
+        return self.create(f"(PolicyId eq '{quoted}')")
+
+
+class ReportExporter:
+    """One CertificatesByRAPolicy export: a tenant-wide job, else one job per profile."""
+
+    def __init__(
+        self,
+        client: GraphClient,
+        sink: SharedSink,
+        polling: ExportPolling,
+        *,
+        workers: int = 1,
+        raw_rows: bool = False,
+    ):
+        self._client = client
+        self._sink = sink
+        self._polling = polling
+        self._workers = workers
+        self._raw_rows = raw_rows
+        self._budget = RateLimiter(EXPORT_BUDGET, 60.0, clock=polling.clock, sleep=polling.sleep)
+        self.jobs = ExportJobs(client, self._budget)
+
+    def run(self, stop: _Stop) -> None:
+        self._sink.open_collection("report_rows")
+        try:
+            job = self.jobs.create()
+        except GraphError as exc:
+            if exc.status not in REFUSED_STATUSES:
+                raise
+            log.warning(
+                "report export: Graph refused a tenant-wide %s job (%s); running one job per "
+                "certificate profile instead",
+                REPORT_NAME,
+                exc,
+            )
+            self._per_profile(stop)
+            return
+        self._finish(job, None, stop)
+
+    def _per_profile(self, stop: _Stop) -> None:
+        profiles = list_certificate_profiles(self._client)
+        if not profiles:
+            log.warning("report export: the tenant has no certificate profile to export")
+            return
+        # Each task gets the pool's own stop event last, so one failing job stops the rest.
+        tasks: list[Callable[[threading.Event], None]] = [
+            functools.partial(self._one_profile, profile, stop) for profile in profiles
+        ]
+        run_all(tasks, self._workers)
+
+    def _one_profile(self, profile: Profile, outer: _Stop, inner: threading.Event) -> None:
+        stop = _Either(outer, inner)
+        if stop.is_set():
+            return
+        self._finish(self.jobs.create_for(profile), profile.id, stop)
+
+    def _finish(self, job: Mapping[str, Any], policy_id: str | None, stop: _Stop) -> None:
+        url = poll_export(self._client, job, self._polling, stop, self._budget)
+        if url is None:
+            return
+        with tempfile.TemporaryFile() as archive:
+            self._client.download(url, cast(IO[bytes], _Counted(archive)), MAX_EXPORT_ZIP)
+            archive.seek(0)
+            read_export(
+                archive,
+                self._sink,
+                MAX_EXPORT_CSV,
+                raw_rows=self._raw_rows,
+                policy_id=policy_id,
+                requested=self.jobs.select,
+            )
+
+
 def fetch_report(
-    client: GraphClient, sink: SharedSink, polling: ExportPolling, stop: threading.Event
+    client: GraphClient,
+    sink: SharedSink,
+    polling: ExportPolling,
+    stop: threading.Event,
+    *,
+    workers: int = 1,
+    raw_rows: bool = False,
 ) -> None:
-    sink.open_collection("report_rows")
-    job = client.post(
-        EXPORT_PATH, {"reportName": REPORT_NAME, "format": "csv", "select": list(REPORT_COLUMNS)}
-    )
+    ReportExporter(client, sink, polling, workers=workers, raw_rows=raw_rows).run(stop)
+
+
+def list_certificate_profiles(client: GraphClient) -> list[Profile]:
+    """The certificate profiles, without writing them anywhere (the per-profile export)."""
+    params = {"$select": ",".join(PROFILE_FIELDS), "$top": str(PAGE_SIZE)}
+    found = (_profile_of(obj) for page in client.pages(PROFILES_PATH, params) for obj in page)
+    return [profile for profile in found if profile is not None]
+
+
+def poll_export(
+    client: GraphClient,
+    job: Mapping[str, Any],
+    polling: ExportPolling,
+    stop: _Stop,
+    budget: RateLimiter | None = None,
+) -> str | None:
+    """The download url once the job completed (None when stopped); backoff, then a timeout."""
     job_id = str(job.get("id") or "")
     if not job_id:
         raise UpstreamError("report export: Graph created a job without an id")
     deadline = polling.clock() + polling.timeout
     delay = polling.first_delay
+    polls = 0
     while (status := str(job.get("status") or "unknown")) != "completed":
+        progress.report("export", polls, status)
         if status == "failed":
             raise UpstreamError(
                 f"report export job {job_id} failed in Intune; run again later or use "
                 "--intune-source states"
             )
         if stop.is_set():
-            return
+            return None
         remaining = deadline - polling.clock()
         if remaining <= 0:
             raise UpstreamError(
@@ -254,14 +444,39 @@ def fetch_report(
             )
         polling.sleep(min(delay, remaining))
         delay = min(delay * 1.5, polling.max_delay)
+        polls += 1
+        if budget is not None:
+            budget.acquire()
         job = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
     url = job.get("url")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise UpstreamError(f"report export job {job_id} completed without an https download url")
-    with tempfile.TemporaryFile() as archive:
-        client.download(url, archive, MAX_EXPORT_ZIP)
-        archive.seek(0)
-        read_export(archive, sink, MAX_EXPORT_CSV)
+    progress.report("export", polls, status)
+    return url
+
+
+class _Counted(io.RawIOBase):
+    """The download's file, reporting the bytes received so far as progress."""
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._written = 0
+        return self._raw.seek(offset, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        return self._raw.truncate(size)
+
+    def write(self, data: Any) -> int:
+        written = self._raw.write(data)
+        self._written += written
+        progress.report("download", self._written)
+        return written
 
 
 class _Capped(io.RawIOBase):
@@ -284,8 +499,20 @@ class _Capped(io.RawIOBase):
         return len(data)
 
 
-def read_export(archive: IO[bytes], sink: SharedSink, max_csv: int) -> None:
-    """The zip must hold exactly one CSV (UTF-8, maybe with BOM); every row must fit its header."""
+def read_export(
+    archive: IO[bytes],
+    sink: SharedSink,
+    max_csv: int,
+    *,
+    raw_rows: bool = False,
+    policy_id: str | None = None,
+    requested: tuple[str, ...] = REPORT_COLUMNS,
+) -> None:
+    """The zip must hold exactly one CSV (UTF-8, maybe with BOM); every row must fit its header.
+
+    Rows are kept compact: only the columns records.py reads, plus (``raw_rows``) the whole
+    row; a per-profile job's rows get its PolicyId when the CSV has none.
+    """
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = [info for info in bundle.infolist() if not info.is_dir()]
@@ -300,7 +527,7 @@ def read_export(archive: IO[bytes], sink: SharedSink, max_csv: int) -> None:
                     encoding="utf-8-sig",
                     newline="",
                 )
-                _read_rows(csv.reader(text), sink)
+                _read_rows(csv.reader(text), sink, raw_rows, policy_id, requested)
     except zipfile.BadZipFile as exc:
         raise UpstreamError(f"report export download is not a valid zip: {exc}") from None
     except UnicodeDecodeError:
@@ -309,24 +536,36 @@ def read_export(archive: IO[bytes], sink: SharedSink, max_csv: int) -> None:
         raise UpstreamError(f"report export CSV is malformed: {exc}") from None
 
 
-def _read_rows(reader: Any, sink: SharedSink) -> None:
+def _read_rows(
+    reader: Any,
+    sink: SharedSink,
+    raw_rows: bool,
+    policy_id: str | None,
+    requested: tuple[str, ...],
+) -> None:
     header = next(reader, None)
     if not header:
         raise UpstreamError("report export CSV is empty: no header row")
     missing = [c for c in _REQUIRED_REPORT_COLUMNS if c not in header]
     if missing:
         raise UpstreamError(f"report export CSV lacks the column(s) {', '.join(missing)}")
-    absent = [c for c in REPORT_COLUMNS if c not in header]
+    absent = [c for c in requested if c not in header]
     if absent:
         log.warning("report export CSV lacks requested columns: %s", ", ".join(absent))
-    batch: list[dict[str, str]] = []
+    keep = [(n, name) for n, name in enumerate(header) if name in REPORT_ROW_KEYS]
+    batch: list[dict[str, Any]] = []
     for row in reader:
         if len(row) != len(header):
             raise UpstreamError(
                 f"report export CSV line {reader.line_num}: {len(row)} fields, "
                 f"header has {len(header)}"
             )
-        batch.append(dict(zip(header, row, strict=True)))
+        compact: dict[str, Any] = {name: row[n] for n, name in keep}
+        if policy_id is not None and "PolicyId" not in compact:
+            compact["PolicyId"] = policy_id
+        if raw_rows:
+            compact[RAW_ROW_KEY] = dict(zip(header, row, strict=True))
+        batch.append(compact)
         if len(batch) >= PAGE_SIZE:
             sink.write_page("report_rows", batch)
             batch = []

@@ -1,13 +1,84 @@
-"""Write under a temporary name, then rename into place: no reader ever sees half a report."""
+"""Write under a temporary name, then rename into place: no reader ever sees half a report.
+
+Temporary names are hidden siblings of the target, ``.<name>.reconcile-<pid>-<random>.tmp``
+(``.old`` for a bundle being replaced), so a run killed with SIGKILL leaves something the next
+run recognises as its own and removes (``remove_stale``); nothing else is ever touched.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import re
+import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from reconcile.errors import InputError
+
+STALE_AFTER_SECONDS = 24 * 3600
+_TEMP = re.compile(r"\.(?P<name>.+)\.reconcile-(?P<pid>\d+)-[A-Za-z0-9_]+\.(?:tmp|old)")
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.reconcile-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if sys.platform == "win32":
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
+        handle = kernel32.OpenProcess(0x1000, False, pid)
+        if not handle:
+            return False
+        kernel32.CloseHandle(handle)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(path: Path) -> list[Path]:
+    """Remove temporaries a killed run left next to ``path``: those whose process is gone, or
+    whose pid is ours (a container restarted with the same pid), or older than a day."""
+    removed: list[Path] = []
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        candidates = list(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in candidates:
+        match = _TEMP.fullmatch(entry.name)
+        if match is None or match["name"] != path.name:
+            continue
+        pid = int(match["pid"])
+        try:
+            age = time.time() - entry.lstat().st_mtime
+        except OSError:
+            continue
+        if pid != os.getpid() and _pid_alive(pid) and age < STALE_AFTER_SECONDS:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def check_file_target(path: Path) -> None:
+    """A single-file output must not name a directory; the message names the user's path."""
+    if path.is_dir():
+        raise InputError("is a directory; give a file name", path)
 
 
 @contextmanager
@@ -15,8 +86,10 @@ def staged(
     path: Path, encoding: str = "utf-8", newline: str | None = None
 ) -> Iterator[tuple[IO[str], Path]]:
     """Open a temporary sibling of ``path``; the caller publishes it with ``publish``."""
+    check_file_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     tmp_path = Path(tmp)
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline=newline) as handle:
@@ -29,7 +102,12 @@ def staged(
 
 
 def publish(tmp: Path, path: Path) -> None:
-    os.replace(tmp, path)
+    """Rename into place; on failure the temporary is removed and the error names ``path``."""
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write: {exc.strerror}", path) from None
 
 
 def write_atomic(
@@ -42,3 +120,45 @@ def write_atomic(
     with staged(path, encoding, newline) as (handle, tmp):
         write(handle)
     publish(tmp, path)
+
+
+def staging_dir(path: Path) -> Path:
+    """A hidden, empty sibling directory in which a whole folder is built before ``swap_dir``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
+    return Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Linux renameat2(RENAME_EXCHANGE): both names always exist, so there is no instant at
+    which a reader finds no folder. False where the platform or filesystem lacks it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    done = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    return bool(done == 0)
+
+
+def swap_dir(staging: Path, path: Path) -> None:
+    """Put the finished ``staging`` folder at ``path``; the folder it replaces is removed."""
+    if not path.exists():
+        os.rename(staging, path)
+        return
+    if _exchange(staging, path):
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    old = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".old", dir=path.parent))
+    old.rmdir()
+    os.rename(path, old)
+    os.rename(staging, path)
+    shutil.rmtree(old, ignore_errors=True)

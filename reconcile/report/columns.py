@@ -26,15 +26,20 @@ def _intune(attr: str) -> Callable[[Verdict], str | None]:
 
 
 def _device_name(v: Verdict) -> str | None:
+    """Intune's name for the device, else the device the CA certificate names."""
     if v.intune is not None and v.intune.device_name:
         return v.intune.device_name
-    return v.device.device_name if v.device is not None else None
+    if v.device is not None and v.device.device_name:
+        return v.device.device_name
+    return v.ca_device
 
 
 def _device_id(v: Verdict) -> str | None:
     if v.device is not None:
         return v.device.id
-    return v.intune.device_id if v.intune is not None else None
+    if v.intune is not None and v.intune.device_id:
+        return v.intune.device_id
+    return v.ca.managed_device_id
 
 
 def _user(v: Verdict) -> str | None:
@@ -50,6 +55,8 @@ def _profile(v: Verdict) -> str | None:
 
 
 def _device_present(v: Verdict) -> str:
+    if v.device_candidates:
+        return "ambiguous"
     if v.device_gone:
         return "no"
     return "yes" if v.device is not None else ""
@@ -75,10 +82,20 @@ COLUMNS: tuple[Column, ...] = (
     Column("intune_state", _intune("state"), "Intune's state for the matched record"),
     Column("intune_source", lambda v: v.intune.source.value if v.intune else None, "states|report"),
     Column("device_id", _device_id, "Intune managed device id where known"),
-    Column("device_name", _device_name, "device display name (attacker-controlled)"),
+    Column(
+        "device_name",
+        _device_name,
+        "device display name; without an Intune record, the device the CA certificate names"
+        " (attacker-controlled)",
+    ),
     Column("user", _user, "user display name or UPN (attacker-controlled)"),
     Column("profile", _profile, "Intune certificate profile"),
-    Column("device_in_intune", _device_present, "yes, no (gone: revocation candidate), blank"),
+    Column(
+        "device_in_intune",
+        _device_present,
+        "yes, no (gone: revocation candidate), ambiguous (several managed devices share the "
+        "name; explain lists them), blank",
+    ),
     Column(
         "device_last_sync",
         lambda v: iso_z(v.device.last_sync) if v.device else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import platform
+import re
 from collections.abc import Sequence
 from typing import IO
 
@@ -17,6 +18,7 @@ from reconcile import __version__
 from reconcile.history import TREND_RUNS, RunDelta, RunRow, findings_total, format_delta
 from reconcile.identity import serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
+from reconcile.report import viewspage
 from reconcile.report.columns import COLUMNS
 from reconcile.timeparse import iso_z
 
@@ -34,6 +36,7 @@ h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
 .cards{display:flex;flex-wrap:wrap;gap:.5rem;margin:.8rem 0}
 .card{border:1px solid #d0d7de;border-radius:6px;padding:.4rem .7rem;min-width:8.5rem}
 .card b{display:block;font-size:1.3rem}.card.finding{border-color:#cf222e;background:#fff5f5}
+.card.info{border-color:#8c959f;background:#f6f8fa}
 .card span{font-size:.8rem;color:#555}
 pre.delta{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f8fa;padding:.6rem;
 border-radius:6px;font-size:.85rem}
@@ -48,7 +51,9 @@ th{background:#f6f8fa;position:sticky;top:0;cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 .mono{font-family:ui-monospace,"Cascadia Mono",Consolas,monospace;font-size:.75rem}
 .small{color:#555;font-size:.72rem}
-.s-not_reported,.s-not_installed,.s-superseded,.s-installed_not_reported{color:#cf222e;font-weight:600}
+.s-not_reported,.s-not_installed,.s-installed_not_reported{color:#cf222e;font-weight:600}
+.s-superseded{color:#57606a;font-weight:600}
+.names{overflow-wrap:normal;word-break:normal}.w{white-space:nowrap}
 .s-accepted{color:#9a6700;font-weight:600}
 .note{color:#555;font-size:.85rem}
 @media (max-width:900px){.opt{display:none}body{padding:.6rem}}
@@ -93,15 +98,36 @@ def _text(verdict: Verdict, column: str) -> str:
     return "" if value is None else str(value)
 
 
+ACTION_STATUSES = FINDING_STATUSES - {Status.SUPERSEDED}
+"""Findings someone must act on; a superseded certificate was replaced by a delivered renewal."""
+
+# Where a name may wrap: after a separator, or before a capitalised word inside camelCase
+# ("Contoso|Intune|SCEP|Windows", but "SCEPiOS" and "not_reported"-style states stay whole).
+_WORD_START = re.compile(
+    r"(?<=[ /._-])|(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z]{2,})|(?<=[a-z]{2})(?=[A-Z]{2,})"
+)
+
+
+def names(value: str, *, whole: bool = False) -> str:
+    """A template, profile or state name that wraps only between its words, never inside one:
+    each word is an unbreakable span. ``whole`` keeps it on one line (status names)."""
+    parts = [value] if whole else [p for p in _WORD_START.split(value) if p]
+    return "<wbr>".join(f'<span class="w">{esc(part)}</span>' for part in parts or [""])
+
+
 def _cards(result: RunResult) -> str:
+    """One card per status, zeros included, in the terminal summary's order."""
     counts = result.counts()
     items = [
         f'<div class="card finding"><b>{len(result.findings)}</b><span>findings</span></div>',
     ]
     for name, count in counts.items():
-        if count == 0 and name not in FINDING_STATUSES:
-            continue
-        cls = "card finding" if name in FINDING_STATUSES and count else "card"
+        if name in ACTION_STATUSES and count:
+            cls = "card finding"
+        elif name in FINDING_STATUSES and count:
+            cls = "card info"
+        else:
+            cls = "card"
         items.append(f'<div class="{cls}"><b>{count}</b><span>{esc(name)}</span></div>')
     items.append(f'<div class="card"><b>{len(result.rejects)}</b><span>rejected rows</span></div>')
     return '<div class="cards">' + "".join(items) + "</div>"
@@ -117,6 +143,7 @@ def trend_svg(runs: Sequence[RunRow], width: int = 900, height: int = 200) -> st
     series = (
         ("findings", "#cf222e", [findings_total(r.counts) for r in runs]),
         ("accepted", "#9a6700", [r.counts.get(Status.ACCEPTED.value, 0) for r in runs]),
+        *viewspage.trend_series(runs),
     )
     peak = max(1, *(max(values) for _name, _colour, values in series))
     step = plot_w / max(1, len(runs) - 1)
@@ -160,15 +187,15 @@ def trend_svg(runs: Sequence[RunRow], width: int = 900, height: int = 200) -> st
 
 
 _HEADERS = (
-    ("status", "Status", "8%", ""),
-    ("serial", "Serial / thumbprint", "15%", ""),
-    ("device", "Device / user", "14%", ""),
-    ("template", "Template", "9%", "opt"),
-    ("dates", "Issued / expires", "9%", "opt"),
-    ("intune", "Intune state", "8%", ""),
-    ("first_seen", "First seen", "8%", "opt"),
+    ("status", "Status", "13%", ""),
+    ("serial", "Serial / thumbprint", "14%", ""),
+    ("device", "Device / user", "13%", ""),
+    ("template", "Template", "11%", "opt"),
+    ("dates", "Issued / expires", "8%", "opt"),
+    ("intune", "Intune state", "9%", ""),
+    ("first_seen", "First seen", "7%", "opt"),
     ("age", "Age (d)", "5%", ""),
-    ("next", "Reason / next step", "24%", ""),
+    ("next", "Reason / next step", "20%", ""),
 )
 
 
@@ -178,22 +205,24 @@ def _row(verdict: Verdict) -> str:
     thumb = verdict.ca.thumbprint or ""
     device = _text(verdict, "device_name")
     gone = " (gone from Intune)" if verdict.device_gone else ""
+    if verdict.device_candidates:
+        gone = f" (ambiguous: {len(verdict.device_candidates)} managed devices share the name)"
     if not device and verdict.ca.common_name:
         device, gone = verdict.ca.common_name, " (CA subject)"
     user = _text(verdict, "user")
     new = " new" if verdict.new_since_last_run else ""
     age = "" if verdict.age_days is None else str(verdict.age_days)
     cells = (
-        f'<td class="s-{esc(status)}">{esc(status).replace("_", "_<wbr>")}'
+        f'<td class="s-{esc(status)} names">{names(status, whole=True)}'
         f'<span class="small">{new}</span></td>',
         f'<td class="mono">{esc(serial)}<br><span class="small">{esc(thumb)}</span></td>',
         f'<td data-sort="{esc(device.casefold())}">{esc(device)}{esc(gone)}'
         f'<br><span class="small">{esc(user)}</span></td>',
-        f'<td class="opt">{esc(_text(verdict, "template"))}</td>',
+        f'<td class="opt names">{names(_text(verdict, "template"))}</td>',
         f'<td class="opt" data-sort="{esc(_text(verdict, "issued_at"))}">'
         f"{esc(_text(verdict, 'issued_at')[:10])}<br>"
         f'<span class="small">{esc(_text(verdict, "expires_at")[:10])}</span></td>',
-        f"<td>{esc(_text(verdict, 'intune_state'))}</td>",
+        f'<td class="names">{names(_text(verdict, "intune_state"))}</td>',
         f'<td class="opt">{esc(_text(verdict, "first_seen")[:10])}</td>',
         f'<td data-sort="{esc(age)}">{esc(age)}</td>',
         f"<td>{esc(verdict.reason)}"
@@ -233,6 +262,39 @@ def _table(result: RunResult) -> str:
         f'<table id="findings"><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>'
         + "".join(_row(v) for v in shown)
         + "</tbody></table>"
+    )
+
+
+def _unknown_to_ca(result: RunResult) -> str:
+    """Intune records whose serial no CA export holds: shown row by row, not only counted."""
+    records = result.unknown_to_ca
+    if not records:
+        return '<p class="note">Every Intune certificate record matches a CA export row.</p>'
+    shown = records[:MAX_ROWS]
+    rows = "".join(
+        "<tr>"
+        f'<td class="mono">{esc(serial_hex(r.serial) if r.serial is not None else "")}</td>'
+        f"<td>{esc(r.device_name)}<br><span class='small'>{esc(r.user)}</span></td>"
+        f'<td class="names">{names(r.profile_name or r.profile_id or "")}</td>'
+        f'<td class="names">{names(r.state or "")}</td>'
+        f"<td>{esc(r.issuer)}</td>"
+        f"<td>{esc(iso_z(r.issued_at)[:10] if r.issued_at else '')}</td>"
+        "</tr>"
+        for r in shown
+    )
+    note = (
+        f'<p class="note">Showing the first {len(shown)} of {len(records)} records.</p>'
+        if len(records) > len(shown)
+        else ""
+    )
+    return (
+        '<p class="note">Intune reports these certificates, but no CA export given lists their '
+        "serial: another CA, or an export that is incomplete.</p>"
+        f'{note}<table id="unknown-to-ca"><colgroup><col style="width:24%">'
+        '<col style="width:18%"><col style="width:18%"><col style="width:12%">'
+        '<col style="width:18%"><col style="width:10%"></colgroup>'
+        "<thead><tr><th>Serial</th><th>Device / user</th><th>Profile</th><th>Intune state</th>"
+        f"<th>Issuer</th><th>Issued</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
 
@@ -284,8 +346,10 @@ def render(result: RunResult, delta: RunDelta | None = None, runs: Sequence[RunR
         f"<h2>What changed</h2>{changed}"
         f"<h2>Trend</h2>{trend_svg(runs)}"
         f"<h2>Findings</h2>{_table(result)}"
+        f"<h2>Unknown to the CA ({len(result.unknown_to_ca)})</h2>{_unknown_to_ca(result)}"
+        f"{viewspage.sections(result)}"
         f"<h2>Provenance</h2>{_provenance(result)}"
-        f"</main><script>{_JS}</script></body></html>\n"
+        f"</main><script>{_JS}{viewspage.VIEW_JS}</script></body></html>\n"
     )
 
 

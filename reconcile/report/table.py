@@ -1,35 +1,54 @@
-"""What the admin sees on the terminal: counts per status, then the findings."""
+"""What the admin sees on the terminal: counts per status, then the findings.
+
+Given a width, every line fits it: wide cells wrap instead of being cut, and on a narrow
+terminal each finding becomes a short block so the next step keeps whole words. Without a
+width (summary.txt) nothing is wrapped or shortened.
+"""
 
 from __future__ import annotations
 
-import re
+import textwrap
 
 from tabulate import tabulate
 
 from reconcile.identity import serial_hex
-from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
+from reconcile.model import FINDING_STATUSES, RunResult, Verdict
+from reconcile.terminal import safe
 from reconcile.timeparse import iso_z
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+HEADERS = ("status", "serial", "device", "template", "issued", "intune", "next step")
+# Widest a wrapped cell may get before the next step's share is taken from the rest.
+_CAPS = {2: 28, 3: 24, 5: 22}
+_MIN_NEXT_STEP = 40
+_GAP = 2  # tabulate's "simple" format puts two spaces between columns
 
 
-def printable(text: str | None, width: int = 40) -> str:
-    """Names from Graph may hold escape sequences; never let them reach the terminal raw."""
-    if not text:
-        return ""
-    clean = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
-    return clean if len(clean) <= width else clean[: width - 1] + "…"
+def printable(text: str | None, width: int | None = None) -> str:
+    """External text made terminal-safe; shortened with … only when ``width`` is given."""
+    clean = safe(text)
+    if width is None or len(clean) <= width:
+        return clean
+    return clean[: width - 1] + "…"
 
 
 def summary_table(result: RunResult) -> str:
-    counts = result.counts()
+    """Every status with its count, zeros included, in the same order as the HTML cards."""
     rows = [
-        (name, count, "finding" if name in FINDING_STATUSES else "")
-        for name, count in counts.items()
-        if count or name not in (Status.INSTALLED_NOT_REPORTED, Status.ACCEPTED)
+        (
+            name,
+            count,
+            "finding"
+            if name in FINDING_STATUSES
+            else "intune only"
+            if name == "unknown_to_ca"
+            else "",
+        )
+        for name, count in result.counts().items()
     ]
-    rows.append(("rejected input rows", len(result.rejects), ""))
-    return tabulate(rows, headers=("status", "certificates", ""), tablefmt="simple")
+    rows.append(("rejected input rows", len(result.rejects), "input"))
+    if result.duplicate_rows:
+        rows.append(("duplicate rows collapsed", result.duplicate_rows, "input"))
+    return tabulate(rows, headers=("status", "certificates", "kind"), tablefmt="simple")
 
 
 def _device(v: Verdict) -> str:
@@ -39,48 +58,107 @@ def _device(v: Verdict) -> str:
     if name is None:
         name = v.ca.common_name
     suffix = " (gone)" if v.device_gone else ""
-    return printable(name, 28) + suffix
+    if v.device_candidates:
+        suffix = " (ambiguous)"
+    return printable(name) + suffix
 
 
-def findings_table(result: RunResult, max_rows: int) -> str:
+def _row(v: Verdict) -> tuple[str, ...]:
+    return (
+        v.status.value,
+        serial_hex(v.ca.serial),
+        _device(v),
+        printable(v.ca.template_name or v.ca.template_oid),
+        iso_z(v.ca.not_before)[:10],
+        printable(v.intune.state if v.intune else ""),
+        printable(v.next_step or v.reason),
+    )
+
+
+def _as_table(rows: list[tuple[str, ...]], width: int | None) -> str | None:
+    """The findings as columns, or None when ``width`` leaves the next step too little room."""
+    if width is None:
+        return tabulate(rows, headers=HEADERS, tablefmt="simple")
+    widths = [
+        max(len(HEADERS[i]), *(min(len(r[i]), _CAPS.get(i, len(r[i]))) for r in rows))
+        for i in range(len(HEADERS) - 1)
+    ]
+    room = width - sum(widths) - _GAP * (len(HEADERS) - 1)
+    if room < _MIN_NEXT_STEP:
+        return None
+    caps: list[int | None] = [_CAPS.get(i) for i in range(len(HEADERS) - 1)]
+    return tabulate(
+        rows,
+        headers=HEADERS,
+        tablefmt="simple",
+        maxcolwidths=[*caps, room],
+        break_on_hyphens=False,
+    )
+
+
+def _as_blocks(rows: list[tuple[str, ...]], width: int) -> str:
+    """One short block per finding for a narrow terminal; every field wraps at whole words."""
+    blocks = []
+    for status, serial, device, template, issued, state, step in rows:
+        lines = [
+            f"{status}  {device}",
+            f"  serial {serial}  issued {issued}",
+            f"  template {template or '-'}  intune {state or '-'}",
+            f"  next step: {step}",
+        ]
+        blocks.append(_wrap("\n".join(lines), width, indent="    "))
+    return "\n\n".join(blocks)
+
+
+def findings_table(result: RunResult, max_rows: int, width: int | None = None) -> str:
     findings = result.findings
     if not findings:
-        return "No findings: every in-scope certificate is delivered, pending or accounted for."
-    shown = findings[:max_rows] if max_rows >= 0 else findings
-    rows = [
-        (
-            v.status.value,
-            serial_hex(v.ca.serial),
-            _device(v),
-            printable(v.ca.template_name or v.ca.template_oid, 24),
-            iso_z(v.ca.not_before)[:10],
-            printable(v.intune.state if v.intune else "", 22),
-            printable(v.next_step or v.reason, 60),
+        return _wrap(
+            "No findings: every in-scope certificate is delivered, pending or accounted for.",
+            width,
         )
-        for v in shown
-    ]
-    table = tabulate(
-        rows,
-        headers=("status", "serial", "device", "template", "issued", "intune", "next step"),
-        tablefmt="simple",
-    )
+    shown = findings[:max_rows] if max_rows >= 0 else findings
+    rows = [_row(v) for v in shown]
+    table = _as_table(rows, width)
+    if table is None:
+        assert width is not None
+        table = _as_blocks(rows, width)
     hidden = len(findings) - len(shown)
     if hidden > 0:
-        table += (
-            f"\n… {hidden} more finding(s) not shown; write them all with --csv PATH "
-            "or --out-dir DIR, or raise --max-rows."
+        table += "\n" + _wrap(
+            f"… {hidden} more finding(s) not shown; write them all with --csv PATH "
+            "or --out-dir DIR, or raise --max-rows.",
+            width,
         )
     return table
 
 
-def render(result: RunResult, max_rows: int, preamble: str = "") -> str:
-    """The full terminal report; summary.txt holds the same text."""
+def _wrap(text: str, width: int | None, indent: str = "  ") -> str:
+    """Each line of ``text`` wrapped at whole words to ``width`` (None: left as is)."""
+    if width is None:
+        return text
+    return "\n".join(
+        "\n".join(textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False))
+        or line
+        for line in text.split("\n")
+    )
+
+
+def render(result: RunResult, max_rows: int, preamble: str = "", width: int | None = None) -> str:
+    """The full terminal report, fitted to ``width``; summary.txt holds it unwrapped."""
     head = (
         f"reconcile run {result.run_id}  as of {iso_z(result.as_of)}  "
         f"grace {result.grace_hours:g} h  findings {len(result.findings)}"
     )
-    parts = [head, ""]
+    parts = [_wrap(head, width), ""]
     if preamble:
-        parts += [preamble, ""]
-    parts += [summary_table(result), "", findings_table(result, max_rows)]
-    return "\n".join(parts) + "\n"
+        parts += [_wrap(safe(preamble, multiline=True), width), ""]
+    parts += [summary_table(result), "", findings_table(result, max_rows, width)]
+    if result.notes:
+        # How the CA exports were read (date order, zone, issuer, copies): never silent.
+        notes = "\n".join(f"note: {printable(n)}" for n in result.notes)
+        parts += ["", _wrap(notes, width, indent="      ")]
+    from reconcile.report import viewspage
+
+    views = viewspage.text(result, max_rows, width)
+    return "\n".join(parts) + "\n" + (f"\n{views}" if views else "")

@@ -27,6 +27,8 @@ def _seeds() -> list[bytes]:
     seeds = []
     for path in EXPORTS:
         raw = path.read_bytes()
+        if raw.startswith(codecs.BOM_UTF16_LE):  # certutil text as PowerShell 5.1 writes it
+            raw = raw.decode("utf-16").encode("utf-8")
         seeds.append(raw)
         seeds.append(codecs.BOM_UTF16_LE + raw.decode("utf-8").encode("utf-16-le"))
     return seeds

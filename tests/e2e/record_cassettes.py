@@ -112,6 +112,16 @@ def main() -> int:
         Fault(FaultKind.THROTTLE, route="states", after=1, retry_after=1),
     )
     record_fetch("fetch_report", "report")
+    record_fetch(
+        "fetch_report_per_profile",
+        "report",
+        Fault(FaultKind.POLICY_FILTER_REQUIRED, times=None),
+    )
+    record_fetch(
+        "throttled_token",
+        "states",
+        Fault(FaultKind.THROTTLE, route="token", retry_after=1),
+    )
     return 0
 
 

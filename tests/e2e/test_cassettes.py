@@ -7,6 +7,7 @@ import functools
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,40 @@ def test_the_scanner_catches_what_it_looks_for() -> None:
     ]
     for leak in leaks:
         assert any(p.search(leak) for p, _ in _FORBIDDEN), leak
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("fetch_report.yaml")
+def test_replay_report_export_reads_codes_through_loc(tmp_path: Path) -> None:
+    """The recorded export is the documented default: numeric codes plus CertificateStatus_loc."""
+    _fetch(tmp_path, "report")
+    lines = (tmp_path / "snap" / "report_rows.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines and all('"CertificateStatus_loc":' in line for line in lines)
+    snapshot = read_snapshot(tmp_path / "snap", frozenset(("active",)))
+    delivered = {c.serial for c in snapshot.certificates if c.delivered}
+    expected = {int(r["SerialNumber"], 16) for r in EXPECTED.report_rows()}
+    active = {
+        int(r["SerialNumber"], 16)
+        for r in EXPECTED.report_rows()
+        if r["CertificateStatus"] == "Active"
+    }
+    assert delivered == active and active < expected
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("fetch_report_per_profile.yaml")
+def test_replay_per_profile_fallback(tmp_path: Path) -> None:
+    _fetch(tmp_path, "report")
+    snapshot = read_snapshot(tmp_path / "snap", frozenset(("active",)))
+    rows = list(EXPECTED.report_rows())
+    assert sorted(c.serial or 0 for c in snapshot.certificates) == sorted(
+        int(r["SerialNumber"], 16) for r in rows
+    )
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("throttled_token.yaml")
+def test_replay_throttled_token_endpoint(tmp_path: Path, vcr: Any) -> None:
+    assert _fetch(tmp_path, "states") == _expected_state_ids()
+    token = [r for r in vcr.responses if r["status"]["code"] == 429]
+    assert len(token) == 1 and vcr.all_played  # the 429 was answered, then retried

@@ -232,3 +232,49 @@ def test_managed_identity_sign_in(
     settings = settings_for(fresh, RECONCILE_AUTH="managed-identity", RECONCILE_CLIENT_SECRET="")
     assert_same_as_demo(fetch_snapshot(settings, tmp_path / "snap"), "states")
     assert [r.status for r in fresh.requests_for("msi")] == [200]
+
+
+@pytest.mark.parametrize(
+    "spec", ["throttle:route=token,retry_after=1", "unavailable:route=token,retry_after=1"]
+)
+def test_a_throttled_token_endpoint_is_waited_out(
+    fresh: GraphEmulator, tmp_path: Path, spec: str
+) -> None:
+    """msal hands a 429/503 back as an error dict, not an exception; it is retried anyway."""
+    fault = fresh.add_fault(parse_fault(spec))
+    out = fetch_snapshot(settings_for(fresh), tmp_path / "snap")
+    assert fault.hits == 1
+    assert [r.status for r in fresh.requests_for("token")][:2] == [_FAULT_CODE[fault.kind], 200]
+    assert fresh.retry_after_violations() == []
+    assert_same_as_demo(out, "states")
+
+
+_FAULT_CODE = {FaultKind.THROTTLE: 429, FaultKind.UNAVAILABLE: 503}
+
+
+def test_a_token_endpoint_that_stays_throttled_fails_in_one_line(
+    fresh: GraphEmulator, tmp_path: Path
+) -> None:
+    fresh.add_fault(parse_fault("throttle:route=token,retry_after=1,times=forever"))
+    settings = settings_for(fresh, RECONCILE_GRAPH_MAX_ATTEMPTS="2")
+    with pytest.raises(AuthError) as caught:
+        fetch_snapshot(settings, tmp_path / "snap")
+    message = str(caught.value)
+    assert "HTTP 429" in message and "after 2 attempts" in message and "\n" not in message
+    assert fresh.client_secret not in message
+    assert len(fresh.requests_for("token")) == 2
+    _assert_no_snapshot(tmp_path)
+
+
+def test_a_next_link_with_a_control_character_in_its_host_is_refused_in_one_line(
+    fresh: GraphEmulator, tmp_path: Path
+) -> None:
+    fresh.add_fault(parse_fault("next-link-control:route=devices"))
+    with pytest.raises(UpstreamError) as caught:
+        fetch_snapshot(settings_for(fresh), tmp_path / "snap")
+    message = str(caught.value)
+    assert message == (
+        "GET /v1.0/deviceManagement/managedDevices: @odata.nextLink holds a control "
+        "character; refused"
+    )
+    _assert_no_snapshot(tmp_path)

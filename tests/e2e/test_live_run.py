@@ -92,6 +92,9 @@ def test_demo_command_runs_live_and_exits_0(tmp_path: Path):
     result = CliRunner().invoke(app, ["demo", "--out-dir", str(out)])
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
-    assert run["findings"] == sum(1 for c in MANIFEST["certificates"] if c["expected"] in FINDINGS)
+    leaves = MANIFEST["cloud_pki"]["leaves"]
+    assert run["findings"] == sum(
+        1 for c in (*MANIFEST["certificates"], *leaves) if c["expected"] in FINDINGS
+    )
     assert run["intune_sources"] == ["states", "report"]
     assert (out / "manifest-sha256.txt").exists()

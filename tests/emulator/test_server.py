@@ -6,6 +6,8 @@ import datetime as dt
 import io
 import json
 import ssl
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -329,12 +331,86 @@ def test_export_flow_and_download_refuses_bearer(fresh: GraphEmulator) -> None:
     with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
         (name,) = z.namelist()
         lines = z.read(name).decode("utf-8").splitlines()
-    assert lines[0] == ",".join(select)
+    # The documented default, LocalizedValuesAsAdditionalColumn: code plus "_loc" text.
+    assert lines[0] == "DeviceName,SerialNumber,CertificateStatus,CertificateStatus_loc"
+    assert {tuple(line.rsplit(",", 2)[1:]) for line in lines[1:]} <= {
+        ("1", "Active"),
+        ("2", "Revoked"),
+    }
     assert len(lines) - 1 == sum(1 for _ in fresh.data.report_rows())
     downloads = fresh.requests_for("download")
     assert [(r.had_bearer, r.status) for r in downloads] == [(True, 403), (False, 200)]
     tampered = httpx.get(done["url"].replace("sig=", "sig=x"), verify=fresh.ssl_context())
     assert tampered.status_code == 403
+
+
+def _export_csv(emu: GraphEmulator, body: dict[str, object]) -> list[str]:
+    base = f"{emu.graph_url}/beta/deviceManagement/reports/exportJobs"
+    with _graph(emu) as graph:
+        job = graph.post(base, json=body)
+        assert job.status_code == 201, job.text
+        while (done := graph.get(f"{base}('{job.json()['id']}')").json())["status"] != "completed":
+            pass
+    archive = httpx.get(done["url"], verify=emu.ssl_context())
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+        return z.read(z.namelist()[0]).decode("utf-8").splitlines()
+
+
+def test_replace_localizable_values_serves_text(fresh: GraphEmulator) -> None:
+    lines = _export_csv(
+        fresh,
+        {
+            "reportName": "CertificatesByRAPolicy",
+            "localizationType": "ReplaceLocalizableValues",
+            "select": ["SerialNumber", "CertificateStatus"],
+        },
+    )
+    assert lines[0] == "SerialNumber,CertificateStatus"
+    assert {line.split(",")[1] for line in lines[1:]} <= {"Active", "Revoked"}
+
+
+def test_policy_filter_narrows_rows_and_the_fault_demands_it(fresh: GraphEmulator) -> None:
+    rows = list(fresh.data.report_rows())
+    policy = str(rows[0]["PolicyId"])
+    fault = fresh.add_fault(Fault(FaultKind.POLICY_FILTER_REQUIRED, times=None))
+    base = f"{fresh.graph_url}/beta/deviceManagement/reports/exportJobs"
+    with _graph(fresh) as graph:
+        refused = graph.post(base, json={"reportName": "CertificatesByRAPolicy"})
+        assert refused.status_code == 400 and "PolicyId" in refused.text
+    lines = _export_csv(
+        fresh,
+        {
+            "reportName": "CertificatesByRAPolicy",
+            "filter": f"(PolicyId eq '{policy}')",
+            "select": ["PolicyId", "SerialNumber"],
+        },
+    )
+    assert fault.hits == 2  # it sees every create and refuses only the unfiltered one
+    assert [r.status for r in fresh.requests_for("export_create")] == [400, 201]
+    assert len(lines) - 1 == sum(1 for r in rows if r["PolicyId"] == policy) < len(rows)
+    assert {line.split(",")[0] for line in lines[1:]} == {policy}
+
+
+def test_unknown_select_column_and_bad_localization_are_400(fresh: GraphEmulator) -> None:
+    base = f"{fresh.graph_url}/beta/deviceManagement/reports/exportJobs"
+    with _graph(fresh) as graph:
+        for body in (
+            {"reportName": "CertificatesByRAPolicy", "select": ["SerialNumber", "PolicyName"]},
+            {"reportName": "CertificatesByRAPolicy", "localizationType": "Klingon"},
+            {"reportName": "CertificatesByRAPolicy", "filter": "DeviceName eq 'x'"},
+        ):
+            answer = graph.post(base, json=body)
+            assert answer.status_code == 400, body
+            assert answer.json()["error"]["code"] == "BadRequest"
+
+
+def test_listing_export_jobs_is_not_a_create(fresh: GraphEmulator) -> None:
+    base = f"{fresh.graph_url}/beta/deviceManagement/reports/exportJobs"
+    with _graph(fresh) as graph:
+        graph.post(base, json={"reportName": "CertificatesByRAPolicy"})
+        listed = graph.get(base, params={"$top": "1"})
+    assert listed.status_code == 200
+    assert [job["reportName"] for job in listed.json()["value"]] == ["CertificatesByRAPolicy"]
 
 
 def test_failed_export_job(fresh: GraphEmulator) -> None:
@@ -384,3 +460,59 @@ def test_parse_fault_rejects_nonsense() -> None:
         parse_fault("throttle:route=nowhere")
     fault = parse_fault("throttle:route=states,times=forever,retry_after=1,after=2")
     assert (fault.times, fault.after, fault.retry_after) == (None, 2, 1)
+
+
+def test_command_line_report_switches(tmp_path: Path) -> None:
+    """`python -m reconcile.emulator --report-without-loc --report-columns ...` as a process."""
+    ready = tmp_path / "ready.json"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "reconcile.emulator",
+            "--generated", "20",
+            "--report-without-loc",
+            "--report-columns", "SerialNumber,CertificateStatus",
+            "--export-polls", "0",
+            "--ready-file", str(ready),
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            if ready.exists() or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        env = json.loads(ready.read_text(encoding="utf-8"))["env"]
+        verify = ssl.create_default_context(cafile=env["RECONCILE_CA_BUNDLE"])
+        token = httpx.post(
+            f"{env['RECONCILE_AUTHORITY_HOST']}/{env['RECONCILE_TENANT_ID']}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": env["RECONCILE_CLIENT_ID"],
+                "client_secret": env["RECONCILE_CLIENT_SECRET"],
+                "scope": f"{env['RECONCILE_GRAPH_URL']}/.default",
+            },
+            verify=verify,
+        ).json()["access_token"]
+        base = f"{env['RECONCILE_GRAPH_URL']}/beta/deviceManagement/reports/exportJobs"
+        with httpx.Client(verify=verify, headers={"Authorization": f"Bearer {token}"}) as graph:
+            refused = graph.post(
+                base,
+                json={"reportName": "CertificatesByRAPolicy", "select": ["SerialNumber", "UPN"]},
+            )
+            job = graph.post(
+                base,
+                json={
+                    "reportName": "CertificatesByRAPolicy",
+                    "select": ["SerialNumber", "CertificateStatus"],
+                },
+            ).json()
+            done = graph.get(f"{base}('{job['id']}')").json()
+        archive = httpx.get(done["url"], verify=verify)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert refused.status_code == 400
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+        lines = z.read(z.namelist()[0]).decode("utf-8").splitlines()
+    assert lines[0] == "SerialNumber,CertificateStatus"
+    assert {line.split(",")[1] for line in lines[1:]} <= {"1", "2"}

@@ -7,6 +7,7 @@ tests also prove that msal's token traffic uses reconcile's own TLS trust, not r
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,11 +23,12 @@ from typer.testing import CliRunner
 
 from reconcile.cli import app
 from reconcile.doctor import run_doctor
-from reconcile.emulator import GraphEmulator
+from reconcile.emulator import Fault, FaultKind, GraphEmulator
 from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
 from reconcile.errors import AuthError, ConfigError, UpstreamError
 from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
+from reconcile.intune.records import REPORT_COLUMNS
 from reconcile.intune.snapshot import read_snapshot
 from reconcile.model import IntuneSource
 from reconcile.settings import Settings, resolve
@@ -187,8 +189,11 @@ def test_doctor_against_the_emulator_is_all_green(emu: GraphEmulator) -> None:
         "managedDeviceCertificateStates": True,
         "managedDevices": True,
         "exportJobs": None,
+        "certificate connector": True,
         "clock skew": True,
     }
+    connectors = [c.detail for c in checks if c.name == "certificate connector"]
+    assert len(connectors) == 2 and all("last connected" in d for d in connectors)
 
 
 @pytest.fixture
@@ -208,6 +213,9 @@ def test_cli_fetch_and_doctor(emu_env: dict[str, Any], tmp_path: Path) -> None:
     result = runner.invoke(app, ["doctor"])
     assert result.exit_code == 0, result.stdout
     assert "FAIL" not in result.stdout
+    result = runner.invoke(app, ["doctor", "--intune-source", "both"])
+    assert result.exit_code == 0, result.stdout
+    assert "FAIL" not in result.stdout and "Invalid report name" not in result.stdout
     secret = os.environ["RECONCILE_CLIENT_SECRET"]
     assert secret not in result.stdout + result.stderr
 
@@ -221,3 +229,63 @@ def test_cli_fetch_with_a_wrong_secret_exits_3_with_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "AADSTS7000215" in lines[0] and "fix:" in lines[0]
     assert "wrong-secret-value" not in result.stderr + result.stdout
+
+
+def test_cli_fetch_refuses_a_next_link_with_a_control_character_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fault = Fault(FaultKind.NEXT_LINK_CONTROL, route="devices")
+    with GraphEmulator(
+        snapshot_dir=DEMO_SNAPSHOT, page_size=4, max_page_size=4, faults=[fault]
+    ) as small_pages:
+        for name, value in demo_settings_env(small_pages).items():
+            monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(app, ["fetch", "--out", str(tmp_path / "snap")])
+    assert fault.hits == 1
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "@odata.nextLink holds a control character" in lines[0]
+    assert "internal error" not in lines[0].lower() and "\t" not in result.stderr
+    assert not (tmp_path / "snap").exists()
+
+
+@pytest.mark.parametrize("source", ["report", "both"])
+def test_doctor_probes_the_export_the_run_creates(emu: GraphEmulator, source: str) -> None:
+    emu.clear_requests()
+    checks = {c.name: c for c in run_doctor(settings_for(emu, RECONCILE_INTUNE_SOURCE=source))}
+    assert all(c.ok is not False for c in checks.values()), checks
+    export = checks["exportJobs"]
+    assert export.ok is True and "tenant-wide" in export.detail
+    assert "DeviceManagementConfiguration.ReadWrite.All" in export.detail
+    (create,) = emu.requests_for("export_create")
+    body = json.loads(create.body or "{}")
+    assert body["localizationType"] == "LocalizedValuesAsAdditionalColumn"
+    assert body["select"] == list(REPORT_COLUMNS)
+    assert emu.requests_for("download") == []
+
+
+def _report_settings(emu: GraphEmulator) -> Settings:
+    return settings_for(emu, RECONCILE_INTUNE_SOURCE="report")
+
+
+def test_doctor_follows_the_per_profile_fallback(emu: GraphEmulator) -> None:
+    emu.faults.clear()
+    fault = emu.add_fault(Fault(FaultKind.POLICY_FILTER_REQUIRED, times=None))
+    try:
+        checks = {c.name: c for c in run_doctor(_report_settings(emu))}
+    finally:
+        emu.faults.remove(fault)
+    export = checks["exportJobs"]
+    assert export.ok is True and "per certificate profile" in export.detail
+
+
+def test_doctor_gives_permission_advice_only_for_401_and_403(emu: GraphEmulator) -> None:
+    emu.faults.clear()
+    fault = emu.add_fault(Fault(FaultKind.SERVER_ERROR, route="export_create", times=None))
+    try:
+        checks = {c.name: c for c in run_doctor(_report_settings(emu))}
+    finally:
+        emu.faults.remove(fault)
+    export = checks["exportJobs"]
+    assert export.ok is False and "HTTP 500" in export.detail
+    assert "grant" not in export.fix and "ReadWrite" not in export.fix

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ssl
+import threading
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,30 @@ def test_adapter_sends_dict_str_and_bytes_form_data_as_requests_would() -> None:
     assert seen[1].content == b"grant_type=x&b=2"
     assert seen[2].url.params["q"] == "1"
     assert response.status_code == 200 and response.text == "{}"
+
+
+def test_adapter_remembers_the_last_answer_per_thread() -> None:
+    """msal turns a throttled token answer into an error dict; the status must survive it."""
+    answers = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": "7"}, text="{}"),
+            httpx.Response(200, text="{}"),
+        ]
+    )
+    adapter = MsalHttpAdapter(
+        httpx.Client(transport=httpx.MockTransport(lambda request: next(answers)))
+    )
+    assert adapter.last is None
+    adapter.post("https://x/token", data={"a": "1"})
+    assert adapter.last is not None
+    assert (adapter.last.status, adapter.last.retry_after) == (429, "7")
+    seen: list[object] = []
+    worker = threading.Thread(target=lambda: seen.append(adapter.last))
+    worker.start()
+    worker.join()
+    assert seen == [None]  # another thread has its own last answer
+    adapter.get("https://x/meta")
+    assert adapter.last.status == 200
 
 
 def test_ca_bundle_becomes_the_trust_store(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -77,6 +78,7 @@ def test_bad_records_become_rejects_with_line_numbers(tmp_path):
         handle.write(b"{not json\n")
     meta = json.loads((target / "metadata.json").read_text())
     meta["counts"]["certificate_states"] = 3
+    meta["sha256"]["certificate_states"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (target / "metadata.json").write_text(json.dumps(meta))
     snap = read_snapshot(target, DELIVERED)
     assert len(snap.certificates) == 1
@@ -103,3 +105,52 @@ def test_unpublished_writer_leaves_nothing_behind(tmp_path):
     with SnapshotWriter(tmp_path / "snap", {}) as writer:
         writer.write("certificate_states", STATE)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_byte_cap_fails_clearly_and_leaves_nothing_behind(tmp_path):
+    line = len(json.dumps(STATE, ensure_ascii=False, separators=(",", ":")).encode()) + 1
+    with (
+        pytest.raises(IncompleteDataError, match=f"exceed {2 * line} bytes.*record 3"),
+        SnapshotWriter(tmp_path / "snap", {}, max_bytes=2 * line) as writer,
+    ):
+        for _ in range(3):
+            writer.write("certificate_states", STATE)
+    assert writer.bytes_written == 3 * line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_flush_still_removes_the_hidden_folder(tmp_path, monkeypatch):
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("reconcile.intune.snapshot.os.fsync", full_disk)
+    with (
+        pytest.raises(InputError, match="cannot write snapshot: No space left on device"),
+        SnapshotWriter(tmp_path / "snap", {}) as writer,
+    ):
+        writer.write("certificate_states", STATE)
+        writer.write("managed_devices", {"id": "d1"})
+        writer.commit()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_publish_keeps_the_older_snapshot(tmp_path, monkeypatch):
+    target = write(tmp_path, managed_devices=[{"id": "old"}])
+    real_replace = __import__("os").replace
+    calls = []
+
+    def flaky(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # moving the new snapshot into place
+            raise OSError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("reconcile.intune.snapshot.os.replace", flaky)
+    with (
+        pytest.raises(InputError, match="cannot publish snapshot: Permission denied"),
+        SnapshotWriter(target, {}) as writer,
+    ):
+        writer.write("managed_devices", {"id": "new"})
+        writer.commit()
+    assert [p.name for p in tmp_path.iterdir()] == ["snap"]
+    assert '"old"' in (target / "managed_devices.jsonl").read_text(encoding="utf-8")

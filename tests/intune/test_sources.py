@@ -13,6 +13,7 @@ from reconcile.errors import GraphError, UpstreamError
 from reconcile.intune.records import PROFILE_ID_KEY, PROFILE_NAME_KEY, PROFILE_TYPE_KEY
 from reconcile.intune.sources import (
     CERTIFICATE_PROFILE_TYPES,
+    EXPORT_BUDGET,
     ExportPolling,
     SharedSink,
     _Capped,
@@ -240,3 +241,20 @@ def test_run_all_stops_the_others_on_first_failure() -> None:
     with pytest.raises(GraphError, match="page failed"):
         run_all([slow, broken], workers=2)
     assert seen_stop == [True]
+
+
+def test_export_polls_stay_within_the_exportjobs_budget() -> None:
+    """exportJobs allow 48 requests per app per minute; a long job is polled within 40."""
+    cloud = FakeCloud(export_statuses=["inProgress"] * 120 + ["completed"])
+    client, clock, _ = make_client(cloud)
+    polling = ExportPolling(3600, first_delay=0.1, max_delay=0.1, clock=clock, sleep=clock.sleep)
+    stamps: list[float] = []
+
+    def seen(request: httpx.Request) -> None:
+        if "exportJobs" in request.url.path:
+            stamps.append(clock())
+
+    cloud.before.append(seen)
+    fetch_report(client, SharedSink(ListSink()), polling, threading.Event())
+    assert len(stamps) == 121  # the create and 120 polls, the last one completed
+    assert max(sum(1 for t in stamps if s <= t < s + 60) for s in stamps) <= EXPORT_BUDGET

@@ -65,7 +65,10 @@ def _history(tmp_path: Path, result):
     db = history.open_db(tmp_path / "h.sqlite3")
     for day in range(3, 0, -1):
         earlier = result_with(
-            *result.verdicts[: 10 * day], run_id=f"r{day}", as_of=AS_OF - timedelta(days=day)
+            *result.verdicts[: 10 * day],
+            run_id=f"r{day}",
+            as_of=AS_OF - timedelta(days=day),
+            tenant_id=result.tenant_id,
         )
         history.record_run(db, earlier, 1, 1.0)
     annotated, delta = history.record_run(db, result, 1, 1.0)
@@ -174,3 +177,68 @@ def test_renders_in_chromium_without_sideways_scrolling(tmp_path):
     shot = tmp_path / "report.png"
     _browser(plain, tmp_path / "profile-shot", f"--screenshot={shot}")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+LONG_TEMPLATES = ("ContosoIntuneSCEPiOS", "ContosoIntuneSCEPWindows", "ContosoIntunePKCSAndroid")
+
+
+def _polish_result():
+    statuses = (
+        Status.NOT_REPORTED,
+        Status.SUPERSEDED,
+        Status.INSTALLED_NOT_REPORTED,
+        Status.NOT_INSTALLED,
+    )
+    verdicts = []
+    for i in range(12):
+        cert = ca_cert(serial=0x6100 + i, template_name=LONG_TEMPLATES[i % 3], template_oid=None)
+        verdicts.append(
+            verdict(
+                statuses[i % 4],
+                ca=cert,
+                intune=intune_cert(cert.serial, "responsePending", device_name=f"PC-{i}"),
+            )
+        )
+    unknown = tuple(
+        intune_cert(0x7700 + i, "installed", device_name=f"ORPHAN-{i}", profile_name="Wi-Fi SCEP")
+        for i in range(3)
+    )
+    return result_with(*verdicts, unknown_to_ca=unknown)
+
+
+def test_cards_show_every_status_and_superseded_is_not_an_action():
+    page = html.render(_polish_result())
+    for status in (*(s.value for s in Status), "unknown_to_ca"):
+        assert f"<span>{status}</span>" in page
+    assert '<div class="card"><b>0</b><span>accepted</span></div>' in page
+    assert '<div class="card info"><b>3</b><span>superseded</span></div>' in page
+    assert '<div class="card finding"><b>3</b><span>not_reported</span></div>' in page
+    assert "ORPHAN-2" in page and "Unknown to the CA (3)" in page
+
+
+POLISH_PROBE = (
+    "<script>var b=document.body,broken=0;"
+    "document.querySelectorAll('.w').forEach(function(w){var td=w.closest('td');"
+    "if(w.getClientRects().length>1)broken++;"
+    "if(w.getBoundingClientRect().right>td.getBoundingClientRect().right+1)broken++;});"
+    "b.setAttribute('data-broken',String(broken));"
+    "b.setAttribute('data-words',String(document.querySelectorAll('.w').length));"
+    "b.setAttribute('data-superseded',getComputedStyle(document.querySelector("
+    "'td.s-superseded')).color);"
+    "b.setAttribute('data-action',getComputedStyle(document.querySelector("
+    "'td.s-not_reported')).color);"
+    "b.setAttribute('data-unknown',String(document.querySelectorAll("
+    "'#unknown-to-ca tbody tr').length));</script>"
+)
+
+
+def test_names_never_break_mid_word_in_chromium(tmp_path):
+    page = html.render(_polish_result())
+    probed = tmp_path / "polish.html"
+    probed.write_text(page.replace("</body>", POLISH_PROBE + "</body>"), encoding="utf-8")
+    dom = _browser(probed, tmp_path / "profile-polish", "--dump-dom").stdout
+    attrs = dict(re.findall(r'data-(broken|words|superseded|action|unknown)="([^"]*)"', dom))
+    assert int(attrs["words"]) > 40
+    assert attrs["broken"] == "0"
+    assert attrs["superseded"] != attrs["action"]
+    assert attrs["unknown"] == "3"

@@ -1,0 +1,154 @@
+"""Checks that stop a run which could not check what it was asked to (exit 2, no report).
+
+A report saying "No findings" over an export whose every row was rejected, over a template
+that matches nothing, or over a serial-only match against another CA's records, is a false
+all-clear: a nightly job would stay green forever while checking nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+
+from reconcile.ca import ExportReader
+from reconcile.errors import InputError, UsageError
+from reconcile.identity import issuer_key
+from reconcile.intune.side import Entry
+from reconcile.join import in_scope, wanted_templates
+from reconcile.model import CaCertificate, InputFile, Reject
+
+log = logging.getLogger("reconcile")
+
+# One issuer must account for this share of an issuer-less export's matched serials.
+INFER_SHARE = 0.95
+_LISTED_TEMPLATES = 10
+
+
+def _fix_for(reason: str) -> str:
+    if "is not a date" in reason:
+        return "set --date-order (mdy, dmy or ymd) or --ca-timezone to match the CA"
+    if "columns where the header has" in reason or "not valid CSV" in reason:
+        return "check --ca-format and that the file is one export, not several pasted together"
+    if "unbalanced" in reason:
+        return "export the file again; a cell holds a stray double quote"
+    return "see the rejected rows with -v, or raise ca.max_reject_ratio if they are expected"
+
+
+def check_rejects(inputs: Iterable[InputFile], rejects: Sequence[Reject], ratio: float) -> None:
+    """Every row, or more than ``ratio`` of an export's rows, rejected: stop."""
+    for item in inputs:
+        if not item.rows or not item.rejected:
+            continue
+        if item.rejected == item.rows or item.rejected / item.rows > ratio:
+            first = next((r for r in rejects if r.source == item.path), None)
+            reason = f"line {first.line}: {first.reason}" if first is not None else "unknown"
+            raise InputError(
+                f"{item.rejected} of {item.rows} rows rejected (more than ca.max_reject_ratio "
+                f"{ratio:g}); first: {reason}; {_fix_for(reason)}",
+                item.path,
+            )
+
+
+class Tally:
+    """Counts templates and in-scope rows per export as the rows stream past (before copies
+    collapse: an export whose rows all repeat another's is not empty)."""
+
+    def __init__(self, certificates: Iterable[CaCertificate], templates: Sequence[str]) -> None:
+        self._certificates = certificates
+        self._wanted = wanted_templates(templates)
+        self.templates: Counter[tuple[str | None, str | None]] = Counter()
+        self.in_scope: Counter[str] = Counter()
+
+    def __iter__(self) -> Iterator[CaCertificate]:
+        templates, in_scope_rows = self.templates, self.in_scope
+        for cert in self._certificates:
+            templates[cert.template_oid, cert.template_name] += 1
+            if in_scope(cert, self._wanted):
+                in_scope_rows[cert.source] += 1
+            yield cert
+
+
+def check_templates(
+    counts: Counter[tuple[str | None, str | None]], templates: Sequence[str]
+) -> None:
+    """A --template that matches no row of any export is a typo, not an all-clear."""
+    for template in templates:
+        wanted = template.casefold()
+        if any(
+            (oid is not None and oid.casefold() == wanted)
+            or (name is not None and name.casefold() == wanted)
+            for oid, name in counts
+        ):
+            continue
+        named: Counter[str] = Counter()
+        for (oid, name), count in counts.items():
+            named[name or oid or "(no template)"] += count
+        held = ", ".join(
+            f"{name} ({count})" for name, count in named.most_common(_LISTED_TEMPLATES)
+        )
+        raise UsageError(
+            f"template {template!r} matches no certificate of the CA exports; "
+            f"they hold: {held or 'no certificates'}"
+        )
+
+
+def check_empty(in_scope_rows: Counter[str], inputs: Iterable[InputFile]) -> None:
+    """An export with no in-scope certificate checks nothing: stop unless --allow-empty."""
+    for item in inputs:
+        if item.kind == "ca-export" and not in_scope_rows[item.path]:
+            what = f"{item.rows} rows" if item.rows else "no rows"
+            raise InputError(
+                f"no in-scope certificate ({what}, none selected); pass --allow-empty if that "
+                "is expected",
+                item.path,
+            )
+
+
+def infer_issuers(
+    issuerless: Sequence[tuple[int, ExportReader]], entries: Sequence[Entry]
+) -> tuple[dict[int, str], list[str]]:
+    """Issuers for the exports that name none, from the Intune records their serials match.
+
+    With one issuer in Intune nothing can be confused. With several, a serial-only match could
+    count another CA's delivery: the issuer that accounts for nearly all matched serials is
+    used (and said); anything less stops the run asking for --ca-issuer. Costs one extra read
+    of those exports, only in that case.
+    """
+    issuers = {issuer_key(e.issuer): e.issuer for e in entries if e.issuer}
+    if len(issuers) < 2 or not issuerless:
+        return {}, []
+    by_serial: dict[int, set[str]] = {}
+    for entry in entries:
+        if entry.serial is not None and entry.issuer:
+            by_serial.setdefault(entry.serial, set()).add(issuer_key(entry.issuer))
+    chosen: dict[int, str] = {}
+    notes = []
+    for index, reader in issuerless:
+        source = str(reader.path)
+        votes: Counter[str] = Counter()
+        matched = 0
+        with ExportReader(reader.path, reader.options) as again:
+            for cert in again:
+                if isinstance(cert, CaCertificate) and cert.serial in by_serial:
+                    matched += 1
+                    votes.update(by_serial[cert.serial])
+        if not matched:
+            continue
+        ranked = votes.most_common(2)
+        key, count = ranked[0]
+        runner_up = ranked[1][1] if len(ranked) > 1 else 0
+        if count < matched * INFER_SHARE or runner_up > matched * (1 - INFER_SHARE):
+            shares = ", ".join(f"{issuers[k]} ({n})" for k, n in votes.most_common(5))
+            raise UsageError(
+                f"{source}: the export names no issuer and its serials match Intune records "
+                f"of several CAs ({shares}); pass --ca-issuer for it"
+            )
+        chosen[index] = issuers[key]
+        note = (
+            f"{source}: the export names no issuer; using {issuers[key]}, which issued "
+            f"{count} of its {matched} serials Intune knows (pass --ca-issuer to set it)"
+        )
+        log.warning("%s", note)
+        notes.append(note)
+    return chosen, notes

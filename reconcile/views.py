@@ -1,0 +1,431 @@
+"""Views of one run no single tool gives: revoked but still installed, expiring without a
+renewal, and a revocation plan for the findings.
+
+They come from the same join as the findings: a revoked or delivered certificate is kept only
+when it belongs to a view (``wanted``), so a million-row run stays small. The plan only ever
+*describes* a revocation; reconcile never calls a CA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import PurePath
+from typing import TYPE_CHECKING
+
+from reconcile.ca import cloudpki
+from reconcile.identity import serial_hex
+from reconcile.intune.side import Entry, fold
+from reconcile.model import CaCertificate, InputFile, Status, Verdict
+
+if TYPE_CHECKING:
+    from reconcile.intune.connectors import ConnectorHealth
+
+
+class View(StrEnum):
+    """The views; the values are their file stems in a bundle."""
+
+    REVOKED_INSTALLED = "revoked-installed"
+    EXPIRING = "expiring"
+    REVOCATION_PLAN = "revocation-plan"
+
+
+class RevocationReason(StrEnum):
+    """RFC 5280 CRLReason names, as ``openssl ca -crl_reason`` spells them."""
+
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessationOfOperation"
+
+
+REASON_CODES = {RevocationReason.SUPERSEDED: 4, RevocationReason.CESSATION_OF_OPERATION: 5}
+
+NEXT_STEPS = {
+    View.REVOKED_INSTALLED: (
+        "remove it from the device (profile change, or retire/wipe the device) and check that "
+        "relying parties fetch the CA's CRL"
+    ),
+    View.EXPIRING: (
+        "check that the device checks in and that the Certificate Connector can issue "
+        "(renewal starts at the profile's renewal threshold)"
+    ),
+}
+PLAN_NEXT_STEPS = {
+    RevocationReason.SUPERSEDED: "review, then revoke: a delivered renewal replaced it",
+    RevocationReason.CESSATION_OF_OPERATION: "review, then revoke: its device is gone from Intune",
+}
+
+AD_CS_FORMATS = frozenset({"certutil", "certutil-text", "pspki"})
+
+
+@dataclass(frozen=True, slots=True)
+class ViewRow:
+    """One certificate in one view; ``verdict`` is the run's verdict for it."""
+
+    view: View
+    verdict: Verdict
+    next_step: str
+    days_left: int | None = None
+    reason: RevocationReason | None = None
+    command: str = ""
+    ca_format: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Views:
+    """Every view of one run, each sorted by serial; empty views are still views."""
+
+    expiry_days: int
+    revoked_installed: tuple[ViewRow, ...] = ()
+    expiring: tuple[ViewRow, ...] = ()
+    revocation_plan: tuple[ViewRow, ...] = ()
+    connectors: ConnectorHealth | None = None
+
+    def rows(self, view: View) -> tuple[ViewRow, ...]:
+        match view:
+            case View.REVOKED_INSTALLED:
+                return self.revoked_installed
+            case View.EXPIRING:
+                return self.expiring
+            case View.REVOCATION_PLAN:
+                return self.revocation_plan
+
+    def counts(self) -> dict[str, int]:
+        """Count per view, keyed with underscores (history and run.json keys)."""
+        return {v.value.replace("-", "_"): len(self.rows(v)) for v in View}
+
+    def views_of(self, serial: int, issuer: str | None) -> tuple[View, ...]:
+        """The views a CA certificate is in (for ``explain``)."""
+        return tuple(
+            view
+            for view in View
+            if any(
+                r.verdict.ca.serial == serial and r.verdict.ca.issuer == issuer
+                for r in self.rows(view)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    as_of: datetime
+    expiry_days: int = 30
+    ca_config: Mapping[str, str] = field(default_factory=dict)
+    """CA config (``host\\CA name``) per CA export path, where known, for ``certutil -config``."""
+
+
+def _revoked_installed(
+    status: Status, cert: CaCertificate, delivered: bool, as_of: datetime
+) -> bool:
+    return (
+        status is Status.REVOKED
+        and delivered
+        and cert.revoked_at is not None
+        and cert.revoked_at <= as_of
+    )
+
+
+def _expiry_candidate(
+    status: Status, cert: CaCertificate, as_of: datetime, until: datetime
+) -> bool:
+    return (
+        status is Status.DELIVERED
+        and cert.not_after is not None
+        and as_of <= cert.not_after <= until
+    )
+
+
+def wanted(options: ViewOptions) -> Callable[[Status, CaCertificate, bool], bool]:
+    """Which decided (non-finding) certificates the join must keep for the views."""
+    until = options.as_of + timedelta(days=options.expiry_days)
+
+    def keep(status: Status, cert: CaCertificate, delivered: bool) -> bool:
+        return _revoked_installed(status, cert, delivered, options.as_of) or _expiry_candidate(
+            status, cert, options.as_of, until
+        )
+
+    return keep
+
+
+def _link(
+    device_id: str | None, device_name: str | None, profile: str | None
+) -> tuple[str, str] | None:
+    device = device_id or fold(device_name)
+    return (device, profile) if device and profile else None
+
+
+def _verdict_link(verdict: Verdict) -> tuple[str, str] | None:
+    record = verdict.intune
+    if record is None:
+        return None
+    return _link(
+        record.device_id, record.device_name, record.profile_id or fold(record.profile_name)
+    )
+
+
+def _issued(verdict: Verdict) -> float | None:
+    """The latest issuance time either side gives: Intune's clock may run minutes after the CA's."""
+    times = [verdict.ca.not_before, verdict.intune.issued_at if verdict.intune else None]
+    known = [t.timestamp() for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _is_own(entry: Entry, verdict: Verdict) -> bool:
+    """Whether an Intune entry is the candidate's own record (same serial or thumbprint)."""
+    if entry.serial is not None:
+        return entry.serial == verdict.ca.serial
+    return entry.thumbprint is not None and entry.thumbprint == verdict.ca.thumbprint
+
+
+def _renewed(candidates: Sequence[Verdict], entries: Iterable[Entry]) -> set[int]:
+    """Indexes of the candidates for which Intune reports a newer delivered certificate of the
+    same device and profile: their renewal already happened."""
+    links: dict[tuple[str, str], list[int]] = {}
+    for index, verdict in enumerate(candidates):
+        if (link := _verdict_link(verdict)) is not None:
+            links.setdefault(link, []).append(index)
+    if not links:
+        return set()
+    delivered: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        if not entry.delivered or entry.issued_at is None:
+            continue
+        link = _link(entry.device_id, entry.device_name, entry.profile)
+        if link is not None and link in links:
+            delivered.setdefault(link, []).append(entry)
+    renewed = set()
+    for link, indexes in links.items():
+        for index in indexes:
+            verdict = candidates[index]
+            mine = _issued(verdict)
+            if mine is None:
+                continue
+            for entry in delivered.get(link, ()):
+                assert entry.issued_at is not None
+                if entry.issued_at > mine and not _is_own(entry, verdict):
+                    renewed.add(index)
+                    break
+    return renewed
+
+
+def _days_left(verdict: Verdict, as_of: datetime) -> int:
+    assert verdict.ca.not_after is not None
+    return (verdict.ca.not_after - as_of) // timedelta(days=1)
+
+
+def plan_reason(verdict: Verdict) -> RevocationReason | None:
+    """Why a finding belongs in the revocation plan, or None.
+
+    Only findings qualify, and never one a device holds: ``installed_not_reported`` is on a
+    device by its own log, so revoking it could break a working device.
+    """
+    if not verdict.is_finding or verdict.status is Status.INSTALLED_NOT_REPORTED:
+        return None
+    if verdict.intune is not None and verdict.intune.delivered:
+        return None
+    if verdict.status is Status.SUPERSEDED:
+        return RevocationReason.SUPERSEDED
+    if verdict.device_gone:
+        return RevocationReason.CESSATION_OF_OPERATION
+    return None
+
+
+# --- revocation commands, one builder per CA kind -------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanTarget:
+    """What a revocation command needs to know about one certificate."""
+
+    serial: int
+    issuer: str | None
+    reason: RevocationReason
+    export_path: str
+    ca_config: str | None
+    cloud_pki_ca_id: str | None = None
+    cloud_pki_leaf_id: str | None = None
+
+    @property
+    def code(self) -> int:
+        return REASON_CODES[self.reason]
+
+
+CommandBuilder = Callable[[PlanTarget], str]
+
+
+_UNSAFE_IN_QUOTES = str.maketrans({'"': "?", "$": "?", "`": "?"})
+
+
+def _quoted(text: str) -> str:
+    """Double-quoted for both PowerShell and sh: characters either would expand are replaced,
+    since issuer names and paths come from the CA export."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return '"' + clean.translate(_UNSAFE_IN_QUOTES) + '"'
+
+
+def _certutil(target: PlanTarget) -> str:
+    serial = serial_hex(target.serial)
+    if target.ca_config:
+        return f"certutil -config {_quoted(target.ca_config)} -revoke {serial} {target.code}"
+    return (
+        f"certutil -revoke {serial} {target.code}  "
+        '# CA config unknown: run on the CA, or add -config "host\\CA name" (ca.config)'
+    )
+
+
+def _openssl(target: PlanTarget) -> str:
+    newcerts = PurePath(target.export_path).parent / "newcerts" / f"{serial_hex(target.serial)}.pem"
+    return f"openssl ca -revoke {_quoted(str(newcerts))} -crl_reason {target.reason.value}"
+
+
+def _ejbca(target: PlanTarget) -> str:
+    issuer = target.issuer or "<issuer DN>"
+    return (
+        f"ejbca.sh ra revokecert --dn {_quoted(issuer)} -s {serial_hex(target.serial)} "
+        f"-r {target.code}"
+    )
+
+
+def _cloud_pki(target: PlanTarget) -> str:
+    """Graph's revokeLeafCertificate, through the Azure CLI (``az login`` as an Intune admin)."""
+    if target.cloud_pki_ca_id is None or target.cloud_pki_leaf_id is None:
+        return _manual(target)
+    safe = {
+        k: "".join(ch if ch.isalnum() or ch == "-" else "?" for ch in v)
+        for k, v in (("ca", target.cloud_pki_ca_id), ("leaf", target.cloud_pki_leaf_id))
+    }
+    url, body = cloudpki.revoke_request(safe["ca"], safe["leaf"])
+    return f"az rest --method POST --url {_quoted(url)} --body '{body}'"
+
+
+def _manual(target: PlanTarget) -> str:
+    return (
+        f"# no revocation command known for this CA: revoke serial {serial_hex(target.serial)} "
+        f"with reason {target.reason.value} ({target.code}) in the CA's own console"
+    )
+
+
+COMMANDS: dict[str, CommandBuilder] = {
+    "certutil": _certutil,
+    "certutil-text": _certutil,
+    "pspki": _certutil,
+    "openssl-index": _openssl,
+    "ejbca": _ejbca,
+    cloudpki.LEAVES: _cloud_pki,
+}
+"""CA export format -> revocation command; a new CA kind registers its builder here."""
+
+
+def revoke_command(ca_format: str, target: PlanTarget) -> str:
+    return COMMANDS.get(ca_format, _manual)(target)
+
+
+def renamed(views: Views, names: Mapping[str, str], ca_config: str | None) -> Views:
+    """The same views with every row named by the path the run read (``verify`` recomputes
+    from copies); plan commands that name the export's folder are rebuilt from that path."""
+
+    def rename(row: ViewRow) -> ViewRow:
+        original = names.get(row.verdict.ca.source)
+        if original is None:
+            return row
+        ca = replace(row.verdict.ca, source=original)
+        command = row.command
+        if row.reason is not None:
+            target = PlanTarget(
+                ca.serial,
+                ca.issuer,
+                row.reason,
+                original,
+                ca_config,
+                ca.template_oid if ca.cloud_pki_leaf_id else None,
+                ca.cloud_pki_leaf_id,
+            )
+            command = revoke_command(row.ca_format, target)
+        return replace(row, verdict=replace(row.verdict, ca=ca), command=command)
+
+    return replace(
+        views,
+        revoked_installed=tuple(map(rename, views.revoked_installed)),
+        expiring=tuple(map(rename, views.expiring)),
+        revocation_plan=tuple(map(rename, views.revocation_plan)),
+    )
+
+
+def script_suffix(ca_format: str) -> str:
+    """AD CS commands go into a PowerShell script, every other CA's into a shell script."""
+    return "ps1" if ca_format in AD_CS_FORMATS else "sh"
+
+
+# --- building the views ----------------------------------------------------------------------
+
+
+def _by_serial(rows: Iterable[ViewRow]) -> tuple[ViewRow, ...]:
+    return tuple(sorted(rows, key=lambda r: (r.verdict.ca.issuer or "", r.verdict.ca.serial)))
+
+
+def build(
+    verdicts: Sequence[Verdict],
+    entries: Iterable[Entry],
+    inputs: Sequence[InputFile],
+    options: ViewOptions,
+) -> Views:
+    """The views of a run, from its kept verdicts and the Intune side's entries."""
+    formats = {i.path: i.format for i in inputs}
+    until = options.as_of + timedelta(days=options.expiry_days)
+    revoked = [
+        ViewRow(View.REVOKED_INSTALLED, v, NEXT_STEPS[View.REVOKED_INSTALLED])
+        for v in verdicts
+        if _revoked_installed(
+            v.status, v.ca, v.intune is not None and v.intune.delivered, options.as_of
+        )
+    ]
+    candidates = [
+        v
+        for v in verdicts
+        if v.intune is not None
+        and v.intune.delivered
+        and _expiry_candidate(v.status, v.ca, options.as_of, until)
+    ]
+    renewed = _renewed(candidates, entries)
+    expiring = [
+        ViewRow(
+            View.EXPIRING,
+            v,
+            NEXT_STEPS[View.EXPIRING],
+            days_left=_days_left(v, options.as_of),
+        )
+        for index, v in enumerate(candidates)
+        if index not in renewed
+    ]
+    plan = []
+    for verdict in verdicts:
+        reason = plan_reason(verdict)
+        if reason is None:
+            continue
+        ca_format = formats.get(verdict.ca.source, "")
+        target = PlanTarget(
+            serial=verdict.ca.serial,
+            issuer=verdict.ca.issuer,
+            reason=reason,
+            export_path=verdict.ca.source,
+            ca_config=options.ca_config.get(verdict.ca.source),
+            cloud_pki_ca_id=verdict.ca.template_oid if verdict.ca.cloud_pki_leaf_id else None,
+            cloud_pki_leaf_id=verdict.ca.cloud_pki_leaf_id,
+        )
+        plan.append(
+            ViewRow(
+                View.REVOCATION_PLAN,
+                verdict,
+                PLAN_NEXT_STEPS[reason],
+                reason=reason,
+                command=revoke_command(ca_format, target),
+                ca_format=ca_format,
+            )
+        )
+    return Views(
+        expiry_days=options.expiry_days,
+        revoked_installed=_by_serial(revoked),
+        expiring=_by_serial(expiring),
+        revocation_plan=_by_serial(plan),
+    )

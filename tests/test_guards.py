@@ -1,0 +1,220 @@
+"""A run that could not check what it was asked to never reports success (exit 2, no report)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reconcile.ca import ExportReader, ReaderOptions
+from reconcile.cli import app
+from reconcile.guards import infer_issuers
+from reconcile.intune.side import Entry
+
+CLI = Path(__file__).parent / "fixtures" / "cli"
+AS_OF = "2026-11-20T02:00:00Z"
+ISSUED = (CLI / "issued.csv").read_text(encoding="utf-8")
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False, env=env)
+
+
+def run_args(*exports: Path, snapshot: Path = CLI / "snapshot", issuer: bool = True) -> list[str]:
+    args = ["run"]
+    for export in exports:
+        args += ["--ca-export", str(export)]
+    args += ["--snapshot", str(snapshot), "--as-of", AS_OF, "--no-history"]
+    return args + (["--ca-issuer", "Contoso Issuing CA"] if issuer else [])
+
+
+def one_line_error(result, out: Path) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr
+    assert not out.exists()
+    return errors[0]
+
+
+def test_every_row_rejected_exits_2_naming_the_fix(tmp_path: Path) -> None:
+    german = ISSUED.replace("11/", "31.13.")
+    path = tmp_path / "de.csv"
+    path.write_text(german, encoding="utf-8")
+    out = tmp_path / "bundle"
+    error = one_line_error(invoke(*run_args(path), "--out-dir", str(out)), out)
+    assert f"{path}: 6 of 6 rows rejected" in error
+    assert "first: line 2: Certificate Effective Date:" in error
+    assert "--date-order" in error
+
+
+def test_more_than_the_reject_ratio_exits_2_but_a_higher_ratio_reports(tmp_path: Path) -> None:
+    lines = ISSUED.splitlines(keepends=True)
+    lines[2] = lines[2].replace('"11/2/2026 10:00 AM"', '"not a date"')
+    path = tmp_path / "one-bad.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    out = tmp_path / "bundle"
+    error = one_line_error(invoke(*run_args(path), "--out-dir", str(out)), out)
+    assert "1 of 6 rows rejected (more than ca.max_reject_ratio 0.05)" in error
+    allowed = invoke(
+        *run_args(path), "--out-dir", str(out), env={"RECONCILE_MAX_REJECT_RATIO": "0.2"}
+    )
+    assert allowed.exit_code == 1, allowed.output
+    assert json.loads((out / "run.json").read_text())["rejects"]["count"] == 1
+
+
+def test_an_export_with_no_rows_needs_allow_empty(tmp_path: Path) -> None:
+    path = tmp_path / "header-only.csv"
+    path.write_text(ISSUED.splitlines()[0] + "\n", encoding="utf-8")
+    out = tmp_path / "bundle"
+    error = one_line_error(invoke(*run_args(path), "--out-dir", str(out)), out)
+    assert f"{path}: no in-scope certificate (no rows, none selected)" in error
+    assert "--allow-empty" in error
+    allowed = invoke(*run_args(path), "--allow-empty", "-q")
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_overlapping_exports_give_one_row_per_certificate(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    again = tmp_path / "again.csv"
+    shutil.copy(CLI / "issued.csv", again)
+    result = invoke(*run_args(CLI / "issued.csv", again), "--out-dir", str(out), "--all")
+    assert result.exit_code == 1, result.output
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["duplicate_rows"] == 6
+    rows = list(
+        csv.DictReader(io.StringIO((out / "certificates.csv").read_text(encoding="utf-8-sig")))
+    )
+    assert len(rows) == 6
+    assert len({r["serial_number"] for r in rows}) == 6
+    assert "duplicate rows collapsed" in result.stdout
+
+
+def test_date_order_and_zone_are_named_in_summary_and_run_json(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    result = invoke(*run_args(CLI / "issued.csv"), "--out-dir", str(out))
+    notes = json.loads((out / "run.json").read_text())["notes"]
+    source = CLI / "issued.csv"
+    assert f"{source}: date order mdy detected from line 7 (second field > 12)" in notes
+    zone = (
+        f"{source}: dates carry no zone (first at line 2): read as UTC; set --ca-timezone to "
+        "the CA's zone"
+    )
+    assert zone in notes
+    assert f"note: {zone}" in (out / "summary.txt").read_text(encoding="utf-8")
+    assert "note: " in result.stdout
+    assert result.stderr.count("dates carry no zone") == 1
+    quiet = invoke(*run_args(CLI / "issued.csv"), "--ca-timezone", "Europe/Berlin", "-q")
+    assert "dates carry no zone" not in quiet.stderr
+
+
+def _entry(serial: int, issuer: str) -> Entry:
+    return Entry(serial, None, issuer, True, None, "PC", "p", None, None, 0, serial)
+
+
+def test_an_issuer_less_export_takes_the_issuer_of_nearly_all_its_matches(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.csv"
+    rows = [f'"{n}","{n:040x}"' for n in range(1, 41)]
+    path.write_text('"RequestID","SerialNumber"\n' + "\n".join(rows) + "\n", encoding="utf-8")
+    reader = ExportReader(path, ReaderOptions())
+    assert not reader.names_issuer
+    entries = [_entry(n, "CN=Contoso CA") for n in range(1, 40)] + [_entry(40, "CN=Other CA")]
+    chosen, notes = infer_issuers([(0, reader)], entries)
+    assert chosen == {0: "CN=Contoso CA"}
+    assert notes == [
+        f"{path}: the export names no issuer; using CN=Contoso CA, which issued 39 of its 40 "
+        "serials Intune knows (pass --ca-issuer to set it)"
+    ]
+    assert infer_issuers([(0, reader)], entries[:39]) == ({}, [])  # one CA: nothing to infer
+
+
+def test_a_later_revoked_copy_in_another_export_gives_one_revoked_verdict(
+    tmp_path: Path,
+) -> None:
+    head, *rows = ISSUED.splitlines()[:7]
+    revoked = tmp_path / "revoked.csv"
+    revoked_row = rows[1].replace('"EMPTY","20"', '"11/5/2026 10:00 AM","21"')
+    revoked.write_text(head + "\n" + revoked_row + "\n", encoding="utf-8")
+    out = tmp_path / "bundle"
+    result = invoke(*run_args(CLI / "issued.csv", revoked), "--out-dir", str(out), "--all")
+    assert result.exit_code == 1, result.output
+    rows_out = list(
+        csv.DictReader(io.StringIO((out / "certificates.csv").read_text(encoding="utf-8-sig")))
+    )
+    assert len(rows_out) == 6
+    (row,) = [r for r in rows_out if r["serial_number"].endswith("066")]
+    assert row["status"] == "revoked"
+    assert row["source"] == f"{revoked}:2"
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["duplicate_rows"] == 1
+    assert f"{revoked}:2 (revoked) is kept over {CLI / 'issued.csv'}:3" in "\n".join(meta["notes"])
+    assert meta["rejects"]["count"] == 0
+    assert [i["rows"] for i in meta["inputs"] if i["kind"] == "ca-export"] == [6, 1]
+
+
+def test_an_issuer_less_export_matching_several_cas_exits_2(tmp_path: Path) -> None:
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(CLI / "snapshot", snapshot)
+    states = snapshot / "certificate_states.jsonl"
+    extra = json.loads(states.read_text().splitlines()[0])
+    extra.update(
+        id="s4",
+        certificateIssuer="CN=Fabrikam CA",
+        certificateSerialNumber="6100000067AA11BB22CC33DD4400000000067",
+    )
+    states.write_text(states.read_text() + json.dumps(extra) + "\n")
+    meta = json.loads((snapshot / "metadata.json").read_text())
+    meta["counts"]["certificate_states"] = 4
+    (snapshot / "metadata.json").write_text(json.dumps(meta))
+    out = tmp_path / "bundle"
+    args = run_args(CLI / "issued.csv", snapshot=snapshot, issuer=False)
+    error = one_line_error(invoke(*args, "--out-dir", str(out)), out)
+    assert "names no issuer and its serials match Intune records of several CAs" in error
+    assert "pass --ca-issuer" in error
+    named = invoke(*args, "--ca-issuer", "Contoso Issuing CA", "-q")
+    assert named.exit_code == 1, named.output
+
+
+CA_FIXTURES = Path(__file__).parent / "fixtures" / "ca"
+ONE_PER_FORMAT = [
+    "certutil-en.csv",
+    "certutil-trailer.csv",
+    "certutil-text-utf16.txt",
+    "pspki-issued.csv",
+    "pspki-de.csv",
+    "ejbca-types.csv",
+    "openssl-index-damaged.txt",
+]
+
+
+@pytest.mark.parametrize("name", ONE_PER_FORMAT)
+def test_every_format_lists_each_certificate_once_even_exported_twice(
+    name: str, tmp_path: Path
+) -> None:
+    from reconcile import pipeline
+    from reconcile.settings import resolve
+
+    copy = tmp_path / f"again-{name}"
+    shutil.copy(CA_FIXTURES / name, copy)
+    settings = resolve(
+        {
+            "ca_exports": [str(CA_FIXTURES / name), str(copy)],
+            "snapshot": str(CLI / "snapshot"),
+            "as_of": AS_OF,
+            "no_history": True,
+            "max_reject_ratio": 1.0,
+            "allow_empty": True,
+        },
+        env={},
+    )
+    result = pipeline.run(settings, keep_all=True)
+    keys = [(v.ca.issuer, v.ca.serial, v.ca.subject) for v in result.verdicts]
+    assert keys and len(keys) == len(set(keys))
+    assert result.duplicate_rows == len(keys)
