@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reconcile import history
+from reconcile.history import store as history
 from reconcile.model import CaCertificate, RunResult, Status, Verdict
 
 ISSUERS = ("Contoso Issuing CA 1", "Contoso Issuing CA 2")

@@ -6,7 +6,9 @@ incomplete data (no report written). This module is the only one that knows them
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import io
 import logging
 import os
 import shutil
@@ -15,18 +17,21 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
 from reconcile import __version__
 from reconcile.errors import ReconcileError
-from reconcile.history import Tracked
+from reconcile.history.store import HistoryOptions, Tracked
 from reconcile.model import RunResult
 from reconcile.settings import Settings, resolve
 from reconcile.terminal import safe
 from reconcile.views import View
+
+if TYPE_CHECKING:
+    from reconcile.report.bundle import OutputOptions
 
 log = logging.getLogger("reconcile")
 
@@ -514,44 +519,67 @@ def exit_code_for(result: RunResult) -> int:
     return EXIT_FINDINGS if result.findings or result.revoked_installed else EXIT_OK
 
 
+def history_options(settings: Settings) -> HistoryOptions:
+    return HistoryOptions(enabled=not settings.no_history, path=settings.history_db)
+
+
+def output_options(settings: Settings) -> OutputOptions:
+    from reconcile.report.bundle import OutputOptions
+    from reconcile.verify import recorded_settings
+
+    return OutputOptions(
+        all_rows=settings.all_rows,
+        csv_bom=settings.csv_bom,
+        bundle_inputs=settings.bundle_inputs,
+        column_map=settings.column_map,
+        secrets=settings.secret_values(),
+        recorded=recorded_settings(settings),
+    )
+
+
 def present(
-    result: RunResult,
-    settings: Settings,
-    quiet: bool,
-    preamble: str = "",
-    tracked: Tracked | None = None,
+    result: RunResult, settings: Settings, quiet: bool, tracked: Tracked | None = None
 ) -> int:
     """Write every requested output, print the report, and return the exit code."""
     from reconcile.report import bundle, html, table
     from reconcile.report.atomic import write_atomic
+    from reconcile.report.document import Report
 
     exit_code = exit_code_for(result)
-    delta, runs = (tracked.delta, tracked.runs) if tracked is not None else (None, ())
+    report = Report(
+        result,
+        tracked.delta if tracked is not None else None,
+        tracked.runs if tracked is not None else (),
+        all_rows=settings.all_rows,
+    )
+    options = output_options(settings)
     if settings.csv is not None:
-        bundle.write_csv(settings.csv, result, settings)
+        bundle.write_csv(settings.csv, report, options)
     if settings.json is not None:
-        bundle.write_json(settings.json, result, settings)
+        bundle.write_json(settings.json, report)
     for view, path in (
         (View.REVOKED_INSTALLED, settings.revoked_installed_csv),
         (View.EXPIRING, settings.expiring_csv),
         (View.REVOCATION_PLAN, settings.revocation_plan),
     ):
         if path is not None:
-            bundle.write_view_csv(path, view, result, settings)
+            bundle.write_view_csv(path, view, report, options)
     if settings.html is not None:
-        write_atomic(settings.html, lambda h: html.write(h, result, delta, runs), encoding="utf-8")
+        write_atomic(settings.html, lambda h: html.write(h, report), encoding="utf-8")
     if settings.out_dir is not None:
         bundle.write_bundle(
             settings.out_dir,
-            result,
-            settings,
+            report,
+            options,
             sys.argv[1:],
             exit_code,
-            extra=[("report.html", lambda h: html.write(h, result, delta, runs))],
-            preamble=preamble,
+            extra=[("report.html", lambda h: html.write(h, report))],
         )
     if not quiet:
-        _echo(table.render(result, settings.max_rows, preamble, terminal_width()), nl=False)
+        terminal = dataclasses.replace(report, max_rows=settings.max_rows, width=terminal_width())
+        text = io.StringIO()
+        table.write(text, terminal)
+        _echo(text.getvalue(), nl=False)
     return exit_code
 
 
@@ -645,7 +673,8 @@ def run(
         log_format=log_format,
     )
     _setup_logging(verbose, settings.log_format, settings.secret_values())
-    from reconcile import history, lock, notify, progress, retention
+    from reconcile import lock, notify, progress, retention
+    from reconcile.history import store as history
 
     check_targets(settings)
     with lock.run_lock(lock.path_for(settings)), pipeline.keep_fetched(settings) as kept:
@@ -653,8 +682,10 @@ def run(
         with progress.shown(enabled=not quiet):
             result = pipeline.run(kept)
         code = exit_code_for(result)
-        with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
-            present(tracked.result, settings, quiet, tracked.summary(), tracked)
+        with history.tracked_run(
+            history_options(settings), result, code, time.monotonic() - started
+        ) as tracked:
+            present(tracked.result, settings, quiet, tracked)
         retention.prune_for(settings, datetime.now(UTC))
         notify.notify(
             settings.webhook_url, settings.webhook_timeout, tracked.result, tracked.delta, code
@@ -676,9 +707,10 @@ def demo(
     report export and the download all go through msal and httpx as against a real tenant.
     """
     from reconcile import demo as demo_data
-    from reconcile import history, pipeline, progress
+    from reconcile import pipeline, progress
     from reconcile.emulator import GraphEmulator
     from reconcile.emulator.demo import demo_settings_env
+    from reconcile.history import store as history
 
     _setup_logging(verbose)
     from reconcile.emulator.connectors import ConnectorSwitch
@@ -717,8 +749,10 @@ def demo(
             with progress.shown():
                 result = pipeline.run(kept)
             code = exit_code_for(result)
-            with history.tracked_run(settings, result, code, time.monotonic() - started) as tracked:
-                present(tracked.result, settings, False, tracked.summary(), tracked)
+            with history.tracked_run(
+                history_options(settings), result, code, time.monotonic() - started
+            ) as tracked:
+                present(tracked.result, settings, False, tracked)
     _echo(_demo_next_steps(result, out_dir.resolve(), seeded), err=True)
     raise typer.Exit(EXIT_OK)
 
@@ -733,7 +767,8 @@ def _seed_demo_history(path: Path) -> None:
     from datetime import timedelta
 
     from reconcile import demo as demo_data
-    from reconcile import history, pipeline
+    from reconcile import pipeline
+    from reconcile.history import store as history
 
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         stale.unlink(missing_ok=True)
@@ -751,7 +786,9 @@ def _seed_demo_history(path: Path) -> None:
             intune_source="both",
         )
         result = pipeline.run(settings)
-        with history.tracked_run(settings, result, int(bool(result.findings)), 0.0):
+        with history.tracked_run(
+            history_options(settings), result, int(bool(result.findings)), 0.0
+        ):
             pass
 
 
@@ -940,16 +977,17 @@ def history_command(
     verbose: VerboseOpt = 0,
 ) -> None:
     """List recorded runs (or one run's findings) from the history database."""
-    from reconcile import history
+    from reconcile.history import store as history
+    from reconcile.report import historytext
 
     settings = build_settings(config, history_db=history_db)
     _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
         if run_id is not None:
-            _echo(history.format_run_details(history.run_finding_details(db, run_id)))
+            _echo(historytext.format_run_details(history.run_finding_details(db, run_id)))
         else:
-            _echo(history.format_runs(history.list_runs(db, limit)))
+            _echo(historytext.format_runs(history.list_runs(db, limit)))
     finally:
         db.close()
 
@@ -966,13 +1004,14 @@ def trend_command(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Counts per status over time, one line per recorded run, oldest first."""
-    from reconcile import history
+    from reconcile.history import store as history
+    from reconcile.report import historytext
 
     settings = build_settings(config, history_db=history_db)
     _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
-        _echo(history.format_trend(history.trend(db, days)))
+        _echo(historytext.format_trend(history.trend(db, days)))
     finally:
         db.close()
 
@@ -1070,7 +1109,7 @@ def evidence_list(
     from tabulate import tabulate
 
     from reconcile.evidence.store import EvidenceStore, evidence_path
-    from reconcile.report.table import printable
+    from reconcile.report.text import printable
     from reconcile.timeparse import iso_z
 
     settings = build_settings(config, evidence_db=evidence_db)
@@ -1161,9 +1200,10 @@ def explain_command(
 
     Takes the same inputs as `run`; records nothing in the history and writes no report.
     """
-    from reconcile import history, pipeline, progress
+    from reconcile import pipeline, progress
     from reconcile.evidence.store import EvidenceStore, evidence_path
     from reconcile.explain import explain, render_explanation
+    from reconcile.history import store as history
 
     settings = build_settings(
         config,

@@ -22,7 +22,7 @@ from reconcile.evidence.model import EvidenceRecord, device_key
 from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
-from reconcile.report.table import printable
+from reconcile.report.text import printable
 from reconcile.timeparse import iso_z
 from reconcile.views import View
 
@@ -116,7 +116,7 @@ def _with_history(verdicts: list[Verdict], result: RunResult, path: Path | None)
     """
     if path is None or not path.is_file() or not verdicts:
         return verdicts
-    from reconcile import history as run_history
+    from reconcile.history import store as run_history
 
     try:
         db = run_history.open_read_only(path)

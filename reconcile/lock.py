@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from reconcile.errors import ConfigError, LockHeldError
-from reconcile.history import database_path
+from reconcile.history.store import database_path
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.lock")

@@ -168,6 +168,16 @@ class Verdict:
     def is_finding(self) -> bool:
         return self.status in FINDING_STATUSES
 
+    @property
+    def managed_name(self) -> str | None:
+        """The device as Intune names it (the certificate record's, else the managed device's):
+        where every view that names the device starts before its own fallback."""
+        if self.intune is not None and self.intune.device_name:
+            return self.intune.device_name
+        if self.device is not None and self.device.device_name:
+            return self.device.device_name
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
@@ -214,3 +224,55 @@ class RunResult:
             counts[verdict.status.value] += 1
         counts["unknown_to_ca"] = len(self.unknown_to_ca)
         return counts
+
+
+TREND_RUNS = 120
+"""How many recorded runs a report's trend shows."""
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRef:
+    """A finding as history knows it, enough to name it in a summary."""
+
+    issuer: str
+    serial: str
+    label: str | None
+    status: str
+    first_seen: datetime
+    age_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunDelta:
+    """What changed since the previous recorded run."""
+
+    previous_run_id: str | None
+    new: tuple[FindingRef, ...]
+    resolved: tuple[FindingRef, ...]
+    longest_open: tuple[FindingRef, ...]
+    open_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One recorded run, as `reconcile history` lists it."""
+
+    run_id: str
+    as_of: datetime
+    started_at: datetime
+    tenant: str | None
+    counts: dict[str, int]
+    exit_code: int
+    duration: float
+    inputs: tuple[dict[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FindingDetail:
+    """One finding open in a past run, as `reconcile history RUN_ID` lists it."""
+
+    serial: str
+    label: str | None
+    status: str
+    first_seen: datetime
+    age_days: int

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from reconcile import __version__
-from reconcile.history import RunDelta, format_delta
-from reconcile.model import RunResult
+from reconcile.model import RunDelta, RunResult
+from reconcile.report.historytext import format_delta
 from reconcile.timeparse import iso_z
 
 log = logging.getLogger("reconcile.notify")

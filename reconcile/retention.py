@@ -9,13 +9,12 @@ only if that leaves it empty. Anything else somebody put there survives.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from reconcile.report.bundle import MANIFEST, read_manifest
+from reconcile.report.runjson import MANIFEST, RUN_JSON, NotRunJson, load, read_manifest
 from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.retention")
@@ -33,17 +32,15 @@ def run_folder(path: Path) -> RunFolder | None:
     if path.is_symlink() or not path.is_dir():
         return None
     try:
-        meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        meta = load(path / RUN_JSON)
+    except (OSError, NotRunJson):
         return None
     entries = read_manifest(path)
     if entries is None:
         return None
-    if not isinstance(meta, dict) or meta.get("tool") != "reconcile":
-        return None
     try:
-        as_of = datetime.fromisoformat(str(meta["as_of"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
+        as_of = datetime.fromisoformat(meta.as_of.replace("Z", "+00:00"))
+    except ValueError:
         return None
     return RunFolder(path, as_of, tuple(name for _digest, name in entries))
 

@@ -16,24 +16,34 @@ rows, so everything else is still checked byte for byte.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gzip
 import hashlib
 import io
 import json
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from reconcile.errors import InputError
 from reconcile.model import RunResult, Verdict
-from reconcile.report import csvout, jsonl, viewsout
-from reconcile.report.bundle import MANIFEST, bundle_files, read_manifest, safe_name, sha256_file
+from reconcile.report.bundle import data_files, sha256_file
+from reconcile.report.document import Report
+from reconcile.report.runjson import (
+    MANIFEST,
+    RUN_JSON,
+    NotRunJson,
+    RecordedSettings,
+    RunMeta,
+    bundle_files,
+    data_stem,
+    load,
+    read_manifest,
+    safe_name,
+)
 from reconcile.settings import Settings, parse_as_of, resolve
-from reconcile.views import View
 from reconcile.views import renamed as views_renamed
 
 ANNOTATIONS = ("first_seen", "age_days", "new_since_last_run", "evidence")
@@ -63,8 +73,8 @@ def check_manifest(directory: Path) -> Outcome:
         if sha256_file(path) != digest:
             return Outcome(False, tuple(listed), f"{name}: sha256 differs from the manifest")
         listed.append(name)
-    if "run.json" not in listed:
-        return Outcome(False, tuple(listed), f"run.json: not listed in {MANIFEST}")
+    if RUN_JSON not in listed:
+        return Outcome(False, tuple(listed), f"{RUN_JSON}: not listed in {MANIFEST}")
     unlisted = tuple(n for n in bundle_files(directory) if n not in listed and n != MANIFEST)
     return Outcome(True, tuple(listed), unlisted=unlisted)
 
@@ -96,26 +106,24 @@ class Inputs:
     names: dict[str, str]
 
 
-def _bundled_inputs(
-    directory: Path, meta: dict[str, Any], work: Path, listed: tuple[str, ...]
-) -> Inputs:
+def _bundled_inputs(directory: Path, meta: RunMeta, work: Path, listed: tuple[str, ...]) -> Inputs:
     found = Inputs({"ca_exports": []}, {})
-    for item in meta.get("bundled", []):
-        name = str(item["file"])
+    for item in meta.bundled:
+        name = item.file
         if not safe_name(name) or not name.endswith(".gz"):
             raise Tampered(f"run.json: bundled file name {name!r} is not inside the folder")
         if name not in listed:
             raise Tampered(f"{name}: named in run.json but not listed in {MANIFEST}")
         target = work / name[: -len(".gz")]
-        _gunzip(directory / name, target, str(item["sha256"]))
-        role = item["role"]
+        _gunzip(directory / name, target, item.sha256)
+        role = item.role
         if role == "ca-export":
             found.flags["ca_exports"].append(target)
-            found.names[str(target)] = str(item["of"])
+            found.names[str(target)] = item.of
         elif role in ("snapshot", "snapshot-metadata"):
             found.flags["snapshot"] = target.parent
             # Cloud PKI's leaves are CA rows read from the snapshot: they name it too.
-            found.names[str(target)] = str(item["of"])
+            found.names[str(target)] = item.of
         elif role == "exceptions":
             found.flags["exceptions_file"] = target
         elif role == "column-map":
@@ -123,23 +131,23 @@ def _bundled_inputs(
     return found
 
 
-def _referenced_inputs(meta: dict[str, Any]) -> Inputs:
+def _referenced_inputs(meta: RunMeta) -> Inputs:
     """--bundle-inputs reference: the inputs must still be where the run read them."""
     found = Inputs({"ca_exports": []}, {})
     missing: list[str] = []
     changed: list[str] = []
-    for item in meta.get("inputs", []):
-        path = Path(item.get("absolute_path") or item["path"])
+    for item in meta.inputs:
+        path = Path(item.absolute_path or item.path)
         if not path.is_file():
             missing.append(str(path))
-        elif sha256_file(path) != item["sha256"]:
+        elif sha256_file(path) != item.sha256:
             changed.append(str(path))
-        if item.get("kind") == "ca-export":
+        if item.kind == "ca-export":
             found.flags["ca_exports"].append(path)
-            found.names[str(path)] = str(item["path"])
-        elif item.get("kind") == "snapshot":
+            found.names[str(path)] = item.path
+        elif item.kind == "snapshot":
             found.flags["snapshot"] = path.parent
-        elif item.get("kind") == "exceptions":
+        elif item.kind == "exceptions":
             found.flags["exceptions_file"] = path
     if missing:
         raise InputError(
@@ -154,20 +162,40 @@ def _referenced_inputs(meta: dict[str, Any]) -> Inputs:
     return found
 
 
-def settings_from(meta: dict[str, Any], inputs: Inputs | None = None) -> Settings:
+def recorded_settings(settings: Settings) -> RecordedSettings:
+    """The settings block of run.json: what ``settings_from`` needs to recompute the run."""
+    return RecordedSettings(
+        ca_exports=tuple(str(p) for p in settings.ca_exports),
+        ca_sources=settings.ca_sources,
+        ca_format=settings.ca_format,
+        ca_issuer=settings.ca_issuer,
+        column_map=str(settings.column_map.absolute()) if settings.column_map else None,
+        date_order=settings.date_order,
+        ca_timezone=settings.ca_timezone,
+        max_reject_ratio=settings.max_reject_ratio,
+        allow_empty=settings.allow_empty,
+        device_pattern=settings.device_pattern,
+        report_delivered=settings.report_delivered,
+        report_status_codes=settings.report_status_codes,
+        snapshot=str(settings.snapshot or settings.save_snapshot or "") or None,
+        all_rows=settings.all_rows,
+        expiry_days=settings.expiry_days,
+        ca_config=settings.ca_config,
+        connector_stale_hours=settings.connector_stale_hours,
+    )
+
+
+def settings_from(meta: RunMeta, inputs: Inputs | None = None) -> Settings:
     """The run's settings as run.json recorded them; nothing from env or config files."""
-    recorded = dict(meta.get("settings", {}))
+    recorded = dataclasses.asdict(meta.settings)
     recorded.pop("snapshot", None)
     flags: dict[str, Any] = {
-        "as_of": parse_as_of(meta["as_of"]),
-        "grace_hours": float(meta["grace_hours"]),
-        "templates": tuple(meta.get("templates", ())),
+        "as_of": parse_as_of(meta.as_of),
+        "grace_hours": float(meta.grace_hours),
+        "templates": meta.templates,
         "no_history": True,
     }
-    for name, value in recorded.items():
-        if value is None:
-            continue
-        flags[name] = tuple(value) if isinstance(value, list) else value
+    flags.update({name: value for name, value in recorded.items() if value is not None})
     if inputs is not None:
         flags.update({k: tuple(v) if isinstance(v, list) else v for k, v in inputs.flags.items()})
     return resolve(flags, env={}, config_path=None)
@@ -233,53 +261,32 @@ def _first_difference(name: str, expected: bytes, actual: bytes) -> str:
 
 def recompute(
     directory: Path,
-    meta: dict[str, Any],
+    meta: RunMeta,
     run: Callable[[Settings], RunResult],
     inputs: Inputs | None = None,
 ) -> str:
     """Empty string when the data files match; else the first differing file and line."""
     settings = settings_from(meta, inputs)
-    stem = "certificates" if settings.all_rows else "findings"
-    saved_jsonl = directory / f"{stem}.jsonl"
+    saved_jsonl = directory / f"{data_stem(settings.all_rows)}.jsonl"
     if not saved_jsonl.is_file():
         return f"{saved_jsonl.name}: missing from the folder"
     result = _renamed(run(settings), inputs.names if inputs is not None else {}, settings.ca_config)
     saved = _annotations(saved_jsonl)
     verdicts = tuple(_carry_over(v, saved) for v in result.verdicts)
     result = dataclasses.replace(result, verdicts=verdicts)
-    if result.run_id != meta.get("run_id"):
-        return f"run.json: run_id {meta.get('run_id')} but the inputs give {result.run_id}"
-    rows: Iterable[Verdict] = result.verdicts if settings.all_rows else result.findings
-    rows = tuple(rows)
-    encoding = str(meta.get("csv", {}).get("encoding", "utf-8-sig"))
-    expected = {
-        f"{stem}.jsonl": _render(lambda h: jsonl.write_verdicts(h, rows, result.run_id), "utf-8"),
-        f"{stem}.csv": _render(lambda h: csvout.write_verdicts(h, rows, result.run_id), encoding),
-        "unknown-to-ca.jsonl": _render(
-            lambda h: jsonl.write_unknown(h, result.unknown_to_ca, result.run_id), "utf-8"
-        ),
-        "unknown-to-ca.csv": _render(
-            lambda h: csvout.write_unknown(h, result.unknown_to_ca, result.run_id), encoding
-        ),
-    }
-    if result.views is not None:
-        # A folder from before the views has none of them; the manifest covers deletions.
-        for view in View:
-            if (directory / f"{view.value}.csv").is_file():
-                rows_of = result.views.rows(view)
-                expected[f"{view.value}.csv"] = _render(
-                    functools.partial(
-                        viewsout.write_view, view=view, rows=rows_of, run_id=result.run_id
-                    ),
-                    encoding,
-                )
-    for name, data in expected.items():
-        path = directory / name
+    if result.run_id != meta.run_id:
+        return f"{RUN_JSON}: run_id {meta.run_id} but the inputs give {result.run_id}"
+    report = Report(result, all_rows=settings.all_rows)
+    for file in data_files(report, meta.csv.encoding):
+        path = directory / file.name
+        if file.optional and not path.is_file():
+            continue
         if not path.is_file():
-            return f"{name}: missing from the folder"
+            return f"{file.name}: missing from the folder"
+        expected = _render(file.write, file.encoding)
         actual = path.read_bytes()
-        if actual != data:
-            return _first_difference(name, data, actual)
+        if actual != expected:
+            return _first_difference(file.name, expected, actual)
     return ""
 
 
@@ -292,18 +299,16 @@ def verify(directory: Path, run: Callable[[Settings], RunResult] | None = None) 
     if not outcome.ok:
         return outcome
     try:
-        meta = json.loads((directory / "run.json").read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as exc:
-        return Outcome(False, outcome.checked, f"run.json: not valid JSON: {exc}")
-    if not isinstance(meta, dict) or meta.get("tool") != "reconcile":
-        return Outcome(False, outcome.checked, "run.json: not written by reconcile")
+        meta = load(directory / RUN_JSON)
+    except NotRunJson as exc:
+        return Outcome(False, outcome.checked, f"{RUN_JSON}: {exc}")
     if run is None:
         from reconcile.pipeline import run as pipeline_run
 
         run = pipeline_run
     with tempfile.TemporaryDirectory(prefix="reconcile-verify-") as work:
         try:
-            if meta.get("bundle_inputs") == "copy":
+            if meta.bundle_inputs == "copy":
                 inputs = _bundled_inputs(directory, meta, Path(work), outcome.checked)
             else:
                 inputs = _referenced_inputs(meta)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reconcile import history
 from reconcile.cli import app
+from reconcile.history import store as history
 from reconcile.settings import load_toml, resolve, user_config_path
 from tests.factories import AS_OF, ca_cert, result_with, verdict
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import history
 from reconcile.advice import REPORTING, SUPERSEDED, with_next_steps
 from reconcile.errors import UsageError
 from reconcile.evidence.add import add_logs, parse_options
 from reconcile.evidence.apply import apply_evidence
 from reconcile.evidence.store import EvidenceStore
 from reconcile.explain import QueryKind, explain, render_explanation
+from reconcile.history import store as history
 from reconcile.model import RunResult, Status
 from tests.factories import ca_cert, intune_cert, result_with, verdict
 

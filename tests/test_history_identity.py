@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reconcile import history
 from reconcile.cli import app
+from reconcile.history import store as history
 
 CLI = Path(__file__).parent / "fixtures" / "cli"
 ISSUER = "Contoso Issuing CA"

@@ -11,8 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from reconcile import history, notify
+from reconcile import notify
 from reconcile.cli import app
+from reconcile.history import store as history
+from reconcile.model import RunDelta
 from tests.factories import result_with, verdict
 from tests.test_cli import base_args
 
@@ -63,7 +65,7 @@ def result():
     return result_with(verdict(), tenant_id="tenant-1")
 
 
-def _delta(tmp_path, result) -> history.RunDelta:
+def _delta(tmp_path, result) -> RunDelta:
     db = history.open_db(tmp_path / "h.sqlite3")
     _, delta = history.record_run(db, result, 1, 1)
     db.close()

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from reconcile import retention
+from reconcile.cli import output_options
 from reconcile.model import InputFile, Status
 from reconcile.report import bundle as writer
+from reconcile.report.document import Report
 from reconcile.settings import Settings, resolve
 from tests.factories import ca_cert, result_with, verdict
 
@@ -106,8 +108,12 @@ def test_self_contained_bundles_are_pruned_with_their_inputs(tmp_path):
         verdict(Status.NOT_REPORTED, ca=ca_cert(1)),
         inputs=(InputFile(str(csv_file), "ca-export", "certutil", digest, 1, 0),),
     )
-    old = writer.write_bundle(tmp_path / "reports" / "old", result, resolve({}, env={}), [], 1)
-    kept = writer.write_bundle(tmp_path / "reports" / "kept", result, resolve({}, env={}), [], 1)
+    old = writer.write_bundle(
+        tmp_path / "reports" / "old", Report(result), output_options(resolve({}, env={})), [], 1
+    )
+    kept = writer.write_bundle(
+        tmp_path / "reports" / "kept", Report(result), output_options(resolve({}, env={})), [], 1
+    )
     assert (old / "inputs" / "ca" / "1-issued.csv.gz").is_file()
     (kept / "inputs" / "notes.txt").write_text("mine", encoding="utf-8")
     removed = retention.prune(tmp_path / "reports", NOW + timedelta(days=400), keep_days=1)

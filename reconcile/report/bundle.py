@@ -1,18 +1,8 @@
-"""Writing outputs: single files (--csv, --json) and the --out-dir bundle an auditor receives.
-
-A bundle is built whole in a hidden sibling folder and swapped into place by one rename, so a
-reader sees the previous complete bundle or the new complete one, never a mix. By default it
-holds gzip copies of the inputs it was computed from (``inputs/``), so ``reconcile verify``
-needs nothing but the folder; ``manifest-sha256.txt`` (``sha256sum -c`` format) lists every file.
-"""
-
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gzip
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -25,20 +15,50 @@ from typing import IO, Any
 from reconcile import __version__
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.intune.snapshot import METADATA as SNAPSHOT_METADATA
-from reconcile.model import RunResult, Verdict
+from reconcile.model import RunResult
 from reconcile.report import csvout, jsonl, table, viewsout
 from reconcile.report.atomic import staging_dir, swap_dir, write_atomic
-from reconcile.settings import Settings
+from reconcile.report.document import Report
+from reconcile.report.runjson import (
+    INPUTS_DIR,
+    MANIFEST,
+    RUN_JSON,
+    SUMMARY,
+    UNKNOWN_STEM,
+    BundledInput,
+    CsvFormat,
+    RecordedInput,
+    RecordedSettings,
+    RejectSummary,
+    RunMeta,
+    bundle_files,
+    data_stem,
+    manifest_text,
+    read_manifest,
+)
 from reconcile.timeparse import iso_z
 from reconcile.views import View, ViewRow
 
-MANIFEST = "manifest-sha256.txt"
 SECRET_FLAGS = ("--client-secret", "--certificate-password", "--webhook-url")
-FORMULA_ESCAPING = "leading apostrophe before = + - @ TAB CR LF NUL"
 
 
-def selected(result: RunResult, settings: Settings) -> tuple[Verdict, ...]:
-    return result.verdicts if settings.all_rows else result.findings
+@dataclass(frozen=True, slots=True)
+class OutputOptions:
+    """What writing the outputs needs from the settings, resolved once by the CLI."""
+
+    all_rows: bool = False
+    csv_bom: bool = True
+    bundle_inputs: str = "copy"
+    column_map: Path | None = None
+    """Copied into the bundle beside the inputs when given."""
+    secrets: tuple[str, ...] = ()
+    """Values masked out of the recorded command line."""
+    recorded: RecordedSettings = RecordedSettings()
+    """The settings block of run.json (what verify recomputes the run with)."""
+
+    @property
+    def csv_encoding(self) -> str:
+        return csvout.csv_encoding(self.csv_bom)
 
 
 def mask_argv(argv: Sequence[str], secrets: Sequence[str]) -> list[str]:
@@ -76,66 +96,51 @@ def _versions() -> dict[str, str]:
 
 
 def run_metadata(
-    result: RunResult, settings: Settings, argv: Sequence[str], exit_code: int
-) -> dict[str, Any]:
+    report: Report,
+    options: OutputOptions,
+    argv: Sequence[str],
+    exit_code: int,
+    bundled: Sequence[BundledInput] = (),
+) -> RunMeta:
     """run.json: provenance an auditor (and ``reconcile verify``) can check the report against."""
-    return {
-        "tool": "reconcile",
-        "versions": _versions(),
-        "run_id": result.run_id,
-        "argv": mask_argv(argv, settings.secret_values()),
-        "as_of": iso_z(result.as_of),
-        "grace_hours": result.grace_hours,
-        "templates": list(result.templates),
-        "intune_sources": list(result.intune_sources),
-        "tenant_id": result.tenant_id,
-        "inputs": [
-            {
-                "path": i.path,
-                "absolute_path": str(Path(i.path).absolute()),
-                "kind": i.kind,
-                "format": i.format,
-                "sha256": i.sha256,
-                "rows": i.rows,
-                "rejected": i.rejected,
-            }
+    result = report.result
+    return RunMeta(
+        tool="reconcile",
+        versions=_versions(),
+        run_id=result.run_id,
+        argv=tuple(mask_argv(argv, options.secrets)),
+        as_of=iso_z(result.as_of),
+        grace_hours=result.grace_hours,
+        templates=result.templates,
+        intune_sources=result.intune_sources,
+        tenant_id=result.tenant_id,
+        inputs=tuple(
+            RecordedInput(
+                path=i.path,
+                absolute_path=str(Path(i.path).absolute()),
+                kind=i.kind,
+                format=i.format,
+                sha256=i.sha256,
+                rows=i.rows,
+                rejected=i.rejected,
+            )
             for i in result.inputs
-        ],
-        "settings": {
-            "ca_exports": [str(p) for p in settings.ca_exports],
-            "ca_sources": list(settings.ca_sources),
-            "ca_format": settings.ca_format,
-            "ca_issuer": list(settings.ca_issuer),
-            "column_map": str(settings.column_map.absolute()) if settings.column_map else None,
-            "date_order": settings.date_order,
-            "ca_timezone": settings.ca_timezone,
-            "max_reject_ratio": settings.max_reject_ratio,
-            "allow_empty": settings.allow_empty,
-            "device_pattern": settings.device_pattern,
-            "report_delivered": list(settings.report_delivered),
-            "snapshot": str(settings.snapshot or settings.save_snapshot or "") or None,
-            "all_rows": settings.all_rows,
-            "expiry_days": settings.expiry_days,
-            "ca_config": settings.ca_config,
-            "connector_stale_hours": settings.connector_stale_hours,
-        },
-        "counts": result.counts(),
-        "findings": len(result.findings),
-        "duplicate_rows": result.duplicate_rows,
-        "notes": list(result.notes),
-        "views": _views_json(result),
-        "rejects": {
-            "count": len(result.rejects),
-            "first": [f"{r.source}:{r.line}: {r.reason}" for r in result.rejects[:100]],
-        },
-        "csv": {
-            "encoding": "utf-8-sig" if settings.csv_bom else "utf-8",
-            "delimiter": ",",
-            "line_terminator": "CRLF",
-            "formula_escaping": FORMULA_ESCAPING,
-        },
-        "exit_code": exit_code,
-    }
+        ),
+        settings=options.recorded,
+        counts=result.counts(),
+        findings=len(result.findings),
+        duplicate_rows=result.duplicate_rows,
+        notes=result.notes,
+        views=_views_json(result),
+        rejects=RejectSummary(
+            count=len(result.rejects),
+            first=tuple(f"{r.source}:{r.line}: {r.reason}" for r in result.rejects[:100]),
+        ),
+        csv=CsvFormat(encoding=options.csv_encoding),
+        exit_code=exit_code,
+        bundle_inputs=options.bundle_inputs,
+        bundled=tuple(bundled),
+    )
 
 
 def _views_json(result: RunResult) -> dict[str, Any]:
@@ -175,32 +180,45 @@ def _view_rows(view: View, rows: Sequence[ViewRow], run_id: str) -> list[list[st
     return list(csv.reader(io.StringIO(buffer.getvalue())))[1:]
 
 
-def view_files(result: RunResult, encoding: str) -> list[tuple[str, Writer, str, str | None]]:
-    """revoked-installed.csv, expiring.csv, revocation-plan.csv (header only when empty) and
-    the plan script(s) for the run's CA kinds."""
-    views = result.views
-    if views is None:
+Writer = Callable[[IO[str]], object]
+
+
+@dataclass(frozen=True, slots=True)
+class BundleFile:
+    """One file of the bundle and how it is written."""
+
+    name: str
+    write: Writer
+    encoding: str
+    newline: str | None
+    optional: bool = False
+    """A folder written before the views has none of them; verify skips it when absent."""
+
+
+def _view_csv(view: View, result: RunResult, encoding: str) -> BundleFile:
+    rows = result.views.rows(view) if result.views is not None else ()
+    write = functools.partial(viewsout.write_view, view=view, rows=rows, run_id=result.run_id)
+    return BundleFile(f"{view.value}.csv", write, encoding, "", optional=True)
+
+
+def _view_csvs(result: RunResult, encoding: str) -> list[BundleFile]:
+    """A CSV per view (header only when empty) whenever the run computed views."""
+    return [_view_csv(view, result, encoding) for view in View] if result.views is not None else []
+
+
+def _scripts(result: RunResult) -> list[BundleFile]:
+    """The revocation plan script(s) for the run's CA kinds."""
+    if result.views is None:
         return []
-    files: list[tuple[str, Writer, str, str | None]] = [
-        (
-            f"{view.value}.csv",
-            functools.partial(
-                viewsout.write_view, view=view, rows=views.rows(view), run_id=result.run_id
-            ),
-            encoding,
-            "",
-        )
-        for view in View
-    ]
     formats = [i.format for i in result.inputs if i.kind == "ca-export"]
     # Cloud PKI's leaves come from the snapshot, not an export: their plan rows name the kind.
-    formats += [r.ca_format for r in views.revocation_plan]
-    files.extend(
-        (
+    formats += [r.ca_format for r in result.views.revocation_plan]
+    return [
+        BundleFile(
             f"revocation-plan.{suffix}",
             functools.partial(
                 viewsout.write_script,
-                views=views,
+                views=result.views,
                 suffix=suffix,
                 run_id=result.run_id,
                 as_of=iso_z(result.as_of),
@@ -209,67 +227,53 @@ def view_files(result: RunResult, encoding: str) -> list[tuple[str, Writer, str,
             None,
         )
         for suffix in viewsout.script_suffixes(formats)
-    )
-    return files
+    ]
 
 
-def write_view_csv(path: Path, view: View, result: RunResult, settings: Settings) -> None:
-    rows = result.views.rows(view) if result.views is not None else ()
+def view_files(result: RunResult, encoding: str) -> list[BundleFile]:
+    """revoked-installed.csv, expiring.csv, revocation-plan.csv and the plan script(s)."""
+    return [*_view_csvs(result, encoding), *_scripts(result)]
+
+
+def data_files(report: Report, encoding: str) -> list[BundleFile]:
+    """The files computed from the inputs alone: the bundle writes them, verify rewrites them
+    in this order and compares each byte for byte."""
+    stem = data_stem(report.all_rows)
+    return [
+        BundleFile(f"{stem}.jsonl", functools.partial(jsonl.write, report=report), "utf-8", None),
+        BundleFile(f"{stem}.csv", functools.partial(csvout.write, report=report), encoding, ""),
+        BundleFile(
+            f"{UNKNOWN_STEM}.jsonl",
+            functools.partial(jsonl.write_unknown_to_ca, report=report),
+            "utf-8",
+            None,
+        ),
+        BundleFile(
+            f"{UNKNOWN_STEM}.csv",
+            functools.partial(csvout.write_unknown_to_ca, report=report),
+            encoding,
+            "",
+        ),
+        *_view_csvs(report.result, encoding),
+    ]
+
+
+def write_view_csv(path: Path, view: View, report: Report, options: OutputOptions) -> None:
+    file = _view_csv(view, report.result, options.csv_encoding)
+    write_atomic(path, file.write, encoding=file.encoding, newline="")
+
+
+def write_csv(path: Path, report: Report, options: OutputOptions) -> None:
     write_atomic(
         path,
-        lambda h: viewsout.write_view(h, view, rows, result.run_id),
-        encoding=csvout.csv_encoding(settings.csv_bom),
+        functools.partial(csvout.write, report=report),
+        encoding=options.csv_encoding,
         newline="",
     )
 
 
-def write_csv(path: Path, result: RunResult, settings: Settings) -> None:
-    write_atomic(
-        path,
-        lambda h: csvout.write_verdicts(h, selected(result, settings), result.run_id),
-        encoding=csvout.csv_encoding(settings.csv_bom),
-        newline="",
-    )
-
-
-def write_json(path: Path, result: RunResult, settings: Settings) -> None:
-    write_atomic(path, lambda h: jsonl.write_verdicts(h, selected(result, settings), result.run_id))
-
-
-Writer = Callable[[IO[str]], object]
-
-INPUTS_DIR = "inputs"
-
-
-def safe_name(name: str) -> bool:
-    """A manifest entry is a relative path inside the bundle: no '..', no absolute path."""
-    if not name or "\\" in name or name.startswith("/"):
-        return False
-    return all(part not in ("", ".", "..") for part in name.split("/"))
-
-
-def read_manifest(directory: Path) -> list[tuple[str, str]] | None:
-    """(sha256, name) per manifest line; None when any line is malformed or unsafe."""
-    try:
-        lines = (directory / MANIFEST).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    entries = []
-    for line in lines:
-        digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64 or not safe_name(name):
-            return None
-        entries.append((digest, name))
-    return entries
-
-
-def bundle_files(directory: Path) -> list[str]:
-    """Every regular file under the folder, as manifest-style relative names."""
-    return sorted(
-        p.relative_to(directory).as_posix()
-        for p in directory.rglob("*")
-        if p.is_file() or p.is_symlink()
-    )
+def write_json(path: Path, report: Report) -> None:
+    write_atomic(path, functools.partial(jsonl.write, report=report))
 
 
 def _check_replaceable(directory: Path) -> None:
@@ -294,18 +298,7 @@ def _check_replaceable(directory: Path) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class BundledInput:
-    """One input copied into the bundle: ``file`` is relative to the bundle, ``of`` where it
-    was read from, ``sha256`` the digest of the uncompressed bytes (what run_id is built on)."""
-
-    role: str
-    file: str
-    of: str
-    sha256: str
-
-
-def _input_copies(result: RunResult, settings: Settings) -> list[tuple[BundledInput, Path]]:
+def _input_copies(result: RunResult, options: OutputOptions) -> list[tuple[BundledInput, Path]]:
     copies: list[tuple[BundledInput, Path]] = []
     snapshot: Path | None = None
     for index, item in enumerate(result.inputs, start=1):
@@ -322,8 +315,8 @@ def _input_copies(result: RunResult, settings: Settings) -> list[tuple[BundledIn
         meta = snapshot / SNAPSHOT_METADATA
         rel = f"{INPUTS_DIR}/snapshot/{SNAPSHOT_METADATA}.gz"
         copies.append((BundledInput("snapshot-metadata", rel, str(meta), sha256_file(meta)), meta))
-    if settings.column_map is not None:
-        path = settings.column_map
+    if options.column_map is not None:
+        path = options.column_map
         rel = f"{INPUTS_DIR}/column-map/{path.name}.gz"
         copies.append((BundledInput("column-map", rel, str(path), sha256_file(path)), path))
     return copies
@@ -347,57 +340,36 @@ def _gzip_copy(source: Path, target: Path, expected: str) -> None:
 
 def write_bundle(
     directory: Path,
-    result: RunResult,
-    settings: Settings,
+    report: Report,
+    options: OutputOptions,
     argv: Sequence[str],
     exit_code: int,
     extra: Sequence[tuple[str, Writer]] = (),
-    preamble: str = "",
 ) -> Path:
     """Build the whole folder in a hidden sibling, then swap it into place in one rename."""
-    stem = "certificates" if settings.all_rows else "findings"
-    rows = selected(result, settings)
-    encoding = csvout.csv_encoding(settings.csv_bom)
-    copies = _input_copies(result, settings) if settings.bundle_inputs == "copy" else []
-    meta = run_metadata(result, settings, argv, exit_code)
-    meta["bundle_inputs"] = settings.bundle_inputs
-    meta["bundled"] = [dataclasses.asdict(copy) for copy, _source in copies]
-    files: list[tuple[str, Writer, str, str | None]] = [
-        (f"{stem}.csv", lambda h: csvout.write_verdicts(h, rows, result.run_id), encoding, ""),
-        (f"{stem}.jsonl", lambda h: jsonl.write_verdicts(h, rows, result.run_id), "utf-8", None),
-        (
-            "unknown-to-ca.csv",
-            lambda h: csvout.write_unknown(h, result.unknown_to_ca, result.run_id),
-            encoding,
-            "",
-        ),
-        (
-            "unknown-to-ca.jsonl",
-            lambda h: jsonl.write_unknown(h, result.unknown_to_ca, result.run_id),
-            "utf-8",
-            None,
-        ),
-        ("summary.txt", lambda h: h.write(table.render(result, -1, preamble)), "utf-8", None),
-        ("run.json", lambda h: h.write(json.dumps(meta, indent=2) + "\n"), "utf-8", None),
-        *view_files(result, encoding),
-        *((name, writer, "utf-8", None) for name, writer in extra),
+    copies = _input_copies(report.result, options) if options.bundle_inputs == "copy" else []
+    meta = run_metadata(report, options, argv, exit_code, [copy for copy, _source in copies])
+    files = [
+        *data_files(report, options.csv_encoding),
+        BundleFile(SUMMARY, functools.partial(table.write, report=report), "utf-8", None),
+        BundleFile(RUN_JSON, lambda h: h.write(meta.dumps()), "utf-8", None),
+        *_scripts(report.result),
+        *(BundleFile(name, writer, "utf-8", None) for name, writer in extra),
     ]
     directory = directory.absolute()
     _check_replaceable(directory)
     staging = staging_dir(directory)
     try:
-        for name, writer, enc, newline in files:
-            with (staging / name).open("w", encoding=enc, newline=newline) as handle:
-                writer(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
+        for file in files:
+            with (staging / file.name).open("w", encoding=file.encoding, newline=file.newline) as h:
+                file.write(h)
+                h.flush()
+                os.fsync(h.fileno())
         for copy, source in copies:
             _gzip_copy(source, staging / copy.file, copy.sha256)
-        manifest_lines = [
-            f"{sha256_file(staging / name)}  {name}" for name in bundle_files(staging)
-        ]
+        entries = [(sha256_file(staging / name), name) for name in bundle_files(staging)]
         with (staging / MANIFEST).open("w", encoding="utf-8") as handle:
-            handle.write("\n".join(sorted(manifest_lines, key=lambda line: line[66:])) + "\n")
+            handle.write(manifest_text(entries) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         swap_dir(staging, directory)

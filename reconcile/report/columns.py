@@ -27,11 +27,7 @@ def _intune(attr: str) -> Callable[[Verdict], str | None]:
 
 def _device_name(v: Verdict) -> str | None:
     """Intune's name for the device, else the device the CA certificate names."""
-    if v.intune is not None and v.intune.device_name:
-        return v.intune.device_name
-    if v.device is not None and v.device.device_name:
-        return v.device.device_name
-    return v.ca_device
+    return v.managed_name or v.ca_device
 
 
 def _device_id(v: Verdict) -> str | None:
@@ -109,6 +105,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("new_since_last_run", lambda v: _bool(v.new_since_last_run), "yes/no"),
     Column("source", lambda v: f"{v.ca.source}:{v.ca.line}", "CA export file and line"),
 )
+
+GET = {c.name: c.get for c in COLUMNS}
+
+
+def cell(verdict: Verdict, column: str) -> str:
+    """One CSV column's value as text ("" when empty): the cells the terminal table and the
+    HTML page show are these."""
+    value = GET[column](verdict)
+    return "" if value is None else str(value)
+
 
 # run_id closes every row so a row copied out of its file still names its run.
 CSV_HEADER = (*(c.name for c in COLUMNS), "run_id")

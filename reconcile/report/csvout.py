@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from reconcile.model import IntuneCertificate, Verdict
 from reconcile.report.columns import COLUMNS, CSV_HEADER, UNKNOWN_COLUMNS, UNKNOWN_HEADER
+
+if TYPE_CHECKING:
+    from reconcile.report.document import Report
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
@@ -41,6 +44,16 @@ def _write(
 def write_verdicts(handle: IO[str], verdicts: Iterable[Verdict], run_id: str) -> int:
     cells = ((*(c.get(v) for c in COLUMNS), run_id) for v in verdicts)
     return _write(handle, CSV_HEADER, cells)
+
+
+def write(handle: IO[str], report: Report) -> int:
+    """findings.csv (certificates.csv with --all)."""
+    return write_verdicts(handle, report.rows, report.result.run_id)
+
+
+def write_unknown_to_ca(handle: IO[str], report: Report) -> int:
+    """unknown-to-ca.csv: Intune records no CA export lists."""
+    return write_unknown(handle, report.result.unknown_to_ca, report.result.run_id)
 
 
 def write_unknown(handle: IO[str], records: Iterable[IntuneCertificate], run_id: str) -> int:

@@ -7,11 +7,14 @@ from collections.abc import Iterable
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from enum import Enum
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from reconcile.identity import serial_hex
 from reconcile.model import IntuneCertificate, Verdict
 from reconcile.timeparse import iso_z
+
+if TYPE_CHECKING:
+    from reconcile.report.document import Report
 
 
 def _plain(value: Any) -> Any:
@@ -63,3 +66,13 @@ def write_verdicts(handle: IO[str], verdicts: Iterable[Verdict], run_id: str) ->
 
 def write_unknown(handle: IO[str], records: Iterable[IntuneCertificate], run_id: str) -> int:
     return _write(handle, (unknown_record(r, run_id) for r in records))
+
+
+def write(handle: IO[str], report: Report) -> int:
+    """findings.jsonl (certificates.jsonl with --all)."""
+    return write_verdicts(handle, report.rows, report.result.run_id)
+
+
+def write_unknown_to_ca(handle: IO[str], report: Report) -> int:
+    """unknown-to-ca.jsonl: Intune records no CA export lists."""
+    return write_unknown(handle, report.result.unknown_to_ca, report.result.run_id)

@@ -7,28 +7,25 @@ width (summary.txt) nothing is wrapped or shortened.
 
 from __future__ import annotations
 
-import textwrap
+from typing import IO, TYPE_CHECKING
 
 from tabulate import tabulate
 
-from reconcile.identity import serial_hex
 from reconcile.model import FINDING_STATUSES, RunResult, Verdict
+from reconcile.report import viewspage
+from reconcile.report.columns import cell
+from reconcile.report.text import printable, wrap
 from reconcile.terminal import safe
 from reconcile.timeparse import iso_z
+
+if TYPE_CHECKING:
+    from reconcile.report.document import Report
 
 HEADERS = ("status", "serial", "device", "template", "issued", "intune", "next step")
 # Widest a wrapped cell may get before the next step's share is taken from the rest.
 _CAPS = {2: 28, 3: 24, 5: 22}
 _MIN_NEXT_STEP = 40
 _GAP = 2  # tabulate's "simple" format puts two spaces between columns
-
-
-def printable(text: str | None, width: int | None = None) -> str:
-    """External text made terminal-safe; shortened with … only when ``width`` is given."""
-    clean = safe(text)
-    if width is None or len(clean) <= width:
-        return clean
-    return clean[: width - 1] + "…"
 
 
 def summary_table(result: RunResult) -> str:
@@ -52,11 +49,7 @@ def summary_table(result: RunResult) -> str:
 
 
 def _device(v: Verdict) -> str:
-    name = v.intune.device_name if v.intune and v.intune.device_name else None
-    if name is None and v.device is not None:
-        name = v.device.device_name
-    if name is None:
-        name = v.ca.common_name
+    name = v.managed_name or v.ca.common_name
     suffix = " (gone)" if v.device_gone else ""
     if v.device_candidates:
         suffix = " (ambiguous)"
@@ -65,12 +58,12 @@ def _device(v: Verdict) -> str:
 
 def _row(v: Verdict) -> tuple[str, ...]:
     return (
-        v.status.value,
-        serial_hex(v.ca.serial),
+        cell(v, "status"),
+        cell(v, "serial_number"),
         _device(v),
-        printable(v.ca.template_name or v.ca.template_oid),
-        iso_z(v.ca.not_before)[:10],
-        printable(v.intune.state if v.intune else ""),
+        printable(cell(v, "template")),
+        cell(v, "issued_at")[:10],
+        printable(cell(v, "intune_state")),
         printable(v.next_step or v.reason),
     )
 
@@ -106,14 +99,14 @@ def _as_blocks(rows: list[tuple[str, ...]], width: int) -> str:
             f"  template {template or '-'}  intune {state or '-'}",
             f"  next step: {step}",
         ]
-        blocks.append(_wrap("\n".join(lines), width, indent="    "))
+        blocks.append(wrap("\n".join(lines), width, indent="    "))
     return "\n\n".join(blocks)
 
 
 def findings_table(result: RunResult, max_rows: int, width: int | None = None) -> str:
     findings = result.findings
     if not findings:
-        return _wrap(
+        return wrap(
             "No findings: every in-scope certificate is delivered, pending or accounted for.",
             width,
         )
@@ -125,23 +118,12 @@ def findings_table(result: RunResult, max_rows: int, width: int | None = None) -
         table = _as_blocks(rows, width)
     hidden = len(findings) - len(shown)
     if hidden > 0:
-        table += "\n" + _wrap(
+        table += "\n" + wrap(
             f"… {hidden} more finding(s) not shown; write them all with --csv PATH "
             "or --out-dir DIR, or raise --max-rows.",
             width,
         )
     return table
-
-
-def _wrap(text: str, width: int | None, indent: str = "  ") -> str:
-    """Each line of ``text`` wrapped at whole words to ``width`` (None: left as is)."""
-    if width is None:
-        return text
-    return "\n".join(
-        "\n".join(textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False))
-        or line
-        for line in text.split("\n")
-    )
 
 
 def render(result: RunResult, max_rows: int, preamble: str = "", width: int | None = None) -> str:
@@ -150,15 +132,18 @@ def render(result: RunResult, max_rows: int, preamble: str = "", width: int | No
         f"reconcile run {result.run_id}  as of {iso_z(result.as_of)}  "
         f"grace {result.grace_hours:g} h  findings {len(result.findings)}"
     )
-    parts = [_wrap(head, width), ""]
+    parts = [wrap(head, width), ""]
     if preamble:
-        parts += [_wrap(safe(preamble, multiline=True), width), ""]
+        parts += [wrap(safe(preamble, multiline=True), width), ""]
     parts += [summary_table(result), "", findings_table(result, max_rows, width)]
     if result.notes:
         # How the CA exports were read (date order, zone, issuer, copies): never silent.
         notes = "\n".join(f"note: {printable(n)}" for n in result.notes)
-        parts += ["", _wrap(notes, width, indent="      ")]
-    from reconcile.report import viewspage
-
+        parts += ["", wrap(notes, width, indent="      ")]
     views = viewspage.text(result, max_rows, width)
     return "\n".join(parts) + "\n" + (f"\n{views}" if views else "")
+
+
+def write(handle: IO[str], report: Report) -> None:
+    """The terminal text (summary.txt with the report's default of every row, unwrapped)."""
+    handle.write(render(report.result, report.max_rows, report.preamble, report.width))

@@ -175,21 +175,27 @@ def test_snapshot_byte_cap_fails_clearly_and_leaves_nothing(
     assert list(parent.iterdir()) == []
 
 
-def test_a_live_run_on_bare_codes_warns_once_and_counts_nothing_delivered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The false green this guards against: numeric codes silently read as "not delivered"
-    with no word to the admin, or worse, as delivered."""
+def _report_run(*extra: str) -> list[str]:
+    """`reconcile run` on the demo CA export, Intune read through the report export only."""
     templates = [arg for t in DEMO_TEMPLATES for arg in ("--template", t)]
-    args = [
+    return [
         "run",
         "--ca-export", str(demo_ca_export()),
         "--ca-issuer", DEMO_ISSUER,
         "--as-of", DEMO_AS_OF.isoformat(),
         "--intune-source", "report",
         "--no-history",
+        *extra,
         *templates,
     ]  # fmt: skip
+
+
+def test_a_live_run_on_bare_codes_warns_once_and_counts_nothing_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The false green this guards against: numeric codes silently read as "not delivered"
+    with no word to the admin, or worse, as delivered."""
+    args = _report_run()
     with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT_ID, report_loc=False) as emu:
         for name, value in demo_settings_env(emu).items():
             monkeypatch.setenv(name, value)
@@ -208,3 +214,24 @@ def test_a_live_run_on_bare_codes_warns_once_and_counts_nothing_delivered(
 def _findings(path: Path) -> set[str]:
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     return {r["ca"]["serial"] for r in records if r.get("kind") == "certificate"}
+
+
+def test_a_bundle_from_a_run_with_a_code_map_verifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify recomputes with the code map the run used (run.json records it); without it the
+    recomputation reads the codes as not delivered and the folder would not verify."""
+    out = tmp_path / "report"
+    args = _report_run("--out-dir", str(out), "-q")
+    with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT_ID, report_loc=False) as emu:
+        for name, value in demo_settings_env(emu).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("RECONCILE_REPORT_STATUS_CODES", "1=Active,2=Revoked")
+        done = CliRunner().invoke(app, args)
+    assert done.exit_code == 1, done.output
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert meta["settings"]["report_status_codes"] == ["1=Active", "2=Revoked"]
+    monkeypatch.delenv("RECONCILE_REPORT_STATUS_CODES")
+    verified = CliRunner().invoke(app, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
+    assert "verified:" in verified.stdout

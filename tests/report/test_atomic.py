@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reconcile.cli import app
+from reconcile.cli import app, output_options
 from reconcile.report import atomic, bundle
+from reconcile.report.document import Report
 from reconcile.settings import resolve
 from reconcile.verify import check_manifest
 from tests.factories import result_with
@@ -26,7 +27,9 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
+    from reconcile.cli import output_options
     from reconcile.report import bundle
+    from reconcile.report.document import Report
     from reconcile.settings import resolve
     from tests.factories import result_with
 
@@ -36,8 +39,9 @@ CHILD = textwrap.dedent(
         print("ready", flush=True)
         time.sleep(60)
 
+    options = output_options(resolve({}, env={}))
     bundle.write_bundle(
-        Path(sys.argv[1]), result_with(), resolve({}, env={}), [], 0, extra=[("z.html", slow)]
+        Path(sys.argv[1]), Report(result_with()), options, [], 0, extra=[("z.html", slow)]
     )
     """
 )
@@ -58,7 +62,9 @@ def _start(target: Path) -> subprocess.Popen[str]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_kill_while_publishing_leaves_last_nights_bundle_whole(tmp_path, sig):
     target = tmp_path / "report"
-    bundle.write_bundle(target, result_with(), resolve({}, env={}), ["last-night"], 0)
+    bundle.write_bundle(
+        target, Report(result_with()), output_options(resolve({}, env={})), ["last-night"], 0
+    )
     before = {p.name: p.read_bytes() for p in target.iterdir()}
     child = _start(target)
     child.send_signal(sig)
@@ -66,7 +72,9 @@ def test_a_kill_while_publishing_leaves_last_nights_bundle_whole(tmp_path, sig):
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert check_manifest(target).ok
     # The next run removes what the killed one left, then publishes tonight's bundle.
-    bundle.write_bundle(target, result_with(), resolve({}, env={}), ["tonight"], 0)
+    bundle.write_bundle(
+        target, Report(result_with()), output_options(resolve({}, env={})), ["tonight"], 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
     assert b"tonight" in (target / "run.json").read_bytes()
 
@@ -111,7 +119,9 @@ def test_a_folder_with_foreign_files_is_not_replaced(tmp_path):
     target.mkdir()
     (target / "notes.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(Exception, match="not part of a reconcile report"):
-        bundle.write_bundle(target, result_with(), resolve({}, env={}), [], 0)
+        bundle.write_bundle(
+            target, Report(result_with()), output_options(resolve({}, env={})), [], 0
+        )
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 

@@ -6,8 +6,10 @@ import subprocess
 
 import pytest
 
+from reconcile.cli import output_options
 from reconcile.model import Status
 from reconcile.report import bundle
+from reconcile.report.document import Report
 from reconcile.settings import resolve
 from tests.factories import intune_cert, result_with, verdict
 
@@ -35,7 +37,11 @@ def _result():
 def test_bundle_files_manifest_and_no_leftover_temp_files(tmp_path):
     settings = resolve({"client_secret": "s3cr3t-value"}, env={})
     out = bundle.write_bundle(
-        tmp_path / "out", _result(), settings, ["run", "--client-secret", "s3cr3t-value"], 1
+        tmp_path / "out",
+        Report(_result()),
+        output_options(settings),
+        ["run", "--client-secret", "s3cr3t-value"],
+        1,
     )
     names = sorted(p.name for p in out.iterdir())
     assert names == [
@@ -68,5 +74,12 @@ def test_a_failing_writer_publishes_nothing(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        bundle.write_bundle(tmp_path / "out", _result(), settings, [], 1, extra=[("x.html", boom)])
+        bundle.write_bundle(
+            tmp_path / "out",
+            Report(_result()),
+            output_options(settings),
+            [],
+            1,
+            extra=[("x.html", boom)],
+        )
     assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import history
+from reconcile.history import store as history
 from reconcile.model import InputFile, Status
 from reconcile.report import html
 from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with, verdict
@@ -242,3 +242,24 @@ def test_names_never_break_mid_word_in_chromium(tmp_path):
     assert attrs["broken"] == "0"
     assert attrs["superseded"] != attrs["action"]
     assert attrs["unknown"] == "3"
+
+
+def test_templates_ship_as_package_data():
+    """The page is built from templates: a wheel without them could not write report.html."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["reconcile"]
+    templates = sorted((root / "reconcile" / "report" / "templates").iterdir())
+    assert {t.name for t in templates} >= {"report.html", "report.css", "report.js"}
+    for template in templates:
+        name = template.relative_to(root / "reconcile").as_posix()
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), name
+
+
+def test_every_value_is_escaped_by_default():
+    """Autoescaping is the environment's default: a value is never written raw."""
+    page = html._environment().from_string("<td>{{ v }}</td>").render(v='<b x="1">&\'')
+    assert page == "<td>&lt;b x=&quot;1&quot;&gt;&amp;&#x27;</td>"

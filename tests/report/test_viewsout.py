@@ -81,7 +81,7 @@ def test_each_script_holds_only_its_own_ca_kind():
 def test_bundle_lists_every_view_file_even_when_empty():
     result = result_with(inputs=(InputFile("ca.csv", "ca-export", "pspki", "0" * 64, 0, 0),))
     views, _ = views_for()
-    names = [name for name, *_ in bundle.view_files(replace(result, views=views), "utf-8-sig")]
+    names = [f.name for f in bundle.view_files(replace(result, views=views), "utf-8-sig")]
     assert names == [
         "revoked-installed.csv",
         "expiring.csv",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from reconcile import history
+from reconcile.history import store as history
 from reconcile.model import Status
 from reconcile.report import html
 from reconcile.views import ViewOptions, build

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reconcile import history
 from reconcile.cli import app
 from reconcile.errors import ConfigError
+from reconcile.history import store as history
 from reconcile.model import Status
+from reconcile.report import historytext
 from tests.factories import AS_OF, ca_cert, result_with, verdict
 
 ISSUER_A = "CN=Contoso Issuing CA, DC=contoso, DC=com"
@@ -62,7 +63,7 @@ def test_findings_appear_age_and_resolve(db):
     ]
     assert [(r.serial, r.age_days) for r in delta2.longest_open] == [("02", 3)]
 
-    text = history.format_delta(delta2)
+    text = historytext.format_delta(delta2)
     assert text.splitlines()[0] == "Since run run-0: 1 new, 1 resolved, 2 open."
     assert "Resolved:\n  01 PC-1 (not_reported, first seen 2026-11-20, 3 d)" in text
     assert "Open longest:\n  02 PC-2 (not_installed, first seen 2026-11-20, 3 d)" in text
@@ -115,7 +116,7 @@ def test_runs_and_trend_listing(db):
     assert [r.run_id for r in history.trend(db)] == ["run-0", "run-1"]
     recent = history.trend(db, days=1, now=AS_OF + timedelta(days=1, hours=12))
     assert [r.run_id for r in recent] == ["run-1"]
-    table = history.format_trend(history.trend(db))
+    table = historytext.format_trend(history.trend(db))
     assert table.splitlines()[2].split()[:4] == ["2026-11-20T02:00:00Z", "2", "2", "0"]
 
 
@@ -129,8 +130,8 @@ def test_crash_mid_run_leaves_the_database_as_it_was(tmp_path):
         f"""
         import os
         from pathlib import Path
-        from reconcile import history
-        from tests.test_history import finding, night
+        from reconcile.history import store as history
+        from tests.history.test_store import finding, night
 
         def crash(step):
             if step == "inserted":
@@ -141,7 +142,7 @@ def test_crash_mid_run_leaves_the_database_as_it_was(tmp_path):
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=Path(__file__).parents[1], capture_output=True
+        [sys.executable, "-c", script], cwd=Path(__file__).parents[2], capture_output=True
     )
     assert done.returncode == 9, done.stderr
     conn = history.open_db(path)
@@ -231,6 +232,6 @@ def test_each_view_count_is_recorded_per_run_and_shown_in_the_trend(db):
     older, newer = history.trend(db)
     assert older.counts["revocation_plan"] == 1 and older.counts["revoked_installed"] == 0
     assert "revocation_plan" not in newer.counts
-    table = history.format_trend(history.trend(db)).splitlines()
+    table = historytext.format_trend(history.trend(db)).splitlines()
     assert table[0].split()[-3:] == ["revoked_installed", "expiring", "revocation_plan"]
     assert table[2].split()[-3:] == ["0", "0", "1"] and table[3].split()[-3:] == ["0", "0", "0"]

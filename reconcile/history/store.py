@@ -1,4 +1,4 @@
-"""Run history in SQLite: what is new since last night, what was resolved, how old each finding is.
+"""Run history in SQLite: the schema, its migrations, recording a run and reading runs back.
 
 Scale drives the schema. A nightly run with 100,000 open findings for a year must stay small,
 so membership is stored as spans (finding, first run, last run) rather than one row per finding
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import heapq
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -20,16 +19,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import platformdirs
-from tabulate import tabulate
 
 from reconcile.errors import ConfigError
+from reconcile.history.delta import Key, age, delta, label
 from reconcile.identity import issuer_key, serial_hex
-from reconcile.model import FINDING_STATUSES, RunResult, Status, Verdict
-from reconcile.report.table import printable
-from reconcile.settings import Settings
+from reconcile.model import (
+    FINDING_STATUSES,
+    TREND_RUNS,
+    FindingDetail,
+    FindingRef,
+    RunDelta,
+    RunResult,
+    RunRow,
+    Verdict,
+)
 from reconcile.timeparse import iso_z
-
-LONGEST_OPEN = 5
 
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -104,40 +108,12 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
-class FindingRef:
-    """A finding as history knows it, enough to name it in a summary."""
+class HistoryOptions:
+    """What the history needs from the settings: whether to record, and where."""
 
-    issuer: str
-    serial: str
-    label: str | None
-    status: str
-    first_seen: datetime
-    age_days: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunDelta:
-    """What changed since the previous recorded run."""
-
-    previous_run_id: str | None
-    new: tuple[FindingRef, ...]
-    resolved: tuple[FindingRef, ...]
-    longest_open: tuple[FindingRef, ...]
-    open_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    """One recorded run, as `reconcile history` lists it."""
-
-    run_id: str
-    as_of: datetime
-    started_at: datetime
-    tenant: str | None
-    counts: dict[str, int]
-    exit_code: int
-    duration: float
-    inputs: tuple[dict[str, str], ...]
+    enabled: bool = True
+    path: Path | None = None
+    """None: the per-user default (``default_path``)."""
 
 
 def default_path() -> Path:
@@ -191,22 +167,10 @@ _issuer_key = functools.lru_cache(maxsize=4096)(issuer_key)
 _VERDICT_FIELDS = tuple(f.name for f in dataclasses.fields(Verdict))
 
 
-def finding_key(verdict: Verdict) -> tuple[str, str]:
+def finding_key(verdict: Verdict) -> Key:
     """(issuer, serial) in canonical form; serials repeat across issuing CAs."""
     issuer = _issuer_key(verdict.ca.issuer) if verdict.ca.issuer else ""
     return issuer, serial_hex(verdict.ca.serial)
-
-
-def _label(verdict: Verdict) -> str | None:
-    if verdict.intune is not None and verdict.intune.device_name:
-        return verdict.intune.device_name
-    if verdict.device is not None and verdict.device.device_name:
-        return verdict.device.device_name
-    return verdict.ca.common_name or verdict.ca.subject
-
-
-def _age(first_seen: datetime, as_of: datetime) -> int:
-    return max(0, (as_of - first_seen).days)
 
 
 def _ts(value: str) -> datetime:
@@ -310,13 +274,13 @@ def _record(
             (tenant,),
         )
     }
-    by_serial: dict[str, list[tuple[str, str]]] = {}
+    by_serial: dict[str, list[Key]] = {}
     for open_key in open_rows:
         by_serial.setdefault(open_key[1], []).append(open_key)
     now = _epoch(as_of)
     seen_before: list[tuple[str, int]] = []
-    new_keys: set[tuple[str, str]] = set()
-    first_seen_of: dict[tuple[str, str], datetime] = {}
+    new_keys: set[Key] = set()
+    first_seen_of: dict[Key, datetime] = {}
     span_ids: list[int] = []
     for key, verdict in current.items():
         row = open_rows.get(key)
@@ -356,35 +320,26 @@ def _record(
         v if key is None else _with_history(v, first_seen_of[key], as_of, key in new_keys)
         for key, v in zip(keys, result.verdicts, strict=True)
     )
-    delta = _delta(
+    resolved = (
+        FindingRef(issuer, serial, name, status, _from_epoch(first), age(_from_epoch(first), as_of))
+        for (issuer, serial), (_fid, first, name, status) in gone
+    )
+    changes = delta(
         previous[1] if previous is not None else None,
         current,
         first_seen_of,
         new_keys,
-        gone,
+        resolved,
         as_of,
     )
-    return dataclasses.replace(result, verdicts=verdicts), delta
+    return dataclasses.replace(result, verdicts=verdicts), changes
 
 
 def _with_history(verdict: Verdict, first_seen: datetime, as_of: datetime, new: bool) -> Verdict:
     """dataclasses.replace is too slow for 100,000 verdicts a night; this builds them directly."""
     values = {name: getattr(verdict, name) for name in _VERDICT_FIELDS}
-    values.update(first_seen=first_seen, age_days=_age(first_seen, as_of), new_since_last_run=new)
+    values.update(first_seen=first_seen, age_days=age(first_seen, as_of), new_since_last_run=new)
     return Verdict(**values)
-
-
-def _ref(
-    key: tuple[str, str], verdict: Verdict, first_seen: datetime, as_of: datetime
-) -> FindingRef:
-    return FindingRef(
-        verdict.ca.issuer or key[0],
-        key[1],
-        _label(verdict),
-        verdict.status.value,
-        first_seen,
-        _age(first_seen, as_of),
-    )
 
 
 OpenRow = tuple[int, int, str | None, str]
@@ -393,11 +348,11 @@ OpenRow = tuple[int, int, str | None, str]
 def _adopt(
     db: sqlite3.Connection,
     tenant: str,
-    key: tuple[str, str],
+    key: Key,
     issuers: dict[str, int],
-    open_rows: dict[tuple[str, str], OpenRow],
-    by_serial: dict[str, list[tuple[str, str]]],
-    current: dict[tuple[str, str], Verdict],
+    open_rows: dict[Key, OpenRow],
+    by_serial: dict[str, list[Key]],
+    current: dict[Key, Verdict],
 ) -> OpenRow | None:
     """The open finding this one continues when only the issuer's being known changed: an
     export whose issuer was unknown and is now given (--ca-issuer), or the reverse. It keeps
@@ -425,8 +380,8 @@ def _reopen_or_insert(
 ) -> tuple[int, int]:
     """A finding not open before: reopen it if it was resolved once (keeping its first_seen)."""
     blob = bytes.fromhex(serial)
-    label = _label(verdict)
-    label = label[:_LABEL_CHARS] if label else None
+    name = label(verdict)
+    name = name[:_LABEL_CHARS] if name else None
     row = db.execute(
         "SELECT id, first_seen FROM findings WHERE tenant = ? AND issuer_id = ? AND serial = ?",
         (tenant, issuer_id, blob),
@@ -435,75 +390,15 @@ def _reopen_or_insert(
         db.execute(
             "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, label = ?2,"
             " last_status = ?3, resolved_at = NULL WHERE id = ?4",
-            (now, label, verdict.status.value, row[0]),
+            (now, name, verdict.status.value, row[0]),
         )
         return int(row[0]), int(row[1])
     cursor = db.execute(
         "INSERT INTO findings (tenant, issuer_id, serial, label, first_seen, last_seen,"
         " times_seen, last_status) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-        (tenant, issuer_id, blob, label, now, now, verdict.status.value),
+        (tenant, issuer_id, blob, name, now, now, verdict.status.value),
     )
     return int(cursor.lastrowid or 0), now
-
-
-def _delta(
-    previous_run_id: str | None,
-    current: dict[tuple[str, str], Verdict],
-    first_seen_of: dict[tuple[str, str], datetime],
-    new_keys: set[tuple[str, str]],
-    gone: list[tuple[tuple[str, str], tuple[int, int, str | None, str]]],
-    as_of: datetime,
-) -> RunDelta:
-    def ref(key: tuple[str, str]) -> FindingRef:
-        return _ref(key, current[key], first_seen_of[key], as_of)
-
-    oldest = heapq.nsmallest(
-        LONGEST_OPEN,
-        (key for key in current if key not in new_keys),
-        key=lambda k: (first_seen_of[k], k),
-    )
-    resolved = (
-        FindingRef(
-            issuer, serial, label, status, _from_epoch(first), _age(_from_epoch(first), as_of)
-        )
-        for (issuer, serial), (_fid, first, label, status) in sorted(gone)
-    )
-    return RunDelta(
-        previous_run_id=previous_run_id,
-        new=tuple(ref(key) for key in sorted(new_keys)),
-        resolved=tuple(resolved),
-        longest_open=tuple(ref(key) for key in oldest),
-        open_count=len(current),
-    )
-
-
-def format_delta(delta: RunDelta, limit: int = 10) -> str:
-    """The block a summary opens with: new, resolved, open longest."""
-    if delta.previous_run_id is None:
-        lines = [f"First recorded run: {len(delta.new)} open findings, all new."]
-    else:
-        lines = [
-            f"Since run {delta.previous_run_id}: {len(delta.new)} new, "
-            f"{len(delta.resolved)} resolved, {delta.open_count} open."
-        ]
-    sections = (
-        ("New", delta.new if delta.previous_run_id is not None else ()),
-        ("Resolved", delta.resolved),
-        ("Open longest", delta.longest_open),
-    )
-    for title, refs in sections:
-        if not refs:
-            continue
-        lines.append(f"{title}:")
-        for ref in refs[:limit]:
-            name = f" {printable(ref.label)}" if ref.label else ""
-            lines.append(
-                f"  {ref.serial}{name} ({ref.status}, first seen {iso_z(ref.first_seen)[:10]},"
-                f" {ref.age_days} d)"
-            )
-        if len(refs) > limit:
-            lines.append(f"  ... and {len(refs) - limit} more")
-    return "\n".join(lines)
 
 
 def list_runs(
@@ -547,61 +442,13 @@ def trend(
     return rows
 
 
-_TREND_STATUSES = (
-    Status.NOT_REPORTED,
-    Status.NOT_INSTALLED,
-    Status.SUPERSEDED,
-    Status.INSTALLED_NOT_REPORTED,
-    Status.ACCEPTED,
-    Status.WITHIN_GRACE,
-    Status.DELIVERED,
-)
-
-
-VIEW_COUNTS = ("revoked_installed", "expiring", "revocation_plan")
-"""Each view's count, recorded beside the status counts (a JSON key more; no schema change)."""
-
-
 def run_counts(result: RunResult) -> dict[str, int]:
+    """The status counts, and each view's count beside them (a JSON key more; no schema
+    change)."""
     counts = result.counts()
     if result.views is not None:
         counts.update(result.views.counts())
     return counts
-
-
-def findings_total(counts: dict[str, int]) -> int:
-    return sum(counts.get(s.value, 0) for s in FINDING_STATUSES)
-
-
-def format_runs(rows: Sequence[RunRow]) -> str:
-    table = [
-        (
-            r.run_id,
-            iso_z(r.as_of),
-            r.tenant or "",
-            findings_total(r.counts),
-            r.counts.get(Status.ACCEPTED.value, 0),
-            r.exit_code,
-            f"{r.duration:.1f}",
-        )
-        for r in rows
-    ]
-    headers = ("run", "as_of", "tenant", "findings", "accepted", "exit", "seconds")
-    return tabulate(table, headers=headers, tablefmt="simple")
-
-
-def format_trend(rows: Sequence[RunRow]) -> str:
-    headers = ("as_of", "findings", *(s.value for s in _TREND_STATUSES), *VIEW_COUNTS)
-    table = [
-        (
-            iso_z(r.as_of),
-            findings_total(r.counts),
-            *(r.counts.get(s.value, 0) for s in _TREND_STATUSES),
-            *(r.counts.get(name, 0) for name in VIEW_COUNTS),
-        )
-        for r in rows
-    ]
-    return tabulate(table, headers=headers, tablefmt="simple")
 
 
 def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, str | None]]:
@@ -621,28 +468,22 @@ def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, st
 
 @dataclass(frozen=True, slots=True)
 class Tracked:
-    """A run as the CLI presents it: annotated result, the delta and recent runs for the trend."""
+    """A run with its history: annotated result, the delta and recent runs for the trend."""
 
     result: RunResult
     delta: RunDelta | None
     runs: tuple[RunRow, ...]
 
-    def summary(self) -> str:
-        return format_delta(self.delta) if self.delta is not None else ""
-
-
-TREND_RUNS = 120
-
 
 @contextmanager
 def tracked_run(
-    settings: Settings, result: RunResult, exit_code: int, duration: float
+    options: HistoryOptions, result: RunResult, exit_code: int, duration: float
 ) -> Iterator[Tracked]:
     """Record the run around the body that writes its reports; history off yields it as is."""
-    if settings.no_history:
+    if not options.enabled:
         yield Tracked(result, None, ())
         return
-    db = open_db(database_path(settings.history_db))
+    db = open_db(database_path(options.path))
     try:
         with recording(db, result, exit_code, duration) as (annotated, delta):
             runs = tuple(reversed(list_runs(db, limit=TREND_RUNS, tenant=result.tenant_id or "")))
@@ -712,9 +553,7 @@ def recorded(
     return out
 
 
-def run_finding_details(
-    db: sqlite3.Connection, run_id: str
-) -> list[tuple[str, str | None, str, datetime, int]]:
+def run_finding_details(db: sqlite3.Connection, run_id: str) -> list[FindingDetail]:
     """(serial, label, status, first seen, age in days at that run) of every finding open in a
     past run; the status is the finding's latest one, which is its status in that run unless
     it changed later."""
@@ -732,20 +571,7 @@ def run_finding_details(
         (seq,),
     )
     details = []
-    for serial, label, status, first_seen in rows:
+    for serial, name, status, first_seen in rows:
         seen = _from_epoch(first_seen)
-        details.append((serial.hex().upper(), label, status, seen, _age(seen, as_of)))
-    return sorted(details, key=lambda d: (-d[4], d[0]))
-
-
-def format_run_details(rows: Sequence[tuple[str, str | None, str, datetime, int]]) -> str:
-    if not rows:
-        return "No findings were open in this run."
-    return tabulate(
-        [
-            (status, serial, printable(label), iso_z(seen)[:10], age)
-            for serial, label, status, seen, age in rows
-        ],
-        headers=("latest status", "serial", "device or subject", "first seen", "age (days)"),
-        tablefmt="simple",
-    )
+        details.append(FindingDetail(serial.hex().upper(), name, status, seen, age(seen, as_of)))
+    return sorted(details, key=lambda d: (-d.age_days, d.serial))
