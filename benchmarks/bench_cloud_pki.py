@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         settings = resolve({"ca_sources": ("cloud-pki",)}, demo_settings_env(emu))
         started = time.perf_counter()
-        snapshot = fetch_snapshot(settings, Path(tmp) / "snapshot")
+        snapshot = fetch_snapshot(settings.fetch_options(), Path(tmp) / "snapshot")
         fetched = time.perf_counter() - started
         requests = len(emu.requests_for("cloud_pki_leaves"))
         started = time.perf_counter()

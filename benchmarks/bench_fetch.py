@@ -82,7 +82,7 @@ def _fetch_reconcile(out: Path) -> None:
     from reconcile.intune.fetch import fetch_snapshot
     from reconcile.settings import resolve
 
-    fetch_snapshot(resolve({}, os.environ), out)
+    fetch_snapshot(resolve({}, os.environ).fetch_options(), out)
 
 
 def _fetch_plain(out: Path) -> None:

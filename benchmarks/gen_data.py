@@ -41,9 +41,9 @@ from reconcile.emulator.connectors import generated as emulated_connectors
 from reconcile.intune.connectors import FILE as CONNECTORS_FILE
 from reconcile.intune.connectors import TYPE_KEY
 from reconcile.intune.fetch import endpoints_used, sources_of
+from reconcile.intune.options import SourceChoice
 from reconcile.intune.records import PROFILE_ID_KEY, PROFILE_NAME_KEY, PROFILE_TYPE_KEY
 from reconcile.intune.snapshot import FORMAT, METADATA, VERSION, SnapshotWriter
-from reconcile.settings import Settings
 
 CERTUTIL_HEADER = (
     "Issued Request ID",
@@ -216,7 +216,7 @@ def device_object(
 
 def snapshot_metadata(intune_source: str, ca_sources: tuple[str, ...] = ()) -> dict[str, Any]:
     """What fetch_snapshot records, for a fetch with certificate auth in the global cloud."""
-    settings = Settings(intune_source=intune_source, ca_sources=ca_sources)
+    source = SourceChoice(intune_source)
     extra = {"ca_sources": list(ca_sources)} if ca_sources else {}
     return {
         "tenant_id": DEMO_TENANT_ID,
@@ -224,10 +224,10 @@ def snapshot_metadata(intune_source: str, ca_sources: tuple[str, ...] = ()) -> d
         "graph_url": "https://graph.microsoft.com",
         "authority_host": "https://login.microsoftonline.com",
         "auth_method": "certificate",
-        "endpoints": endpoints_used(settings),
+        "endpoints": endpoints_used(source, ca_sources),
         "fetched_at": FETCHED_AT.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "intune_source": intune_source,
-        "sources": list(sources_of(settings)),
+        "sources": [str(s) for s in sources_of(source)],
         **extra,
     }
 

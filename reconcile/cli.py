@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -23,10 +24,16 @@ import typer
 from typer.core import TyperGroup
 
 from reconcile import __version__
+from reconcile.ca.dates import DateOrder
+from reconcile.ca.formats import CaFormat, CaSource
 from reconcile.errors import ReconcileError
+from reconcile.graph.config import AuthMethod, Cloud
 from reconcile.history.store import HistoryOptions, Tracked
+from reconcile.intune.options import SourceChoice
+from reconcile.logsetup import LogFormat
 from reconcile.model import RunResult
-from reconcile.settings import Settings, resolve
+from reconcile.report import BundleInputs
+from reconcile.settings import SETTING_FIELDS, Settings, resolve
 from reconcile.terminal import safe
 from reconcile.views import View
 
@@ -225,7 +232,15 @@ def _main(
     """reconcile: join a CA's issued-certificate export with Intune's delivery records."""
 
 
-# Options shared by run-like commands. Every one maps onto a Settings field; None = not given.
+def _choices(kind: type[StrEnum]) -> str:
+    """``a, b or c``: the help text of a choice, from the enum that defines it."""
+    *rest, last = (str(member) for member in kind)
+    return f"{', '.join(rest)} or {last}" if rest else last
+
+
+# Options shared by run-like commands. Each parameter is named after the Settings field it sets
+# (the flag may differ: --ca-export sets ca_exports), so settings_for() serves every command.
+# None means not given.
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -242,7 +257,7 @@ CaSourceOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--ca-source",
-        help="CA read through Graph: cloud-pki (repeatable; combine with --ca-export).",
+        help=f"CA read through Graph: {_choices(CaSource)} (repeatable; combine with --ca-export).",
         show_default=False,
     ),
 ]
@@ -250,7 +265,7 @@ CaFormatOpt = Annotated[
     str | None,
     typer.Option(
         metavar="FORMAT",
-        help="auto, certutil, certutil-text, pspki, ejbca, openssl-index or mapped.",
+        help=f"{_choices(CaFormat)}.",
         show_default=False,
     ),
 ]
@@ -270,7 +285,9 @@ ColumnMapOpt = Annotated[
 ]
 DateOrderOpt = Annotated[
     str | None,
-    typer.Option(metavar="ORDER", help="Order of CA dates: mdy, dmy or ymd.", show_default=False),
+    typer.Option(
+        metavar="ORDER", help=f"Order of CA dates: {_choices(DateOrder)}.", show_default=False
+    ),
 ]
 CaTimezoneOpt = Annotated[
     str | None, typer.Option(metavar="ZONE", help="IANA time zone of CA dates.", show_default=False)
@@ -281,6 +298,15 @@ StrictOpt = Annotated[
         "--strict/--no-strict",
         metavar="",
         help="Any rejected row is an input error (exit 2).",
+        show_default=False,
+    ),
+]
+MaxRejectRatioOpt = Annotated[
+    float | None,
+    typer.Option(
+        metavar="RATIO",
+        help="Share of an export's rows that may be rejected before the run stops with exit 2 "
+        "(default 0.05).",
         show_default=False,
     ),
 ]
@@ -320,7 +346,8 @@ SaveSnapshotOpt = Annotated[
     typer.Option(metavar="DIR", help="Keep what a live run fetched here.", show_default=False),
 ]
 IntuneSourceOpt = Annotated[
-    str | None, typer.Option(metavar="SOURCE", help="states, report or both.", show_default=False)
+    str | None,
+    typer.Option(metavar="SOURCE", help=f"{_choices(SourceChoice)}.", show_default=False),
 ]
 AsOfOpt = Annotated[
     str | None,
@@ -392,8 +419,8 @@ BundleInputsOpt = Annotated[
     str | None,
     typer.Option(
         "--bundle-inputs",
-        help="copy (default): the --out-dir bundle holds gzip copies of its inputs; "
-        "reference: it names their paths only.",
+        help=f"{BundleInputs.COPY} (default): the --out-dir bundle holds gzip copies of its "
+        f"inputs; {BundleInputs.REFERENCE}: it names their paths only.",
         show_default=False,
     ),
 ]
@@ -457,17 +484,19 @@ AuthOpt = Annotated[
     typer.Option(
         "--auth",
         metavar="METHOD",
-        help="auto, secret, certificate, device-code or managed-identity.",
+        help=f"{_choices(AuthMethod)}.",
         show_default=False,
     ),
 ]
 CertificateOpt = Annotated[
     Path | None,
-    typer.Option(metavar="PATH", help="PEM or PFX for certificate auth.", show_default=False),
+    typer.Option(
+        "--certificate", metavar="PATH", help="PEM or PFX for certificate auth.", show_default=False
+    ),
 ]
 CloudOpt = Annotated[
     str | None,
-    typer.Option(metavar="CLOUD", help="global, usgov, usgovdod or china.", show_default=False),
+    typer.Option(metavar="CLOUD", help=f"{_choices(Cloud)}.", show_default=False),
 ]
 VerboseOpt = Annotated[
     int,
@@ -488,7 +517,11 @@ QuietOpt = Annotated[
 ]
 LogFormatOpt = Annotated[
     str | None,
-    typer.Option(metavar="FORMAT", help="Diagnostics as text or json lines.", show_default=False),
+    typer.Option(
+        metavar="FORMAT",
+        help=f"Diagnostics as {LogFormat.TEXT} or {LogFormat.JSON} lines.",
+        show_default=False,
+    ),
 ]
 
 
@@ -496,6 +529,13 @@ def build_settings(config: Path | None, **flags: Any) -> Settings:
     """Flags that were not given are None and fall through to env, TOML and defaults."""
     cleaned = {k: (tuple(v) if isinstance(v, list) else v) for k, v in flags.items()}
     return resolve(cleaned, config_path=config)
+
+
+def settings_for(ctx: typer.Context, **fixed: Any) -> Settings:
+    """The command's own parameters that name a Settings field, plus ``fixed`` values the
+    command always sets; ``--config`` picks the TOML file."""
+    given = {k: v for k, v in ctx.params.items() if k in SETTING_FIELDS}
+    return build_settings(ctx.params.get("config"), **given, **fixed)
 
 
 def check_targets(settings: Settings) -> None:
@@ -586,8 +626,9 @@ def present(
 @app.command()
 @boundary
 def run(
-    ca_export: CaExportOpt = None,
-    ca_source: CaSourceOpt = None,
+    ctx: typer.Context,
+    ca_exports: CaExportOpt = None,
+    ca_sources: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -596,8 +637,9 @@ def run(
     date_order: DateOrderOpt = None,
     ca_timezone: CaTimezoneOpt = None,
     strict: StrictOpt = None,
+    max_reject_ratio: MaxRejectRatioOpt = None,
     allow_empty: AllowEmptyOpt = None,
-    template: TemplateOpt = None,
+    templates: TemplateOpt = None,
     device_pattern: DevicePatternOpt = None,
     save_snapshot: SaveSnapshotOpt = None,
     intune_source: IntuneSourceOpt = None,
@@ -614,15 +656,15 @@ def run(
     revocation_plan: RevocationPlanOpt = None,
     history_db: HistoryDbOpt = None,
     no_history: NoHistoryOpt = None,
-    exceptions: ExceptionsOpt = None,
+    exceptions_file: ExceptionsOpt = None,
     evidence_db: EvidenceDbOpt = None,
     all_rows: AllOpt = None,
-    bom: BomOpt = None,
+    csv_bom: BomOpt = None,
     max_rows: MaxRowsOpt = None,
     tenant_id: TenantOpt = None,
     client_id: ClientOpt = None,
-    auth: AuthOpt = None,
-    certificate: CertificateOpt = None,
+    auth_method: AuthOpt = None,
+    certificate_path: CertificateOpt = None,
     cloud: CloudOpt = None,
     log_format: LogFormatOpt = None,
     verbose: VerboseOpt = 0,
@@ -631,53 +673,13 @@ def run(
     """Reconcile CA exports with Intune (a snapshot, or a live fetch from Graph)."""
     from reconcile import pipeline
 
-    settings = build_settings(
-        config,
-        ca_exports=ca_export,
-        ca_sources=ca_source,
-        snapshot=snapshot,
-        ca_format=ca_format,
-        ca_issuer=ca_issuer,
-        column_map=column_map,
-        date_order=date_order,
-        ca_timezone=ca_timezone,
-        strict=strict,
-        allow_empty=allow_empty,
-        templates=template,
-        device_pattern=device_pattern,
-        save_snapshot=save_snapshot,
-        intune_source=intune_source,
-        as_of=as_of,
-        grace_hours=grace_hours,
-        csv=csv,
-        json=json,
-        out_dir=out_dir,
-        bundle_inputs=bundle_inputs,
-        html=html,
-        expiry_days=expiry_days,
-        revoked_installed_csv=revoked_installed_csv,
-        expiring_csv=expiring_csv,
-        revocation_plan=revocation_plan,
-        history_db=history_db,
-        no_history=no_history,
-        exceptions_file=exceptions,
-        evidence_db=evidence_db,
-        all_rows=all_rows,
-        csv_bom=bom,
-        max_rows=max_rows,
-        tenant_id=tenant_id,
-        client_id=client_id,
-        auth_method=auth,
-        certificate_path=certificate,
-        cloud=cloud,
-        log_format=log_format,
-    )
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     from reconcile import lock, notify, progress, retention
     from reconcile.history import store as history
 
     check_targets(settings)
-    with lock.run_lock(lock.path_for(settings)), pipeline.keep_fetched(settings) as kept:
+    with lock.run_lock(settings.lock_file()), pipeline.keep_fetched(settings) as kept:
         started = time.monotonic()
         with progress.shown(enabled=not quiet):
             result = pipeline.run(kept)
@@ -686,7 +688,7 @@ def run(
             history_options(settings), result, code, time.monotonic() - started
         ) as tracked:
             present(tracked.result, settings, quiet, tracked)
-        retention.prune_for(settings, datetime.now(UTC))
+        retention.prune_for(settings.retention(), datetime.now(UTC))
         notify.notify(
             settings.webhook_url, settings.webhook_timeout, tracked.result, tracked.delta, code
         )
@@ -727,7 +729,7 @@ def demo(
         settings = build_settings(
             None,
             ca_exports=[demo_data.demo_ca_export()],
-            ca_sources=["cloud-pki"],
+            ca_sources=[CaSource.CLOUD_PKI],
             ca_issuer=demo_data.DEMO_ISSUER,
             templates=[*demo_data.DEMO_TEMPLATES, demo_data.DEMO_CLOUD_PKI_CA],
             as_of=demo_data.DEMO_AS_OF,
@@ -808,7 +810,7 @@ def _demo_next_steps(result: RunResult, out_dir: Path, seeded: Path) -> str:
             "--ca-export",
             str(demo_data.demo_ca_export()),
             "--ca-source",
-            "cloud-pki",
+            CaSource.CLOUD_PKI.value,
             "--snapshot",
             str(demo_data.demo_snapshot()),
             "--ca-issuer",
@@ -832,34 +834,10 @@ def _demo_next_steps(result: RunResult, out_dir: Path, seeded: Path) -> str:
     )
 
 
-def _graph_settings(
-    config: Path | None,
-    tenant_id: str | None,
-    client_id: str | None,
-    cloud: str | None,
-    auth: str | None,
-    certificate: Path | None,
-    intune_source: str | None,
-    log_format: str | None,
-    ca_sources: list[str] | None = None,
-) -> Settings:
-    """The options fetch and doctor share: where the tenant is and how to sign in."""
-    return build_settings(
-        config,
-        tenant_id=tenant_id,
-        client_id=client_id,
-        cloud=cloud,
-        auth_method=auth,
-        certificate_path=certificate,
-        intune_source=intune_source,
-        log_format=log_format,
-        ca_sources=ca_sources,
-    )
-
-
 @app.command()
 @boundary
 def fetch(
+    ctx: typer.Context,
     out: Annotated[
         Path, typer.Option("--out", help="Snapshot directory to write (replaced atomically).")
     ],
@@ -867,10 +845,10 @@ def fetch(
     tenant_id: TenantOpt = None,
     client_id: ClientOpt = None,
     cloud: CloudOpt = None,
-    auth: AuthOpt = None,
-    certificate: CertificateOpt = None,
+    auth_method: AuthOpt = None,
+    certificate_path: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
-    ca_source: CaSourceOpt = None,
+    ca_sources: CaSourceOpt = None,
     log_format: LogFormatOpt = None,
     record_cassette: Annotated[
         Path | None,
@@ -897,16 +875,15 @@ def fetch(
     from reconcile.intune.fetch import fetch_snapshot
     from reconcile.intune.snapshot import METADATA
 
-    settings = _graph_settings(
-        config, tenant_id, client_id, cloud, auth, certificate, intune_source, log_format, ca_source
-    )
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format, settings.secret_values())
+    options = settings.fetch_options()
     transport = None
     if record_cassette is not None:
-        transport = recording_transport(ssl_trust(settings), record_cassette, pseudonymise)
+        transport = recording_transport(ssl_trust(options.graph), record_cassette, pseudonymise)
     try:
         with progress.shown():
-            path = fetch_snapshot(settings, out, transport=transport, progress=progress.report)
+            path = fetch_snapshot(options, out, transport=transport, progress=progress.report)
     finally:
         if transport is not None:
             transport.close()
@@ -920,14 +897,15 @@ def fetch(
 @app.command()
 @boundary
 def doctor(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     tenant_id: TenantOpt = None,
     client_id: ClientOpt = None,
     cloud: CloudOpt = None,
-    auth: AuthOpt = None,
-    certificate: CertificateOpt = None,
+    auth_method: AuthOpt = None,
+    certificate_path: CertificateOpt = None,
     intune_source: IntuneSourceOpt = None,
-    ca_source: CaSourceOpt = None,
+    ca_sources: CaSourceOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Check configuration, sign-in, each Graph permission and the clock; exit 3 if any fails."""
@@ -935,11 +913,9 @@ def doctor(
 
     from reconcile.doctor import run_doctor
 
-    settings = _graph_settings(
-        config, tenant_id, client_id, cloud, auth, certificate, intune_source, None, ca_source
-    )
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format, settings.secret_values())
-    checks = run_doctor(settings)
+    checks = run_doctor(settings.doctor_options())
     marks = {True: "ok", False: "FAIL", None: "-"}
     rows = [(marks[c.ok], c.name, c.detail, c.fix) for c in checks]
     _echo(tabulate(rows, headers=("", "check", "detail", "fix"), maxcolwidths=[None, None, 60, 50]))
@@ -960,6 +936,7 @@ HistoryDbArg = Annotated[
 @app.command("history")
 @boundary
 def history_command(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     history_db: HistoryDbArg = None,
     limit: Annotated[
@@ -980,7 +957,7 @@ def history_command(
     from reconcile.history import store as history
     from reconcile.report import historytext
 
-    settings = build_settings(config, history_db=history_db)
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
@@ -995,6 +972,7 @@ def history_command(
 @app.command("trend")
 @boundary
 def trend_command(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     history_db: HistoryDbArg = None,
     days: Annotated[
@@ -1007,7 +985,7 @@ def trend_command(
     from reconcile.history import store as history
     from reconcile.report import historytext
 
-    settings = build_settings(config, history_db=history_db)
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
@@ -1050,6 +1028,7 @@ app.add_typer(evidence_app, name="evidence")
 @evidence_app.command("add")
 @boundary
 def evidence_add(
+    ctx: typer.Context,
     paths: Annotated[
         list[Path],
         typer.Argument(
@@ -1083,12 +1062,12 @@ def evidence_add(
 ) -> None:
     """Parse device logs and store what they prove; adding the same file again changes nothing."""
     from reconcile.evidence.add import add_logs, parse_options, render_added
-    from reconcile.evidence.store import EvidenceStore, evidence_path
+    from reconcile.evidence.store import EvidenceStore
 
-    settings = build_settings(config, evidence_db=evidence_db)
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format)
     options = parse_options(device, timezone, log_date)
-    with EvidenceStore(evidence_path(settings)) as store:
+    with EvidenceStore(settings.evidence_path()) as store:
         added = add_logs(paths, store, options)
     _echo(render_added(added), nl=False)
     raise typer.Exit(EXIT_OK)
@@ -1097,6 +1076,7 @@ def evidence_add(
 @evidence_app.command("list")
 @boundary
 def evidence_list(
+    ctx: typer.Context,
     device: Annotated[
         str | None,
         typer.Option(metavar="NAME", help="Only this device's attempts.", show_default=False),
@@ -1108,13 +1088,13 @@ def evidence_list(
     """Show what the evidence store holds: one line per enrollment attempt, newest last."""
     from tabulate import tabulate
 
-    from reconcile.evidence.store import EvidenceStore, evidence_path
+    from reconcile.evidence.store import EvidenceStore
     from reconcile.report.text import printable
     from reconcile.timeparse import iso_z
 
-    settings = build_settings(config, evidence_db=evidence_db)
+    settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format)
-    path = evidence_path(settings)
+    path = settings.evidence_path()
     if not path.exists():
         raise _fail(f"{path}: no evidence stored yet (add logs with `reconcile evidence add`)", 2)
     with EvidenceStore(path, create=False) as store:
@@ -1167,11 +1147,12 @@ def init_command(
 @app.command("explain")
 @boundary
 def explain_command(
+    ctx: typer.Context,
     query: Annotated[
         str, typer.Argument(help="A serial number (any spelling) or an Intune device name.")
     ],
-    ca_export: CaExportOpt = None,
-    ca_source: CaSourceOpt = None,
+    ca_exports: CaExportOpt = None,
+    ca_sources: CaSourceOpt = None,
     snapshot: SnapshotOpt = None,
     config: ConfigOpt = None,
     ca_format: CaFormatOpt = None,
@@ -1180,18 +1161,19 @@ def explain_command(
     date_order: DateOrderOpt = None,
     ca_timezone: CaTimezoneOpt = None,
     strict: StrictOpt = None,
-    template: TemplateOpt = None,
+    max_reject_ratio: MaxRejectRatioOpt = None,
+    templates: TemplateOpt = None,
     device_pattern: DevicePatternOpt = None,
     intune_source: IntuneSourceOpt = None,
     as_of: AsOfOpt = None,
     grace_hours: GraceOpt = None,
     history_db: HistoryDbOpt = None,
-    exceptions: ExceptionsOpt = None,
+    exceptions_file: ExceptionsOpt = None,
     evidence_db: EvidenceDbOpt = None,
     tenant_id: TenantOpt = None,
     client_id: ClientOpt = None,
-    auth: AuthOpt = None,
-    certificate: CertificateOpt = None,
+    auth_method: AuthOpt = None,
+    certificate_path: CertificateOpt = None,
     cloud: CloudOpt = None,
     log_format: LogFormatOpt = None,
     verbose: VerboseOpt = 0,
@@ -1201,42 +1183,15 @@ def explain_command(
     Takes the same inputs as `run`; records nothing in the history and writes no report.
     """
     from reconcile import pipeline, progress
-    from reconcile.evidence.store import EvidenceStore, evidence_path
+    from reconcile.evidence.store import EvidenceStore
     from reconcile.explain import explain, render_explanation
-    from reconcile.history import store as history
 
-    settings = build_settings(
-        config,
-        ca_exports=ca_export,
-        ca_sources=ca_source,
-        snapshot=snapshot,
-        ca_format=ca_format,
-        ca_issuer=ca_issuer,
-        column_map=column_map,
-        date_order=date_order,
-        ca_timezone=ca_timezone,
-        strict=strict,
-        templates=template,
-        device_pattern=device_pattern,
-        intune_source=intune_source,
-        as_of=as_of,
-        grace_hours=grace_hours,
-        history_db=history_db,
-        no_history=True,
-        exceptions_file=exceptions,
-        evidence_db=evidence_db,
-        tenant_id=tenant_id,
-        client_id=client_id,
-        auth_method=auth,
-        certificate_path=certificate,
-        cloud=cloud,
-        log_format=log_format,
-    )
+    settings = settings_for(ctx, no_history=True)
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     with progress.shown():
         result = pipeline.run(settings, keep_all=True)
-    path = evidence_path(settings)
-    past = history.database_path(settings.history_db)
+    path = settings.evidence_path()
+    past = settings.history_path()
     if path.exists():
         with EvidenceStore(path, create=False) as store:
             explanation = explain(query, result, store, past)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,12 +18,14 @@ import httpx
 
 from reconcile.ca import cloudpki
 from reconcile.errors import ConfigError, GraphError, ReconcileError
-from reconcile.graph import GraphSession, open_graph
 from reconcile.graph.auth import choose_method
 from reconcile.graph.client import GraphClient, required_permission
 from reconcile.graph.clouds import resolve_endpoints
+from reconcile.graph.config import GraphConfig
+from reconcile.graph.session import GraphSession, open_graph
 from reconcile.graph.transport import ssl_trust
 from reconcile.intune.connectors import ConnectorHealth, decode, fetch_connectors
+from reconcile.intune.options import SourceChoice
 from reconcile.intune.sources import (
     DEVICE_FIELDS,
     DEVICES_PATH,
@@ -39,7 +41,7 @@ from reconcile.intune.sources import (
     certificate_profile_type,
     list_certificate_profiles,
 )
-from reconcile.settings import Settings
+from reconcile.model import IntuneSource
 
 MAX_SKEW_SECONDS = 300.0
 
@@ -78,21 +80,31 @@ GRAPH_CHECKS = (
 )
 
 
+@dataclass(frozen=True)
+class DoctorOptions:
+    """What doctor checks: the Graph connection, the source a run would read, connector age."""
+
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    source: SourceChoice = SourceChoice.STATES
+    ca_sources: tuple[str, ...] = ()
+    connector_stale_hours: float = 24.0
+
+
 def run_doctor(
-    settings: Settings,
+    options: DoctorOptions,
     *,
     transport: httpx.BaseTransport | None = None,
 ) -> list[Check]:
     # A doctor run should answer in seconds, not sit out a long throttling episode.
-    settings = dataclasses.replace(
-        settings,
-        graph_max_attempts=min(settings.graph_max_attempts, 3),
-        graph_retry_time=min(settings.graph_retry_time, 60.0),
+    config = dataclasses.replace(
+        options.graph,
+        max_attempts=min(options.graph.max_attempts, 3),
+        retry_time=min(options.graph.retry_time, 60.0),
     )
     checks: list[Check] = []
     try:
-        endpoints = resolve_endpoints(settings)
-        method = choose_method(settings)
+        endpoints = resolve_endpoints(config)
+        method = choose_method(config)
     except ConfigError as exc:
         checks.append(_failed("configuration", exc, "correct the setting named above"))
         return checks + _skipped(("CA bundle", "token", *GRAPH_CHECKS), "configuration invalid")
@@ -101,31 +113,31 @@ def run_doctor(
             "configuration",
             True,
             f"cloud {endpoints.cloud}, authority {endpoints.authority_host}, "
-            f"Graph {endpoints.graph_url}, auth {method}, source {settings.intune_source}",
+            f"Graph {endpoints.graph_url}, auth {method}, source {options.source}",
         )
     )
-    if settings.ca_bundle is None:
+    if config.ca_bundle is None:
         checks.append(Check("CA bundle", None, "not set; the default public roots are trusted"))
     else:
         try:
-            trust = ssl_trust(settings)
+            trust = ssl_trust(config)
         except ConfigError as exc:
             checks.append(
                 _failed("CA bundle", exc, "point RECONCILE_CA_BUNDLE at a readable PEM bundle")
             )
             return checks + _skipped(("token", *GRAPH_CHECKS), "CA bundle unusable")
         count = len(trust.get_ca_certs()) if not isinstance(trust, bool) else 0
-        checks.append(Check("CA bundle", True, f"{settings.ca_bundle}: {count} CA certificate(s)"))
+        checks.append(Check("CA bundle", True, f"{config.ca_bundle}: {count} CA certificate(s)"))
     try:
-        with open_graph(settings, transport) as graph:
-            checks += _graph_checks(graph, settings)
+        with open_graph(config, transport) as graph:
+            checks += _graph_checks(graph, options)
     except ConfigError as exc:
         checks.append(_failed("token", exc, "correct the setting named above"))
         checks += _skipped(GRAPH_CHECKS, "no token")
     return checks
 
 
-def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
+def _graph_checks(graph: GraphSession, options: DoctorOptions) -> list[Check]:
     checks: list[Check] = []
     try:
         graph.tokens.token()
@@ -196,12 +208,12 @@ def _graph_checks(graph: GraphSession, settings: Settings) -> list[Check]:
     else:
         checks.append(Check("managedDeviceCertificateStates", None, "needs deviceConfigurations"))
     probe("managedDevices", "GET", DEVICES_PATH, devices)
-    if settings.intune_source in ("report", "both"):
+    if IntuneSource.REPORT in SourceChoice(options.source).collections:
         probe("exportJobs", "POST", EXPORT_PATH, export_jobs)
     else:
         checks.append(Check("exportJobs", None, "not used with intune_source states"))
-    checks += connector_checks(client, settings)
-    if cloudpki.SOURCE in settings.ca_sources:
+    checks += connector_checks(client, options.connector_stale_hours)
+    if cloudpki.SOURCE in options.ca_sources:
         checks.append(_cloud_pki_check(graph))
     checks.append(_clock_check(graph))
     return checks
@@ -253,7 +265,7 @@ class _Collected:
         self.objects = list(objects)
 
 
-def connector_checks(client: GraphClient, settings: Settings) -> list[Check]:
+def connector_checks(client: GraphClient, stale_hours: float) -> list[Check]:
     """One check per certificate connector: stale ones fail, an unreadable list is skipped."""
     sink = _Collected()
     try:
@@ -263,7 +275,7 @@ def connector_checks(client: GraphClient, settings: Settings) -> list[Check]:
     health = ConnectorHealth(
         connectors=tuple(decode(dict(o)) for o in sink.objects),
         as_of=datetime.now(UTC),
-        stale_hours=settings.connector_stale_hours,
+        stale_hours=stale_hours,
     )
     checks = [Check("certificate connectors", None, w) for w in warnings]
     if not health.connectors and not warnings:
@@ -275,7 +287,7 @@ def connector_checks(client: GraphClient, settings: Settings) -> list[Check]:
                     "certificate connector",
                     False,
                     health.describe(connector),
-                    f"silent for longer than {settings.connector_stale_hours:g} h: check the "
+                    f"silent for longer than {stale_hours:g} h: check the "
                     "connector service and its certificate on that server; until it connects, "
                     "issuance stalls (pending and not_installed findings pile up)",
                 )

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from reconcile.advice import next_step
+from reconcile.enrich.advice import next_step
+from reconcile.enrich.evidence import CLOCK_SKEW, device_keys, relevant_records
 from reconcile.errors import ReconcileError, UsageError
-from reconcile.evidence.apply import CLOCK_SKEW, device_keys, relevant_records
-from reconcile.evidence.model import EvidenceRecord, device_key
+from reconcile.evidence.model import EvidenceRecord
 from reconcile.evidence.store import EvidenceStore
-from reconcile.identity import parse_serial, serial_hex
+from reconcile.identity import device_key, parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
 from reconcile.report.text import printable
 from reconcile.timeparse import iso_z

@@ -32,7 +32,7 @@ def _fix_for(reason: str) -> str:
         return "check --ca-format and that the file is one export, not several pasted together"
     if "unbalanced" in reason:
         return "export the file again; a cell holds a stray double quote"
-    return "see the rejected rows with -v, or raise ca.max_reject_ratio if they are expected"
+    return "see the rejected rows with -v, or raise --max-reject-ratio if they are expected"
 
 
 def check_rejects(inputs: Iterable[InputFile], rejects: Sequence[Reject], ratio: float) -> None:

@@ -1,13 +1,15 @@
-"""Canonical forms of serial numbers, thumbprints and issuer names.
+"""Canonical forms of serial numbers, thumbprints, issuer and device names.
 
 Each side spells the same certificate differently: AD CS writes lowercase hex, EJBCA's database
 decimal, .NET adds a leading 00, Vault separates bytes with ':' or '-'. Serials therefore compare
-as integers, thumbprints as uppercase hex, issuers by their CN, case-folded.
+as integers, thumbprints as uppercase hex, issuers by their CN, case-folded. Device names compare
+by ``device_key``, the one rule the join, device evidence and explain share.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 
 _MAX_DIGITS = {16: 80, 10: 97}  # 40 bytes, more than RFC 5280's 20 octets allows
 # LDAP/Windows form "CN=x, O=y" (most specific first; Windows quotes values holding commas) and
@@ -114,3 +116,43 @@ def issuer_key(issuer: str) -> str:
     """
     name = common_name(issuer)
     return " ".join((issuer if name is None else name).split()).casefold()
+
+
+_SAN_DNS = re.compile(r"(?:DNS(?:\s*Name)?|dNSName)\s*[:=]\s*([^,;\s]+)", re.IGNORECASE)
+
+
+def san_dns_names(san: str) -> list[str]:
+    """The DNS names of a SAN as certutil (``DNS Name=x``), OpenSSL (``DNS:x``) or EJBCA
+    (``dNSName=x``) write it."""
+    return _SAN_DNS.findall(san)
+
+
+# A DNS host name: two or more labels of letters, digits, '-' or '_', an optional final dot.
+# Not an IPv4 address (its last label is all digits) and never a UPN or e-mail (no '@').
+_HOST_NAME = re.compile(r"[\w-]+(?:\.[\w-]+)*\.(?![\d.]*$)[\w-]+\.?")
+
+
+def fold(text: str | None) -> str | None:
+    """Case-folded and interned: profile and template names recur across a million records."""
+    return sys.intern(text.casefold()) if text else None
+
+
+def device_key(name: str) -> str:
+    """The one way device names compare: case-folded, and a DNS host name by its first label.
+
+    Intune names a Windows device ``CONTOSO-LT-0099`` while its certificate's CN, SAN or event
+    log may say ``contoso-lt-0099.corp.contoso.com``: both are the same device. Names that are
+    not host names (``megan.bowen@contoso.com``, ``Alex's iPhone 12.1``, an IP address) are kept
+    whole, so two users called Megan never become one device.
+    """
+    text = name.strip()
+    if "." in text and "@" not in text and _HOST_NAME.fullmatch(text):
+        text = text.partition(".")[0]
+    return sys.intern(text.casefold())
+
+
+def device_fold(name: str | None) -> str | None:
+    """``device_key`` of a name that may be missing; None when there is none."""
+    if not name:
+        return None
+    return device_key(name) or None

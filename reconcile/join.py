@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from reconcile.identity import issuer_key, serial_hex
-from reconcile.intune.side import Entry, IntuneSide, fold
+from reconcile.identity import device_fold, fold, issuer_key, serial_hex
+from reconcile.intune.side import Entry, IntuneSide
 from reconcile.model import CaCertificate, IntuneCertificate, ManagedDevice, Status, Verdict
 from reconcile.timeparse import iso_z
 
@@ -92,7 +92,7 @@ def _last_change(entry: Entry) -> float:
 def _intune_link(entry: Entry | None) -> _Key | None:
     if entry is None:
         return None
-    device = entry.device_id or fold(entry.device_name)
+    device = entry.device_id or device_fold(entry.device_name)
     return (device, entry.profile) if device and entry.profile else None
 
 
@@ -111,7 +111,7 @@ def _ca_device(cert: CaCertificate, pattern: re.Pattern[str] | None) -> str | No
     (Cloud PKI), else the folded name."""
     if cert.managed_device_id is not None:
         return cert.managed_device_id
-    return fold(_ca_device_name(cert, pattern))
+    return device_fold(_ca_device_name(cert, pattern))
 
 
 def _ca_link(cert: CaCertificate, pattern: re.Pattern[str] | None) -> _Key | None:
@@ -147,7 +147,7 @@ class _Devices:
 
     def __init__(self, side: IntuneSide):
         self.devices = side.devices
-        self.mentioned = {fold(e.device_name) for e in side.entries if e.device_name}
+        self.mentioned = {device_fold(e.device_name) for e in side.entries if e.device_name}
 
     def state(
         self, entry: Entry | None, ca_device: str | None, managed_id: str | None = None
@@ -167,7 +167,7 @@ class _Devices:
             where = devices.by_id.get(entry.device_id)
             return (None, True, ()) if where is None else (devices.get(where), False, ())
         by_record = entry is not None and entry.device_name is not None
-        name = fold(entry.device_name) if entry is not None and by_record else ca_device
+        name = device_fold(entry.device_name) if entry is not None and by_record else ca_device
         if not name:
             return None, False, ()
         found = devices.named(name)
@@ -267,7 +267,9 @@ class _Classifier:
     ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
         name = _ca_device_name(cert, self.options.device_pattern)
-        device, gone, candidates = self.devices.state(entry, fold(name), cert.managed_device_id)
+        device, gone, candidates = self.devices.state(
+            entry, device_fold(name), cert.managed_device_id
+        )
         return Verdict(
             ca=cert,
             status=status,

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import IO
 
 from reconcile.errors import ConfigError, LockHeldError
-from reconcile.history.store import database_path
-from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.lock")
 
@@ -35,15 +33,6 @@ class Holder:
     pid: int
     host: str
     started: datetime
-
-
-def path_for(settings: Settings) -> Path:
-    """``history.lock`` if set, else next to the history database, so jobs sharing a history
-    share the lock."""
-    if settings.lock_path is not None:
-        return settings.lock_path
-    history_db = database_path(settings.history_db)
-    return history_db.with_name(history_db.name + ".lock")
 
 
 def _read_holder(handle: IO[str]) -> Holder | None:

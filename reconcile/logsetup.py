@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import IO, Any
 
 MASK = "***"
@@ -129,9 +130,16 @@ def level_for(verbose: int) -> int:
     return logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
 
 
+class LogFormat(StrEnum):
+    """Diagnostics for people (text) or for log shippers (one JSON object per line)."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 def configure(
     verbose: int = 0,
-    log_format: str = "text",
+    log_format: str = LogFormat.TEXT,
     secrets: Iterable[str] = (),
     stream: IO[str] | None = None,
 ) -> logging.Handler:
@@ -145,10 +153,10 @@ def configure(
             logger.removeHandler(handler)
     handler = logging.StreamHandler(stream if stream is not None else _Stderr())
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == LogFormat.JSON else TextFormatter())
     global _current, _json
     secret_filter = SecretFilter(secrets)
-    _current, _json = secret_filter, log_format == "json"
+    _current, _json = secret_filter, log_format == LogFormat.JSON
     handler.addFilter(secret_filter)
     logger.addHandler(handler)
     for name in _LIBRARY_LOGGERS:

@@ -14,22 +14,24 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from reconcile import accepted, guards, progress, views
-from reconcile.advice import with_next_steps
-from reconcile.ca import ExportReader, ReaderOptions
+from reconcile import guards, progress, views
+from reconcile.ca import ExportReader
 from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.ca.cloudpki import CloudPkiSource
 from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
 from reconcile.dedupe import Collapser
+from reconcile.enrich import accepted
+from reconcile.enrich.advice import with_next_steps
+from reconcile.enrich.evidence import apply_stored_evidence, device_keys
 from reconcile.errors import ConfigError, InputError, UsageError
-from reconcile.evidence.apply import apply_stored_evidence, device_keys
-from reconcile.evidence.model import device_key
-from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.evidence.store import EvidenceStore
+from reconcile.identity import device_key
 from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, JoinResult, classify
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
+from reconcile.report import BundleInputs
 from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
 
@@ -45,7 +47,7 @@ class CaExports:
             raise UsageError(
                 "no CA export given: pass --ca-export PATH (repeatable) or --ca-source cloud-pki"
             )
-        options = ReaderOptions.from_settings(settings)
+        options = settings.reader_options()
         self.settings = settings
         self.issuers = dict(issuers or {})
         self.strict = settings.strict
@@ -155,14 +157,14 @@ def _check_cloud_pki(source: CloudPkiSource, in_scope: Counter[str], settings: S
 def _fetch(settings: Settings, target: Path) -> Path:
     from reconcile.intune.fetch import fetch_snapshot
 
-    return fetch_snapshot(settings, target, progress=progress.report)
+    return fetch_snapshot(settings.fetch_options(), target, progress=progress.report)
 
 
 @contextmanager
 def keep_fetched(settings: Settings) -> Iterator[Settings]:
     """Settings whose live fetch outlives ``run`` until the block ends, so the --out-dir
     bundle can hold the snapshot its report was computed from."""
-    copied = settings.out_dir is not None and settings.bundle_inputs == "copy"
+    copied = settings.out_dir is not None and settings.bundle_inputs is BundleInputs.COPY
     if not copied or settings.snapshot or settings.save_snapshot:
         yield settings
         return
@@ -193,12 +195,13 @@ def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
 def _device_pattern(settings: Settings) -> re.Pattern[str] | None:
     if not settings.device_pattern:
         return None
+    label = settings.label("device_pattern")
     try:
         pattern = re.compile(settings.device_pattern)
     except re.error as exc:
-        raise ConfigError(f"device_pattern is not a valid regular expression: {exc}") from None
+        raise ConfigError(f"{label} is not a valid regular expression: {exc}") from None
     if pattern.groups != 1:
-        raise ConfigError("device_pattern must have exactly one capturing group")
+        raise ConfigError(f"{label} must have exactly one capturing group")
     return pattern
 
 
@@ -241,7 +244,7 @@ def _bulk_allocation() -> Iterator[None]:
 def _evidence_devices(settings: Settings) -> frozenset[str]:
     """Devices with stored logs: their delivered certificates must stay in the result, because
     an install in a log belongs to the newest certificate issued before it."""
-    path = evidence_path(settings)
+    path = settings.evidence_path()
     if not path.exists():
         return frozenset()
     with EvidenceStore(path, create=False) as store:
@@ -376,6 +379,6 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         notes=tuple(notes),
         duplicate_rows=collapser.duplicate_rows,
     )
-    result = with_next_steps(apply_stored_evidence(result, settings))
+    result = with_next_steps(apply_stored_evidence(result, settings.evidence_path()))
     built = views.build((*result.verdicts, *view_only), entries, result.inputs, view_opts)
     return replace(result, views=replace(built, connectors=connectors))

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconcile.report.runjson import MANIFEST, RUN_JSON, NotRunJson, load, read_manifest
-from reconcile.settings import Settings
+from reconcile.timeparse import parse_utc
 
 log = logging.getLogger("reconcile.retention")
 
@@ -39,7 +39,7 @@ def run_folder(path: Path) -> RunFolder | None:
     if entries is None:
         return None
     try:
-        as_of = datetime.fromisoformat(meta.as_of.replace("Z", "+00:00"))
+        as_of = parse_utc(meta.as_of)
     except ValueError:
         return None
     return RunFolder(path, as_of, tuple(name for _digest, name in entries))
@@ -94,16 +94,24 @@ def _remove(folder: RunFolder) -> None:
         log.warning("retention: kept %s: it holds files reconcile did not write", folder.path)
 
 
-def prune_for(settings: Settings, now: datetime) -> list[Path]:
+@dataclass(frozen=True)
+class Retention:
+    """Which report folders beside this run's --out-dir to keep: the newest N, the last N days."""
+
+    out_dir: Path | None = None
+    keep_runs: int | None = None
+    keep_days: int | None = None
+
+
+def prune_for(retention: Retention, now: datetime) -> list[Path]:
     """Prune siblings of this run's --out-dir; a failure is logged, never fails the run."""
-    if settings.out_dir is None or (settings.keep_runs is None and settings.keep_days is None):
+    out_dir = retention.out_dir
+    if out_dir is None or (retention.keep_runs is None and retention.keep_days is None):
         return []
     try:
-        removed = prune(
-            settings.out_dir.parent, now, settings.keep_runs, settings.keep_days, settings.out_dir
-        )
+        removed = prune(out_dir.parent, now, retention.keep_runs, retention.keep_days, out_dir)
     except (OSError, ValueError) as exc:
-        log.warning("retention: pruning %s failed: %s", settings.out_dir.parent, exc)
+        log.warning("retention: pruning %s failed: %s", out_dir.parent, exc)
         return []
     if removed:
         log.info("retention: removed %d old report folder(s)", len(removed))

@@ -2,6 +2,11 @@
 
 Each field declares its TOML key (``table.key``) and environment variable in its metadata, so
 the precedence rule, the README table and config/example.toml all come from one place.
+
+This is the door: the CLI resolves one ``Settings`` and hands each part the small typed options
+it needs (``graph_config``, ``fetch_options``, ``reader_options``, ...), so the Graph client,
+the CA readers and the Intune fetch never see the settings object. Each value remembers where
+it came from (``origin``), so "the default" and "set to the default's value" stay apart.
 """
 
 from __future__ import annotations
@@ -16,12 +21,29 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from reconcile.ca.dates import DateOrder
+from reconcile.ca.formats import CaFormat, CaSource
 from reconcile.errors import ConfigError
+from reconcile.graph.config import AuthMethod, Cloud, GraphConfig
+from reconcile.intune.options import FetchOptions, SourceChoice
+from reconcile.logsetup import LogFormat
+from reconcile.paths import (
+    CONFIG_NAME,
+    default_evidence_db,
+    default_history_db,
+    lock_beside,
+    user_config_path,
+)
+from reconcile.report import BundleInputs
 
-CONFIG_NAME = "reconcile.toml"
+if TYPE_CHECKING:
+    from reconcile.ca import ReaderOptions
+    from reconcile.doctor import DoctorOptions
+    from reconcile.retention import Retention
 
 
 def _opt(
@@ -39,6 +61,15 @@ def _opt(
     return field(default=default, metadata=meta, repr=not secret)
 
 
+class Origin(StrEnum):
+    """Where a resolved value came from."""
+
+    FLAG = "flag"
+    ENV = "env"
+    CONFIG = "config"
+    DEFAULT = "default"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of reconcile. Secrets are excluded from repr and masked in run.json."""
@@ -54,8 +85,8 @@ class Settings:
         help="CAs read through Graph instead of an export: cloud-pki (Microsoft Cloud PKI); "
         "combine with CA exports for a mixed estate",
     )
-    ca_format: str = _opt(
-        "auto",
+    ca_format: CaFormat = _opt(
+        CaFormat.AUTO,
         "ca.format",
         "RECONCILE_CA_FORMAT",
         help="auto, certutil, certutil-text, pspki, ejbca, openssl-index or mapped",
@@ -80,8 +111,8 @@ class Settings:
         "RECONCILE_COLUMN_MAP",
         help="TOML column map for localized or custom headers",
     )
-    date_order: str = _opt(
-        "mdy",
+    date_order: DateOrder = _opt(
+        DateOrder.MDY,
         "ca.date_order",
         "RECONCILE_DATE_ORDER",
         help="order of day, month and year in CA dates: mdy, dmy or ymd",
@@ -145,8 +176,11 @@ class Settings:
         "RECONCILE_SAVE_SNAPSHOT",
         help="keep what a live run fetched as a snapshot here",
     )
-    intune_source: str = _opt(
-        "states", "intune.source", "RECONCILE_INTUNE_SOURCE", help="states, report or both"
+    intune_source: SourceChoice = _opt(
+        SourceChoice.STATES,
+        "intune.source",
+        "RECONCILE_INTUNE_SOURCE",
+        help="states, report or both",
     )
     report_delivered: tuple[str, ...] = _opt(
         ("installed", "issued", "active", "valid"),
@@ -205,8 +239,8 @@ class Settings:
     out_dir: Path | None = _opt(
         None, "output.out_dir", "RECONCILE_OUT_DIR", help="write the full report bundle here"
     )
-    bundle_inputs: str = _opt(
-        "copy",
+    bundle_inputs: BundleInputs = _opt(
+        BundleInputs.COPY,
         "output.bundle_inputs",
         "RECONCILE_BUNDLE_INPUTS",
         help="copy: the --out-dir bundle holds compressed copies of its inputs; reference: "
@@ -268,8 +302,8 @@ class Settings:
         "RECONCILE_CLIENT_SECRET_FILE",
         help="file holding only the client secret (mode 0600)",
     )
-    auth_method: str = _opt(
-        "auto",
+    auth_method: AuthMethod = _opt(
+        AuthMethod.AUTO,
         "graph.auth",
         "RECONCILE_AUTH",
         help="auto, secret, certificate, device-code or managed-identity",
@@ -305,8 +339,8 @@ class Settings:
         "RECONCILE_MANAGED_IDENTITY_CLIENT_ID",
         help="client id of a user-assigned managed identity (empty: system-assigned)",
     )
-    cloud: str = _opt(
-        "global", "graph.cloud", "RECONCILE_CLOUD", help="global, usgov, usgovdod or china"
+    cloud: Cloud = _opt(
+        Cloud.GLOBAL, "graph.cloud", "RECONCILE_CLOUD", help="global, usgov, usgovdod or china"
     )
     authority_host: str | None = _opt(
         None,
@@ -397,13 +431,39 @@ class Settings:
     webhook_timeout: float = _opt(
         10.0, "notify.timeout", "RECONCILE_WEBHOOK_TIMEOUT", help="seconds to wait for the webhook"
     )
-    log_format: str = _opt("text", "logging.format", "RECONCILE_LOG_FORMAT", help="text or json")
+    log_format: LogFormat = _opt(
+        LogFormat.TEXT, "logging.format", "RECONCILE_LOG_FORMAT", help="text or json"
+    )
     evidence_db: Path | None = _opt(
         None,
         "evidence.database",
         "RECONCILE_EVIDENCE_DB",
         help="device evidence SQLite store (default: evidence.db in the user data dir)",
     )
+
+    # Not a setting: where each value given came from (absent means the default).
+    origins: Mapping[str, Origin] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """A choice given as text becomes its enum; an unknown one is left for ``validate``."""
+        for name, kind in _CHOICES.items():
+            value = getattr(self, name)
+            if not isinstance(value, kind) and value in set(kind):
+                object.__setattr__(self, name, kind(value))
+
+    def origin(self, name: str) -> Origin:
+        return self.origins.get(name, Origin.DEFAULT)
+
+    def label(self, name: str) -> str:
+        """How the user set ``name``, for messages: the env var or config key if it came from
+        one, else its command-line flag."""
+        meta = SETTING_FIELDS[name].metadata
+        origin = self.origin(name)
+        if origin is Origin.ENV:
+            return str(meta["env"])
+        if origin is Origin.CONFIG:
+            return str(meta["toml"])
+        return flag_for(name)
 
     def resolved_as_of(self) -> datetime:
         return self.as_of if self.as_of is not None else datetime.now(UTC).replace(microsecond=0)
@@ -423,8 +483,107 @@ class Settings:
                 values.append(value)
         return tuple(values)
 
+    # --- the options each part receives -----------------------------------------------------
 
-SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+    def graph_config(self) -> GraphConfig:
+        return GraphConfig(
+            tenant_id=self.tenant_id,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            client_secret_file=self.client_secret_file,
+            auth_method=self.auth_method,
+            certificate_path=self.certificate_path,
+            certificate_password=self.certificate_password,
+            certificate_thumbprint=self.certificate_thumbprint,
+            send_certificate_chain=self.send_certificate_chain,
+            managed_identity_client_id=self.managed_identity_client_id,
+            cloud=self.cloud,
+            authority_host=self.authority_host,
+            graph_url=self.graph_url,
+            ca_bundle=self.ca_bundle,
+            token_cache=self.token_cache,
+            max_attempts=self.graph_max_attempts,
+            retry_time=self.graph_retry_time,
+            rate_limit=self.graph_rate_limit,
+        )
+
+    def fetch_options(self) -> FetchOptions:
+        return FetchOptions(
+            graph=self.graph_config(),
+            source=self.intune_source,
+            ca_sources=self.ca_sources,
+            export_timeout=self.export_timeout,
+            max_concurrency=self.max_concurrency,
+            report_raw_rows=self.report_raw_rows,
+            max_snapshot_bytes=self.max_snapshot_bytes,
+        )
+
+    def doctor_options(self) -> DoctorOptions:
+        from reconcile.doctor import DoctorOptions
+
+        return DoctorOptions(
+            graph=self.graph_config(),
+            source=self.intune_source,
+            ca_sources=self.ca_sources,
+            connector_stale_hours=self.connector_stale_hours,
+        )
+
+    def reader_options(self) -> ReaderOptions:
+        """How to read the first export (``issuer_for`` gives the others' issuers)."""
+        from reconcile.ca import ReaderOptions
+
+        given = frozenset(
+            option
+            for option, name in (("date_order", "date_order"), ("timezone", "ca_timezone"))
+            if self.origin(name) is not Origin.DEFAULT
+        )
+        return ReaderOptions(
+            format=self.ca_format,
+            issuer=self.issuer_for(0),
+            column_map=self.column_map,
+            date_order=self.date_order,
+            timezone=self.ca_timezone,
+            encoding=self.encoding,
+            legacy_encoding=self.legacy_encoding,
+            given=given,
+        )
+
+    # --- paths, resolved in reconcile.paths -------------------------------------------------
+
+    def history_path(self) -> Path:
+        return self.history_db if self.history_db is not None else default_history_db()
+
+    def evidence_path(self) -> Path:
+        return self.evidence_db if self.evidence_db is not None else default_evidence_db()
+
+    def retention(self) -> Retention:
+        from reconcile.retention import Retention
+
+        return Retention(out_dir=self.out_dir, keep_runs=self.keep_runs, keep_days=self.keep_days)
+
+    def lock_file(self) -> Path:
+        """The run lock: configured, else beside the history database."""
+        return self.lock_path if self.lock_path is not None else lock_beside(self.history_path())
+
+
+SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if "toml" in f.metadata}
+
+
+def _target_type(name: str) -> Any:
+    hints = typing.get_type_hints(Settings)
+    hint = hints[name]
+    if isinstance(hint, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0]
+    return hint
+
+
+# Fields that hold one of a fixed set of choices, each a StrEnum owned by the part using it.
+_CHOICES: dict[str, type[StrEnum]] = {
+    name: kind
+    for name in SETTING_FIELDS
+    if isinstance(kind := _target_type(name), type) and issubclass(kind, StrEnum)
+}
 
 # Fields whose command-line flag is not simply --field-name.
 _FLAG_NAMES = {
@@ -443,13 +602,6 @@ def flag_for(name: str) -> str:
     return _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
-def user_config_path() -> Path:
-    """The per-user configuration file (it need not exist)."""
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("reconcile", appauthor=False)) / CONFIG_NAME
-
-
 def discover_config(env: Mapping[str, str], cwd: Path | None = None) -> Path | None:
     """RECONCILE_CONFIG, else ./reconcile.toml, else the user config dir's; None if none."""
     if env.get("RECONCILE_CONFIG"):
@@ -458,15 +610,6 @@ def discover_config(env: Mapping[str, str], cwd: Path | None = None) -> Path | N
         if candidate.is_file():
             return candidate
     return None
-
-
-def _target_type(name: str) -> Any:
-    hints = typing.get_type_hints(Settings)
-    hint = hints[name]
-    if isinstance(hint, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        hint = args[0]
-    return hint
 
 
 def _convert(name: str, raw: Any, origin: str, label: str | None = None) -> Any:
@@ -497,6 +640,9 @@ def _convert(name: str, raw: Any, origin: str, label: str | None = None) -> Any:
             return int(raw)
         if target is float:
             return float(raw)
+        if isinstance(target, type) and issubclass(target, StrEnum):
+            # An unknown choice stays text, for ``validate`` to name with its origin.
+            return target(raw) if raw in set(target) else str(raw)
         return str(raw)
     except (TypeError, ValueError) as exc:
         where = "" if origin == "option" else f"{origin}: "
@@ -505,13 +651,7 @@ def _convert(name: str, raw: Any, origin: str, label: str | None = None) -> Any:
 
 def parse_as_of(raw: Any) -> datetime:
     """ISO-8601; a naive time is UTC."""
-    if isinstance(raw, datetime):
-        value = raw
-    else:
-        text = str(raw).strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        value = datetime.fromisoformat(text)
+    value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).strip())
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
@@ -570,24 +710,28 @@ def resolve(
     from_file = load_toml(config_path) if config_path is not None else {}
     values: dict[str, Any] = {}
     labels: dict[str, str] = {}
+    origins: dict[str, Origin] = {}
     for name, f in SETTING_FIELDS.items():
         flag = flags.get(name)
         if flag is not None and flag != ():
             labels[name] = flag_for(name)
             values[name] = _convert(name, flag, "option", labels[name])
+            origins[name] = Origin.FLAG
             continue
         env_name = f.metadata["env"]
         if env_name and env.get(env_name, "") != "":
             labels[name] = env_name
             values[name] = _convert(name, env[env_name], env_name)
+            origins[name] = Origin.ENV
             continue
         if name in from_file:
             values[name] = _convert(name, from_file[name], str(config_path))
+            origins[name] = Origin.CONFIG
     _warn_unknown_env(env)
     unknown = set(flags) - set(SETTING_FIELDS)
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-    settings = Settings(**values)
+    settings = Settings(**values, origins=origins)
     validate(settings, labels)
     return settings
 
@@ -601,16 +745,7 @@ def _warn_unknown_env(env: Mapping[str, str]) -> None:
         logging.getLogger("reconcile").warning("unknown environment variable %s%s", name, hint)
 
 
-CA_SOURCES = ("cloud-pki",)
-_CHOICES = {
-    "ca_format": ("auto", "certutil", "certutil-text", "pspki", "ejbca", "openssl-index", "mapped"),
-    "date_order": ("mdy", "dmy", "ymd"),
-    "intune_source": ("states", "report", "both"),
-    "auth_method": ("auto", "secret", "certificate", "device-code", "managed-identity"),
-    "cloud": ("global", "usgov", "usgovdod", "china"),
-    "log_format": ("text", "json"),
-    "bundle_inputs": ("copy", "reference"),
-}
+CA_SOURCES = tuple(CaSource)
 
 
 def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> None:
@@ -618,7 +753,7 @@ def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> Non
     labels = labels or {}
     for name, choices in _CHOICES.items():
         value = getattr(settings, name)
-        if value not in choices:
+        if not isinstance(value, choices):
             raise ConfigError(
                 f"{labels.get(name, name)} must be one of {', '.join(choices)}, not {value!r}"
             )
@@ -631,7 +766,8 @@ def validate(settings: Settings, labels: Mapping[str, str] | None = None) -> Non
             "give one issuer for all exports, or one per export in the same order"
         )
     if not 0 <= settings.max_reject_ratio <= 1:
-        raise ConfigError("ca.max_reject_ratio must be between 0 and 1")
+        name = labels.get("max_reject_ratio", "ca.max_reject_ratio")
+        raise ConfigError(f"{name} must be between 0 and 1")
     if settings.grace_hours < 0:
         raise ConfigError(f"{labels.get('grace_hours', 'grace_hours')} must not be negative")
     if settings.expiry_days < 0:

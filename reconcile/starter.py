@@ -12,7 +12,8 @@ from importlib import resources
 from pathlib import Path
 
 from reconcile.errors import UsageError
-from reconcile.settings import CONFIG_NAME, SETTING_FIELDS
+from reconcile.paths import CONFIG_NAME
+from reconcile.settings import SETTING_FIELDS
 
 COLUMN_MAP_NAME = "reconcile-columns.toml"
 

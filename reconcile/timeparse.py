@@ -1,11 +1,26 @@
-"""Timestamps from Graph and from snapshots: ISO-8601 with up to 7 fractional digits."""
+"""The one ISO-8601 reader and writer: Graph, snapshots, run metadata, settings and CA exports.
+
+Python 3.11's ``fromisoformat`` reads ``Z`` and any number of fractional digits (Graph sends
+seven, .NET ticks); only RFC 3339's lowercase ``z`` needs help.
+"""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
-_FRACTION = re.compile(r"\.(\d+)")
+
+def parse_utc(text: str, naive: tzinfo = UTC) -> datetime:
+    """An ISO-8601 time in UTC; a time without offset is in ``naive``. Raises ValueError."""
+    text = text.strip()
+    if text[-1:] == "z":
+        text = text[:-1] + "Z"
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=naive)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"date {text!r} is out of range") from None
 
 
 def parse_iso(text: str | None) -> datetime | None:
@@ -15,17 +30,7 @@ def parse_iso(text: str | None) -> datetime | None:
     text = text.strip()
     if not text or text.startswith("0001-01-01"):
         return None
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # Graph sends 7 fractional digits (.NET ticks); Python takes at most 6.
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"date {text!r} is out of range") from None
+    return parse_utc(text)
 
 
 def iso_z(value: datetime | None) -> str:

@@ -16,8 +16,8 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from reconcile.ca import cloudpki
-from reconcile.identity import serial_hex
-from reconcile.intune.side import Entry, fold
+from reconcile.identity import device_fold, fold, serial_hex
+from reconcile.intune.side import Entry
 from reconcile.model import CaCertificate, InputFile, Status, Verdict
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def wanted(options: ViewOptions) -> Callable[[Status, CaCertificate, bool], bool
 def _link(
     device_id: str | None, device_name: str | None, profile: str | None
 ) -> tuple[str, str] | None:
-    device = device_id or fold(device_name)
+    device = device_id or device_fold(device_name)
     return (device, profile) if device and profile else None
 
 

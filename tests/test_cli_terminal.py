@@ -14,6 +14,7 @@ from reconcile.cli import app
 from reconcile.history import store as history
 from reconcile.settings import load_toml, resolve, user_config_path
 from tests.factories import AS_OF, ca_cert, result_with, verdict
+from tests.helpers import record_run
 
 CLI = Path(__file__).parent / "fixtures" / "cli"
 COMMANDS = [
@@ -49,7 +50,7 @@ def test_verbose_is_a_count_and_history_and_trend_take_it(tmp_path):
     assert "-vv" in help_text and "count" in help_text
     db = tmp_path / "h.sqlite3"
     conn = history.open_db(db)
-    history.record_run(conn, result_with(verdict(ca=ca_cert(0x01)), run_id="run-0"), 1, 1)
+    record_run(conn, result_with(verdict(ca=ca_cert(0x01)), run_id="run-0"), 1, 1)
     conn.close()
     assert invoke("history", "-v", "--history-db", str(db)).exit_code == 0
     assert invoke("trend", "-vv", "--history-db", str(db)).exit_code == 0
@@ -140,7 +141,7 @@ def test_history_run_shows_status_and_age_not_the_issuer_key(tmp_path):
             run_id=f"run-{night}",
             as_of=AS_OF + timedelta(days=night),
         )
-        history.record_run(conn, result, 1, 1)
+        record_run(conn, result, 1, 1)
     conn.close()
     shown = invoke("history", "--history-db", str(db), "--run", "run-2")
     assert shown.exit_code == 0, shown.output

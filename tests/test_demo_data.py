@@ -33,11 +33,11 @@ from reconcile.demo import (
     demo_snapshot,
 )
 from reconcile.intune.cloudpki import LEAF_FIELDS
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.intune.sources import DEVICE_FIELDS, PROFILE_FIELDS, STATE_FIELDS
 from reconcile.model import RunResult
 from reconcile.report.csvout import write_verdicts
 from reconcile.settings import Settings
+from tests.helpers import demo_settings, read_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = [
@@ -308,22 +308,9 @@ def test_readme_documents_the_expected_counts(manifest: dict[str, Any]) -> None:
 # --- the real pipeline on the demo ---------------------------------------------------------------
 
 
-def _demo_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "ca_exports": (demo_ca_export(),),
-        "snapshot": demo_snapshot(),
-        "ca_issuer": (DEMO_ISSUER,),
-        "templates": DEMO_TEMPLATES,
-        "as_of": DEMO_AS_OF,
-        "no_history": True,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture(scope="module")
 def demo_result() -> RunResult:
-    return pipeline.run(_demo_settings(), keep_all=True)
+    return pipeline.run(demo_settings(), keep_all=True)
 
 
 def test_pipeline_counts_match_the_manifest(
@@ -402,7 +389,7 @@ def test_cloud_pki_objects_are_what_the_fetcher_reads(manifest: dict[str, Any]) 
 
 @pytest.fixture(scope="module")
 def mixed_result() -> RunResult:
-    settings = _demo_settings(
+    settings = demo_settings(
         ca_sources=("cloud-pki",), templates=(*DEMO_TEMPLATES, DEMO_CLOUD_PKI_CA)
     )
     return pipeline.run(settings, keep_all=True)
@@ -464,7 +451,7 @@ def test_benchmark_data_is_valid_and_classifies_as_generated(
 
 def test_demo_shows_at_least_one_row_in_each_view(manifest: dict[str, Any]) -> None:
     """The default run (findings only), as `reconcile demo` makes it."""
-    result = pipeline.run(_demo_settings())
+    result = pipeline.run(demo_settings())
     assert result.views is not None
     expected = {int(c["serial"], 16): c["expected"] for c in manifest["certificates"]}
     revoked = [r.verdict.ca.serial for r in result.views.revoked_installed]

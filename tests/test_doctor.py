@@ -54,7 +54,9 @@ def with_date(cloud: FakeCloud, offset: float) -> None:
 def test_all_checks_pass_on_a_healthy_tenant() -> None:
     cloud = healthy()
     with_date(cloud, 0)
-    checks = by_name(run_doctor(settings(intune_source="both"), transport=cloud.transport()))
+    checks = by_name(
+        run_doctor(settings(intune_source="both").doctor_options(), transport=cloud.transport())
+    )
     # The fake tenant has no connector endpoints (404): skipped, as the optional collection is.
     assert [c.ok for c in checks.values()] == [True, None, True, True, True, True, True, None, True]
     assert "HTTP 404" in checks["certificate connectors"].detail
@@ -78,7 +80,7 @@ def test_missing_permission_is_named_with_its_fix() -> None:
             else None
         )
     )
-    checks = by_name(run_doctor(settings(), transport=cloud.transport()))
+    checks = by_name(run_doctor(settings().doctor_options(), transport=cloud.transport()))
     devices = checks["managedDevices"]
     assert devices.ok is False
     assert "rid-403" in devices.detail
@@ -95,7 +97,7 @@ def test_failed_sign_in_skips_the_graph_checks_and_never_shows_the_secret() -> N
             "error_codes": [7000222],
         }
     )
-    checks = run_doctor(settings(), transport=cloud.transport())
+    checks = run_doctor(settings().doctor_options(), transport=cloud.transport())
     token = by_name(checks)["token"]
     assert token.ok is False and "AADSTS7000222" in token.detail
     assert "new client secret" in token.fix
@@ -107,7 +109,9 @@ def test_failed_sign_in_skips_the_graph_checks_and_never_shows_the_secret() -> N
 def test_clock_skew_beyond_five_minutes_fails() -> None:
     cloud = healthy()
     with_date(cloud, -900)
-    check = by_name(run_doctor(settings(), transport=cloud.transport()))["clock skew"]
+    check = by_name(run_doctor(settings().doctor_options(), transport=cloud.transport()))[
+        "clock skew"
+    ]
     assert check.ok is False
     assert re.search(r"ahead of Graph by (899|900|901) s", check.detail)
     assert "NTP" in check.fix
@@ -116,7 +120,7 @@ def test_clock_skew_beyond_five_minutes_fails() -> None:
 def test_bad_ca_bundle_is_reported_and_stops_early(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("nope", encoding="utf-8")
-    checks = by_name(run_doctor(settings(ca_bundle=bundle)))
+    checks = by_name(run_doctor(settings(ca_bundle=bundle).doctor_options()))
     assert checks["CA bundle"].ok is False
     assert checks["token"].ok is None
 

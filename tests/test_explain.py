@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.advice import REPORTING, SUPERSEDED, with_next_steps
+from reconcile.enrich.advice import REPORTING, SUPERSEDED, with_next_steps
+from reconcile.enrich.evidence import apply_evidence
 from reconcile.errors import UsageError
 from reconcile.evidence.add import add_logs, parse_options
-from reconcile.evidence.apply import apply_evidence
 from reconcile.evidence.store import EvidenceStore
 from reconcile.explain import QueryKind, explain, render_explanation
 from reconcile.history import store as history
 from reconcile.model import RunResult, Status
 from tests.factories import ca_cert, intune_cert, result_with, verdict
+from tests.helpers import record_run
 
 EVIDENCE = Path(__file__).parent / "fixtures" / "evidence"
 AS_OF = datetime(2024, 3, 20, 2, 0, tzinfo=UTC)
@@ -194,7 +195,7 @@ def test_history_fills_first_seen_without_recording(
     db = history.open_db(path)
     try:
         earlier = replace(result, as_of=AS_OF - timedelta(days=6), run_id="earlier")
-        history.record_run(db, earlier, 1, 1.0, started_at=AS_OF - timedelta(days=6))
+        record_run(db, earlier, 1, 1.0, started_at=AS_OF - timedelta(days=6))
         runs_before = len(history.list_runs(db))
     finally:
         db.close()

@@ -218,3 +218,61 @@ def test_every_format_lists_each_certificate_once_even_exported_twice(
     keys = [(v.ca.issuer, v.ca.serial, v.ca.subject) for v in result.verdicts]
     assert keys and len(keys) == len(set(keys))
     assert result.duplicate_rows == len(keys)
+
+
+def test_the_reject_ratio_has_a_flag_that_wins_over_the_env(tmp_path: Path) -> None:
+    lines = ISSUED.splitlines(keepends=True)
+    lines[2] = lines[2].replace('"11/2/2026 10:00 AM"', '"not a date"')
+    path = tmp_path / "one-bad.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    out = tmp_path / "bundle"
+    allowed = invoke(*run_args(path), "--out-dir", str(out), "--max-reject-ratio", "0.2")
+    assert allowed.exit_code == 1, allowed.output
+    assert json.loads((out / "run.json").read_text())["settings"]["max_reject_ratio"] == 0.2
+    strict = invoke(
+        *run_args(path),
+        "--max-reject-ratio",
+        "0.05",
+        env={"RECONCILE_MAX_REJECT_RATIO": "0.2"},
+    )
+    assert strict.exit_code == 2
+    assert "1 of 6 rows rejected (more than ca.max_reject_ratio 0.05)" in strict.stderr
+    assert "raise --max-reject-ratio" not in strict.stderr  # the date fix is named instead
+    wrong = invoke(*run_args(path), "--max-reject-ratio", "2")
+    assert wrong.exit_code == 2
+    assert "--max-reject-ratio must be between 0 and 1" in wrong.stderr
+
+
+def test_an_explicit_date_order_and_zone_are_configured_not_guessed(tmp_path: Path) -> None:
+    # Every date of this export is ambiguous (no field > 12) and carries no zone.
+    path = tmp_path / "ambiguous.csv"
+    path.write_text(ISSUED.replace("/19/", "/9/"), encoding="utf-8")
+    source = str(path)
+    guessed = invoke(*run_args(path), "--out-dir", str(tmp_path / "a"))
+    notes = json.loads((tmp_path / "a" / "run.json").read_text())["notes"]
+    assert any(n.startswith(f"{source}: date order mdy (default)") for n in notes), notes
+    assert any("read as UTC" in n for n in notes), notes
+    assert "dates carry no zone" in guessed.stderr
+    told = invoke(
+        *run_args(path),
+        "--out-dir",
+        str(tmp_path / "b"),
+        "--date-order",
+        "mdy",
+        "--ca-timezone",
+        "UTC",
+    )
+    notes = json.loads((tmp_path / "b" / "run.json").read_text())["notes"]
+    assert any(n.startswith(f"{source}: date order mdy (configured)") for n in notes), notes
+    assert not any("read as UTC" in n for n in notes), notes
+    assert "dates carry no zone" not in told.stderr
+    assert told.exit_code == guessed.exit_code
+
+
+def test_a_bad_device_pattern_names_the_flag_or_variable_that_set_it(tmp_path: Path) -> None:
+    flag = invoke(*run_args(CLI / "issued.csv"), "--device-pattern", "(")
+    assert flag.exit_code == 2
+    assert "--device-pattern is not a valid regular expression" in flag.stderr
+    env = invoke(*run_args(CLI / "issued.csv"), env={"RECONCILE_DEVICE_PATTERN": "CN=(a)(b)"})
+    assert env.exit_code == 2
+    assert "RECONCILE_DEVICE_PATTERN must have exactly one capturing group" in env.stderr

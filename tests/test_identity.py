@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconcile.identity import common_name, issuer_key, parse_serial, parse_thumbprint, serial_hex
+from reconcile.identity import (
+    common_name,
+    device_fold,
+    device_key,
+    issuer_key,
+    parse_serial,
+    parse_thumbprint,
+    san_dns_names,
+    serial_hex,
+)
 
 SERIALS = st.integers(min_value=0, max_value=2**320 - 1)  # up to 40 bytes
 SEPARATORS = st.sampled_from(["", ":", "-", " ", "\t"])
@@ -188,3 +197,48 @@ def test_common_name_picks_the_most_specific_cn() -> None:
     assert common_name("O=Contoso, OU=PKI") is None
     assert common_name("CN=, O=x") is None
     assert issuer_key("O=Contoso,  OU=PKI") == "o=contoso, ou=pki"
+
+
+HOST_LABEL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
+
+
+@given(HOST_LABEL, st.lists(HOST_LABEL.filter(lambda s: not s.isdigit()), min_size=1, max_size=4))
+def test_a_host_name_and_its_fqdn_are_one_device(host: str, domain: list[str]) -> None:
+    fqdn = ".".join([host, *domain])
+    assert device_key(fqdn.upper()) == device_key(host) == host
+    assert device_key(f" {fqdn}. ") == host
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "megan.bowen@contoso.com",
+        "10.1.2.3",
+        "Alex's iPhone 12.1",
+        "Pixel7.5",
+        '=HYPERLINK("http://evil.example","x")',
+        "a..b",
+    ],
+)
+def test_names_that_are_not_host_names_are_kept_whole(name: str) -> None:
+    assert device_key(name) == name.casefold()
+
+
+def test_a_missing_or_blank_device_name_has_no_key() -> None:
+    assert device_fold(None) is None
+    assert device_fold("") is None
+    assert device_fold("  ") is None
+    assert device_fold("CONTOSO-LT-0099.corp.contoso.com") == "contoso-lt-0099"
+
+
+def test_san_dns_names_in_certutil_openssl_and_ejbca_spelling() -> None:
+    assert san_dns_names("DNS Name=pc-01.corp.contoso.com, Other Name:Principal Name=a@b") == [
+        "pc-01.corp.contoso.com"
+    ]
+    assert san_dns_names("DNS:pc-01, DNS:pc-01.corp, IP Address:10.0.0.1") == [
+        "pc-01",
+        "pc-01.corp",
+    ]
+    assert san_dns_names("dNSName=desktop-7qk2m1.corp.contoso.com") == [
+        "desktop-7qk2m1.corp.contoso.com"
+    ]

@@ -190,3 +190,30 @@ def test_keep_if_keeps_chosen_non_findings_without_keep_all():
     )
     assert [v.ca.serial for v in result.verdicts] == [2]
     assert result.dropped == {"delivered": 1}
+
+
+def test_a_cn_with_a_dns_suffix_is_the_same_device_as_intunes_short_name():
+    """CONTOSO-LT-0099 in Intune, contoso-lt-0099.corp.contoso.com in the CA: one device, so
+    a certificate without a record on a retired device is still a revocation candidate."""
+    fqdn = ca_cert(common_name="contoso-lt-0099.corp.contoso.com")
+    retired = [intune_cert(serial=0x77, device_name="CONTOSO-LT-0099", state="installFailed")]
+    gone = status_of(fqdn, retired, devices=[device("PC-02")])
+    assert gone.status is Status.NOT_REPORTED and gone.device_gone is True
+    present = status_of(fqdn, [], devices=[device("CONTOSO-LT-0099")])
+    assert present.device is not None and present.device.id == "dev-CONTOSO-LT-0099"
+
+
+def test_a_renewal_named_by_fqdn_supersedes_the_certificate_named_by_host():
+    old = ca_cert(serial=1, common_name="PC-01", not_before=AS_OF - timedelta(days=30))
+    new = ca_cert(serial=2, common_name="pc-01.corp.contoso.com")
+    result = join([old, new], [intune_cert(serial=2, device_name=None)], None, OPTIONS)
+    assert result.verdicts[0].status is Status.SUPERSEDED
+
+
+def test_two_users_with_the_same_first_name_are_not_one_device():
+    old = ca_cert(
+        serial=1, common_name="megan.bowen@contoso.com", not_before=AS_OF - timedelta(days=30)
+    )
+    other = ca_cert(serial=2, common_name="megan.smith@contoso.com")
+    result = join([old, other], [intune_cert(serial=2, device_name=None)], None, OPTIONS)
+    assert result.verdicts[0].status is Status.NOT_REPORTED

@@ -140,8 +140,8 @@ def test_garbage_lock_file_is_taken_over(tmp_path, caplog):
 
 
 def test_lock_path_defaults_next_to_history(tmp_path):
-    assert lock.path_for(Settings(history_db=tmp_path / "h.sqlite3")) == tmp_path / "h.sqlite3.lock"
-    assert lock.path_for(Settings(lock_path=tmp_path / "x.lock")) == tmp_path / "x.lock"
+    assert Settings(history_db=tmp_path / "h.sqlite3").lock_file() == tmp_path / "h.sqlite3.lock"
+    assert Settings(lock_path=tmp_path / "x.lock").lock_file() == tmp_path / "x.lock"
 
 
 def test_an_empty_lock_file_left_behind_is_taken_quietly(tmp_path, caplog):

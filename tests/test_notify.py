@@ -16,6 +16,7 @@ from reconcile.cli import app
 from reconcile.history import store as history
 from reconcile.model import RunDelta
 from tests.factories import result_with, verdict
+from tests.helpers import record_run
 from tests.test_cli import base_args
 
 SECRET_PATH = "/webhookb2/s3cr3t-t0ken-0123456789"
@@ -67,7 +68,7 @@ def result():
 
 def _delta(tmp_path, result) -> RunDelta:
     db = history.open_db(tmp_path / "h.sqlite3")
-    _, delta = history.record_run(db, result, 1, 1)
+    _, delta = record_run(db, result, 1, 1)
     db.close()
     return delta
 

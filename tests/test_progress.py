@@ -97,7 +97,11 @@ def test_a_live_fetch_draws_its_steps_on_a_terminal(monkeypatch: pytest.MonkeyPa
     with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT, page_size=4) as emu:
         settings = resolve({"intune_source": "both"}, demo_settings_env(emu))
         with terminal() as (stream, received), progress.shown(stream=stream) as shown:
-            fetch_snapshot(settings, Path(os.environ["HOME"]) / "snap", progress=progress.report)
+            fetch_snapshot(
+                settings.fetch_options(),
+                Path(os.environ["HOME"]) / "snap",
+                progress=progress.report,
+            )
     keys = set(shown.counts)
     assert {"profiles", "certificate_states", "states_done", "export", "download"} <= keys
     assert {"report_rows", "managed_devices"} <= keys

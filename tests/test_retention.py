@@ -95,8 +95,10 @@ def test_current_run_is_kept_and_unset_limits_prune_nothing(tmp_path):
     assert retention.prune(tmp_path, NOW, keep_runs=1, current=current) == []
     assert retention.prune(tmp_path, NOW) == []
     settings = Settings(out_dir=current, keep_days=1)
-    assert retention.prune_for(settings, NOW) == []
-    assert retention.prune_for(Settings(out_dir=tmp_path / "x", keep_days=1), NOW) == [current]
+    assert retention.prune_for(settings.retention(), NOW) == []
+    assert retention.prune_for(Settings(out_dir=tmp_path / "x", keep_days=1).retention(), NOW) == [
+        current
+    ]
 
 
 def test_self_contained_bundles_are_pruned_with_their_inputs(tmp_path):

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from reconcile.ca.dates import DateOrder
 from reconcile.errors import ConfigError
-from reconcile.settings import SETTING_FIELDS, resolve
+from reconcile.graph.config import AuthMethod, Cloud
+from reconcile.settings import SETTING_FIELDS, Origin, resolve
 
 
 def toml(tmp_path, text):
@@ -131,3 +133,73 @@ def test_out_of_range_as_of_is_a_one_line_usage_error(raw):
         f"reconcile: error: invalid value for --as-of: {raw!r} is out of range"
         + ("" if raw.endswith(("-01:00", "+01:00")) else " (years 1970 to 9000)")
     ]
+
+
+def test_each_value_records_where_it_came_from(tmp_path):
+    config = toml(tmp_path, '[run]\ngrace_hours = 12\n[ca]\ntimezone = "Europe/Berlin"\n')
+    env = {"RECONCILE_DATE_ORDER": "mdy", "RECONCILE_DEVICE_PATTERN": "CN=(.+)"}
+    settings = resolve({"expiry_days": 30}, env=env, config_path=config)
+    assert [settings.origin(n) for n in ("expiry_days", "date_order", "grace_hours", "cloud")] == [
+        Origin.FLAG,
+        Origin.ENV,
+        Origin.CONFIG,
+        Origin.DEFAULT,
+    ]
+    # A value equal to the default is still the user's choice.
+    assert settings.date_order == DateOrder.MDY
+    assert settings.reader_options().given == {"date_order", "timezone"}
+    assert resolve({}, env={}, config_path=None).reader_options().given == frozenset()
+    assert settings.label("device_pattern") == "RECONCILE_DEVICE_PATTERN"
+    assert settings.label("ca_timezone") == "ca.timezone"
+    assert settings.label("expiry_days") == "--expiry-days"
+
+
+def test_choices_are_enums_and_name_their_origin_when_wrong():
+    settings = resolve({"auth_method": "device-code", "cloud": "china"}, env={})
+    assert settings.auth_method is AuthMethod.DEVICE_CODE
+    assert settings.graph_config().cloud is Cloud.CHINA
+    with pytest.raises(
+        ConfigError, match="^RECONCILE_CLOUD must be one of global, usgov, usgovdod"
+    ):
+        resolve({}, env={"RECONCILE_CLOUD": "mars"})
+    with pytest.raises(ConfigError, match="^--auth must be one of auto, secret, certificate"):
+        resolve({"auth_method": "password"}, env={})
+
+
+def test_the_graph_config_carries_the_graph_fields_and_hides_secrets():
+    settings = resolve(
+        {"tenant_id": "t", "client_secret": "s3cret", "graph_max_attempts": 2}, env={}
+    )
+    config = settings.graph_config()
+    assert (config.tenant_id, config.client_secret, config.max_attempts) == ("t", "s3cret", 2)
+    assert "s3cret" not in repr(config)
+    assert config.secret_values() == ("s3cret",)
+
+
+BEHIND_THE_DOOR = ("ca", "evidence", "graph", "intune", "doctor.py", "lock.py", "retention.py")
+
+
+def _imports_settings(path: Path) -> bool:
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "reconcile.settings":
+            return True
+        if isinstance(node, ast.Import) and any(a.name == "reconcile.settings" for a in node.names):
+            return True
+    return False
+
+
+def test_only_the_door_reads_the_settings():
+    """The parts below the CLI get small typed options; none of them imports Settings."""
+    import reconcile
+
+    root = Path(reconcile.__file__).parent
+    paths = [
+        path
+        for name in BEHIND_THE_DOOR
+        for path in ([root / name] if name.endswith(".py") else sorted((root / name).rglob("*.py")))
+    ]
+    assert len(paths) > 40
+    assert [str(p.relative_to(root)) for p in paths if _imports_settings(p)] == []
+    assert _imports_settings(root / "cli.py")  # the check sees an import where there is one

@@ -1,6 +1,6 @@
 """CA issued-certificate exports in, CaCertificate records (or Rejects) out, one streaming pass.
 
-    reader = ExportReader(path, ReaderOptions.from_settings(settings))   # may raise InputError
+    reader = ExportReader(path, settings.reader_options())   # may raise InputError
     for item in reader:                       # CaCertificate | Reject, in file order
         ...
     reader.input_file()                       # sha256, rows, rejects for run.json
@@ -19,26 +19,23 @@ from dataclasses import dataclass
 from dataclasses import replace as _replace
 from itertools import chain, islice
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from reconcile.ca import certutil_text, openssl_index
 from reconcile.ca.certutil import is_trailer
 from reconcile.ca.columns import MAP_FORMATS, ColumnMap, load_column_map
-from reconcile.ca.dates import CultureDates, DateScan, zone
+from reconcile.ca.dates import CultureDates, DateOrder, DateScan, zone
 from reconcile.ca.detect import Detector
+from reconcile.ca.formats import CaFormat
 from reconcile.ca.records import csv_records
 from reconcile.ca.table import Converter, Dialect, build_converter
 from reconcile.ca.textsource import TextSource
 from reconcile.errors import ConfigError, InputError
 from reconcile.model import CaCertificate, InputFile, Reject
 
-if TYPE_CHECKING:
-    from reconcile.settings import Settings
-
 __all__ = ["FORMATS", "ExportReader", "ReaderOptions"]
 
-FORMATS = ("auto", "certutil", "certutil-text", "pspki", "ejbca", "openssl-index", "mapped")
-DATE_ORDERS = ("mdy", "dmy", "ymd")
+FORMATS = tuple(CaFormat)
+DATE_ORDERS = tuple(DateOrder)
 KIND = "ca-export"
 _DATE_FIELDS = ("not_before", "not_after", "revoked_at")
 _Row = tuple[int, int, list[str]]
@@ -48,15 +45,20 @@ log = logging.getLogger("reconcile.ca")
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """How to read CA exports; invalid values raise ConfigError at construction."""
+    """How to read CA exports; invalid values raise ConfigError at construction.
 
-    format: str = "auto"
+    ``given`` names the options the user set explicitly (``date_order``, ``timezone``): a date
+    order given as mdy is "configured", not "default", and a zone given as UTC is no guess.
+    """
+
+    format: str = CaFormat.AUTO
     issuer: str | None = None
     column_map: Path | None = None
-    date_order: str = "mdy"
+    date_order: str = DateOrder.MDY
     timezone: str = "UTC"
     encoding: str | None = None
     legacy_encoding: str = "cp1252"
+    given: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -79,18 +81,6 @@ class ReaderOptions:
             except LookupError:
                 raise ConfigError(f"unknown text encoding {name!r}") from None
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ReaderOptions:
-        return cls(
-            format=settings.ca_format,
-            issuer=settings.issuer_for(0),
-            column_map=settings.column_map,
-            date_order=settings.date_order,
-            timezone=settings.ca_timezone,
-            encoding=settings.encoding,
-            legacy_encoding=settings.legacy_encoding,
-        )
-
     def load_map(self) -> ColumnMap | None:
         """The user's column map, if it applies to the requested format."""
         if self.column_map is None or self.format not in ("auto", *MAP_FORMATS):
@@ -99,8 +89,8 @@ class ReaderOptions:
         loaded = load_column_map(self.column_map, default)
         if self.format in MAP_FORMATS and loaded.format != self.format:
             raise ConfigError(
-                f"{self.column_map}: the column map says format = {loaded.format!r} "
-                f"but the CA format is {self.format!r}"
+                f"{self.column_map}: the column map says format = {str(loaded.format)!r} "
+                f"but the CA format is {str(self.format)!r}"
             )
         return loaded
 
@@ -281,7 +271,7 @@ class ExportReader:
         ]
         if not positions:
             return
-        scan = DateScan(self._options.date_order)
+        scan = DateScan(self._options.date_order, given="date_order" in self._options.given)
         text = TextSource(self.path, self._options.encoding, self._options.legacy_encoding)
         try:
             for item in self._records(self._data_lines(text)):
@@ -309,7 +299,8 @@ class ExportReader:
         if how is not None:
             self.notes.append(f"{self._source}: {how}")
             log.info("%s: %s", self._source, how)
-        if scan.zoneless_line and self._options.timezone.upper() in ("UTC", "GMT", "Z"):
+        guessed = "timezone" not in self._options.given
+        if scan.zoneless_line and guessed and self._options.timezone.upper() in ("UTC", "GMT", "Z"):
             self.zone_note = (
                 f"{self._source}: dates carry no zone (first at line {scan.zoneless_line}): "
                 "read as UTC; set --ca-timezone to the CA's zone"

@@ -11,9 +11,10 @@ import re
 
 from reconcile.ca.columns import ColumnMap, english_certutil_map
 from reconcile.ca.dates import CultureDates
+from reconcile.ca.formats import CaFormat
 from reconcile.ca.table import Dialect, certutil_request_id
 
-NAME = "certutil"
+NAME = CaFormat.CERTUTIL
 # "Maximum Row Index: 5", "5 Rows", "CertUtil: -view command completed successfully." and
 # their translations: a label with a count, a count with a word, or the tool's own prefix.
 # "  32 Row Properties, Total Size = 1110, Max Size = 76, Ave Size = 34" (statistics, with commas).

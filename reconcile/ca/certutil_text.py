@@ -30,8 +30,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from reconcile.ca.certutil import is_trailer
+from reconcile.ca.formats import CaFormat
 
-NAME = "certutil-text"
+NAME = CaFormat.CERTUTIL_TEXT
 _ROW = re.compile(r"^\S.*?\s(\d+):$")
 _LABEL = re.compile(r"^\s{1,4}(\S[^:]*?):(?:\s(.*))?$")
 _SCHEMA_COLUMNS = re.compile(r"\s{2,}")

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from reconcile.ca.formats import CaSource
 from reconcile.errors import InputError
 from reconcile.identity import common_name, parse_serial, parse_thumbprint
 from reconcile.model import CaCertificate, InputFile, Reject
@@ -42,7 +43,7 @@ __all__ = [
 
 CAS = "cloud_pki_cas"
 LEAVES = "cloud_pki_leaf_certificates"
-SOURCE = "cloud-pki"
+SOURCE = CaSource.CLOUD_PKI
 """The ``--ca-source`` / ``ca.sources`` value."""
 
 CAS_PATH = "/beta/deviceManagement/cloudCertificationAuthority"

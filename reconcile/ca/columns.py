@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from reconcile.ca.formats import CaFormat
 from reconcile.errors import ConfigError
 
 FIELDS = frozenset(
@@ -41,7 +42,7 @@ FIELDS = frozenset(
     }
 )
 IGNORE = "ignore"
-MAP_FORMATS = ("certutil", "mapped")
+MAP_FORMATS = (CaFormat.CERTUTIL, CaFormat.MAPPED)
 DATE_FORMATS = ("culture", "iso", "epoch-ms", "epoch-s")
 _COMMON_KEYS = frozenset({"format", "columns", "null_values"})
 _MAPPED_KEYS = _COMMON_KEYS | {"serial_base", "date_format", "delimiter", "revoked_values"}

@@ -7,12 +7,11 @@ writes ASN.1 UTCTime. Everything comes out as an aware UTC datetime.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-DateFunc = Callable[[str], datetime]
+from reconcile.timeparse import parse_utc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CACHE_LIMIT = 1 << 16
@@ -20,7 +19,6 @@ _CLOCK_LIMIT = 100_000  # every second of a day fits: certutil -seconds prints e
 _UTC_SUFFIXES = (" GMT", " UTC", " Z", " gmt", " utc", " z")
 _AM = frozenset({"AM", "A.M.", "A. M.", "AM."})
 _PM = frozenset({"PM", "P.M.", "P. M.", "PM."})
-_ORDERS = ("mdy", "dmy", "ymd")
 _ZONED_ENOUGH = 1000
 
 
@@ -34,6 +32,17 @@ def zone(name: str) -> tzinfo:
 def _two_digit_year(year: int) -> int:
     # RFC 5280's UTCTime pivot, the only rule with a standard behind it.
     return year + (1900 if year >= 50 else 2000)
+
+
+class DateOrder(StrEnum):
+    """Where day, month and year stand in a CA's culture dates."""
+
+    MDY = "mdy"
+    DMY = "dmy"
+    YMD = "ymd"
+
+
+_ORDERS = tuple(DateOrder)
 
 
 class CultureDates:
@@ -161,15 +170,9 @@ class CultureDates:
         return timedelta(hours=hour, minutes=minute, seconds=second, microseconds=micro)
 
     def _iso(self, text: str) -> datetime:
-        s = text.strip()
-        if s[-1:] in ("Z", "z"):
-            s = s[:-1] + "+00:00"
         try:
-            value = datetime.fromisoformat(s)
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=self._zone)
-            return value.astimezone(UTC)
-        except (ValueError, OverflowError):
+            return parse_utc(text, self._zone)
+        except ValueError:
             raise ValueError(f"{text.strip()[:60]!r} is not a date") from None
 
 
@@ -273,9 +276,10 @@ class DateScan:
     when every value is ambiguous does the configured order (default mdy) apply.
     """
 
-    def __init__(self, configured: str, default: str = "mdy") -> None:
+    def __init__(self, configured: str, default: str = "mdy", *, given: bool = False) -> None:
         self.configured = configured
         self.default = default
+        self.given = given
         self.first: dict[Evidence, int] = {}
         self.zoneless_line = 0
         self._zoned = 0
@@ -323,7 +327,7 @@ class DateScan:
             line = self.first[Evidence.MONTH_FIRST]
             return f"date order mdy detected from line {line} (second field > 12)"
         if Evidence.AMBIGUOUS in self.first:
-            how = "default" if self.configured == self.default else "configured"
+            how = "configured" if self.given or self.configured != self.default else "default"
             return (
                 f"date order {self.configured} ({how}): every slash date is ambiguous "
                 "(no field > 12); set --date-order if that is wrong"

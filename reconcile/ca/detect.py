@@ -14,6 +14,7 @@ from datetime import tzinfo
 from reconcile.ca import certutil, ejbca, mapped, pspki
 from reconcile.ca.columns import ColumnMap, header_key
 from reconcile.ca.dates import CultureDates
+from reconcile.ca.formats import CaFormat
 from reconcile.ca.table import Dialect
 from reconcile.errors import InputError
 
@@ -109,7 +110,7 @@ class Detector:
                 pspki.NAME: "SerialNumber",
                 ejbca.NAME: "serialNumber",
                 mapped.NAME: self._user_map.header_for("serial") if self._user_map else "serial",
-            }[name]
+            }[CaFormat(name)]
             hint = (
                 "; for a localized CA pass --column-map with its header texts"
                 if name == certutil.NAME

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from reconcile.ca.dates import CultureDates, epoch_millis
+from reconcile.ca.formats import CaFormat
 from reconcile.ca.table import DateCell, Dialect
 
-NAME = "ejbca"
+NAME = CaFormat.EJBCA
 COLUMNS = {
     "fingerprint": "thumbprint",
     "issuerdn": "issuer",

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, tzinfo
 
 from reconcile.ca.columns import ColumnMap
 from reconcile.ca.dates import CultureDates, epoch_millis, epoch_seconds
+from reconcile.ca.formats import CaFormat
 from reconcile.ca.table import DateCell, Dialect, StatusRule
 
-NAME = "mapped"
+NAME = CaFormat.MAPPED
 _CACHE_LIMIT = 1 << 16
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import sys
 
 from reconcile.ca.dates import asn1_time
+from reconcile.ca.formats import CaFormat
 from reconcile.identity import common_name, parse_serial
 from reconcile.model import CaCertificate
 
-NAME = "openssl-index"
+NAME = CaFormat.OPENSSL_INDEX
 _FIELDS = 6
 _STATUSES = frozenset({"V", "R", "E"})
 

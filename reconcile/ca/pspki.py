@@ -8,9 +8,10 @@ follow the culture of the machine that ran Export-Csv.
 from __future__ import annotations
 
 from reconcile.ca.dates import CultureDates
+from reconcile.ca.formats import CaFormat
 from reconcile.ca.table import Dialect
 
-NAME = "pspki"
+NAME = CaFormat.PSPKI
 COLUMNS = {
     "requestid": "request_id",
     "request.requestid": "request_id",

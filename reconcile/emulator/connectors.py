@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from reconcile.timeparse import parse_utc
+
 NDES_ROUTE = "ndes_connectors"
 DETAILS_ROUTE = "connector_details"
 ROUTES = (
@@ -111,7 +113,7 @@ _TIMES = ("lastConnectionDateTime", "enrolledDateTime", "lastCheckinDateTime", "
 def _shifted(value: Any, by: timedelta) -> Any:
     if not isinstance(value, str) or not value:
         return value
-    return _time(datetime.fromisoformat(value.replace("Z", "+00:00")[:19] + "+00:00") + by)
+    return _time(parse_utc(value).replace(microsecond=0) + by)
 
 
 def from_snapshot(directory: Path, now: datetime) -> dict[str, list[dict[str, Any]]] | None:
@@ -121,7 +123,7 @@ def from_snapshot(directory: Path, now: datetime) -> dict[str, list[dict[str, An
     if not path.exists():
         return None
     metadata = json.loads((directory / "metadata.json").read_text(encoding="utf-8"))
-    fetched = datetime.fromisoformat(str(metadata["fetched_at"]).replace("Z", "+00:00"))
+    fetched = parse_utc(str(metadata["fetched_at"]))
     by = now - fetched
     served: dict[str, list[dict[str, Any]]] = {NDES_ROUTE: [], DETAILS_ROUTE: []}
     by_type = {kind: route for route, kind in TYPES.items()}

@@ -179,9 +179,6 @@ class Tenant(ABC):
     def profile(self, profile_id: str) -> dict[str, Any] | None:
         return next((p for p in self.profiles if p.get("id") == profile_id), None)
 
-    def total_states(self) -> int:
-        return sum(self.state_count(str(p["id"])) for p in self.profiles)
-
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.exists():

@@ -47,9 +47,7 @@ def _is_failure_state(state: str) -> bool:
 
 
 def _time(text: str, options: ParseOptions) -> datetime:
-    head, _, fraction = text.partition(".")
-    value = datetime.fromisoformat(f"{head}.{fraction[:6].ljust(6, '0')}" if fraction else head)
-    return options.localize(value)
+    return options.localize(datetime.fromisoformat(text))
 
 
 def _operation(what: str, url: str) -> str:

@@ -44,10 +44,10 @@ class _Clock:
     def stamp(self, logged_date: str | None, clock: str, offset: str) -> datetime | None:
         zone = f"{offset[:3]}:{offset[-2:]}"
         if logged_date is not None:
-            return datetime.fromisoformat(f"{logged_date}T{_six(clock)}{zone}").astimezone(UTC)
+            return datetime.fromisoformat(f"{logged_date}T{_padded(clock)}{zone}").astimezone(UTC)
         if self.day is None:
             return None
-        value = datetime.fromisoformat(f"{self.day.isoformat()}T{_six(clock)}{zone}")
+        value = datetime.fromisoformat(f"{self.day.isoformat()}T{_padded(clock)}{zone}")
         if self.last is not None and value < self.last - timedelta(hours=1):
             self.day += timedelta(days=1)
             value += timedelta(days=1)
@@ -55,10 +55,11 @@ class _Clock:
         return value.astimezone(UTC)
 
 
-def _six(clock: str) -> str:
-    head, _, fraction = clock.partition(".")
-    head = head.zfill(8)
-    return f"{head}.{fraction[:6].ljust(6, '0')}" if fraction else head
+def _padded(clock: str) -> str:
+    """``9:05:03.1234567`` -> ``09:05:03.1234567``: fromisoformat wants a two-digit hour
+    (any number of fractional digits is fine since Python 3.11)."""
+    head, dot, fraction = clock.partition(".")
+    return head.zfill(8) + dot + fraction
 
 
 def _clean(message: str) -> str:

@@ -134,8 +134,3 @@ def find_profile(text: str) -> tuple[str | None, str | None]:
     logical = _LOGICAL.search(profile)
     profile_id = logical.group(1).replace("_", "-").lower() if logical else None
     return profile, profile_id
-
-
-def device_key(name: str) -> str:
-    """Compare device names case-insensitively and without a DNS suffix (Windows logs FQDNs)."""
-    return name.strip().split(".", 1)[0].casefold()

@@ -68,14 +68,11 @@ def sniff_encoding(head: bytes) -> str:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+            return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path) from None
-    return digest.hexdigest()
 
 
 @contextmanager

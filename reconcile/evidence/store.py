@@ -14,8 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
-import platformdirs
-
 from reconcile.errors import InputError
 from reconcile.evidence.model import (
     EvidenceRecord,
@@ -24,9 +22,8 @@ from reconcile.evidence.model import (
     Platform,
     Stage,
     Step,
-    device_key,
 )
-from reconcile.settings import Settings
+from reconcile.identity import device_key
 
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -65,6 +62,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (record_id, seq)
         )""",
     ),
+    # identity.device_key keeps names that are not host names whole (it cut every name at its
+    # first dot): stored keys follow, so lookups by name still find their records.
+    ("UPDATE records SET device_key = reconcile_device_key(device)",),
 )
 """Each entry upgrades the schema by one version; append only, never edit a shipped entry."""
 
@@ -75,14 +75,6 @@ class AddResult(StrEnum):
     ADDED = "added"
     UNCHANGED = "already added"
     REPLACED = "replaced"
-
-
-def default_evidence_path() -> Path:
-    return platformdirs.user_data_path("reconcile") / "evidence.db"
-
-
-def evidence_path(settings: Settings) -> Path:
-    return settings.evidence_db if settings.evidence_db is not None else default_evidence_path()
 
 
 def _time(value: datetime | None) -> str | None:
@@ -105,6 +97,7 @@ class EvidenceStore:
             self.db = sqlite3.connect(path, timeout=30)
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot open the evidence database: {exc}", path) from None
+        self.db.create_function("reconcile_device_key", 1, device_key, deterministic=True)
         try:
             self._migrate()
         except sqlite3.DatabaseError as exc:

@@ -15,12 +15,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 import msal
-import platformdirs
 import tenacity
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -30,17 +28,18 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from reconcile import __version__
 from reconcile.errors import AuthError, ConfigError
 from reconcile.graph.clouds import Endpoints
+from reconcile.graph.config import AuthMethod, GraphConfig
 from reconcile.graph.transport import (
     MsalHttpAdapter,
     describe_transport_error,
     is_transient,
     parse_retry_after,
 )
-from reconcile.settings import Settings
+from reconcile.paths import default_token_cache
 
 log = logging.getLogger("reconcile.graph.auth")
 
-METHODS = ("secret", "certificate", "device-code", "managed-identity")
+METHODS = tuple(m.value for m in AuthMethod if m is not AuthMethod.AUTO)
 THROTTLED = frozenset({429, 503})
 # msal replays a throttled token answer from its cache for Retry-After seconds (5 s without the
 # header; msal/throttled_http_client.py), so a retry must wait a little longer than that.
@@ -182,29 +181,29 @@ def _exception_chain_text(exc: BaseException) -> str:
     return " ".join(parts)
 
 
-def choose_method(settings: Settings) -> str:
+def choose_method(config: GraphConfig) -> AuthMethod:
     """``auto`` is for unattended jobs: a secret if one is configured, else a certificate."""
-    if settings.auth_method != "auto":
-        if settings.auth_method not in METHODS:
+    if config.auth_method != AuthMethod.AUTO:
+        if config.auth_method not in METHODS:
             raise ConfigError(
                 f"auth_method must be auto or one of {', '.join(METHODS)}, "
-                f"not {settings.auth_method!r}"
+                f"not {config.auth_method!r}"
             )
-        return settings.auth_method
-    if settings.client_secret or settings.client_secret_file:
-        return "secret"
-    if settings.certificate_path:
-        return "certificate"
+        return AuthMethod(config.auth_method)
+    if config.client_secret or config.client_secret_file:
+        return AuthMethod.SECRET
+    if config.certificate_path:
+        return AuthMethod.CERTIFICATE
     raise ConfigError(
         "no Graph credential configured: set RECONCILE_CLIENT_SECRET (or graph.client_secret_file)"
         " or RECONCILE_CERTIFICATE, or choose --auth device-code or managed-identity"
     )
 
 
-def read_secret(settings: Settings) -> str:
-    if settings.client_secret:
-        return settings.client_secret
-    path = settings.client_secret_file
+def read_secret(config: GraphConfig) -> str:
+    if config.client_secret:
+        return config.client_secret
+    path = config.client_secret_file
     if path is None:
         raise ConfigError(
             "auth_method secret needs RECONCILE_CLIENT_SECRET or graph.client_secret_file"
@@ -220,20 +219,20 @@ def read_secret(settings: Settings) -> str:
     return secret
 
 
-def load_certificate(settings: Settings) -> dict[str, str]:
+def load_certificate(config: GraphConfig) -> dict[str, str]:
     """A PEM or PFX file -> msal's client_credential (unencrypted key, SHA-1 thumbprint, x5c).
 
     Loading it here, not in msal, turns a wrong password or a key without its certificate into a
     ConfigError naming the file before any network call.
     """
-    path = settings.certificate_path
+    path = config.certificate_path
     if path is None:
         raise ConfigError("auth_method certificate needs RECONCILE_CERTIFICATE (PEM or PFX)")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read certificate: {exc.strerror}") from None
-    password = settings.certificate_password.encode() if settings.certificate_password else None
+    password = config.certificate_password.encode() if config.certificate_password else None
     key: Any
     certs: list[x509.Certificate]
     try:
@@ -270,7 +269,7 @@ def load_certificate(settings: Settings) -> dict[str, str]:
     )
     if certs and leaf_cert is None:
         raise ConfigError(f"{path}: no certificate in the file matches its private key")
-    thumbprint = (settings.certificate_thumbprint or "").replace(":", "").replace(" ", "")
+    thumbprint = (config.certificate_thumbprint or "").replace(":", "").replace(" ", "")
     if thumbprint and not re.fullmatch(r"[0-9A-Fa-f]{40}", thumbprint):
         raise ConfigError("certificate_thumbprint must be the 40-hex-digit SHA-1 thumbprint")
     if not thumbprint:
@@ -287,7 +286,7 @@ def load_certificate(settings: Settings) -> dict[str, str]:
         ).decode("ascii"),
         "thumbprint": thumbprint.upper(),
     }
-    if settings.send_certificate_chain:
+    if config.send_certificate_chain:
         if leaf_cert is None:
             raise ConfigError(f"{path}: send_certificate_chain needs the certificate in the file")
         chain = [leaf_cert] + [c for c in certs if c is not leaf_cert]
@@ -295,10 +294,6 @@ def load_certificate(settings: Settings) -> dict[str, str]:
             c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in chain
         )
     return credential
-
-
-def default_token_cache() -> Path:
-    return Path(platformdirs.user_cache_dir("reconcile")) / "msal-token-cache.json"
 
 
 def _stderr_prompt(message: str) -> None:
@@ -310,7 +305,7 @@ class MsalTokenProvider:
 
     def __init__(
         self,
-        settings: Settings,
+        config: GraphConfig,
         endpoints: Endpoints,
         http: httpx.Client,
         *,
@@ -318,7 +313,7 @@ class MsalTokenProvider:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._settings = settings
+        self._config = config
         self._endpoints = endpoints
         self._http = MsalHttpAdapter(http)
         self._prompt = prompt or _stderr_prompt
@@ -326,20 +321,23 @@ class MsalTokenProvider:
         self._clock = clock
         self._lock = threading.Lock()
         self._acquire: Callable[[], Mapping[str, Any]] | None = None
-        self._secrets = settings.secret_values()
-        self.method = choose_method(settings)
+        self._secrets = config.secret_values()
+        self.method = choose_method(config)
         self._check_config()
         self.last_source: str | None = None
 
     def _check_config(self) -> None:
-        s = self._settings
-        if self.method == "managed-identity":
+        s = self._config
+        if self.method == AuthMethod.MANAGED_IDENTITY:
             return
         if not s.client_id:
             raise ConfigError(f"auth_method {self.method} needs RECONCILE_CLIENT_ID")
         if not s.tenant_id:
             raise ConfigError(f"auth_method {self.method} needs RECONCILE_TENANT_ID")
-        if self.method in ("secret", "certificate") and s.tenant_id.lower() in _MULTI_TENANT:
+        if (
+            self.method in (AuthMethod.SECRET, AuthMethod.CERTIFICATE)
+            and s.tenant_id.lower() in _MULTI_TENANT
+        ):
             raise ConfigError(
                 f"tenant_id {s.tenant_id!r} is not a tenant; app-only sign-in needs the "
                 "directory (tenant) ID"
@@ -366,10 +364,7 @@ class MsalTokenProvider:
                 return result
             wait = self._throttle_wait(answer.retry_after, answer.date, attempt)
             elapsed = self._clock() - start
-            if (
-                attempt >= self._settings.graph_max_attempts
-                or elapsed + wait > self._settings.graph_retry_time
-            ):
+            if attempt >= self._config.max_attempts or elapsed + wait > self._config.retry_time:
                 raise AuthError(
                     f"{self._endpoints.authority_host} answered HTTP {answer.status} to the "
                     f"token request, still failing after {attempt} attempts; try again later"
@@ -424,7 +419,7 @@ class MsalTokenProvider:
             text = _exception_chain_text(exc)
             if self._acquire is None:
                 code = _code_in(text)
-                authority = self._endpoints.authority(self._settings.tenant_id or "")
+                authority = self._endpoints.authority(self._config.tenant_id or "")
                 if code is not None:
                     raise explain(code, text, self._secrets) from None
                 raise AuthError(
@@ -434,9 +429,9 @@ class MsalTokenProvider:
             raise explain(_code_in(text), text, self._secrets) from None
 
     def _build(self) -> Callable[[], Mapping[str, Any]]:
-        s = self._settings
+        s = self._config
         scopes = [self._endpoints.graph_scope]
-        if self.method == "managed-identity":
+        if self.method == AuthMethod.MANAGED_IDENTITY:
             identity: Any = (
                 msal.UserAssignedManagedIdentity(client_id=s.managed_identity_client_id)
                 if s.managed_identity_client_id
@@ -452,10 +447,12 @@ class MsalTokenProvider:
             "app_name": "reconcile",
             "app_version": __version__,
         }
-        if self.method == "device-code":
+        if self.method == AuthMethod.DEVICE_CODE:
             return DeviceCodeFlow(s, scopes, common, self._prompt, self._secrets)
-        credential: Any = read_secret(s) if self.method == "secret" else load_certificate(s)
-        if self.method == "secret":
+        credential: Any = (
+            read_secret(s) if self.method == AuthMethod.SECRET else load_certificate(s)
+        )
+        if self.method == AuthMethod.SECRET:
             self._secrets = (*self._secrets, credential)
         app = msal.ConfidentialClientApplication(
             s.client_id, client_credential=credential, **common
@@ -472,17 +469,17 @@ class DeviceCodeFlow:
 
     def __init__(
         self,
-        settings: Settings,
+        config: GraphConfig,
         scopes: list[str],
         common: Mapping[str, Any],
         prompt: Callable[[str], None],
         secrets: Sequence[str],
     ):
-        self._path = settings.token_cache or default_token_cache()
+        self._path = config.token_cache or default_token_cache()
         self._cache = msal.SerializableTokenCache()
         self._load()
         self._app = msal.PublicClientApplication(
-            settings.client_id, token_cache=self._cache, **common
+            config.client_id, token_cache=self._cache, **common
         )
         self._scopes = scopes
         self._prompt = prompt

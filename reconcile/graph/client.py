@@ -25,8 +25,8 @@ import tenacity
 
 from reconcile.errors import GraphError
 from reconcile.graph.auth import TokenProvider
+from reconcile.graph.config import GraphConfig
 from reconcile.graph.transport import describe_transport_error, is_transient, parse_retry_after
-from reconcile.settings import Settings
 
 log = logging.getLogger("reconcile.graph")
 
@@ -94,8 +94,8 @@ class RetryPolicy:
     backoff_cap: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(max_attempts=settings.graph_max_attempts, max_time=settings.graph_retry_time)
+    def of(cls, config: GraphConfig) -> RetryPolicy:
+        return cls(max_attempts=config.max_attempts, max_time=config.retry_time)
 
 
 class _Retry(Exception):

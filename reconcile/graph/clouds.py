@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from reconcile.errors import ConfigError
-from reconcile.settings import Settings
+from reconcile.graph.config import Cloud, GraphConfig
 
 # cloud -> (authority host, Graph root); msal/authority.py, learn.microsoft.com/graph/deployments
-CLOUDS: dict[str, tuple[str, str]] = {
-    "global": ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
-    "usgov": ("https://login.microsoftonline.us", "https://graph.microsoft.us"),
-    "usgovdod": ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
-    "china": ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
+CLOUDS: dict[Cloud, tuple[str, str]] = {
+    Cloud.GLOBAL: ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
+    Cloud.USGOV: ("https://login.microsoftonline.us", "https://graph.microsoft.us"),
+    Cloud.USGOVDOD: ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
+    Cloud.CHINA: ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
 }
 
 # Hosts msal knows without asking login.microsoftonline.com for instance discovery.
@@ -79,12 +79,12 @@ def https_origin(value: str, name: str) -> str:
     return f"https://{host}" + (f":{port}" if port is not None else "")
 
 
-def resolve_endpoints(settings: Settings) -> Endpoints:
-    if settings.cloud not in CLOUDS:
-        raise ConfigError(f"cloud must be one of {', '.join(CLOUDS)}, not {settings.cloud!r}")
-    authority, graph = CLOUDS[settings.cloud]
-    if settings.authority_host:
-        authority = https_origin(settings.authority_host, "authority_host")
-    if settings.graph_url:
-        graph = https_origin(settings.graph_url, "graph_url")
-    return Endpoints(cloud=settings.cloud, authority_host=authority, graph_url=graph)
+def resolve_endpoints(config: GraphConfig) -> Endpoints:
+    if config.cloud not in CLOUDS:
+        raise ConfigError(f"cloud must be one of {', '.join(CLOUDS)}, not {config.cloud!r}")
+    authority, graph = CLOUDS[Cloud(config.cloud)]
+    if config.authority_host:
+        authority = https_origin(config.authority_host, "authority_host")
+    if config.graph_url:
+        graph = https_origin(config.graph_url, "graph_url")
+    return Endpoints(cloud=str(config.cloud), authority_host=authority, graph_url=graph)

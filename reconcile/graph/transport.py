@@ -18,17 +18,17 @@ import httpx
 
 from reconcile import __version__
 from reconcile.errors import ConfigError
-from reconcile.settings import Settings
+from reconcile.graph.config import GraphConfig
 
 USER_AGENT = f"reconcile/{__version__}"
 TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 
 
-def ssl_trust(settings: Settings) -> ssl.SSLContext | bool:
+def ssl_trust(config: GraphConfig) -> ssl.SSLContext | bool:
     """``ca_bundle`` replaces the default roots, as curl --cacert and REQUESTS_CA_BUNDLE do."""
-    if settings.ca_bundle is None:
+    if config.ca_bundle is None:
         return True
-    path = settings.ca_bundle
+    path = config.ca_bundle
     try:
         return ssl.create_default_context(cafile=str(path))
     except OSError as exc:
@@ -38,10 +38,10 @@ def ssl_trust(settings: Settings) -> ssl.SSLContext | bool:
 
 
 def build_http_client(
-    settings: Settings, transport: httpx.BaseTransport | None = None, *, proxies: bool = True
+    config: GraphConfig, transport: httpx.BaseTransport | None = None, *, proxies: bool = True
 ) -> httpx.Client:
     """An injected transport owns TLS and proxies, so env proxies must not route around it."""
-    verify = ssl_trust(settings)
+    verify = ssl_trust(config)
     return httpx.Client(
         verify=verify,
         transport=transport,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import platformdirs
 
-from reconcile.errors import ConfigError
+from reconcile.errors import ConfigError, UsageError
 from reconcile.history.delta import Key, age, delta, label
 from reconcile.identity import issuer_key, serial_hex
 from reconcile.model import (
@@ -33,7 +33,7 @@ from reconcile.model import (
     RunRow,
     Verdict,
 )
-from reconcile.timeparse import iso_z
+from reconcile.timeparse import iso_z, parse_utc
 
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -174,7 +174,7 @@ def finding_key(verdict: Verdict) -> Key:
 
 
 def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_utc(value)
 
 
 def _epoch(value: datetime) -> int:
@@ -188,23 +188,6 @@ def _from_epoch(value: int) -> datetime:
 _LABEL_CHARS = 80
 
 
-def record_run(
-    db: sqlite3.Connection,
-    result: RunResult,
-    exit_code: int,
-    duration: float,
-    *,
-    started_at: datetime | None = None,
-    hook: Callable[[str], None] | None = None,
-) -> tuple[RunResult, RunDelta]:
-    """Record one run atomically; returns the result with history columns filled, and the delta.
-
-    ``hook`` is called between steps with the step's name; tests use it to crash mid-run.
-    """
-    with recording(db, result, exit_code, duration, started_at=started_at, hook=hook) as out:
-        return out
-
-
 @contextmanager
 def recording(
     db: sqlite3.Connection,
@@ -215,7 +198,11 @@ def recording(
     started_at: datetime | None = None,
     hook: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[RunResult, RunDelta]]:
-    """Like record_run, but commits only when the body (writing the reports) succeeds."""
+    """Record one run atomically, committed only when the body (writing the reports) succeeds.
+
+    Yields the result with history columns filled, and the delta. ``hook`` is called between
+    steps with the step's name; tests use it to crash mid-run.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         yield _record(db, result, exit_code, duration, started_at, hook or (lambda _name: None))
@@ -451,21 +438,6 @@ def run_counts(result: RunResult) -> dict[str, int]:
     return counts
 
 
-def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, str | None]]:
-    """(issuer, serial, label) of every finding open in a past run, from the spans."""
-    row = db.execute("SELECT max(seq) FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row[0] is None:
-        raise ConfigError(f"no recorded run {run_id!r}")
-    seq = row[0]
-    rows = db.execute(
-        "SELECT i.key, f.serial, f.label FROM spans s JOIN findings f ON f.id = s.finding_id"
-        " JOIN issuers i ON i.id = f.issuer_id"
-        " WHERE s.first_run <= ?1 AND (s.last_run IS NULL OR s.last_run >= ?1)",
-        (seq,),
-    )
-    return sorted((issuer, serial.hex().upper(), label) for issuer, serial, label in rows)
-
-
 @dataclass(frozen=True, slots=True)
 class Tracked:
     """A run with its history: annotated result, the delta and recent runs for the trend."""
@@ -562,8 +534,8 @@ def run_finding_details(db: sqlite3.Connection, run_id: str) -> list[FindingDeta
         (run_id,),
     ).fetchone()
     if row is None:
-        raise ConfigError(f"no recorded run {run_id!r}")
-    seq, as_of = row[0], datetime.fromisoformat(str(row[1]).replace("Z", "+00:00"))
+        raise UsageError(f"no recorded run {run_id!r}")
+    seq, as_of = row[0], parse_utc(str(row[1]))
     rows = db.execute(
         "SELECT f.serial, f.label, f.last_status, f.first_seen FROM spans s"
         " JOIN findings f ON f.id = s.finding_id"

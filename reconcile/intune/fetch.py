@@ -18,10 +18,11 @@ from pathlib import Path
 import httpx
 
 from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
-from reconcile.graph import open_graph
 from reconcile.graph.client import GraphClient
+from reconcile.graph.session import open_graph
 from reconcile.intune import cloudpki
 from reconcile.intune.connectors import DETAILS_PATH, NDES_PATH, fetch_connectors
+from reconcile.intune.options import FetchOptions, SourceChoice
 from reconcile.intune.snapshot import SnapshotWriter
 from reconcile.intune.sources import (
     DEVICES_PATH,
@@ -38,25 +39,25 @@ from reconcile.intune.sources import (
     fetch_states,
     run_all,
 )
-from reconcile.settings import Settings
+from reconcile.model import IntuneSource
 from reconcile.timeparse import iso_z
 
 log = logging.getLogger("reconcile.intune")
 
 
-def sources_of(settings: Settings) -> tuple[str, ...]:
-    return ("states", "report") if settings.intune_source == "both" else (settings.intune_source,)
+def sources_of(source: SourceChoice) -> tuple[IntuneSource, ...]:
+    return SourceChoice(source).collections
 
 
-def endpoints_used(settings: Settings) -> list[str]:
+def endpoints_used(source: SourceChoice, ca_sources: tuple[str, ...] = ()) -> list[str]:
     used: list[str] = []
-    if "states" in sources_of(settings):
+    if IntuneSource.STATES in sources_of(source):
         used += [f"GET {PROFILES_PATH}", f"GET {STATES_PATH}"]
-    if "report" in sources_of(settings):
+    if IntuneSource.REPORT in sources_of(source):
         used += [f"POST {EXPORT_PATH}", f"GET {EXPORT_PATH}('{{id}}')", "GET <export url>"]
     used.append(f"GET {DEVICES_PATH}")
     used += [f"GET {NDES_PATH} (optional)", f"GET {DETAILS_PATH} (optional)"]
-    if CLOUD_PKI in settings.ca_sources:
+    if CLOUD_PKI in ca_sources:
         used += cloudpki.endpoints()
     return used
 
@@ -64,39 +65,43 @@ def endpoints_used(settings: Settings) -> list[str]:
 def fetch_into(
     sink: Sink,
     client: GraphClient,
-    settings: Settings,
+    options: FetchOptions,
     *,
     progress: Progress | None = None,
     polling: ExportPolling | None = None,
 ) -> None:
-    """Every collection the settings ask for, streamed into ``sink``; raises if any is partial."""
+    """Every collection the options ask for, streamed into ``sink``; raises if any is partial."""
     shared = SharedSink(sink, progress)
-    sources = sources_of(settings)
+    sources = sources_of(options.source)
     tasks: list[Callable[[threading.Event], None]] = []
-    if "report" in sources:
+    if IntuneSource.REPORT in sources:
         # Started first: the export job spends minutes server-side while the rest is read.
         tasks.append(
             functools.partial(
                 fetch_report,
                 client,
                 shared,
-                polling or ExportPolling(settings.export_timeout),
-                workers=settings.max_concurrency,
-                raw_rows=settings.report_raw_rows,
+                polling or ExportPolling(options.export_timeout),
+                workers=options.max_concurrency,
+                raw_rows=options.report_raw_rows,
             )
         )
-    if "states" in sources:
+    if IntuneSource.STATES in sources:
         profiles = fetch_profiles(client, shared)
         shared.open_collection("certificate_states")
-        tasks += [functools.partial(fetch_states, client, shared, p) for p in profiles]
+        shared.in_parts("certificate_states")
+        tasks += [
+            functools.partial(fetch_states, client, shared, p, part=n)
+            for n, p in enumerate(profiles)
+        ]
     tasks.append(functools.partial(fetch_devices, client, shared))
-    if CLOUD_PKI in settings.ca_sources:
+    if CLOUD_PKI in options.ca_sources:
         tasks.append(functools.partial(cloudpki.fetch_cloud_pki, client, shared))
-    run_all(tasks, settings.max_concurrency)
+    run_all(tasks, options.max_concurrency)
 
 
 def fetch_snapshot(
-    settings: Settings,
+    options: FetchOptions,
     out: Path,
     *,
     transport: httpx.BaseTransport | None = None,
@@ -108,21 +113,21 @@ def fetch_snapshot(
     tests); it then owns TLS and proxies.
     """
     started = time.monotonic()
-    with open_graph(settings, transport) as graph:
+    with open_graph(options.graph, transport) as graph:
         metadata = {
-            "tenant_id": settings.tenant_id,
+            "tenant_id": options.graph.tenant_id,
             "cloud": graph.endpoints.cloud,
             "graph_url": graph.endpoints.graph_url,
             "authority_host": graph.endpoints.authority_host,
             "auth_method": graph.tokens.method,
-            "endpoints": endpoints_used(settings),
+            "endpoints": endpoints_used(options.source, options.ca_sources),
             "fetched_at": iso_z(datetime.now(UTC)),
-            "intune_source": settings.intune_source,
-            "sources": list(sources_of(settings)),
-            "ca_sources": list(settings.ca_sources),
+            "intune_source": str(options.source),
+            "sources": [str(s) for s in sources_of(options.source)],
+            "ca_sources": list(options.ca_sources),
         }
-        with SnapshotWriter(out, metadata, settings.max_snapshot_bytes) as writer:
-            fetch_into(writer, graph.client, settings, progress=progress)
+        with SnapshotWriter(out, metadata, options.max_snapshot_bytes) as writer:
+            fetch_into(writer, graph.client, options, progress=progress)
             fetch_connectors(graph.client, writer)
             path = writer.commit()
             counts = writer.counts()

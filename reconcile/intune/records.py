@@ -12,13 +12,12 @@ import collections
 import logging
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import msgspec
 
-from reconcile.identity import parse_serial, parse_thumbprint
-from reconcile.intune.side import Entry, fold, stamp
+from reconcile.identity import fold, parse_serial, parse_thumbprint
+from reconcile.intune.side import Entry, stamp
 from reconcile.model import (
     DELIVERED_ISSUANCE_STATE,
     CertificateProfile,
@@ -26,6 +25,7 @@ from reconcile.model import (
     IntuneSource,
     ManagedDevice,
 )
+from reconcile.timeparse import parse_iso
 
 PROFILE_ID_KEY = "@reconcile.profileId"
 PROFILE_TYPE_KEY = "@reconcile.profileType"
@@ -67,7 +67,6 @@ REPORT_ROW_KEYS = (*REPORT_COLUMNS, STATUS_LOC)
 # Not delivered, but expected: the report lists revoked and expired certificates for 30 days.
 REPORT_KNOWN_UNDELIVERED = frozenset({"revoked", "expired"})
 
-_NO_DATE = datetime(1, 1, 2, tzinfo=UTC)
 STATES, REPORT = 0, 1
 """Entry.collection values."""
 
@@ -208,26 +207,6 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
-def _time(value: str | None) -> datetime | None:
-    """Graph's DateTimeOffset; empty and year-1 placeholders mean unknown."""
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    if parsed < _NO_DATE:
-        return None
-    if parsed.utcoffset() == _ZERO:
-        return parsed
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"date {value!r} is out of range") from None
-
-
-_ZERO = _NO_DATE.utcoffset()
-
-
 def _shared(value: str | None) -> str | None:
     """Intern values that repeat across records (issuer, state, profile, device, user): a
     million records share a few thousand of them."""
@@ -265,7 +244,7 @@ def scan_state(line: bytes, where: int) -> Entry:
     state = _shared(raw.certificate_issuance_state) or "unknown"
     serial = _serial(raw.certificate_serial_number)
     thumbprint = _thumbprint(raw.certificate_thumbprint)
-    _time(raw.certificate_expiration_date_time)
+    parse_iso(raw.certificate_expiration_date_time)
     return Entry(
         serial=serial,
         thumbprint=thumbprint if serial is None else None,
@@ -275,8 +254,8 @@ def scan_state(line: bytes, where: int) -> Entry:
         device_name=_shared(raw.device_display_name),
         profile=_shared(raw.profile_id)
         or fold(_clean(raw.certificate_profile_display_name) or _clean(raw.profile_name)),
-        issued_at=stamp(_time(raw.certificate_issuance_date_time)),
-        changed_at=stamp(_time(_state_changed(raw))),
+        issued_at=stamp(parse_iso(raw.certificate_issuance_date_time)),
+        changed_at=stamp(parse_iso(_state_changed(raw))),
         collection=STATES,
         where=where,
     )
@@ -305,9 +284,9 @@ def _state_record(raw: _State) -> IntuneCertificate:
         profile_id=_shared(raw.profile_id),
         profile_name=_shared(raw.certificate_profile_display_name) or _shared(raw.profile_name),
         platform=_shared(raw.device_platform),
-        issued_at=_time(raw.certificate_issuance_date_time),
-        expires_at=_time(raw.certificate_expiration_date_time),
-        state_changed_at=_time(_state_changed(raw)),
+        issued_at=parse_iso(raw.certificate_issuance_date_time),
+        expires_at=parse_iso(raw.certificate_expiration_date_time),
+        state_changed_at=parse_iso(_state_changed(raw)),
         error_code=raw.certificate_error_code,
     )
 
@@ -328,7 +307,7 @@ def scan_report_row(line: bytes, statuses: ReportStatuses | Iterable[str], where
     state = sys.intern(reader.resolve(raw.CertificateStatus, raw.CertificateStatus_loc))
     serial = _serial(raw.SerialNumber)
     thumbprint = _thumbprint(raw.Thumbprint)
-    _time(raw.ValidTo)
+    parse_iso(raw.ValidTo)
     return Entry(
         serial=serial,
         thumbprint=thumbprint if serial is None else None,
@@ -337,7 +316,7 @@ def scan_report_row(line: bytes, statuses: ReportStatuses | Iterable[str], where
         device_id=_shared(raw.DeviceId),
         device_name=_shared(raw.DeviceName),
         profile=_shared(raw.PolicyId),
-        issued_at=stamp(_time(raw.ValidFrom)),
+        issued_at=stamp(parse_iso(raw.ValidFrom)),
         changed_at=None,
         collection=REPORT,
         where=where,
@@ -360,8 +339,8 @@ def _report_record(raw: _ReportRow, statuses: ReportStatuses, record_id: str) ->
         profile_id=_shared(raw.PolicyId),
         profile_name=None,
         platform=None,
-        issued_at=_time(raw.ValidFrom),
-        expires_at=_time(raw.ValidTo),
+        issued_at=parse_iso(raw.ValidFrom),
+        expires_at=parse_iso(raw.ValidTo),
         state_changed_at=None,
         error_code=None,
         subject=_clean(raw.SubjectName),
@@ -379,7 +358,7 @@ def decode_device(line: bytes) -> ManagedDevice:
         serial_number=_clean(raw.serial_number),
         user_principal_name=_shared(raw.user_principal_name),
         operating_system=_shared(raw.operating_system),
-        last_sync=_time(raw.last_sync_date_time),
+        last_sync=parse_iso(raw.last_sync_date_time),
     )
 
 

@@ -8,11 +8,11 @@ only for the verdicts a run keeps (findings) and for unknown_to_ca. So the join 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from reconcile.identity import device_fold, fold
 from reconcile.model import IntuneCertificate, ManagedDevice
 
 
@@ -37,11 +37,6 @@ def stamp(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-def fold(text: str | None) -> str | None:
-    """Case-folded and interned: device names recur across records and lookup tables."""
-    return sys.intern(text.casefold()) if text else None
-
-
 def entry_of(record: IntuneCertificate, collection: int, where: int) -> Entry:
     return Entry(
         serial=record.serial,
@@ -59,7 +54,7 @@ def entry_of(record: IntuneCertificate, collection: int, where: int) -> Entry:
 
 
 class Devices:
-    """Managed devices by id and by case-folded name; full records decoded on request.
+    """Managed devices by id and by device_key of their name; full records decoded on request.
 
     Display names are not unique: ``shared`` holds every name that several managed devices
     carry, with all of them, so a link by name can say it is ambiguous instead of guessing.
@@ -85,7 +80,7 @@ class Devices:
         return device
 
     def named(self, name: str) -> list[int]:
-        """Every device carrying the case-folded ``name``."""
+        """Every device whose name has the device_key ``name``."""
         shared = self.shared.get(name)
         if shared is not None:
             return shared
@@ -109,7 +104,7 @@ class Devices:
         shared: dict[str, list[int]] = {}
         for n, d in enumerate(devices):
             if d.device_name:
-                cls.index_name(by_name, shared, fold(d.device_name) or "", n)
+                cls.index_name(by_name, shared, device_fold(d.device_name) or "", n)
         return cls(by_id, by_name, devices.__getitem__, shared)
 
 

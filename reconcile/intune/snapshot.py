@@ -38,13 +38,13 @@ import stat
 import tempfile
 from array import array
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from reconcile import __version__
 from reconcile.ca import cloudpki
 from reconcile.errors import IncompleteDataError, InputError
+from reconcile.identity import device_fold
 from reconcile.intune.records import (
     REPORT,
     STATES,
@@ -56,7 +56,7 @@ from reconcile.intune.records import (
     scan_report_row,
     scan_state,
 )
-from reconcile.intune.side import Devices, Entry, IntuneSide, fold
+from reconcile.intune.side import Devices, Entry, IntuneSide
 from reconcile.model import (
     CertificateProfile,
     InputFile,
@@ -81,24 +81,6 @@ COLLECTIONS = (
 DEVICES = COLLECTIONS.index("managed_devices")
 PKI_CAS = COLLECTIONS.index(cloudpki.CAS)
 PKI_LEAVES = COLLECTIONS.index(cloudpki.LEAVES)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The Intune side of a run, parsed."""
-
-    path: Path
-    metadata: Mapping[str, Any]
-    profiles: tuple[CertificateProfile, ...]
-    certificates: tuple[IntuneCertificate, ...]
-    devices: tuple[ManagedDevice, ...]
-    rejects: tuple[Reject, ...]
-    inputs: tuple[InputFile, ...]
-
-    @property
-    def tenant_id(self) -> str | None:
-        value = self.metadata.get("tenant_id")
-        return str(value) if value else None
 
 
 def _regular(path: Path) -> bool:
@@ -292,7 +274,7 @@ class SnapshotSource:
         self._by_id[device.id] = line
         if device.device_name:
             Devices.index_name(
-                self._by_name, self._shared_names, fold(device.device_name) or "", line
+                self._by_name, self._shared_names, device_fold(device.device_name) or "", line
             )
         self.device_lines.append(line)
 
@@ -319,22 +301,6 @@ class SnapshotSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_snapshot(directory: Path, report_delivered: ReportStatuses | Iterable[str]) -> Snapshot:
-    """Every record decoded, for tools and tests; a run uses ``SnapshotSource`` instead."""
-    with SnapshotSource(directory, report_delivered) as source:
-        side = source.side
-        devices = side.devices
-        return Snapshot(
-            path=directory,
-            metadata=source.metadata,
-            profiles=tuple(source.profiles),
-            certificates=tuple(side.certificate(e) for e in side.entries),
-            devices=tuple(devices.get(n) for n in source.device_lines) if devices else (),
-            rejects=tuple(source.rejects),
-            inputs=tuple(source.inputs),
-        )
 
 
 class SnapshotWriter:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import logging
 import tempfile
 import threading
@@ -24,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, cast
+
+import tenacity
 
 from reconcile import progress
 from reconcile.errors import GraphError, UpstreamError
@@ -138,6 +141,36 @@ class Sink(Protocol):
 Progress = Callable[[str, int], None]
 
 
+class _Parts:
+    """Pages of one collection from several workers, landed in part order: the part being
+    written goes straight through, later parts wait in spool files (not memory) until every
+    part before them has ended."""
+
+    SPOOL_BYTES = 8 << 20
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.ended: set[int] = set()
+        self.held: dict[int, IO[bytes]] = {}
+
+    def hold(self, part: int, objects: Iterable[Mapping[str, Any]]) -> None:
+        spool = self.held.get(part)
+        if spool is None:
+            # Closed by take(), or with the file object when a failed fetch drops the sink.
+            spool = self.held[part] = tempfile.SpooledTemporaryFile(self.SPOOL_BYTES)  # noqa: SIM115
+        for obj in objects:
+            spool.write(json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    def take(self, part: int) -> Iterable[Mapping[str, Any]]:
+        spool = self.held.pop(part, None)
+        if spool is None:
+            return
+        with spool:
+            spool.seek(0)
+            for line in spool:
+                yield json.loads(line)
+
+
 class SharedSink:
     """Serialises writes from worker threads; a page is written as one block."""
 
@@ -146,22 +179,48 @@ class SharedSink:
         self._progress = progress
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
+        self._parts: dict[str, _Parts] = {}
 
     def open_collection(self, name: str) -> None:
         with self._lock:
             self._sink.open_collection(name)
             self._counts.setdefault(name, 0)
 
-    def write_page(self, name: str, objects: Iterable[Mapping[str, Any]]) -> None:
+    def in_parts(self, name: str) -> None:
+        """``name`` is written by numbered parts (one per profile) whose pages must land in
+        part order, so the same tenant gives the same bytes, sha256 and run id whatever the
+        thread timing."""
+        with self._lock:
+            self._parts[name] = _Parts()
+
+    def write_page(
+        self, name: str, objects: Iterable[Mapping[str, Any]], part: int | None = None
+    ) -> None:
         with self._lock:
             self._sink.open_collection(name)
-            total = self._counts.get(name, 0)
-            for obj in objects:
-                self._sink.write(name, obj)
-                total += 1
+            objects = list(objects)
+            parts = self._parts.get(name)
+            if parts is None or part is None or part == parts.current:
+                for obj in objects:
+                    self._sink.write(name, obj)
+            else:
+                parts.hold(part, objects)
+            total = self._counts.get(name, 0) + len(objects)
             self._counts[name] = total
             if self._progress is not None:
                 self._progress(name, total)
+
+    def end_part(self, name: str, part: int) -> None:
+        """Every page of ``part`` is written; the parts after it that waited land now."""
+        with self._lock:
+            parts = self._parts.get(name)
+            if parts is None:
+                return
+            parts.ended.add(part)
+            while parts.current in parts.ended:
+                parts.current += 1
+                for obj in parts.take(parts.current):
+                    self._sink.write(name, obj)
 
 
 @dataclass(frozen=True)
@@ -213,8 +272,14 @@ def fetch_profiles(client: GraphClient, sink: SharedSink) -> list[Profile]:
 
 
 def fetch_states(
-    client: GraphClient, sink: SharedSink, profile: Profile, stop: threading.Event
+    client: GraphClient,
+    sink: SharedSink,
+    profile: Profile,
+    stop: threading.Event,
+    *,
+    part: int | None = None,
 ) -> None:
+    """One profile's states; ``part`` is its place in the profile list (see ``in_parts``)."""
     path = STATES_PATH.format(id=profile.id, type=profile.odata_type)
     params = {"$select": ",".join(STATE_FIELDS), "$top": str(PAGE_SIZE)}
     for page in client.pages(path, params):
@@ -224,7 +289,9 @@ def fetch_states(
             obj[PROFILE_ID_KEY] = profile.id
             obj[PROFILE_TYPE_KEY] = profile.odata_type
             obj[PROFILE_NAME_KEY] = profile.display_name
-        sink.write_page("certificate_states", page)
+        sink.write_page("certificate_states", page, part)
+    if part is not None:
+        sink.end_part("certificate_states", part)
     progress.report("states_done", 1, profile.display_name or profile.id)
 
 
@@ -366,18 +433,24 @@ class ReportExporter:
             log.warning("report export: the tenant has no certificate profile to export")
             return
         # Each task gets the pool's own stop event last, so one failing job stops the rest.
+        self._sink.in_parts("report_rows")
         tasks: list[Callable[[threading.Event], None]] = [
-            functools.partial(self._one_profile, profile, stop) for profile in profiles
+            functools.partial(self._one_profile, profile, n, stop)
+            for n, profile in enumerate(profiles)
         ]
         run_all(tasks, self._workers)
 
-    def _one_profile(self, profile: Profile, outer: _Stop, inner: threading.Event) -> None:
+    def _one_profile(
+        self, profile: Profile, part: int, outer: _Stop, inner: threading.Event
+    ) -> None:
         stop = _Either(outer, inner)
         if stop.is_set():
             return
-        self._finish(self.jobs.create_for(profile), profile.id, stop)
+        self._finish(self.jobs.create_for(profile), profile.id, stop, part)
 
-    def _finish(self, job: Mapping[str, Any], policy_id: str | None, stop: _Stop) -> None:
+    def _finish(
+        self, job: Mapping[str, Any], policy_id: str | None, stop: _Stop, part: int | None = None
+    ) -> None:
         url = poll_export(self._client, job, self._polling, stop, self._budget)
         if url is None:
             return
@@ -391,7 +464,10 @@ class ReportExporter:
                 raw_rows=self._raw_rows,
                 policy_id=policy_id,
                 requested=self.jobs.select,
+                part=part,
             )
+        if part is not None:
+            self._sink.end_part("report_rows", part)
 
 
 def fetch_report(
@@ -413,6 +489,13 @@ def list_certificate_profiles(client: GraphClient) -> list[Profile]:
     return [profile for profile in found if profile is not None]
 
 
+class _Pending(Exception):
+    """The export job is not done yet: tenacity polls again."""
+
+    def __init__(self, status: str):
+        self.status = status
+
+
 def poll_export(
     client: GraphClient,
     job: Mapping[str, Any],
@@ -425,9 +508,22 @@ def poll_export(
     if not job_id:
         raise UpstreamError("report export: Graph created a job without an id")
     deadline = polling.clock() + polling.timeout
-    delay = polling.first_delay
-    polls = 0
-    while (status := str(job.get("status") or "unknown")) != "completed":
+    backoff = tenacity.wait_exponential(
+        multiplier=polling.first_delay, exp_base=1.5, max=polling.max_delay
+    )
+    current = job
+    polls = -1
+
+    def look() -> Mapping[str, Any] | None:
+        nonlocal current, polls
+        polls += 1
+        if polls:
+            if budget is not None:
+                budget.acquire()
+            current = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
+        status = str(current.get("status") or "unknown")
+        if status == "completed":
+            return current
         progress.report("export", polls, status)
         if status == "failed":
             raise UpstreamError(
@@ -436,22 +532,29 @@ def poll_export(
             )
         if stop.is_set():
             return None
-        remaining = deadline - polling.clock()
-        if remaining <= 0:
-            raise UpstreamError(
-                f"report export job {job_id} still {status} after {polling.timeout:.0f} s; "
-                "raise intune.export_timeout (RECONCILE_EXPORT_TIMEOUT)"
-            )
-        polling.sleep(min(delay, remaining))
-        delay = min(delay * 1.5, polling.max_delay)
-        polls += 1
-        if budget is not None:
-            budget.acquire()
-        job = client.get(f"{EXPORT_PATH}('{job_id.replace(chr(39), chr(39) * 2)}')")
-    url = job.get("url")
+        raise _Pending(status)
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(_Pending),
+        # Growing delays, the last one cut to the deadline, one last look at the job there.
+        wait=lambda state: min(backoff(state), deadline - polling.clock()),
+        stop=lambda _state: deadline - polling.clock() <= 0,
+        sleep=polling.sleep,
+        reraise=True,
+    )
+    try:
+        done = retrying(look)
+    except _Pending as exc:
+        raise UpstreamError(
+            f"report export job {job_id} still {exc.status} after {polling.timeout:.0f} s; "
+            "raise intune.export_timeout (RECONCILE_EXPORT_TIMEOUT)"
+        ) from None
+    if done is None:
+        return None
+    url = done.get("url")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise UpstreamError(f"report export job {job_id} completed without an https download url")
-    progress.report("export", polls, status)
+    progress.report("export", polls, "completed")
     return url
 
 
@@ -507,6 +610,7 @@ def read_export(
     raw_rows: bool = False,
     policy_id: str | None = None,
     requested: tuple[str, ...] = REPORT_COLUMNS,
+    part: int | None = None,
 ) -> None:
     """The zip must hold exactly one CSV (UTF-8, maybe with BOM); every row must fit its header.
 
@@ -527,7 +631,7 @@ def read_export(
                     encoding="utf-8-sig",
                     newline="",
                 )
-                _read_rows(csv.reader(text), sink, raw_rows, policy_id, requested)
+                _read_rows(csv.reader(text), sink, raw_rows, policy_id, requested, part)
     except zipfile.BadZipFile as exc:
         raise UpstreamError(f"report export download is not a valid zip: {exc}") from None
     except UnicodeDecodeError:
@@ -542,6 +646,7 @@ def _read_rows(
     raw_rows: bool,
     policy_id: str | None,
     requested: tuple[str, ...],
+    part: int | None,
 ) -> None:
     header = next(reader, None)
     if not header:
@@ -567,9 +672,9 @@ def _read_rows(
             compact[RAW_ROW_KEY] = dict(zip(header, row, strict=True))
         batch.append(compact)
         if len(batch) >= PAGE_SIZE:
-            sink.write_page("report_rows", batch)
+            sink.write_page("report_rows", batch, part)
             batch = []
-    sink.write_page("report_rows", batch)
+    sink.write_page("report_rows", batch, part)
 
 
 def run_all(tasks: list[Callable[[threading.Event], None]], workers: int) -> None:

@@ -230,11 +230,6 @@ def _scripts(result: RunResult) -> list[BundleFile]:
     ]
 
 
-def view_files(result: RunResult, encoding: str) -> list[BundleFile]:
-    """revoked-installed.csv, expiring.csv, revocation-plan.csv and the plan script(s)."""
-    return [*_view_csvs(result, encoding), *_scripts(result)]
-
-
 def data_files(report: Report, encoding: str) -> list[BundleFile]:
     """The files computed from the inputs alone: the bundle writes them, verify rewrites them
     in this order and compares each byte for byte."""
@@ -380,9 +375,6 @@ def write_bundle(
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file."""
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -112,7 +112,7 @@ def test_options_from_settings(tmp_path: Path) -> None:
         },
         env={},
     )
-    options = ReaderOptions.from_settings(settings)
+    options = settings.reader_options()
     assert (options.format, options.issuer, options.date_order, options.timezone) == (
         "certutil",
         "CA1",

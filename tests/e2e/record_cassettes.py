@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 
 from reconcile.emulator import Fault, FaultKind, GeneratedTenant, GraphEmulator
-from reconcile.graph import open_graph
 from reconcile.graph.cassette import RecordingTransport
+from reconcile.graph.session import open_graph
 from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
 from reconcile.intune.sources import DEVICES_PATH
@@ -84,7 +84,7 @@ def record_fetch(name: str, source: str, *faults: Fault) -> None:
     with _emulator(*faults) as emu, tempfile.TemporaryDirectory() as tmp:
         transport = RecordingTransport(RewriteTransport(emu), CASSETTES / f"{name}.yaml")
         settings = cassette_settings(emu.tenant_id, emu.client_id, source)
-        fetch_snapshot(settings, Path(tmp) / "snap", transport=transport)
+        fetch_snapshot(settings.fetch_options(), Path(tmp) / "snap", transport=transport)
         transport.close()
         print(f"{name}.yaml: {transport.interactions} interactions")
 
@@ -93,7 +93,7 @@ def record_devices() -> None:
     with _emulator() as emu:
         transport = RecordingTransport(RewriteTransport(emu), CASSETTES / "managed_devices.yaml")
         settings = cassette_settings(emu.tenant_id, emu.client_id)
-        with open_graph(settings, transport) as graph:
+        with open_graph(settings.graph_config(), transport) as graph:
             pages = list(graph.client.pages(DEVICES_PATH, {"$select": "id,deviceName"}))
         transport.close()
         print(f"managed_devices.yaml: {len(pages)} pages, {transport.interactions} interactions")

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from reconcile.emulator import GeneratedTenant
-from reconcile.graph import open_graph
+from reconcile.graph.session import open_graph
 from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.intune.sources import DEVICES_PATH
 from reconcile.model import IntuneSource
 from tests.e2e.record_cassettes import (
@@ -25,6 +24,7 @@ from tests.e2e.record_cassettes import (
     TENANT,
     cassette_settings,
 )
+from tests.helpers import read_snapshot
 
 EXPECTED = GeneratedTenant(**TENANT)
 TENANT_ID = "8d3f0e7c-5b1a-4c2e-9f6d-0a1b2c3d4e5f"
@@ -57,7 +57,7 @@ def _expected_state_ids() -> set[str]:
 
 def _fetch(tmp_path: Path, source: str) -> set[str]:
     settings = cassette_settings(TENANT_ID, CLIENT_ID, source)
-    out = fetch_snapshot(settings, tmp_path / "snap")
+    out = fetch_snapshot(settings.fetch_options(), tmp_path / "snap")
     snapshot = read_snapshot(out, frozenset(settings.report_delivered))
     assert len(snapshot.devices) == EXPECTED.device_count()
     assert snapshot.rejects == ()
@@ -92,7 +92,7 @@ def test_replay_report_export(tmp_path: Path) -> None:
 @pytest.mark.default_cassette("managed_devices.yaml")
 def test_replay_managed_device_pages() -> None:
     settings = cassette_settings(TENANT_ID, CLIENT_ID)
-    with open_graph(settings) as graph:
+    with open_graph(settings.graph_config()) as graph:
         pages = list(graph.client.pages(DEVICES_PATH, {"$select": "id,deviceName"}))
     sizes = [len(p) for p in pages]  # no $top asked: the default page size
     assert sum(sizes) == EXPECTED.device_count()

@@ -155,17 +155,17 @@ def test_doctor_names_the_permission_the_403_asks_for(
     emu: GraphEmulator, scopes: tuple[str, ...], wanted: str
 ) -> None:
     emu.cloud_pki = CloudPki(forbidden=scopes)
-    checks = {c.name: c for c in run_doctor(settings_for(emu))}
+    checks = {c.name: c for c in run_doctor(settings_for(emu).doctor_options())}
     check = checks["cloud PKI"]
     assert check.ok is False
     assert check.fix == f"grant the app {wanted} (application) and admin consent"
 
 
 def test_doctor_passes_when_cloud_pki_is_readable(emu: GraphEmulator) -> None:
-    checks = {c.name: c for c in run_doctor(settings_for(emu))}
+    checks = {c.name: c for c in run_doctor(settings_for(emu).doctor_options())}
     assert checks["cloud PKI"].ok is True
     assert "2 certification authorities" in checks["cloud PKI"].detail
-    without = {c.name for c in run_doctor(resolve({}, demo_settings_env(emu)))}
+    without = {c.name for c in run_doctor(resolve({}, demo_settings_env(emu)).doctor_options())}
     assert "cloud PKI" not in without
 
 

@@ -16,9 +16,9 @@ from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
 from reconcile.errors import AuthError, UpstreamError
 from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
-from reconcile.intune.snapshot import Snapshot, read_snapshot
 from reconcile.model import IntuneSource
 from reconcile.settings import Settings, resolve
+from tests.helpers import Snapshot, read_snapshot
 
 DEMO_TENANT = "c0ffee00-5a1e-4d3e-9c7a-00000000c0de"
 
@@ -78,7 +78,7 @@ def assert_same_as_demo(path: Path, source: str) -> None:
 def test_each_source_fetches_exactly_what_the_tenant_holds(
     fresh: GraphEmulator, tmp_path: Path, source: str
 ) -> None:
-    out = fetch_snapshot(settings_for(fresh, source), tmp_path / "snap")
+    out = fetch_snapshot(settings_for(fresh, source).fetch_options(), tmp_path / "snap")
     assert_same_as_demo(out, source)
     assert fresh.requests_for("unknown") == []
     downloads = fresh.requests_for("download")
@@ -92,7 +92,7 @@ def test_each_source_fetches_exactly_what_the_tenant_holds(
 
 def test_requests_are_the_minimum_pages_at_the_largest_page_size(tmp_path: Path) -> None:
     with GraphEmulator(generated=3000, page_size=100, max_page_size=1000) as emu:
-        fetch_snapshot(settings_for(emu), tmp_path / "snap")
+        fetch_snapshot(settings_for(emu).fetch_options(), tmp_path / "snap")
         graph = [r for r in emu.requests if r.route in ("profiles", "states", "devices")]
         assert len(graph) == emu.minimum_pages()
         assert all(r.params["$top"] == ["1000"] for r in graph)
@@ -118,7 +118,7 @@ TRANSIENT = [
 def test_transient_faults_change_nothing(fresh: GraphEmulator, tmp_path: Path, spec: str) -> None:
     fault = fresh.add_fault(parse_fault(spec))
     source = "both" if fault.route in ("export_status", "download") else "states"
-    out = fetch_snapshot(settings_for(fresh, source), tmp_path / "snap")
+    out = fetch_snapshot(settings_for(fresh, source).fetch_options(), tmp_path / "snap")
     assert fault.hits >= 1
     assert_same_as_demo(out, source)
     assert fresh.retry_after_violations() == []
@@ -155,7 +155,7 @@ def test_persistent_faults_fail_and_write_nothing(
     out_parent.mkdir()
     settings = settings_for(fresh, source, RECONCILE_GRAPH_MAX_ATTEMPTS="2")
     with pytest.raises(error) as caught:
-        fetch_snapshot(settings, out_parent / "snap")
+        fetch_snapshot(settings.fetch_options(), out_parent / "snap")
     assert fresh.client_secret not in str(caught.value)
     _assert_no_snapshot(out_parent)
 
@@ -166,7 +166,7 @@ def test_wrong_secret_is_an_auth_error_naming_the_code_not_the_secret(
     wrong = "wrong~secret~value~1234567890"
     settings = settings_for(fresh, RECONCILE_CLIENT_SECRET=wrong)
     with pytest.raises(AuthError) as caught:
-        fetch_snapshot(settings, tmp_path / "snap")
+        fetch_snapshot(settings.fetch_options(), tmp_path / "snap")
     assert "AADSTS7000215" in str(caught.value)
     assert wrong not in str(caught.value)
     assert not (tmp_path / "snap").exists()
@@ -185,7 +185,7 @@ def test_secret_and_tokens_never_surface(
     fresh.add_fault(Fault(FaultKind.THROTTLE, route="states", retry_after=0))
     fresh.add_fault(Fault(FaultKind.UNAVAILABLE, route="export_status", retry_after=0))
     caplog.set_level(logging.DEBUG)
-    out = fetch_snapshot(settings_for(fresh, "both"), tmp_path / "snap")
+    out = fetch_snapshot(settings_for(fresh, "both").fetch_options(), tmp_path / "snap")
     captured = capfd.readouterr()
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("reconcile"))
     texts: Mapping[str, str] = {
@@ -219,7 +219,7 @@ def test_certificate_sign_in(tmp_path: Path) -> None:
             RECONCILE_CERTIFICATE=str(pem),
             RECONCILE_CLIENT_SECRET="",
         )
-        assert_same_as_demo(fetch_snapshot(settings, tmp_path / "snap"), "states")
+        assert_same_as_demo(fetch_snapshot(settings.fetch_options(), tmp_path / "snap"), "states")
         (token,) = emu.requests_for("token")
         assert token.status == 200
 
@@ -230,7 +230,7 @@ def test_managed_identity_sign_in(
     monkeypatch.setenv("IDENTITY_ENDPOINT", fresh.managed_identity_endpoint)
     monkeypatch.setenv("IDENTITY_HEADER", fresh.identity_header)
     settings = settings_for(fresh, RECONCILE_AUTH="managed-identity", RECONCILE_CLIENT_SECRET="")
-    assert_same_as_demo(fetch_snapshot(settings, tmp_path / "snap"), "states")
+    assert_same_as_demo(fetch_snapshot(settings.fetch_options(), tmp_path / "snap"), "states")
     assert [r.status for r in fresh.requests_for("msi")] == [200]
 
 
@@ -242,7 +242,7 @@ def test_a_throttled_token_endpoint_is_waited_out(
 ) -> None:
     """msal hands a 429/503 back as an error dict, not an exception; it is retried anyway."""
     fault = fresh.add_fault(parse_fault(spec))
-    out = fetch_snapshot(settings_for(fresh), tmp_path / "snap")
+    out = fetch_snapshot(settings_for(fresh).fetch_options(), tmp_path / "snap")
     assert fault.hits == 1
     assert [r.status for r in fresh.requests_for("token")][:2] == [_FAULT_CODE[fault.kind], 200]
     assert fresh.retry_after_violations() == []
@@ -258,7 +258,7 @@ def test_a_token_endpoint_that_stays_throttled_fails_in_one_line(
     fresh.add_fault(parse_fault("throttle:route=token,retry_after=1,times=forever"))
     settings = settings_for(fresh, RECONCILE_GRAPH_MAX_ATTEMPTS="2")
     with pytest.raises(AuthError) as caught:
-        fetch_snapshot(settings, tmp_path / "snap")
+        fetch_snapshot(settings.fetch_options(), tmp_path / "snap")
     message = str(caught.value)
     assert "HTTP 429" in message and "after 2 attempts" in message and "\n" not in message
     assert fresh.client_secret not in message
@@ -271,7 +271,7 @@ def test_a_next_link_with_a_control_character_in_its_host_is_refused_in_one_line
 ) -> None:
     fresh.add_fault(parse_fault("next-link-control:route=devices"))
     with pytest.raises(UpstreamError) as caught:
-        fetch_snapshot(settings_for(fresh), tmp_path / "snap")
+        fetch_snapshot(settings_for(fresh).fetch_options(), tmp_path / "snap")
     message = str(caught.value)
     assert message == (
         "GET /v1.0/deviceManagement/managedDevices: @odata.nextLink holds a control "

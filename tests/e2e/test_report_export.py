@@ -28,10 +28,10 @@ from reconcile.intune.records import (
     REPORT_MINIMAL_COLUMNS,
     ReportStatuses,
 )
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.model import IntuneCertificate, IntuneSource
 from reconcile.settings import Settings
 from tests.e2e.test_fetch import DEMO_TENANT, EXPECTED, settings_for
+from tests.helpers import read_snapshot
 
 DELIVERED = ("installed", "issued", "active", "valid")
 
@@ -67,7 +67,7 @@ def _creates(emu: GraphEmulator) -> list[dict[str, object]]:
 
 
 def test_default_export_has_numeric_codes_and_loc_text(emu: GraphEmulator, tmp_path: Path) -> None:
-    out = fetch_snapshot(settings_for(emu, "report"), tmp_path / "snap")
+    out = fetch_snapshot(settings_for(emu, "report").fetch_options(), tmp_path / "snap")
     (body,) = _creates(emu)
     assert body["localizationType"] == "LocalizedValuesAsAdditionalColumn"
     assert body["select"] == list(REPORT_COLUMNS) and "filter" not in body
@@ -85,7 +85,7 @@ def test_default_export_has_numeric_codes_and_loc_text(emu: GraphEmulator, tmp_p
 
 def test_codes_without_loc_go_through_the_configured_map(tmp_path: Path) -> None:
     with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT, report_loc=False) as emu:
-        out = fetch_snapshot(settings_for(emu, "report"), tmp_path / "snap")
+        out = fetch_snapshot(settings_for(emu, "report").fetch_options(), tmp_path / "snap")
     assert {r["CertificateStatus"] for r in _rows(out)} <= {"1", "2"}
     mapped = ReportStatuses(DELIVERED, {"1": "Active", "2": "Revoked"})
     assert _report_certificates(out, mapped) == EXPECTED_REPORT
@@ -96,7 +96,7 @@ def test_unknown_values_are_not_delivered_and_warned_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT, report_loc=False) as emu:
-        out = fetch_snapshot(settings_for(emu, "report"), tmp_path / "snap")
+        out = fetch_snapshot(settings_for(emu, "report").fetch_options(), tmp_path / "snap")
     codes = [str(r["CertificateStatus"]) for r in _rows(out)]
     statuses = ReportStatuses(DELIVERED)
     with caplog.at_level(logging.WARNING, logger="reconcile.intune"):
@@ -117,7 +117,7 @@ def test_a_refused_select_is_retried_once_with_the_join_columns(
         GraphEmulator(snapshot_dir=DEMO_SNAPSHOT, tenant=DEMO_TENANT, report_columns=known) as emu,
         caplog.at_level(logging.WARNING, logger="reconcile.intune"),
     ):
-        out = fetch_snapshot(settings_for(emu, "report"), tmp_path / "snap")
+        out = fetch_snapshot(settings_for(emu, "report").fetch_options(), tmp_path / "snap")
         statuses = [r.status for r in emu.requests_for("export_create")]
         bodies = _creates(emu)
     assert statuses == [400, 201]
@@ -133,7 +133,7 @@ def test_a_refused_tenant_wide_job_falls_back_to_one_job_per_profile(
 ) -> None:
     emu.add_fault(Fault(FaultKind.POLICY_FILTER_REQUIRED, times=None))
     settings = settings_for(emu, "report", RECONCILE_MAX_CONCURRENCY="2")
-    out = fetch_snapshot(settings, tmp_path / "snap")
+    out = fetch_snapshot(settings.fetch_options(), tmp_path / "snap")
     creates = emu.requests_for("export_create")
     bodies = _creates(emu)
     # A 400 does not say why: the narrowed selection is tried once before the fallback, and
@@ -158,7 +158,7 @@ def _unplaced(certificates: set[IntuneCertificate]) -> set[IntuneCertificate]:
 
 def test_raw_rows_only_when_asked(emu: GraphEmulator, tmp_path: Path) -> None:
     settings = settings_for(emu, "report", RECONCILE_REPORT_RAW_ROWS="true")
-    out = fetch_snapshot(settings, tmp_path / "snap")
+    out = fetch_snapshot(settings.fetch_options(), tmp_path / "snap")
     rows = _rows(out)
     assert all(isinstance(r[RAW_ROW_KEY], dict) for r in rows)
     assert _report_certificates(out, ReportStatuses(DELIVERED)) == EXPECTED_REPORT
@@ -171,7 +171,7 @@ def test_snapshot_byte_cap_fails_clearly_and_leaves_nothing(
     parent.mkdir()
     settings: Settings = settings_for(emu, "both", RECONCILE_MAX_SNAPSHOT_BYTES="4000")
     with pytest.raises(IncompleteDataError, match="exceed 4000 bytes.*max_snapshot_bytes"):
-        fetch_snapshot(settings, parent / "snap")
+        fetch_snapshot(settings.fetch_options(), parent / "snap")
     assert list(parent.iterdir()) == []
 
 

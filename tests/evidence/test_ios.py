@@ -71,3 +71,16 @@ def test_time_of_day_rolling_past_midnight_moves_the_date(tmp_path: Path) -> Non
     (record,) = parse_log(log, DATED).records
 
     assert record.installed_at == datetime(2020, 1, 31, 0, 0, 3, tzinfo=UTC)
+
+
+def test_a_one_digit_hour_and_seven_fractional_digits_are_read(tmp_path: Path) -> None:
+    log = tmp_path / "console.txt"
+    log.write_text(
+        "Default 9:05:03.1234567 +0100 profiled Profile 'www.windowsintune.com.SCEP.ModelName="
+        "AC_1/LogicalName_2;Hash=3' installed.\n",
+        encoding="utf-8",
+    )
+
+    (record,) = parse_log(log, DATED).records
+
+    assert record.installed_at == datetime(2020, 1, 30, 8, 5, 3, 123456, tzinfo=UTC)

@@ -10,7 +10,7 @@ from reconcile.errors import InputError
 from reconcile.evidence.add import options_key
 from reconcile.evidence.parse import parse_log
 from reconcile.evidence.source import ParseOptions
-from reconcile.evidence.store import SCHEMA_VERSION, AddResult, EvidenceStore, evidence_path
+from reconcile.evidence.store import SCHEMA_VERSION, AddResult, EvidenceStore
 from reconcile.settings import Settings
 
 
@@ -82,6 +82,20 @@ def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
 
 
 def test_default_path_is_in_the_user_data_dir(tmp_path: Path) -> None:
-    assert evidence_path(Settings()).name == "evidence.db"
-    assert str(tmp_path / "xdg-data") in str(evidence_path(Settings()))
-    assert evidence_path(Settings(evidence_db=tmp_path / "e.db")) == tmp_path / "e.db"
+    assert Settings().evidence_path().name == "evidence.db"
+    assert str(tmp_path / "xdg-data") in str(Settings().evidence_path())
+    assert Settings(evidence_db=tmp_path / "e.db").evidence_path() == tmp_path / "e.db"
+
+
+def test_keys_stored_by_the_old_rule_are_recomputed_on_open(tmp_path: Path, logs: Path) -> None:
+    """Schema 1 cut every device name at its first dot; schema 2 keeps non-host names whole."""
+    path = tmp_path / "evidence.db"
+    megan = ParseOptions(device="megan.bowen@contoso.com")
+    with EvidenceStore(path) as store:
+        store.add(parse_log(logs / "android-omadm-article.log", megan), options_key(megan))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE records SET device_key = 'megan'")
+        db.execute("DELETE FROM schema_version WHERE version > 1")
+    with EvidenceStore(path, create=False) as store:
+        assert store.records("megan.bowen@contoso.com")
+        assert store.records("megan") == []

@@ -24,15 +24,15 @@ from cryptography.x509.oid import NameOID
 from reconcile.errors import AuthError, ConfigError
 from reconcile.graph.auth import MsalTokenProvider, choose_method, load_certificate
 from reconcile.graph.clouds import resolve_endpoints
-from reconcile.settings import Settings
+from reconcile.graph.config import AuthMethod, GraphConfig
 from tests.graph.fake import CLIENT, SECRET, TENANT, FakeCloud
 
 
-def base_settings(**changes: Any) -> Settings:
-    return replace(Settings(tenant_id=TENANT, client_id=CLIENT), **changes)
+def base_settings(**changes: Any) -> GraphConfig:
+    return replace(GraphConfig(tenant_id=TENANT, client_id=CLIENT), **changes)
 
 
-def provider(settings: Settings, cloud: FakeCloud, **kwargs: Any) -> MsalTokenProvider:
+def provider(settings: GraphConfig, cloud: FakeCloud, **kwargs: Any) -> MsalTokenProvider:
     http = httpx.Client(transport=cloud.transport())
     return MsalTokenProvider(
         settings, resolve_endpoints(settings), http, sleep=lambda s: None, **kwargs
@@ -181,7 +181,7 @@ def test_auto_method_prefers_secret_then_certificate(tmp_path: Path) -> None:
     assert choose_method(base_settings(client_secret="x")) == "secret"
     assert choose_method(base_settings(client_secret_file=tmp_path / "s")) == "secret"
     assert choose_method(base_settings(certificate_path=tmp_path / "c.pem")) == "certificate"
-    assert choose_method(base_settings(auth_method="device-code")) == "device-code"
+    assert choose_method(base_settings(auth_method=AuthMethod.DEVICE_CODE)) == "device-code"
     with pytest.raises(ConfigError, match="no Graph credential configured"):
         choose_method(base_settings())
 
@@ -273,7 +273,7 @@ def test_certificate_problems_are_config_errors(tmp_path: Path, key_and_cert: An
 
 def test_device_code_prompts_on_stderr_and_caches_with_0600(tmp_path: Path) -> None:
     cache = tmp_path / "cache" / "tokens.json"
-    settings = base_settings(auth_method="device-code", token_cache=cache)
+    settings = base_settings(auth_method=AuthMethod.DEVICE_CODE, token_cache=cache)
     prompts: list[str] = []
     cloud = FakeCloud()
     assert provider(settings, cloud, prompt=prompts.append).token() == "token-1"
@@ -291,7 +291,7 @@ def test_device_code_prompts_on_stderr_and_caches_with_0600(tmp_path: Path) -> N
 def test_device_code_prompt_goes_to_stderr_by_default(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = base_settings(auth_method="device-code", token_cache=tmp_path / "c.json")
+    settings = base_settings(auth_method=AuthMethod.DEVICE_CODE, token_cache=tmp_path / "c.json")
     provider(settings, FakeCloud()).token()
     captured = capsys.readouterr()
     assert "ABCD-EFGH" in captured.err
@@ -327,7 +327,9 @@ def test_managed_identity_asks_imds_for_the_graph_resource(
             else None
         )
     )
-    settings = Settings(auth_method="managed-identity", managed_identity_client_id=client_id)
+    settings = GraphConfig(
+        auth_method=AuthMethod.MANAGED_IDENTITY, managed_identity_client_id=client_id
+    )
     assert provider(settings, cloud).token() == "mi-token"
     (request,) = cloud.requests
     assert request.url.params["resource"] == "https://graph.microsoft.com"

@@ -4,7 +4,7 @@ import pytest
 
 from reconcile.errors import ConfigError
 from reconcile.graph.clouds import https_origin, resolve_endpoints
-from reconcile.settings import Settings
+from reconcile.graph.config import Cloud, GraphConfig
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,7 @@ from reconcile.settings import Settings
     ],
 )
 def test_each_cloud_picks_its_hosts(cloud: str, authority: str, graph: str) -> None:
-    endpoints = resolve_endpoints(Settings(cloud=cloud))
+    endpoints = resolve_endpoints(GraphConfig(cloud=Cloud(cloud)))
     assert (endpoints.authority_host, endpoints.graph_url) == (authority, graph)
     assert endpoints.instance_discovery
     assert endpoints.graph_scope == f"{graph}/.default"
@@ -25,7 +25,7 @@ def test_each_cloud_picks_its_hosts(cloud: str, authority: str, graph: str) -> N
 
 def test_overrides_win_and_a_foreign_authority_turns_instance_discovery_off() -> None:
     endpoints = resolve_endpoints(
-        Settings(authority_host="127.0.0.1:8443", graph_url="https://127.0.0.1:8443/")
+        GraphConfig(authority_host="127.0.0.1:8443", graph_url="https://127.0.0.1:8443/")
     )
     assert endpoints.authority_host == "https://127.0.0.1:8443"
     assert endpoints.graph_url == "https://127.0.0.1:8443"
@@ -33,7 +33,7 @@ def test_overrides_win_and_a_foreign_authority_turns_instance_discovery_off() ->
     assert endpoints.authority("t") == "https://127.0.0.1:8443/t"
     # a Microsoft host on an odd port is not Microsoft's service either
     assert not resolve_endpoints(
-        Settings(authority_host="https://login.microsoftonline.com:8443")
+        GraphConfig(authority_host="https://login.microsoftonline.com:8443")
     ).instance_discovery
 
 

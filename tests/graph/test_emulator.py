@@ -29,9 +29,9 @@ from reconcile.errors import AuthError, ConfigError, UpstreamError
 from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
 from reconcile.intune.records import REPORT_COLUMNS
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.model import IntuneSource
 from reconcile.settings import Settings, resolve
+from tests.helpers import read_snapshot
 
 DELIVERED = frozenset({"installed", "active"})
 
@@ -98,7 +98,7 @@ def test_certificate_sign_in_fetches_states(emu: GraphEmulator, tmp_path: Path) 
         RECONCILE_CERTIFICATE=str(pem),
         RECONCILE_CERTIFICATE_PASSWORD="cert-pw",
     )
-    snapshot = read_snapshot(fetch_snapshot(settings, tmp_path / "snap"), DELIVERED)
+    snapshot = read_snapshot(fetch_snapshot(settings.fetch_options(), tmp_path / "snap"), DELIVERED)
     expected = read_snapshot(DEMO_SNAPSHOT, DELIVERED)
     states = {c for c in expected.certificates if c.source is IntuneSource.STATES}
     assert states and set(snapshot.certificates) == states
@@ -116,7 +116,7 @@ def test_an_unregistered_certificate_is_aadsts700027(emu: GraphEmulator, tmp_pat
         RECONCILE_CERTIFICATE_PASSWORD="cert-pw",
     )
     with pytest.raises(AuthError, match="AADSTS700027") as info:
-        fetch_snapshot(settings, tmp_path / "snap")
+        fetch_snapshot(settings.fetch_options(), tmp_path / "snap")
     assert info.value.exit_code == 3
     assert not (tmp_path / "snap").exists()
 
@@ -133,7 +133,7 @@ def test_an_ec_key_is_refused_before_any_request(emu: GraphEmulator, tmp_path: P
     )
     emu.clear_requests()
     with pytest.raises(ConfigError, match="RSA key"):
-        fetch_snapshot(settings, tmp_path / "snap")
+        fetch_snapshot(settings.fetch_options(), tmp_path / "snap")
     assert emu.requests == []
 
 
@@ -142,11 +142,11 @@ def test_device_code_sign_in_prompts_once_and_reuses_the_cache(
 ) -> None:
     cache = tmp_path / "cache.json"
     settings = settings_for(emu, RECONCILE_AUTH="device-code", RECONCILE_TOKEN_CACHE=str(cache))
-    fetch_snapshot(settings, tmp_path / "one")
+    fetch_snapshot(settings.fetch_options(), tmp_path / "one")
     assert "enter the code" in capsys.readouterr().err
     assert oct(cache.stat().st_mode & 0o777) == "0o600"
     emu.clear_requests()
-    fetch_snapshot(settings, tmp_path / "two")
+    fetch_snapshot(settings.fetch_options(), tmp_path / "two")
     assert capsys.readouterr().err == ""
     assert emu.requests_for("devicecode") == []
 
@@ -165,7 +165,7 @@ def test_managed_identity_via_app_service_endpoint(
         RECONCILE_TENANT_ID="",
         RECONCILE_CLIENT_ID="",
     )
-    snapshot = read_snapshot(fetch_snapshot(settings, tmp_path / "snap"), DELIVERED)
+    snapshot = read_snapshot(fetch_snapshot(settings.fetch_options(), tmp_path / "snap"), DELIVERED)
     assert snapshot.metadata["auth_method"] == "managed-identity"
     (msi,) = emu.requests_for("msi")
     assert msi.params["resource"] == [emu.graph_url]
@@ -176,11 +176,11 @@ def test_without_the_ca_bundle_tls_is_refused_with_a_fix(
 ) -> None:
     settings = settings_for(emu, RECONCILE_CA_BUNDLE="")
     with pytest.raises(UpstreamError, match="RECONCILE_CA_BUNDLE"):
-        fetch_snapshot(settings, tmp_path / "snap")
+        fetch_snapshot(settings.fetch_options(), tmp_path / "snap")
 
 
 def test_doctor_against_the_emulator_is_all_green(emu: GraphEmulator) -> None:
-    checks = run_doctor(settings_for(emu))
+    checks = run_doctor(settings_for(emu).doctor_options())
     assert {c.name: c.ok for c in checks} == {
         "configuration": True,
         "CA bundle": True,
@@ -252,7 +252,10 @@ def test_cli_fetch_refuses_a_next_link_with_a_control_character_in_one_line(
 @pytest.mark.parametrize("source", ["report", "both"])
 def test_doctor_probes_the_export_the_run_creates(emu: GraphEmulator, source: str) -> None:
     emu.clear_requests()
-    checks = {c.name: c for c in run_doctor(settings_for(emu, RECONCILE_INTUNE_SOURCE=source))}
+    checks = {
+        c.name: c
+        for c in run_doctor(settings_for(emu, RECONCILE_INTUNE_SOURCE=source).doctor_options())
+    }
     assert all(c.ok is not False for c in checks.values()), checks
     export = checks["exportJobs"]
     assert export.ok is True and "tenant-wide" in export.detail
@@ -272,7 +275,7 @@ def test_doctor_follows_the_per_profile_fallback(emu: GraphEmulator) -> None:
     emu.faults.clear()
     fault = emu.add_fault(Fault(FaultKind.POLICY_FILTER_REQUIRED, times=None))
     try:
-        checks = {c.name: c for c in run_doctor(_report_settings(emu))}
+        checks = {c.name: c for c in run_doctor(_report_settings(emu).doctor_options())}
     finally:
         emu.faults.remove(fault)
     export = checks["exportJobs"]
@@ -283,7 +286,7 @@ def test_doctor_gives_permission_advice_only_for_401_and_403(emu: GraphEmulator)
     emu.faults.clear()
     fault = emu.add_fault(Fault(FaultKind.SERVER_ERROR, route="export_create", times=None))
     try:
-        checks = {c.name: c for c in run_doctor(_report_settings(emu))}
+        checks = {c.name: c for c in run_doctor(_report_settings(emu).doctor_options())}
     finally:
         emu.faults.remove(fault)
     export = checks["exportJobs"]

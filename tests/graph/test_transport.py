@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from reconcile.errors import ConfigError
+from reconcile.graph.config import GraphConfig
 from reconcile.graph.transport import (
     USER_AGENT,
     MsalHttpAdapter,
@@ -15,7 +16,6 @@ from reconcile.graph.transport import (
     describe_transport_error,
     ssl_trust,
 )
-from reconcile.settings import Settings
 
 
 def test_adapter_sends_dict_str_and_bytes_form_data_as_requests_would() -> None:
@@ -61,17 +61,17 @@ def test_adapter_remembers_the_last_answer_per_thread() -> None:
 
 
 def test_ca_bundle_becomes_the_trust_store(tmp_path: Path) -> None:
-    assert ssl_trust(Settings()) is True
+    assert ssl_trust(GraphConfig()) is True
     with pytest.raises(ConfigError, match="cannot read ca_bundle"):
-        ssl_trust(Settings(ca_bundle=tmp_path / "missing.pem"))
+        ssl_trust(GraphConfig(ca_bundle=tmp_path / "missing.pem"))
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate", encoding="utf-8")
     with pytest.raises(ConfigError, match="no PEM certificate"):
-        ssl_trust(Settings(ca_bundle=junk))
+        ssl_trust(GraphConfig(ca_bundle=junk))
     bundle = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
     if not bundle.is_file():
         pytest.skip("no system CA file to use as a bundle")
-    context = ssl_trust(Settings(ca_bundle=bundle))
+    context = ssl_trust(GraphConfig(ca_bundle=bundle))
     assert isinstance(context, ssl.SSLContext) and context.get_ca_certs()
 
 
@@ -81,7 +81,7 @@ def test_client_identifies_itself_and_injected_transport_skips_env_proxies(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     seen: list[httpx.Request] = []
     transport = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(204))
-    with build_http_client(Settings(), transport) as client:
+    with build_http_client(GraphConfig(), transport) as client:
         client.get("https://graph.microsoft.com/v1.0/x")
     assert seen[0].headers["User-Agent"] == USER_AGENT
 

@@ -18,6 +18,7 @@ from reconcile.history import store as history
 from reconcile.model import Status
 from reconcile.report import historytext
 from tests.factories import AS_OF, ca_cert, result_with, verdict
+from tests.helpers import record_run, run_findings
 
 ISSUER_A = "CN=Contoso Issuing CA, DC=contoso, DC=com"
 
@@ -42,13 +43,13 @@ def by_serial(result):
 
 
 def test_findings_appear_age_and_resolve(db):
-    first, delta1 = history.record_run(db, night(0, finding(1), finding(2)), 1, 1.5)
+    first, delta1 = record_run(db, night(0, finding(1), finding(2)), 1, 1.5)
     assert delta1.previous_run_id is None
     assert {r.serial for r in delta1.new} == {"01", "02"}
     assert all(v.new_since_last_run and v.age_days == 0 for v in first.verdicts)
 
     delivered = verdict(Status.DELIVERED, ca=ca_cert(9))
-    second, delta2 = history.record_run(
+    second, delta2 = record_run(
         db, night(3, finding(2, Status.NOT_INSTALLED), finding(3), delivered), 1, 1.0
     )
     seen = by_serial(second)
@@ -79,36 +80,36 @@ def test_findings_appear_age_and_resolve(db):
 
 
 def test_reopened_finding_keeps_first_seen_and_counts_as_new(db):
-    history.record_run(db, night(0, finding(1)), 1, 1)
-    history.record_run(db, night(1), 0, 1)
-    again, delta = history.record_run(db, night(5, finding(1)), 1, 1)
+    record_run(db, night(0, finding(1)), 1, 1)
+    record_run(db, night(1), 0, 1)
+    again, delta = record_run(db, night(5, finding(1)), 1, 1)
     reopened = again.verdicts[0]
     assert reopened.first_seen == AS_OF and reopened.age_days == 5
     assert reopened.new_since_last_run is True
     assert [r.serial for r in delta.new] == ["01"]
     row = db.execute("SELECT times_seen, resolved_at FROM findings").fetchone()
     assert row == (2, None)
-    assert history.run_findings(db, "run-0") == [("contoso issuing ca", "01", "PC-1")]
-    assert history.run_findings(db, "run-1") == []
-    assert history.run_findings(db, "run-5") == [("contoso issuing ca", "01", "PC-1")]
+    assert run_findings(db, "run-0") == [("contoso issuing ca", "01", "PC-1")]
+    assert run_findings(db, "run-1") == []
+    assert run_findings(db, "run-5") == [("contoso issuing ca", "01", "PC-1")]
 
 
 def test_same_serial_from_two_issuers_are_two_findings(db):
     other = "CN=Fabrikam Issuing CA"
-    annotated, delta = history.record_run(db, night(0, finding(5), finding(5, issuer=other)), 1, 1)
+    annotated, delta = record_run(db, night(0, finding(5), finding(5, issuer=other)), 1, 1)
     assert len(delta.new) == 2
     assert db.execute("SELECT count(*) FROM findings").fetchone() == (2,)
 
 
 def test_accepted_findings_leave_the_open_set(db):
-    history.record_run(db, night(0, finding(1)), 1, 1)
-    _, delta = history.record_run(db, night(1, finding(1, Status.ACCEPTED)), 0, 1)
+    record_run(db, night(0, finding(1)), 1, 1)
+    _, delta = record_run(db, night(1, finding(1, Status.ACCEPTED)), 0, 1)
     assert [r.serial for r in delta.resolved] == ["01"]
 
 
 def test_runs_and_trend_listing(db):
-    history.record_run(db, night(0, finding(1), finding(2)), 1, 2.25)
-    history.record_run(db, night(1, finding(2), finding(3, Status.NOT_INSTALLED)), 1, 1)
+    record_run(db, night(0, finding(1), finding(2)), 1, 2.25)
+    record_run(db, night(1, finding(2), finding(3, Status.NOT_INSTALLED)), 1, 1)
     runs = history.list_runs(db)
     assert [r.run_id for r in runs] == ["run-1", "run-0"]
     assert runs[1].duration == 2.25 and runs[1].exit_code == 1
@@ -123,7 +124,7 @@ def test_runs_and_trend_listing(db):
 def test_crash_mid_run_leaves_the_database_as_it_was(tmp_path):
     path = tmp_path / "history.sqlite3"
     conn = history.open_db(path)
-    history.record_run(conn, night(0, finding(1), finding(2)), 1, 1)
+    record_run(conn, night(0, finding(1), finding(2)), 1, 1)
     conn.close()
     before = _dump(path)
     script = textwrap.dedent(
@@ -131,6 +132,7 @@ def test_crash_mid_run_leaves_the_database_as_it_was(tmp_path):
         import os
         from pathlib import Path
         from reconcile.history import store as history
+        from tests.helpers import record_run
         from tests.history.test_store import finding, night
 
         def crash(step):
@@ -138,7 +140,7 @@ def test_crash_mid_run_leaves_the_database_as_it_was(tmp_path):
                 os._exit(9)
 
         db = history.open_db(Path({str(path)!r}))
-        history.record_run(db, night(1, finding(2), finding(3)), 1, 1, hook=crash)
+        record_run(db, night(1, finding(2), finding(3)), 1, 1, hook=crash)
         """
     )
     done = subprocess.run(
@@ -152,14 +154,14 @@ def test_crash_mid_run_leaves_the_database_as_it_was(tmp_path):
 
 
 def test_error_mid_run_rolls_back(db):
-    history.record_run(db, night(0, finding(1)), 1, 1)
+    record_run(db, night(0, finding(1)), 1, 1)
 
     def fail(step):
         if step == "resolved":
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        history.record_run(db, night(1, finding(2)), 1, 1, hook=fail)
+        record_run(db, night(1, finding(2)), 1, 1, hook=fail)
     assert [r.run_id for r in history.list_runs(db)] == ["run-0"]
     assert db.execute("SELECT serial, resolved_at FROM findings").fetchall() == [(b"\x01", None)]
 
@@ -204,8 +206,8 @@ def test_not_a_database_is_a_config_error(tmp_path):
 def test_history_and_trend_commands(tmp_path):
     path = tmp_path / "history.sqlite3"
     conn = history.open_db(path)
-    history.record_run(conn, night(0, finding(1)), 1, 1)
-    history.record_run(conn, night(1), 0, 1)
+    record_run(conn, night(0, finding(1)), 1, 1)
+    record_run(conn, night(1), 0, 1)
     conn.close()
     runner = CliRunner()
     listed = runner.invoke(app, ["history", "--history-db", str(path)])
@@ -227,8 +229,8 @@ def test_each_view_count_is_recorded_per_run_and_shown_in_the_trend(db):
     gone = verdict(Status.NOT_REPORTED, ca=ca_cert(9, common_name="PC-9"), device_gone=True)
     views = build((gone,), [], (), ViewOptions(as_of=AS_OF))
     result = result_with(gone, run_id="run-views", views=views)
-    history.record_run(db, result, 1, 1)
-    history.record_run(db, night(1, finding(2)), 1, 1)
+    record_run(db, result, 1, 1)
+    record_run(db, night(1, finding(2)), 1, 1)
     older, newer = history.trend(db)
     assert older.counts["revocation_plan"] == 1 and older.counts["revoked_installed"] == 0
     assert "revocation_plan" not in newer.counts

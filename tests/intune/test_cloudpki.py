@@ -25,7 +25,7 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphEmulator]:
 def test_fetch_pages_through_cas_and_leaves_into_the_snapshot(
     emu: GraphEmulator, tmp_path: Path
 ) -> None:
-    out = fetch_snapshot(settings_for(emu), tmp_path / "snap")
+    out = fetch_snapshot(settings_for(emu).fetch_options(), tmp_path / "snap")
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["counts"]["cloud_pki_cas"] == 2
     assert meta["counts"]["cloud_pki_leaf_certificates"] == 9
@@ -49,7 +49,7 @@ def test_fetch_pages_through_cas_and_leaves_into_the_snapshot(
 def test_a_partial_leaf_read_leaves_no_snapshot(emu: GraphEmulator, tmp_path: Path) -> None:
     emu.add_fault(parse_fault("server-error:route=cloud_pki_leaves,after=2,times=forever"))
     with pytest.raises(UpstreamError, match="cloudCertificationAuthorityLeafCertificate"):
-        fetch_snapshot(settings_for(emu), tmp_path / "snap")
+        fetch_snapshot(settings_for(emu).fetch_options(), tmp_path / "snap")
     assert not (tmp_path / "snap").exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -58,5 +58,5 @@ def test_a_transient_throttle_on_the_cas_changes_nothing(
     emu: GraphEmulator, tmp_path: Path
 ) -> None:
     emu.add_fault(parse_fault("throttle:route=cloud_pki_cas,times=1,retry_after=0"))
-    out = fetch_snapshot(settings_for(emu), tmp_path / "snap")
+    out = fetch_snapshot(settings_for(emu).fetch_options(), tmp_path / "snap")
     assert lines(out / "cloud_pki_cas.jsonl") == lines(SNAPSHOT / "cloud_pki_cas.jsonl")

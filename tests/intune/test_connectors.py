@@ -28,7 +28,7 @@ def settings_for(emu: GraphEmulator) -> Settings:
 
 def fetch(tmp_path: Path, switch: ConnectorSwitch) -> Path:
     with GraphEmulator(generated=20, connectors=switch) as emu:
-        return fetch_snapshot(settings_for(emu), tmp_path / "snap")
+        return fetch_snapshot(settings_for(emu).fetch_options(), tmp_path / "snap")
 
 
 def health_of(path: Path, as_of: datetime | None = None) -> ConnectorHealth | None:
@@ -142,7 +142,7 @@ def test_staleness_is_judged_at_the_runs_as_of():
 
 def test_doctor_fails_a_stale_connector_and_passes_a_healthy_one():
     with GraphEmulator(generated=5, connectors=ConnectorSwitch(stale=True)) as emu:
-        checks = run_doctor(settings_for(emu))
+        checks = run_doctor(settings_for(emu).doctor_options())
     connectors = [c for c in checks if c.name == "certificate connector"]
     assert sorted(c.ok for c in connectors) == [False, True, True]
     (bad,) = [c for c in connectors if c.ok is False]

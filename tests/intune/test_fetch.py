@@ -11,9 +11,9 @@ import pytest
 
 from reconcile.errors import AuthError, GraphError
 from reconcile.intune.fetch import fetch_snapshot
-from reconcile.intune.snapshot import read_snapshot
 from reconcile.settings import Settings
 from tests.graph.fake import BLOB, CLIENT, SECRET, TENANT, FakeCloud, state
+from tests.helpers import read_snapshot
 
 CSV = "SerialNumber,CertificateStatus,DeviceId,PolicyId\r\n0C,Active,d1,p1\r\n"
 
@@ -63,7 +63,7 @@ def test_fetch_both_sources_writes_a_complete_snapshot(tmp_path: Path) -> None:
     cloud = tenant()
     progress: list[tuple[str, int]] = []
     out = fetch_snapshot(
-        settings(intune_source="both"),
+        settings(intune_source="both").fetch_options(),
         tmp_path / "snap",
         transport=cloud.transport(),
         progress=lambda name, n: progress.append((name, n)),
@@ -97,7 +97,7 @@ def test_fetch_both_sources_writes_a_complete_snapshot(tmp_path: Path) -> None:
 
 def test_states_source_skips_the_report(tmp_path: Path) -> None:
     cloud = tenant()
-    out = fetch_snapshot(settings(), tmp_path / "snap", transport=cloud.transport())
+    out = fetch_snapshot(settings().fetch_options(), tmp_path / "snap", transport=cloud.transport())
     counts = json.loads((out / "metadata.json").read_text(encoding="utf-8"))["counts"]
     assert set(counts) == {"profiles", "certificate_states", "managed_devices"}
     assert not any("exportJobs" in r.url.path for r in cloud.requests)
@@ -114,7 +114,7 @@ def test_a_page_that_keeps_failing_publishes_nothing(tmp_path: Path) -> None:
     cloud.before.append(broken)
     target = tmp_path / "snap"
     with pytest.raises(GraphError) as info:
-        fetch_snapshot(settings(), target, transport=cloud.transport())
+        fetch_snapshot(settings().fetch_options(), target, transport=cloud.transport())
     assert info.value.request_id == "rid-p2"
     assert info.value.exit_code == 3
     assert not target.exists()
@@ -123,11 +123,11 @@ def test_a_page_that_keeps_failing_publishes_nothing(tmp_path: Path) -> None:
 
 def test_an_existing_snapshot_survives_a_failed_fetch(tmp_path: Path) -> None:
     target = tmp_path / "snap"
-    fetch_snapshot(settings(), target, transport=tenant().transport())
+    fetch_snapshot(settings().fetch_options(), target, transport=tenant().transport())
     before = (target / "metadata.json").read_text(encoding="utf-8")
     with pytest.raises(AuthError):
         fetch_snapshot(
-            settings(),
+            settings().fetch_options(),
             target,
             transport=tenant(
                 token_error={"error": "invalid_client", "error_codes": [7000222]}

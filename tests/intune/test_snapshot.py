@@ -6,8 +6,9 @@ import json
 import pytest
 
 from reconcile.errors import IncompleteDataError, InputError
-from reconcile.intune.snapshot import SnapshotWriter, read_snapshot
+from reconcile.intune.snapshot import SnapshotWriter
 from reconcile.model import IntuneSource
+from tests.helpers import read_snapshot
 
 DELIVERED = frozenset({"active"})
 

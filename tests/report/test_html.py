@@ -15,6 +15,7 @@ from reconcile.history import store as history
 from reconcile.model import InputFile, Status
 from reconcile.report import html
 from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with, verdict
+from tests.helpers import record_run
 
 HOSTILE_DEVICE = "<img src=x onerror=alert(1)>"
 HOSTILE_USER = '=HYPERLINK("http://evil.example","x")'
@@ -70,8 +71,8 @@ def _history(tmp_path: Path, result):
             as_of=AS_OF - timedelta(days=day),
             tenant_id=result.tenant_id,
         )
-        history.record_run(db, earlier, 1, 1.0)
-    annotated, delta = history.record_run(db, result, 1, 1.0)
+        record_run(db, earlier, 1, 1.0)
+    annotated, delta = record_run(db, result, 1, 1.0)
     runs = history.trend(db)
     db.close()
     return annotated, delta, runs

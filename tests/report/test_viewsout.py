@@ -9,7 +9,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 from reconcile.model import InputFile, Status
-from reconcile.report import bundle, viewsout, viewspage
+from reconcile.report import BundleInputs, bundle, viewsout, viewspage
+from reconcile.report.bundle import OutputOptions
+from reconcile.report.document import Report
 from reconcile.views import View, ViewOptions, build
 from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with, verdict
 
@@ -78,16 +80,22 @@ def test_each_script_holds_only_its_own_ca_kind():
     assert "certutil" not in sh.getvalue()
 
 
-def test_bundle_lists_every_view_file_even_when_empty():
+def test_bundle_holds_every_view_file_even_when_empty(tmp_path):
     result = result_with(inputs=(InputFile("ca.csv", "ca-export", "pspki", "0" * 64, 0, 0),))
     views, _ = views_for()
-    names = [f.name for f in bundle.view_files(replace(result, views=views), "utf-8-sig")]
-    assert names == [
+    report = Report(replace(result, views=views))
+    options = OutputOptions(bundle_inputs=BundleInputs.REFERENCE)
+    out = bundle.write_bundle(tmp_path / "out", report, options, ["run"], 0)
+    names = {p.name for p in out.iterdir()}
+    assert {
         "revoked-installed.csv",
         "expiring.csv",
         "revocation-plan.csv",
         "revocation-plan.ps1",
-    ]
+    } <= names
+    assert "revocation-plan.sh" not in names
+    lines = (out / "revocation-plan.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 1  # the header alone
 
 
 def test_terminal_text_shows_counts_rows_and_stale_connectors():

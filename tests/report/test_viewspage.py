@@ -11,6 +11,7 @@ from reconcile.model import Status
 from reconcile.report import html
 from reconcile.views import ViewOptions, build
 from tests.factories import AS_OF, ca_cert, intune_cert, result_with, verdict
+from tests.helpers import record_run
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -38,7 +39,7 @@ def test_each_view_is_its_own_filterable_section_with_escaped_values():
 def test_the_trend_chart_draws_a_view_once_the_history_recorded_it(tmp_path):
     db = history.open_db(tmp_path / "h.sqlite3")
     try:
-        history.record_run(db, result(), 1, 1.0)
+        record_run(db, result(), 1, 1.0)
         runs = history.trend(db)
     finally:
         db.close()

@@ -13,23 +13,21 @@ later proves the renewal, not the certificate it replaced.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from reconcile.advice import evidence_next_step
-from reconcile.evidence.model import EvidenceRecord, Outcome, device_key
-from reconcile.evidence.store import EvidenceStore, evidence_path
+from reconcile.enrich.advice import evidence_next_step
+from reconcile.evidence.model import EvidenceRecord, Outcome
+from reconcile.evidence.store import EvidenceStore
+from reconcile.identity import common_name, device_key, san_dns_names
 from reconcile.model import RunResult, Status, Verdict
-from reconcile.settings import Settings
 from reconcile.timeparse import iso_z
 
 CLOCK_SKEW = timedelta(minutes=15)
 """Device clocks and CA NotBefore (which AD CS may backdate) disagree by minutes."""
 
 _RECLASSIFIABLE = frozenset({Status.NOT_REPORTED, Status.NOT_INSTALLED})
-_SUBJECT_CN = re.compile(r"(?:^|[,/;+]\s*)CN\s*=\s*([^,/;+]+)", re.IGNORECASE)
-_SAN_DNS = re.compile(r"(?:DNS(?:\s*Name)?|dNSName)\s*[:=]\s*([^,;\s]+)", re.IGNORECASE)
 
 
 def device_names(verdict: Verdict) -> list[str]:
@@ -40,10 +38,10 @@ def device_names(verdict: Verdict) -> list[str]:
         verdict.ca.common_name,
     ]
     subject = verdict.ca.subject
-    if verdict.ca.common_name is None and subject and (match := _SUBJECT_CN.search(subject)):
-        names.append(match.group(1))
+    if verdict.ca.common_name is None and subject:
+        names.append(common_name(subject))
     if verdict.ca.san:
-        names.extend(_SAN_DNS.findall(verdict.ca.san))
+        names.extend(san_dns_names(verdict.ca.san))
     return [n.strip() for n in names if n and n.strip()]
 
 
@@ -169,9 +167,8 @@ def apply_evidence(result: RunResult, store: EvidenceStore) -> RunResult:
     return dataclasses.replace(result, verdicts=tuple(verdicts))
 
 
-def apply_stored_evidence(result: RunResult, settings: Settings) -> RunResult:
-    """apply_evidence with the configured store, when one exists; never creates it."""
-    path = evidence_path(settings)
+def apply_stored_evidence(result: RunResult, path: Path) -> RunResult:
+    """apply_evidence with the store at ``path``, when one exists; never creates it."""
     if not path.exists():
         return result
     with EvidenceStore(path, create=False) as store:

@@ -63,7 +63,10 @@ class Exceptions:
 
 def _device_names(verdict: Verdict) -> set[str]:
     """Every name of the finding's device, including the one its CA certificate names (CN or
-    --device-pattern): a device exception covers findings known only from the CA too."""
+    --device-pattern): a device exception covers findings known only from the CA too.
+
+    Compared whole and case-insensitively, not by identity.device_key: a waiver names exactly
+    what it waives, and widening it to other DNS suffixes would hide findings."""
     names: set[str] = {verdict.ca_device} if verdict.ca_device else set()
     if verdict.intune is not None:
         names.update(n for n in (verdict.intune.device_name, verdict.intune.device_id) if n)

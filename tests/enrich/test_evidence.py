@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.advice import GONE, with_next_steps
+from reconcile.enrich.advice import GONE, with_next_steps
+from reconcile.enrich.evidence import apply_evidence, apply_stored_evidence
 from reconcile.evidence.add import add_logs, parse_options
-from reconcile.evidence.apply import apply_evidence, apply_stored_evidence
 from reconcile.evidence.store import EvidenceStore
 from reconcile.model import Status, Verdict
 from reconcile.settings import Settings
@@ -147,12 +147,12 @@ def test_stored_evidence_is_only_read_when_it_exists(tmp_path: Path, logs: Path)
     result = result_with(pixel(Status.NOT_REPORTED, ARTICLE_INSTALL - timedelta(minutes=3)))
     settings = Settings(evidence_db=path)
 
-    assert apply_stored_evidence(result, settings) is result
+    assert apply_stored_evidence(result, settings.evidence_path()) is result
     assert not path.exists()
 
     with EvidenceStore(path) as store:
         add_logs([logs / "android-omadm-article.log"], store, parse_options("PIXEL-7"))
-    (after,) = apply_stored_evidence(result, settings).verdicts
+    (after,) = apply_stored_evidence(result, settings.evidence_path()).verdicts
     assert after.status is Status.INSTALLED_NOT_REPORTED
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reconcile import accepted
 from reconcile.cli import app
+from reconcile.enrich import accepted
 from reconcile.errors import ConfigError
 from reconcile.model import Status
 from tests.factories import AS_OF, ca_cert, device, intune_cert, verdict

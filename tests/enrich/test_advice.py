@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.advice import (
+from reconcile.enrich.advice import (
     GONE,
     REPORTING,
     SUPERSEDED,
@@ -18,7 +18,7 @@ from reconcile.evidence.source import ParseOptions
 from reconcile.model import Status
 from tests.factories import device, intune_cert, result_with, verdict
 
-EVIDENCE = Path(__file__).parent / "fixtures" / "evidence"
+EVIDENCE = Path(__file__).parent.parent / "fixtures" / "evidence"
 
 
 @pytest.mark.parametrize("status", list(Status))

@@ -1,0 +1,100 @@
+"""Whole-result helpers that only tests need: a run streams, tests want everything at once."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from reconcile.demo import DEMO_AS_OF, DEMO_ISSUER, DEMO_TEMPLATES, demo_ca_export, demo_snapshot
+from reconcile.history.store import recording
+from reconcile.intune.records import ReportStatuses
+from reconcile.intune.snapshot import SnapshotSource
+from reconcile.model import (
+    CertificateProfile,
+    InputFile,
+    IntuneCertificate,
+    ManagedDevice,
+    Reject,
+    RunDelta,
+    RunResult,
+)
+from reconcile.settings import Settings
+
+
+def record_run(
+    db: sqlite3.Connection,
+    result: RunResult,
+    exit_code: int,
+    duration: float,
+    *,
+    started_at: datetime | None = None,
+    hook: Callable[[str], None] | None = None,
+) -> tuple[RunResult, RunDelta]:
+    """Record one run and commit, as a run does once its reports are written."""
+    with recording(db, result, exit_code, duration, started_at=started_at, hook=hook) as recorded:
+        return recorded
+
+
+def run_findings(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, str | None]]:
+    """(issuer, serial, label) of every finding open in a past run, from the spans."""
+    row = db.execute("SELECT max(seq) FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    assert row[0] is not None, f"no recorded run {run_id!r}"
+    rows = db.execute(
+        "SELECT i.key, f.serial, f.label FROM spans s JOIN findings f ON f.id = s.finding_id"
+        " JOIN issuers i ON i.id = f.issuer_id"
+        " WHERE s.first_run <= ?1 AND (s.last_run IS NULL OR s.last_run >= ?1)",
+        (row[0],),
+    )
+    return sorted((issuer, serial.hex().upper(), label) for issuer, serial, label in rows)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The Intune side of a run, every record decoded."""
+
+    path: Path
+    metadata: Mapping[str, Any]
+    profiles: tuple[CertificateProfile, ...]
+    certificates: tuple[IntuneCertificate, ...]
+    devices: tuple[ManagedDevice, ...]
+    rejects: tuple[Reject, ...]
+    inputs: tuple[InputFile, ...]
+
+    @property
+    def tenant_id(self) -> str | None:
+        value = self.metadata.get("tenant_id")
+        return str(value) if value else None
+
+
+def read_snapshot(directory: Path, report_delivered: ReportStatuses | Iterable[str]) -> Snapshot:
+    """Every record of a snapshot; a run streams it through ``SnapshotSource`` instead."""
+    with SnapshotSource(directory, report_delivered) as source:
+        side = source.side
+        devices = side.devices
+        return Snapshot(
+            path=directory,
+            metadata=source.metadata,
+            profiles=tuple(source.profiles),
+            certificates=tuple(side.certificate(e) for e in side.entries),
+            devices=tuple(devices.get(n) for n in source.device_lines) if devices else (),
+            rejects=tuple(source.rejects),
+            inputs=tuple(source.inputs),
+        )
+
+
+def demo_settings(**overrides: Any) -> Settings:
+    """A run over the bundled demo (its export, snapshot, issuer, templates and as-of)."""
+    values: dict[str, Any] = {
+        "ca_exports": (demo_ca_export(),),
+        "snapshot": demo_snapshot(),
+        "ca_issuer": (DEMO_ISSUER,),
+        "templates": DEMO_TEMPLATES,
+        "as_of": DEMO_AS_OF,
+        "no_history": True,
+    }
+    values.update(overrides)
+    return Settings(**values)
