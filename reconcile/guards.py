@@ -164,13 +164,14 @@ def check_snapshot(
     fetched_at: datetime | None,
     configured_tenant: str | None,
     as_of: datetime,
+    tenant_label: str = "--tenant-id",
 ) -> list[str]:
     """Intune data of another tenant stops the run; data fetched weeks away from as-of is
     said (stderr, summary, run.json): every delivery state in it may have changed since."""
     if configured_tenant and tenant_id and tenant_id.casefold() != configured_tenant.casefold():
         raise InputError(
             f"the snapshot is of tenant {tenant_id}, not the configured tenant "
-            f"{configured_tenant}; fetch the configured tenant or drop --tenant-id",
+            f"{configured_tenant} ({tenant_label}); fetch that tenant or unset {tenant_label}",
             path,
         )
     if fetched_at is None or abs(as_of - fetched_at) <= SNAPSHOT_AGE:

@@ -319,7 +319,12 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             # The same join as the exports: Cloud PKI leaves are CA certificates like any row.
             ca.cloud_pki = snapshot.cloud_pki()
         aged = guards.check_snapshot(
-            snapshot.path, snapshot.tenant_id, snapshot.fetched_at, settings.tenant_id, as_of
+            snapshot.path,
+            snapshot.tenant_id,
+            snapshot.fetched_at,
+            settings.tenant_id,
+            as_of,
+            settings.label("tenant_id"),
         )
         inferred, notes = guards.infer_issuers(ca.issuerless(), snapshot.side.entries)
         if inferred:

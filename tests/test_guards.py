@@ -294,6 +294,10 @@ def test_a_snapshot_of_another_tenant_than_configured_exits_2(tmp_path: Path) ->
     message = one_line_error(result, out)
     assert "00000000-0000-4000-8000-000000000001" in message
     assert other in message
+    assert "(--tenant-id)" in message
+    by_env = invoke(*run_args(CLI / "issued.csv"), env={"RECONCILE_TENANT_ID": other})
+    assert by_env.exit_code == 2
+    assert "unset RECONCILE_TENANT_ID" in by_env.stderr
     same = invoke(
         *run_args(CLI / "issued.csv"), "--tenant-id", "00000000-0000-4000-8000-000000000001"
     )
