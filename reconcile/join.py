@@ -32,6 +32,33 @@ class JoinResult:
     verdicts: tuple[Verdict, ...]
     unknown_to_ca: tuple[IntuneCertificate, ...]
     dropped: dict[str, int]
+    view_only: ViewOnly | None = None
+    """With ``defer_view_only``: the certificates kept only for the views, verdicts not built."""
+
+
+_Candidate = tuple[Status, CaCertificate, Entry | None]
+
+
+class ViewOnly:
+    """Certificates the views need that are no finding, kept as (status, certificate, entry).
+
+    A full verdict costs about 2 KB (its Intune record read back, its device), and a 1M run
+    keeps about 77,000 of them for the views. Built by ``verdicts`` once the join has let go
+    of its index (and the run of its duplicate table), they never coexist with those.
+    """
+
+    def __init__(
+        self, build: _Verdicts, candidates: list[tuple[Status, CaCertificate, Entry | None]]
+    ):
+        self._build = build
+        self._candidates = candidates
+
+    def __len__(self) -> int:
+        return len(self._candidates)
+
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """In join order; the Intune side must still be open (records are read back)."""
+        return tuple(self._build(status, cert, entry) for status, cert, entry in self._candidates)
 
 
 _Key = tuple[str, str]
@@ -195,6 +222,7 @@ class _Classifier:
         self.options = options
         self.index = _Index(side.entries)
         self.devices = _Devices(side)
+        self.build = _Verdicts(side, options, self.devices)
         self.wanted = wanted_templates(options.templates)
         self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
         self.issuer_keys = _IssuerKeys()
@@ -265,6 +293,24 @@ class _Classifier:
         entry: Entry | None,
         superseded_at: datetime | None = None,
     ) -> Verdict:
+        return self.build(status, cert, entry, superseded_at)
+
+
+class _Verdicts:
+    """Builds full verdicts; holds only what that needs, not the join's index."""
+
+    def __init__(self, side: IntuneSide, options: JoinOptions, devices: _Devices):
+        self.side = side
+        self.options = options
+        self.devices = devices
+
+    def __call__(
+        self,
+        status: Status,
+        cert: CaCertificate,
+        entry: Entry | None,
+        superseded_at: datetime | None = None,
+    ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
         name = _ca_device_name(cert, self.options.device_pattern)
         device, gone, candidates = self.devices.state(
@@ -289,6 +335,7 @@ def classify(
     keep_all: bool = True,
     keep_if: Callable[[Verdict], bool] | None = None,
     keep_cert: Callable[[Status, CaCertificate, bool], bool] | None = None,
+    defer_view_only: bool = False,
 ) -> JoinResult:
     """Classify every CA certificate as it streams past.
 
@@ -297,13 +344,18 @@ def classify(
     export can supersede them. Without ``keep_all`` the decided ones are only counted, unless
     ``keep_if`` asks for them (device evidence needs a device's delivered renewals too) or
     ``keep_cert`` does from the status, the certificate and whether Intune reports it delivered,
-    before a verdict is built (the views: revoked but installed, expiring).
+    before a verdict is built (the views: revoked but installed, expiring). With
+    ``defer_view_only`` (only without ``keep_if``, which needs verdicts) those go into
+    ``view_only`` unbuilt instead of into ``verdicts``.
     """
     work = _Classifier(side, options)
     ca_issuers: dict[str | None, str | None] = {}
     kept: list[Verdict | None] = []
     pending: list[tuple[int, CaCertificate, Entry | None]] = []
     dropped: Counter[str] = Counter()
+    deferred: list[_Candidate] | None = None
+    if defer_view_only and not keep_all and keep_if is None:
+        deferred = []
 
     for cert in certificates:
         if cert.issuer not in ca_issuers:
@@ -315,10 +367,15 @@ def classify(
         if status is None:
             pending.append((len(kept), cert, entry))
             kept.append(None)
-        elif keep_all or (
-            keep_cert is not None and keep_cert(status, cert, entry is not None and entry.delivered)
-        ):
+        elif keep_all:
             kept.append(work.verdict(status, cert, entry))
+        elif keep_cert is not None and keep_cert(
+            status, cert, entry is not None and entry.delivered
+        ):
+            if deferred is None:
+                kept.append(work.verdict(status, cert, entry))
+            else:
+                deferred.append((status, cert, entry))
         elif keep_if is not None and keep_if(verdict := work.verdict(status, cert, entry)):
             kept.append(verdict)
         else:
@@ -332,7 +389,8 @@ def classify(
     # An export without issuer could be from any CA, so every Intune issuer counts as covered.
     unknown = _unknown_to_ca(work, covered, every_issuer=None in ca_issuers)
     verdicts = tuple(v for v in kept if v is not None)
-    return JoinResult(verdicts=verdicts, unknown_to_ca=unknown, dropped=dict(dropped))
+    view_only = ViewOnly(work.build, deferred) if deferred is not None else None
+    return JoinResult(verdicts, unknown, dict(dropped), view_only)
 
 
 def _unknown_to_ca(
