@@ -378,6 +378,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         # The duplicate table (one entry per certificate) goes before the view verdicts come.
         del collapser
         deferred = joined.view_only.verdicts() if joined.view_only is not None else ()
+        joined = replace(joined, view_only=None)  # its builder holds the join's device tables
     progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
     if connectors is not None and connectors.input_file is not None:
