@@ -32,33 +32,33 @@ class JoinResult:
     verdicts: tuple[Verdict, ...]
     unknown_to_ca: tuple[IntuneCertificate, ...]
     dropped: dict[str, int]
-    view_only: ViewOnly | None = None
-    """With ``defer_view_only``: the certificates kept only for the views, verdicts not built."""
+    deferred: Deferred | None = None
+    """With ``defer_records``: what was kept as references, its records not yet read."""
 
 
 _Candidate = tuple[Status, CaCertificate, Entry | None]
 
 
-class ViewOnly:
-    """Certificates the views need that are no finding, kept as (status, certificate, entry).
+class Deferred:
+    """Records the join kept only as references: built once it has let go of its index.
 
-    A full verdict costs about 2 KB (its Intune record read back, its device), and a 1M run
-    keeps about 77,000 of them for the views. Built by ``verdicts`` once the join has let go
-    of its index (and the run of its duplicate table), they never coexist with those.
+    A full verdict costs about 2 KB (its Intune record read back, its device) and a 1M run
+    keeps about 77,000 only for the views (revoked-installed, expiring), plus about 47,000
+    unknown_to_ca records. Read back after the join (and after the run dropped its duplicate
+    table), they never coexist with those.
     """
 
-    def __init__(
-        self, build: _Verdicts, candidates: list[tuple[Status, CaCertificate, Entry | None]]
-    ):
+    def __init__(self, build: _Verdicts, candidates: list[_Candidate], unknown: list[Entry]):
         self._build = build
         self._candidates = candidates
+        self._unknown = unknown
 
-    def __len__(self) -> int:
-        return len(self._candidates)
-
-    def verdicts(self) -> tuple[Verdict, ...]:
-        """In join order; the Intune side must still be open (records are read back)."""
+    def view_only(self) -> tuple[Verdict, ...]:
+        """The view-only verdicts in join order; the Intune side must still be open."""
         return tuple(self._build(status, cert, entry) for status, cert, entry in self._candidates)
+
+    def unknown_to_ca(self) -> tuple[IntuneCertificate, ...]:
+        return tuple(self._build.side.certificate(entry) for entry in self._unknown)
 
 
 _Key = tuple[str, str]
@@ -335,7 +335,7 @@ def classify(
     keep_all: bool = True,
     keep_if: Callable[[Verdict], bool] | None = None,
     keep_cert: Callable[[Status, CaCertificate, bool], bool] | None = None,
-    defer_view_only: bool = False,
+    defer_records: bool = False,
 ) -> JoinResult:
     """Classify every CA certificate as it streams past.
 
@@ -345,8 +345,8 @@ def classify(
     ``keep_if`` asks for them (device evidence needs a device's delivered renewals too) or
     ``keep_cert`` does from the status, the certificate and whether Intune reports it delivered,
     before a verdict is built (the views: revoked but installed, expiring). With
-    ``defer_view_only`` (only without ``keep_if``, which needs verdicts) those go into
-    ``view_only`` unbuilt instead of into ``verdicts``.
+    ``defer_records`` the unknown_to_ca records, and those view-only certificates (unless
+    ``keep_if`` needs their verdicts), go into ``deferred`` unread instead.
     """
     work = _Classifier(side, options)
     ca_issuers: dict[str | None, str | None] = {}
@@ -354,7 +354,7 @@ def classify(
     pending: list[tuple[int, CaCertificate, Entry | None]] = []
     dropped: Counter[str] = Counter()
     deferred: list[_Candidate] | None = None
-    if defer_view_only and not keep_all and keep_if is None:
+    if defer_records and not keep_all and keep_if is None:
         deferred = []
 
     for cert in certificates:
@@ -389,13 +389,14 @@ def classify(
     # An export without issuer could be from any CA, so every Intune issuer counts as covered.
     unknown = _unknown_to_ca(work, covered, every_issuer=None in ca_issuers)
     verdicts = tuple(v for v in kept if v is not None)
-    view_only = ViewOnly(work.build, deferred) if deferred is not None else None
-    return JoinResult(verdicts, unknown, dict(dropped), view_only)
+    if defer_records:
+        later = Deferred(work.build, deferred or [], unknown)
+        return JoinResult(verdicts, (), dict(dropped), later)
+    records = tuple(work.side.certificate(entry) for entry in unknown)
+    return JoinResult(verdicts, records, dict(dropped))
 
 
-def _unknown_to_ca(
-    work: _Classifier, covered: set[str], every_issuer: bool
-) -> tuple[IntuneCertificate, ...]:
+def _unknown_to_ca(work: _Classifier, covered: set[str], every_issuer: bool) -> list[Entry]:
     """Intune records the exports should contain but do not, one per (issuer, serial)."""
     seen: set[tuple[str | None, int | str | None]] = set()
     unknown = []
@@ -409,8 +410,8 @@ def _unknown_to_ca(
         if identity in seen:
             continue
         seen.add(identity)
-        unknown.append(work.side.certificate(entry))
-    return tuple(unknown)
+        unknown.append(entry)
+    return unknown
 
 
 def _reason(

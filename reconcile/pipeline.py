@@ -279,7 +279,7 @@ def _split_view_only(
     Without ``--all`` a run's verdicts are its findings (plus what device evidence needs);
     the revoked and delivered certificates the views needed stay out of them and are counted
     with the other non-findings, so every output but the views is unchanged. ``deferred`` are
-    the join's ``view_only``, built after it.
+    the join's view-only verdicts, built after it.
     """
     if keep_all:
         return joined.verdicts, (), joined.dropped
@@ -346,7 +346,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             keep_all,
             keep_if,
             keep_cert,
-            defer_view_only=True,
+            defer_records=True,
         )
         collapser.finish()
         guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
@@ -367,7 +367,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
                 keep_all,
                 keep_if,
                 keep_cert,
-                defer_view_only=True,
+                defer_records=True,
             )
         notes = [*ca.notes, *notes, *collapser.warnings]
         entries = snapshot.side.entries
@@ -377,8 +377,13 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         duplicate_rows = collapser.duplicate_rows
         # The duplicate table (one entry per certificate) goes before the view verdicts come.
         del collapser
-        deferred = joined.view_only.verdicts() if joined.view_only is not None else ()
-        joined = replace(joined, view_only=None)  # its builder holds the join's device tables
+        deferred: tuple[Verdict, ...] = ()
+        if joined.deferred is not None:
+            later = joined.deferred
+            # Dropped with it once read: its builder holds the join's device tables.
+            joined = replace(joined, unknown_to_ca=later.unknown_to_ca(), deferred=None)
+            deferred = later.view_only()
+            del later
     progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
     if connectors is not None and connectors.input_file is not None:
