@@ -909,16 +909,12 @@ def doctor(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Check configuration, sign-in, each Graph permission and the clock; exit 3 if any fails."""
-    from tabulate import tabulate
-
-    from reconcile.doctor import run_doctor
+    from reconcile.doctor import render_checks, run_doctor
 
     settings = settings_for(ctx)
     _setup_logging(verbose, settings.log_format, settings.secret_values())
     checks = run_doctor(settings.doctor_options())
-    marks = {True: "ok", False: "FAIL", None: "-"}
-    rows = [(marks[c.ok], c.name, c.detail, c.fix) for c in checks]
-    _echo(tabulate(rows, headers=("", "check", "detail", "fix"), maxcolwidths=[None, None, 60, 50]))
+    _echo(render_checks(checks, terminal_width()))
     raise typer.Exit(EXIT_UPSTREAM if any(c.ok is False for c in checks) else EXIT_OK)
 
 
@@ -962,9 +958,10 @@ def history_command(
     db = history.open_existing(settings.history_db)
     try:
         if run_id is not None:
-            _echo(historytext.format_run_details(history.run_finding_details(db, run_id)))
+            details = history.run_finding_details(db, run_id)
+            _echo(historytext.format_run_details(details, terminal_width()))
         else:
-            _echo(historytext.format_runs(history.list_runs(db, limit)))
+            _echo(historytext.format_runs(history.list_runs(db, limit), terminal_width()))
     finally:
         db.close()
 
@@ -989,7 +986,7 @@ def trend_command(
     _setup_logging(verbose, settings.log_format)
     db = history.open_existing(settings.history_db)
     try:
-        _echo(historytext.format_trend(history.trend(db, days)))
+        _echo(historytext.format_trend(history.trend(db, days), terminal_width()))
     finally:
         db.close()
 
@@ -1086,10 +1083,8 @@ def evidence_list(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Show what the evidence store holds: one line per enrollment attempt, newest last."""
-    from tabulate import tabulate
-
     from reconcile.evidence.store import EvidenceStore
-    from reconcile.report.text import printable
+    from reconcile.report.text import fit_table, printable
     from reconcile.timeparse import iso_z
 
     settings = settings_for(ctx)
@@ -1116,7 +1111,7 @@ def evidence_list(
         )
     ]
     headers = ("time (UTC)", "device", "platform", "profile", "outcome", "log")
-    _echo(tabulate(rows, headers=headers, tablefmt="simple"))
+    _echo(fit_table(rows, headers, terminal_width(), title=2, wrapped=(3,), min_room=20))
     _echo(f"{len(records)} attempt(s) in {path}", err=True)
     raise typer.Exit(EXIT_OK)
 
@@ -1197,7 +1192,7 @@ def explain_command(
             explanation = explain(query, result, store, past)
     else:
         explanation = explain(query, result, None, past)
-    _echo(render_explanation(explanation), nl=False)
+    _echo(render_explanation(explanation, terminal_width()), nl=False)
     raise typer.Exit(EXIT_OK)
 
 

@@ -42,6 +42,7 @@ from reconcile.intune.sources import (
     list_certificate_profiles,
 )
 from reconcile.model import IntuneSource
+from reconcile.report.text import fit_table, printable
 
 MAX_SKEW_SECONDS = 300.0
 
@@ -65,6 +66,16 @@ def _failed(name: str, exc: Exception, fix: str = "") -> Check:
         text = text.removesuffix(suffix)
     detail, _, own_fix = text.partition("; fix: ")
     return Check(name, False, detail + suffix, own_fix or fix)
+
+
+_MARKS = {True: "ok", False: "FAIL", None: "-"}
+
+
+def render_checks(checks: Iterable[Check], width: int | None = None) -> str:
+    """The checks as a table fitted to ``width``: detail and fix wrap at whole words and are
+    never shortened; on a narrow terminal each check is a block with its fix in full."""
+    rows = [(_MARKS[c.ok], c.name, printable(c.detail), printable(c.fix)) for c in checks]
+    return fit_table(rows, ("", "check", "detail", "fix"), width, title=2, wrapped=(2, 3))
 
 
 def _skipped(names: tuple[str, ...], why: str) -> list[Check]:

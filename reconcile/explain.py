@@ -22,7 +22,8 @@ from reconcile.evidence.model import EvidenceRecord
 from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import device_key, parse_serial, serial_hex
 from reconcile.model import IntuneCertificate, RunResult, Status, Verdict
-from reconcile.report.text import printable
+from reconcile.report.text import printable, wrap
+from reconcile.terminal import safe
 from reconcile.timeparse import iso_z
 from reconcile.views import View
 
@@ -242,41 +243,59 @@ def _evidence_events(record: EvidenceRecord) -> Iterable[TimelineEvent]:
             yield TimelineEvent(step.time, f"{where}: {step.text}{mark}")
 
 
-def render_explanation(expl: Explanation) -> str:
-    """Plain text for a terminal; one block per certificate, then device-only evidence."""
+_FIELD = " " * 14
+"""Where a field's value starts: its wrapped lines continue under it."""
+_EVENT = " " * 27
+"""Where a timeline event's text starts, after its time."""
+
+
+def render_explanation(expl: Explanation, width: int | None = None) -> str:
+    """Plain text for a terminal, every line fitted to ``width`` (None: unwrapped); one block
+    per certificate, then device-only evidence."""
+    return "\n".join(_explanation_lines(expl, width)) + "\n"
+
+
+def _fit(line: str, width: int | None, indent: str = "    ") -> str:
+    """Sanitised before it is wrapped, so no escape sequence can span a line break."""
+    return wrap(safe(line, multiline=True), width, indent)
+
+
+def _explanation_lines(expl: Explanation, width: int | None) -> list[str]:
     lines: list[str] = []
     count = len(expl.certificates)
     noun = "certificate" if count == 1 else "certificates"
-    lines.append(f"{expl.kind.value} {expl.query}: {count} CA {noun} (as of {iso_z(expl.as_of)})")
+    head = f"{expl.kind.value} {expl.query}: {count} CA {noun} (as of {iso_z(expl.as_of)})"
+    lines.append(_fit(head, width))
     for story in expl.certificates:
         lines.append("")
-        lines.extend(_render_story(story))
+        lines.extend(_render_story(story, width))
     if expl.unknown_to_ca:
         lines.append("")
         lines.append("Intune reports, but no CA export contains:")
         for record in expl.unknown_to_ca:
             serial = serial_hex(record.serial) if record.serial is not None else record.thumbprint
-            lines.append(
+            line = (
                 f"  {serial}  state {record.state}, device {record.device_name or '?'}, "
                 f"issuer {record.issuer or '?'}"
             )
+            lines.append(_fit(line, width))
     shown = {id(r) for story in expl.certificates for r in story.evidence}
     loose = [r for r in expl.device_evidence if id(r) not in shown]
     if loose:
         lines.append("")
         lines.append("Device evidence not tied to a certificate above:")
-        lines.extend(f"  {r.summary()}" for r in loose)
-    return "\n".join(lines) + "\n"
+        lines.extend(_fit(f"  {r.summary()}", width) for r in loose)
+    return lines
 
 
-def _render_story(story: CertificateStory) -> list[str]:
+def _render_story(story: CertificateStory, width: int | None) -> list[str]:
     v = story.verdict
     ca = v.ca
     finding = " (finding)" if v.is_finding else ""
-    lines = [f"== {serial_hex(ca.serial)}  {v.status.value}{finding}"]
+    lines = [_fit(f"== {serial_hex(ca.serial)}  {v.status.value}{finding}", width)]
 
     def field(name: str, value: str) -> None:
-        lines.append(f"   {name + ':':<11}{value}")
+        lines.append(_fit(f"   {name + ':':<11}{value}", width, _FIELD))
 
     field("reason", v.reason)
     field("next step", story.next_step)
@@ -339,5 +358,5 @@ def _render_story(story: CertificateStory) -> list[str]:
     lines.append("   timeline:")
     for event in story.timeline:
         when = iso_z(event.time) if event.time is not None else "time unknown".ljust(20)
-        lines.append(f"     {when}  {event.what}")
+        lines.append(_fit(f"     {when}  {event.what}", width, _EVENT))
     return lines

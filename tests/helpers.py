@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -98,3 +99,17 @@ def demo_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def assert_fits(text: str, width: int) -> None:
+    """Every line fits ``width``, except one token wider than that (a path, a 40-digit serial,
+    a thumbprint), which wrapping leaves whole on a line of its own."""
+    for line in text.splitlines():
+        assert len(line) <= width or len(line.split()) == 1, line
+
+
+def columns(table: str) -> list[str]:
+    """Each column's text top to bottom, wrapped lines joined, cut where the rule's dashes are."""
+    lines = table.splitlines()
+    spans = [m.span() for m in re.finditer(r"-+", lines[1])]
+    return [" ".join(" ".join(line[a:b] for line in lines[2:]).split()) for a, b in spans]

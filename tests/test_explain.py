@@ -17,7 +17,7 @@ from reconcile.explain import QueryKind, explain, render_explanation
 from reconcile.history import store as history
 from reconcile.model import RunResult, Status
 from tests.factories import ca_cert, intune_cert, result_with, verdict
-from tests.helpers import record_run
+from tests.helpers import assert_fits, record_run
 
 EVIDENCE = Path(__file__).parent / "fixtures" / "evidence"
 AS_OF = datetime(2024, 3, 20, 2, 0, tzinfo=UTC)
@@ -229,3 +229,47 @@ def test_explain_names_the_views_a_certificate_is_in(result: RunResult) -> None:
     text = render_explanation(explain("0A01", with_views, None))
     assert "   views:     revocation-plan" in text
     assert "   views:" not in render_explanation(explain("3E4F", with_views, None))
+
+
+@pytest.mark.parametrize("query", ["1a2b", "2C3D", "desktop-7q2k9lm", "laptop-3", "TAB-9"])
+@pytest.mark.parametrize("width", [80, 200])
+def test_explanation_fits_the_width_and_keeps_next_steps_whole(
+    result: RunResult, store: EvidenceStore, query: str, width: int
+) -> None:
+    expl = explain(query, result, store)
+    whole = render_explanation(expl)
+    text = render_explanation(expl, width)
+
+    assert_fits(text, width)
+    assert " ".join(text.split()) == " ".join(whole.split())
+    for story in expl.certificates:
+        assert f"   next step: {story.next_step.split()[0]}" in text
+        assert " ".join(story.next_step.split()) in " ".join(text.split())
+
+
+def test_a_wrapped_timeline_event_continues_under_its_text(
+    result: RunResult, store: EvidenceStore
+) -> None:
+    text = render_explanation(explain("2C3D", result, store), 80)
+    lines = text.split("   timeline:\n", 1)[1].splitlines()
+    failed = next(i for i, line in enumerate(lines) if "FAILED: CA refused" in line)
+    assert lines[failed + 1].startswith(" " * 27) and lines[failed + 1][27] != " "
+    fields = text.split("   next step: ", 1)[1].splitlines()
+    assert fields[1].startswith(" " * 14) and fields[1][14] != " "
+
+
+@pytest.mark.parametrize("width", [None, 30, 80])
+def test_hostile_names_are_sanitised_before_they_wrap(width: int | None) -> None:
+    osc8 = "\x1b]8;;https://evil.example/ a b c\x1b\\click me\x1b]8;;\x1b\\"
+    hostile = verdict(
+        Status.NOT_REPORTED,
+        ca=cert(0x5A5A, f"Room {osc8} Display"),
+        intune=intune_cert(
+            0x5A5A, device_name=f"Room {osc8} \x1b[31m red \x1b[0m", user="\u202eexe"
+        ),
+        reason=f"Intune reports {osc8} nothing",
+    )
+    text = render_explanation(explain("5A5A", result_with(hostile, as_of=AS_OF), None), width)
+    for bad in ("\x1b", "\x9b", "\u202e", "evil.example"):
+        assert bad not in text
+    assert "click me" in " ".join(text.split())

@@ -1,13 +1,14 @@
-"""The run history as text: the delta a summary opens with, and `reconcile history` tables."""
+"""The run history as text: the delta a summary opens with, and `reconcile history` tables.
+
+Given a width (the terminal's), every table fits it: see :func:`reconcile.report.text.fit_table`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tabulate import tabulate
-
 from reconcile.model import FINDING_STATUSES, FindingDetail, RunDelta, RunRow, Status
-from reconcile.report.text import printable
+from reconcile.report.text import fit_table, printable
 from reconcile.timeparse import iso_z
 
 _TREND_STATUSES = (
@@ -57,12 +58,13 @@ def format_delta(delta: RunDelta, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def format_runs(rows: Sequence[RunRow]) -> str:
+def format_runs(rows: Sequence[RunRow], width: int | None = None) -> str:
+    """One line per run; on a narrow terminal the columns after the run id form a second table."""
     table = [
         (
             r.run_id,
             iso_z(r.as_of),
-            r.tenant or "",
+            printable(r.tenant),
             findings_total(r.counts),
             r.counts.get(Status.ACCEPTED.value, 0),
             r.exit_code,
@@ -71,10 +73,11 @@ def format_runs(rows: Sequence[RunRow]) -> str:
         for r in rows
     ]
     headers = ("run", "as_of", "tenant", "findings", "accepted", "exit", "seconds")
-    return tabulate(table, headers=headers, tablefmt="simple")
+    return fit_table(table, headers, width, split=True)
 
 
-def format_trend(rows: Sequence[RunRow]) -> str:
+def format_trend(rows: Sequence[RunRow], width: int | None = None) -> str:
+    """One line per run; on a narrow terminal the counts go into several tables by as_of."""
     headers = ("as_of", "findings", *(s.value for s in _TREND_STATUSES), *VIEW_COUNTS)
     table = [
         (
@@ -85,17 +88,21 @@ def format_trend(rows: Sequence[RunRow]) -> str:
         )
         for r in rows
     ]
-    return tabulate(table, headers=headers, tablefmt="simple")
+    return fit_table(table, headers, width, split=True)
 
 
-def format_run_details(rows: Sequence[FindingDetail]) -> str:
+def format_run_details(rows: Sequence[FindingDetail], width: int | None = None) -> str:
+    """The device or subject wraps at words; a block per finding when the serial leaves no room."""
     if not rows:
         return "No findings were open in this run."
-    return tabulate(
+    return fit_table(
         [
             (d.status, d.serial, printable(d.label), iso_z(d.first_seen)[:10], d.age_days)
             for d in rows
         ],
-        headers=("latest status", "serial", "device or subject", "first seen", "age (days)"),
-        tablefmt="simple",
+        ("latest status", "serial", "device or subject", "first seen", "age (days)"),
+        width,
+        title=2,
+        wrapped=(2,),
+        min_room=20,
     )

@@ -14,7 +14,7 @@ from tabulate import tabulate
 from reconcile.model import FINDING_STATUSES, RunResult, Verdict
 from reconcile.report import viewspage
 from reconcile.report.columns import cell
-from reconcile.report.text import printable, wrap
+from reconcile.report.text import GAP, printable, wrap
 from reconcile.terminal import safe
 from reconcile.timeparse import iso_z
 
@@ -25,7 +25,6 @@ HEADERS = ("status", "serial", "device", "template", "issued", "intune", "next s
 # Widest a wrapped cell may get before the next step's share is taken from the rest.
 _CAPS = {2: 28, 3: 24, 5: 22}
 _MIN_NEXT_STEP = 40
-_GAP = 2  # tabulate's "simple" format puts two spaces between columns
 
 
 def summary_table(result: RunResult) -> str:
@@ -76,7 +75,7 @@ def _as_table(rows: list[tuple[str, ...]], width: int | None) -> str | None:
         max(len(HEADERS[i]), *(min(len(r[i]), _CAPS.get(i, len(r[i]))) for r in rows))
         for i in range(len(HEADERS) - 1)
     ]
-    room = width - sum(widths) - _GAP * (len(HEADERS) - 1)
+    room = width - sum(widths) - GAP * (len(HEADERS) - 1)
     if room < _MIN_NEXT_STEP:
         return None
     caps: list[int | None] = [_CAPS.get(i) for i in range(len(HEADERS) - 1)]

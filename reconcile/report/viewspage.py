@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 from reconcile.model import RunResult, RunRow
-from reconcile.report.text import printable, wrap
+from reconcile.report.text import fit_table, printable, wrap
 from reconcile.report.viewsout import VIEW_COLUMNS
 from reconcile.views import View, ViewRow
 
@@ -39,21 +37,10 @@ def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
 
 
 def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
-    """Columns when they fit ``width`` (always without one), else one block per certificate
-    whose fields wrap at whole words; nothing is shortened."""
+    """Columns when they fit ``width`` (always without one), else one block per certificate."""
     names = _SHOWN[view]
     cells = [[printable(c) for c in _cells(view, r, names)] for r in rows]
-    table = tabulate(cells, headers=names, tablefmt="simple")
-    if width is None or max(len(line) for line in table.splitlines()) <= width:
-        return table
-    blocks = []
-    for row in cells:
-        lines = [
-            f"{row[0]}  {row[1]}",
-            *(f"  {n}: {c}" for n, c in zip(names[2:], row[2:], strict=True)),
-        ]
-        blocks.append(wrap("\n".join(lines), width, indent="    "))
-    return "\n\n".join(blocks)
+    return fit_table(cells, names, width, title=2)
 
 
 def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
