@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
+from operator import attrgetter
 
 from reconcile.identity import issuer_key, serial_hex
 from reconcile.model import CaCertificate
@@ -28,6 +29,8 @@ _Key = int | tuple[int, str | None]
 """Within one issuer: the serial, or (serial, subject) for index.txt rows."""
 _PROVENANCE = frozenset({"source", "line"})
 _COMPARED = tuple(f.name for f in fields(CaCertificate) if f.name not in _PROVENANCE)
+_compared = attrgetter(*_COMPARED)
+"""The compared values as one tuple, in one C call (this runs once per CA row)."""
 # Packed value, low bits first: line (32), source index (16), fingerprint (48), then the rank
 # (revoked, issued minute, expiry minute): five 30-bit digits, 44 bytes.
 _LINE_BITS, _SOURCE_BITS, _PRINT_BITS = 32, 16, 48
@@ -39,7 +42,7 @@ _STAMP_BITS = 27
 
 
 def _fingerprint(cert: CaCertificate) -> int:
-    return hash(tuple(getattr(cert, name) for name in _COMPARED)) & _PRINT_MASK
+    return hash(_compared(cert)) & _PRINT_MASK
 
 
 def _stamp(value: object) -> int:

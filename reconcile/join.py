@@ -35,6 +35,33 @@ class JoinResult:
     verdicts: tuple[Verdict, ...]
     unknown_to_ca: tuple[IntuneCertificate, ...]
     dropped: dict[str, int]
+    deferred: Deferred | None = None
+    """With ``defer_records``: what was kept as references, its records not yet read."""
+
+
+_Candidate = tuple[Status, CaCertificate, Entry | None]
+
+
+class Deferred:
+    """Records the join kept only as references: built once it has let go of its index.
+
+    A full verdict costs about 2 KB (its Intune record read back, its device) and a 1M run
+    keeps about 77,000 only for the views (revoked-installed, expiring), plus about 47,000
+    unknown_to_ca records. Read back after the join (and after the run dropped its duplicate
+    table), they never coexist with those.
+    """
+
+    def __init__(self, build: _Verdicts, candidates: list[_Candidate], unknown: list[Entry]):
+        self._build = build
+        self._candidates = candidates
+        self._unknown = unknown
+
+    def view_only(self) -> tuple[Verdict, ...]:
+        """The view-only verdicts in join order; the Intune side must still be open."""
+        return tuple(self._build(status, cert, entry) for status, cert, entry in self._candidates)
+
+    def unknown_to_ca(self) -> tuple[IntuneCertificate, ...]:
+        return tuple(self._build.side.certificate(entry) for entry in self._unknown)
 
 
 _Key = tuple[str, str]
@@ -198,6 +225,7 @@ class _Classifier:
         self.options = options
         self.index = _Index(side.entries)
         self.devices = _Devices(side)
+        self.build = _Verdicts(side, options, self.devices)
         self.wanted = wanted_templates(options.templates)
         self.grace_start = options.as_of - timedelta(hours=options.grace_hours)
         self.revoked_by = max(options.as_of, options.revoked_by or options.as_of)
@@ -269,6 +297,24 @@ class _Classifier:
         entry: Entry | None,
         superseded_at: datetime | None = None,
     ) -> Verdict:
+        return self.build(status, cert, entry, superseded_at)
+
+
+class _Verdicts:
+    """Builds full verdicts; holds only what that needs, not the join's index."""
+
+    def __init__(self, side: IntuneSide, options: JoinOptions, devices: _Devices):
+        self.side = side
+        self.options = options
+        self.devices = devices
+
+    def __call__(
+        self,
+        status: Status,
+        cert: CaCertificate,
+        entry: Entry | None,
+        superseded_at: datetime | None = None,
+    ) -> Verdict:
         record = self.side.certificate(entry) if entry is not None else None
         name = _ca_device_name(cert, self.options.device_pattern)
         device, gone, candidates = self.devices.state(
@@ -293,6 +339,7 @@ def classify(
     keep_all: bool = True,
     keep_if: Callable[[Verdict], bool] | None = None,
     keep_cert: Callable[[Status, CaCertificate, bool], bool] | None = None,
+    defer_records: bool = False,
 ) -> JoinResult:
     """Classify every CA certificate as it streams past.
 
@@ -301,13 +348,18 @@ def classify(
     export can supersede them. Without ``keep_all`` the decided ones are only counted, unless
     ``keep_if`` asks for them (device evidence needs a device's delivered renewals too) or
     ``keep_cert`` does from the status, the certificate and whether Intune reports it delivered,
-    before a verdict is built (the views: revoked but installed, expiring).
+    before a verdict is built (the views: revoked but installed, expiring). With
+    ``defer_records`` the unknown_to_ca records, and those view-only certificates (unless
+    ``keep_if`` needs their verdicts), go into ``deferred`` unread instead.
     """
     work = _Classifier(side, options)
     ca_issuers: dict[str | None, str | None] = {}
     kept: list[Verdict | None] = []
     pending: list[tuple[int, CaCertificate, Entry | None]] = []
     dropped: Counter[str] = Counter()
+    deferred: list[_Candidate] | None = None
+    if defer_records and not keep_all and keep_if is None:
+        deferred = []
 
     for cert in certificates:
         if cert.issuer not in ca_issuers:
@@ -319,10 +371,15 @@ def classify(
         if status is None:
             pending.append((len(kept), cert, entry))
             kept.append(None)
-        elif keep_all or (
-            keep_cert is not None and keep_cert(status, cert, entry is not None and entry.delivered)
-        ):
+        elif keep_all:
             kept.append(work.verdict(status, cert, entry))
+        elif keep_cert is not None and keep_cert(
+            status, cert, entry is not None and entry.delivered
+        ):
+            if deferred is None:
+                kept.append(work.verdict(status, cert, entry))
+            else:
+                deferred.append((status, cert, entry))
         elif keep_if is not None and keep_if(verdict := work.verdict(status, cert, entry)):
             kept.append(verdict)
         else:
@@ -336,12 +393,14 @@ def classify(
     # An export without issuer could be from any CA, so every Intune issuer counts as covered.
     unknown = _unknown_to_ca(work, covered, every_issuer=None in ca_issuers)
     verdicts = tuple(v for v in kept if v is not None)
-    return JoinResult(verdicts=verdicts, unknown_to_ca=unknown, dropped=dict(dropped))
+    if defer_records:
+        later = Deferred(work.build, deferred or [], unknown)
+        return JoinResult(verdicts, (), dict(dropped), later)
+    records = tuple(work.side.certificate(entry) for entry in unknown)
+    return JoinResult(verdicts, records, dict(dropped))
 
 
-def _unknown_to_ca(
-    work: _Classifier, covered: set[str], every_issuer: bool
-) -> tuple[IntuneCertificate, ...]:
+def _unknown_to_ca(work: _Classifier, covered: set[str], every_issuer: bool) -> list[Entry]:
     """Intune records the exports should contain but do not, one per (issuer, serial)."""
     seen: set[tuple[str | None, int | str | None]] = set()
     unknown = []
@@ -355,8 +414,8 @@ def _unknown_to_ca(
         if identity in seen:
             continue
         seen.add(identity)
-        unknown.append(work.side.certificate(entry))
-    return tuple(unknown)
+        unknown.append(entry)
+    return unknown
 
 
 def _reason(

@@ -269,13 +269,17 @@ def run(settings: Settings, keep_all: bool | None = None) -> RunResult:
 
 
 def _split_view_only(
-    joined: JoinResult, keep_all: bool, keep_if: Callable[[Verdict], bool] | None
+    joined: JoinResult,
+    keep_all: bool,
+    keep_if: Callable[[Verdict], bool] | None,
+    deferred: tuple[Verdict, ...] = (),
 ) -> tuple[tuple[Verdict, ...], tuple[Verdict, ...], dict[str, int]]:
     """(the run's verdicts, those kept only for the views, the counts of the rest).
 
     Without ``--all`` a run's verdicts are its findings (plus what device evidence needs);
     the revoked and delivered certificates the views needed stay out of them and are counted
-    with the other non-findings, so every output but the views is unchanged.
+    with the other non-findings, so every output but the views is unchanged. ``deferred`` are
+    the join's view-only verdicts, built after it.
     """
     if keep_all:
         return joined.verdicts, (), joined.dropped
@@ -288,6 +292,9 @@ def _split_view_only(
         else:
             view_only.append(verdict)
             dropped[verdict.status.value] += 1
+    for verdict in deferred:
+        view_only.append(verdict)
+        dropped[verdict.status.value] += 1
     return tuple(kept), tuple(view_only), dict(dropped)
 
 
@@ -342,7 +349,13 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         collapser = Collapser(ca.index_sources())
         keep_cert = None if keep_all else views.wanted(view_opts)
         joined = classify(
-            collapser.first_copies(tally), snapshot.side, options, keep_all, keep_if, keep_cert
+            collapser.first_copies(tally),
+            snapshot.side,
+            options,
+            keep_all,
+            keep_if,
+            keep_cert,
+            defer_records=True,
         )
         collapser.finish()
         guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
@@ -357,18 +370,34 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             ca = ca.again()
             stack.callback(ca.close)
             joined = classify(
-                collapser.winners(ca), snapshot.side, options, keep_all, keep_if, keep_cert
+                collapser.winners(ca),
+                snapshot.side,
+                options,
+                keep_all,
+                keep_if,
+                keep_cert,
+                defer_records=True,
             )
         notes = [*aged, *ca.notes, *notes, *collapser.warnings]
         entries = snapshot.side.entries
         connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
         for line in connectors.stale_lines() if connectors is not None else ():
             log.warning("%s", line)
-    progress.report("join", len(joined.verdicts), "verdicts kept")
+        duplicate_rows = collapser.duplicate_rows
+        # The duplicate table (one entry per certificate) goes before the view verdicts come.
+        del collapser
+        deferred: tuple[Verdict, ...] = ()
+        if joined.deferred is not None:
+            later = joined.deferred
+            # Dropped with it once read: its builder holds the join's device tables.
+            joined = replace(joined, unknown_to_ca=later.unknown_to_ca(), deferred=None)
+            deferred = later.view_only()
+            del later
+    progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
     if connectors is not None and connectors.input_file is not None:
         inputs.append(connectors.input_file)
-    verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if)
+    verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if, deferred)
     if settings.exceptions_file is not None:
         exceptions = accepted.load(settings.exceptions_file)
         verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
@@ -386,7 +415,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         tenant_id=snapshot.tenant_id,
         dropped=dropped,
         notes=tuple(notes),
-        duplicate_rows=collapser.duplicate_rows,
+        duplicate_rows=duplicate_rows,
     )
     result = with_next_steps(apply_stored_evidence(result, settings.evidence_path()))
     built = views.build((*result.verdicts, *view_only), entries, result.inputs, view_opts)

@@ -227,3 +227,36 @@ def test_intunes_own_later_clock_is_not_a_renewal():
     by_thumbprint = replace(record, serial=None, thumbprint="AB" * 20)
     cert_t = replace(cert, thumbprint="AB" * 20)
     assert serials(views_of([cert_t], [by_thumbprint]).expiring) == [0xB9]
+
+
+def test_deferred_records_are_the_same_ones_read_after_the_join():
+    """A default run reads view-only verdicts and unknown_to_ca after the join: same ones."""
+    revoked = ca_cert(0xA1, revoked_at=AS_OF - timedelta(days=2))
+    expiring = ca_cert(0xB1, not_after=AS_OF + timedelta(days=8))
+    finding = ca_cert(0xC1)
+    quiet = ca_cert(0xD1)
+    certs = [revoked, expiring, finding, quiet]
+    records = [intune_cert(0xA1), intune_cert(0xB1), intune_cert(0xC1, "installFailed")]
+    records += [intune_cert(0xD1), intune_cert(0xE1)]
+    side = IntuneSide.from_records(records)
+    at_once = classify(
+        certs, side, JoinOptions(as_of=AS_OF), keep_all=False, keep_cert=wanted(OPTIONS)
+    )
+    deferred = classify(
+        certs,
+        side,
+        JoinOptions(as_of=AS_OF),
+        keep_all=False,
+        keep_cert=wanted(OPTIONS),
+        defer_records=True,
+    )
+
+    assert at_once.deferred is None
+    assert [v.ca.serial for v in at_once.verdicts] == [0xA1, 0xB1, 0xC1]
+    assert [v.ca.serial for v in deferred.verdicts] == [0xC1]
+    assert deferred.deferred is not None
+    assert deferred.deferred.view_only() == (at_once.verdicts[0], at_once.verdicts[1])
+    assert deferred.dropped == at_once.dropped == {"delivered": 1}
+    assert [r.serial for r in at_once.unknown_to_ca] == [0xE1]
+    assert deferred.unknown_to_ca == ()
+    assert deferred.deferred.unknown_to_ca() == at_once.unknown_to_ca
