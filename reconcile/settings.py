@@ -486,10 +486,11 @@ class Settings:
     # --- the options each part receives -----------------------------------------------------
 
     def graph_config(self) -> GraphConfig:
+        secret = self.client_secret
         return GraphConfig(
             tenant_id=self.tenant_id,
             client_id=self.client_id,
-            client_secret=self.client_secret,
+            client_secret=secret,
             client_secret_file=self.client_secret_file,
             auth_method=self.auth_method,
             certificate_path=self.certificate_path,

@@ -124,10 +124,12 @@ class GraphEmulator:
                 data = GeneratedTenant(generated if generated is not None else 100)
         if page_size < 1 or max_page_size < page_size:
             raise ValueError("need 1 <= page_size <= max_page_size")
+        # An unset secret is a random one, so no fixed secret ever stands in the tree.
+        secret = client_secret or f"emu~{secrets.token_urlsafe(24)}"
         self.entra = Entra(
             tenant_id=tenant,
             client_id=client_id,
-            client_secret=client_secret or f"emu~{secrets.token_urlsafe(24)}",
+            client_secret=secret,
             certificate=(
                 x509.load_pem_x509_certificate(client_certificate) if client_certificate else None
             ),
