@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -56,9 +56,10 @@ class Deferred:
         self._candidates = candidates
         self._unknown = unknown
 
-    def view_only(self) -> tuple[Verdict, ...]:
-        """The view-only verdicts in join order; the Intune side must still be open."""
-        return tuple(self._build(status, cert, entry) for status, cert, entry in self._candidates)
+    def view_only(self) -> Iterator[Verdict]:
+        """The view-only verdicts in join order, one at a time (so the caller can keep a lighter
+        copy of each); the Intune side must still be open."""
+        return (self._build(status, cert, entry) for status, cert, entry in self._candidates)
 
     def unknown_to_ca(self) -> tuple[IntuneCertificate, ...]:
         return tuple(self._build.side.certificate(entry) for entry in self._unknown)

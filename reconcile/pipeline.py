@@ -391,7 +391,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             later = joined.deferred
             # Dropped with it once read: its builder holds the join's device tables.
             joined = replace(joined, unknown_to_ca=later.unknown_to_ca(), deferred=None)
-            deferred = later.view_only()
+            deferred = tuple(map(views.light, later.view_only()))
             del later
     progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]

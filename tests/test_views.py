@@ -3,6 +3,7 @@ the revocation plan, and what never does."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,12 +12,15 @@ import pytest
 from reconcile.intune.side import IntuneSide
 from reconcile.join import JoinOptions, classify
 from reconcile.model import InputFile, Status
+from reconcile.report.viewsout import VIEW_COLUMNS, write_view
+from reconcile.report.viewspage import _cells
 from reconcile.views import (
     PlanTarget,
     RevocationReason,
     View,
     ViewOptions,
     build,
+    light,
     revoke_command,
     wanted,
 )
@@ -255,8 +259,49 @@ def test_deferred_records_are_the_same_ones_read_after_the_join():
     assert [v.ca.serial for v in at_once.verdicts] == [0xA1, 0xB1, 0xC1]
     assert [v.ca.serial for v in deferred.verdicts] == [0xC1]
     assert deferred.deferred is not None
-    assert deferred.deferred.view_only() == (at_once.verdicts[0], at_once.verdicts[1])
+    assert tuple(deferred.deferred.view_only()) == (at_once.verdicts[0], at_once.verdicts[1])
     assert deferred.dropped == at_once.dropped == {"delivered": 1}
     assert [r.serial for r in at_once.unknown_to_ca] == [0xE1]
     assert deferred.unknown_to_ca == ()
     assert deferred.deferred.unknown_to_ca() == at_once.unknown_to_ca
+
+
+def test_light_verdicts_give_the_same_views_byte_for_byte():
+    """The pipeline keeps view-only certificates as ``light`` verdicts: every view, its file and
+    its page cells come out the same, renewals included."""
+    old = ca_cert(0xB4, not_before=AS_OF - timedelta(days=340), not_after=AS_OF + timedelta(days=5))
+    new = ca_cert(0xB5, not_before=AS_OF - timedelta(days=2), not_after=AS_OF + timedelta(days=363))
+    lone = ca_cert(0xB1, not_after=AS_OF + timedelta(days=8))
+    revoked = ca_cert(0xA1, revoked_at=AS_OF - timedelta(days=2))
+    certs = [old, new, lone, revoked, ca_cert(0xC1)]
+    records = [
+        intune_cert(0xB4, issued_at=AS_OF - timedelta(days=340)),
+        intune_cert(0xB5, issued_at=AS_OF - timedelta(days=2)),
+        intune_cert(0xB1, device_name="PC-02", user=None),
+        intune_cert(0xA1),
+        intune_cert(0xC1, "installFailed"),
+    ]
+    side = IntuneSide.from_records(records, [device(), device("PC-02")])
+    joined = classify(
+        certs, side, JoinOptions(as_of=AS_OF), keep_all=False, keep_cert=wanted(OPTIONS)
+    )
+    inputs = [InputFile("ca.csv", "ca-export", "certutil", "0" * 64, len(certs), 0)]
+    slim = [v if v.is_finding else light(v) for v in joined.verdicts]
+    full_views = build(joined.verdicts, side.entries, inputs, OPTIONS)
+    light_views = build(slim, side.entries, inputs, OPTIONS)
+
+    assert serials(light_views.expiring) == [0xB1]
+    assert serials(light_views.revoked_installed) == [0xA1]
+    for view in View:
+        full_rows, light_rows = full_views.rows(view), light_views.rows(view)
+        full_file, light_file = io.StringIO(), io.StringIO()
+        write_view(full_file, view, full_rows, "run")
+        write_view(light_file, view, light_rows, "run")
+        assert light_file.getvalue() == full_file.getvalue()
+        names = [n for n, _ in VIEW_COLUMNS[view]]
+        assert [_cells(view, r, names) for r in light_rows] == [
+            _cells(view, r, names) for r in full_rows
+        ]
+    kept = light_views.revoked_installed[0].verdict
+    assert kept.reason == "" and kept.ca.subject is None
+    assert kept.intune is not None and kept.intune.record_id == "" and kept.intune.serial is None
