@@ -744,6 +744,7 @@ def demo(
             graph_url=env["RECONCILE_GRAPH_URL"],
             ca_bundle=env["RECONCILE_CA_BUNDLE"],
         )
+        settings = dataclasses.replace(settings, fetch_stamp=demo_data.DEMO_AS_OF)
         _echo(f"Demo tenant served by the Graph emulator at {emulator.base_url}", err=True)
         check_targets(settings)
         started = time.monotonic()

@@ -443,6 +443,9 @@ class Settings:
 
     # Not a setting: where each value given came from (absent means the default).
     origins: Mapping[str, Origin] = field(default_factory=dict, compare=False, repr=False)
+    # Not a setting: the time a live fetch records as fetched_at (None: the clock). The demo
+    # pins it to its as-of, because its tenant is that day's data served again.
+    fetch_stamp: datetime | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """A choice given as text becomes its enum; an unknown one is left for ``validate``."""
@@ -517,6 +520,7 @@ class Settings:
             max_concurrency=self.max_concurrency,
             report_raw_rows=self.report_raw_rows,
             max_snapshot_bytes=self.max_snapshot_bytes,
+            fetched_at=self.fetch_stamp,
         )
 
     def doctor_options(self) -> DoctorOptions:

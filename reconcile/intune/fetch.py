@@ -121,7 +121,7 @@ def fetch_snapshot(
             "authority_host": graph.endpoints.authority_host,
             "auth_method": graph.tokens.method,
             "endpoints": endpoints_used(options.source, options.ca_sources),
-            "fetched_at": iso_z(datetime.now(UTC)),
+            "fetched_at": iso_z(options.fetched_at or datetime.now(UTC)),
             "intune_source": str(options.source),
             "sources": [str(s) for s in sources_of(options.source)],
             "ca_sources": list(options.ca_sources),

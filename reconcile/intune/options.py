@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from reconcile.graph.config import GraphConfig
@@ -35,3 +36,5 @@ class FetchOptions:
     max_concurrency: int = 4
     report_raw_rows: bool = False
     max_snapshot_bytes: int = 4 * 1024**3
+    fetched_at: datetime | None = None
+    """Recorded as the snapshot's fetched_at; None means the clock at the fetch."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import io
 import json
 from collections.abc import Iterator
@@ -98,3 +99,10 @@ def test_demo_command_runs_live_and_exits_0(tmp_path: Path):
     )
     assert run["intune_sources"] == ["states", "report"]
     assert (out / "manifest-sha256.txt").exists()
+    # The demo tenant is that day's data served again: its fetch is stamped with the demo's
+    # as-of, so the snapshot-age guard has nothing to say about it.
+    assert not any("after as-of" in note for note in run["notes"]), run["notes"]
+    assert "after as-of" not in result.stderr
+    with gzip.open(out / "inputs" / "snapshot" / "metadata.json.gz") as handle:
+        fetched = json.load(handle)["fetched_at"]
+    assert fetched == DEMO_AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ")
