@@ -246,6 +246,20 @@ class PlanTarget:
     cloud_pki_ca_id: str | None = None
     cloud_pki_leaf_id: str | None = None
 
+    @classmethod
+    def of(cls, ca: CaCertificate, reason: RevocationReason, ca_config: str | None) -> PlanTarget:
+        """The target for a CA certificate, named by the export (or snapshot) it came from."""
+        leaf = ca.cloud_pki_leaf_id
+        return cls(
+            ca.serial,
+            ca.issuer,
+            reason,
+            ca.source,
+            ca_config,
+            ca.template_oid if leaf else None,
+            leaf,
+        )
+
     @property
     def code(self) -> int:
         return REASON_CODES[self.reason]
@@ -332,16 +346,7 @@ def renamed(views: Views, names: Mapping[str, str], ca_config: str | None) -> Vi
         ca = replace(row.verdict.ca, source=original)
         command = row.command
         if row.reason is not None:
-            target = PlanTarget(
-                ca.serial,
-                ca.issuer,
-                row.reason,
-                original,
-                ca_config,
-                ca.template_oid if ca.cloud_pki_leaf_id else None,
-                ca.cloud_pki_leaf_id,
-            )
-            command = revoke_command(row.ca_format, target)
+            command = revoke_command(row.ca_format, PlanTarget.of(ca, row.reason, ca_config))
         return replace(row, verdict=replace(row.verdict, ca=ca), command=command)
 
     return replace(
@@ -429,15 +434,7 @@ def build(
         if reason is None:
             continue
         ca_format = formats.get(verdict.ca.source, "")
-        target = PlanTarget(
-            serial=verdict.ca.serial,
-            issuer=verdict.ca.issuer,
-            reason=reason,
-            export_path=verdict.ca.source,
-            ca_config=options.ca_config.get(verdict.ca.source),
-            cloud_pki_ca_id=verdict.ca.template_oid if verdict.ca.cloud_pki_leaf_id else None,
-            cloud_pki_leaf_id=verdict.ca.cloud_pki_leaf_id,
-        )
+        target = PlanTarget.of(verdict.ca, reason, options.ca_config.get(verdict.ca.source))
         plan.append(
             ViewRow(
                 View.REVOCATION_PLAN,

@@ -23,8 +23,8 @@ from reconcile.intune import fetch as fetch_module
 from reconcile.intune.fetch import fetch_snapshot
 from reconcile.progress import Progress
 from reconcile.settings import resolve
+from tests.test_cli import base_args
 
-CLI = Path(__file__).parent / "fixtures" / "cli"
 DEMO_TENANT = "c0ffee00-5a1e-4d3e-9c7a-00000000c0de"
 
 
@@ -111,22 +111,7 @@ def test_a_live_fetch_draws_its_steps_on_a_terminal(monkeypatch: pytest.MonkeyPa
 
 
 def _run_cli(*extra: str, tty: bool) -> str:
-    args = [
-        sys.executable,
-        "-m",
-        "reconcile.cli",
-        "run",
-        "--ca-export",
-        str(CLI / "issued.csv"),
-        "--snapshot",
-        str(CLI / "snapshot"),
-        "--ca-issuer",
-        "Contoso Issuing CA",
-        "--as-of",
-        "2026-11-20T02:00:00Z",
-        "--no-history",
-        *extra,
-    ]
+    args = [sys.executable, "-m", "reconcile.cli", *base_args(*extra)]
     if not tty:
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 1, done.stderr

@@ -37,14 +37,15 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphEmulator]:
         yield e
 
 
-def run_args(*extra: str) -> list[str]:
+def run_args(*extra: str, source: str = "both") -> list[str]:
+    """`reconcile run` on the demo CA export against the live (emulated) demo tenant."""
     templates = [arg for t in DEMO_TEMPLATES for arg in ("--template", t)]
     return [
         "run",
         "--ca-export", str(demo_ca_export()),
         "--ca-issuer", DEMO_ISSUER,
         "--as-of", DEMO_AS_OF.isoformat(),
-        "--intune-source", "both",
+        "--intune-source", source,
         "--no-history",
         *templates,
         *extra,

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reconcile.cli import app
-from reconcile.demo import DEMO_AS_OF, DEMO_ISSUER, DEMO_TEMPLATES, DEMO_TENANT_ID, demo_ca_export
+from reconcile.demo import DEMO_TENANT_ID
 from reconcile.emulator import Fault, FaultKind, GraphEmulator
 from reconcile.emulator.demo import DEMO_SNAPSHOT, demo_settings_env
 from reconcile.emulator.tenant import REPORT_ALL_COLUMNS
@@ -31,6 +31,7 @@ from reconcile.intune.records import (
 from reconcile.model import IntuneCertificate, IntuneSource
 from reconcile.settings import Settings
 from tests.e2e.test_fetch import DEMO_TENANT, EXPECTED, settings_for
+from tests.e2e.test_live_run import run_args
 from tests.helpers import read_snapshot
 
 DELIVERED = ("installed", "issued", "active", "valid")
@@ -177,17 +178,7 @@ def test_snapshot_byte_cap_fails_clearly_and_leaves_nothing(
 
 def _report_run(*extra: str) -> list[str]:
     """`reconcile run` on the demo CA export, Intune read through the report export only."""
-    templates = [arg for t in DEMO_TEMPLATES for arg in ("--template", t)]
-    return [
-        "run",
-        "--ca-export", str(demo_ca_export()),
-        "--ca-issuer", DEMO_ISSUER,
-        "--as-of", DEMO_AS_OF.isoformat(),
-        "--intune-source", "report",
-        "--no-history",
-        *extra,
-        *templates,
-    ]  # fmt: skip
+    return run_args(*extra, source="report")
 
 
 def test_a_live_run_on_bare_codes_warns_once_and_counts_nothing_delivered(
