@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("sources", ("reconcile.ca", "reconcile.graph", "reconcile.intune", "reconcile.evidence")),
-    ("join", ("reconcile.join", "reconcile.dedupe", "reconcile.guards")),
+    ("join", ("reconcile.engine", "reconcile.join", "reconcile.dedupe", "reconcile.guards")),
     ("enrich", ("reconcile.enrich",)),
     ("views", ("reconcile.views", "reconcile.history")),
     ("report", ("reconcile.report",)),

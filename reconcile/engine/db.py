@@ -1,0 +1,113 @@
+"""The DuckDB connection a run works in, and the one way Python rows enter it.
+
+A throwaway database file in a private scratch directory, so DuckDB can evict table blocks and
+spill joins to disk under ``MEMORY_LIMIT``; the directory goes with the run. Rows that Python
+produces (exotic formats, odd lines, records built in tests) are written as JSON Lines to a
+scratch file and read back in one native scan: ``executemany`` costs about 300 µs a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+
+MEMORY_LIMIT = "320MB"
+log = logging.getLogger("reconcile")
+_ENCODER = msgspec.json.Encoder()
+
+
+class Database:
+    """One run's engine; close it (or use it as a context manager) to remove its files."""
+
+    def __init__(self, memory_limit: str = MEMORY_LIMIT) -> None:
+        self.scratch = Path(tempfile.mkdtemp(prefix="reconcile-engine-"))
+        try:
+            self.con = duckdb.connect(
+                str(self.scratch / "engine.duckdb"),
+                config={
+                    "memory_limit": memory_limit,
+                    "temp_directory": str(self.scratch / "spill"),
+                    "preserve_insertion_order": False,
+                },
+            )
+            self.con.execute("SET enable_progress_bar = false")
+        except BaseException:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
+        self._batches = 0
+        self._started = time.perf_counter()
+
+    def execute(self, sql: str, parameters: Sequence[object] | None = None) -> None:
+        started = time.perf_counter()
+        self.con.execute(sql, parameters)
+        self._log(started, sql)
+
+    def rows(self, sql: str, parameters: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+        started = time.perf_counter()
+        found = self.con.execute(sql, parameters).fetchall()
+        self._log(started, sql)
+        return found
+
+    def stream(
+        self, sql: str, parameters: Sequence[object] | None = None, size: int = 4096
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows in batches, so a large result never sits in Python at once."""
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(sql, parameters)
+            while batch := cursor.fetchmany(size):
+                yield from batch
+        finally:
+            cursor.close()
+
+    def insert(
+        self, table: str, columns: Mapping[str, str], rows: Iterable[Sequence[object]]
+    ) -> int:
+        """Append Python rows (tuples in ``columns`` order) to ``table``; returns the count."""
+        self._batches += 1
+        path = self.scratch / f"batch-{self._batches}.jsonl"
+        names = tuple(columns)
+        count = 0
+        try:
+            with path.open("wb") as handle:
+                for row in rows:
+                    handle.write(_ENCODER.encode(dict(zip(names, row, strict=True))))
+                    handle.write(b"\n")
+                    count += 1
+            if count:
+                spec = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
+                self.execute(
+                    f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} "
+                    f"FROM read_json(?, format='newline_delimited', columns={{{spec}}})",
+                    [str(path)],
+                )
+        finally:
+            path.unlink(missing_ok=True)
+        return count
+
+    def _log(self, started: float, sql: str) -> None:
+        now = time.perf_counter()
+        log.debug(
+            "engine: at %.1f s, %.2f s: %s",
+            now - self._started,
+            now - started,
+            " ".join(sql.split())[:70],
+        )
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

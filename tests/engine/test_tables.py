@@ -1,0 +1,53 @@
+"""Records survive the trip into the engine's tables and back unchanged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from reconcile.engine.db import Database
+from reconcile.engine.tables import (
+    CA_COLUMNS,
+    ca_record,
+    create_tables,
+    load_certificates,
+    load_side,
+)
+from reconcile.intune.side import IntuneSide
+from tests.factories import ca_cert, device, intune_cert
+
+
+def test_a_certificate_comes_back_as_it_went_in() -> None:
+    cert = ca_cert(
+        0x0A1B2C3D4E5F60718293A4B5C6D7E8F901234567,
+        revoked_at=datetime(2026, 3, 1, 12, 30, 1, 123456, tzinfo=UTC),
+        out_of_scope="a CA certificate",
+        managed_device_id="dev-1",
+        san="DNS=pc-01.example.com",
+    )
+    with Database() as db:
+        create_tables(db)
+        assert load_certificates(db, [cert, ca_cert(0)]) == 2
+        names = ", ".join(c for c in CA_COLUMNS if c != "seq")
+        rows = db.rows(f"SELECT {names} FROM ca ORDER BY seq")
+    assert [ca_record(row) for row in rows] == [cert, ca_cert(0)]
+
+
+def test_shared_device_names_keep_every_device() -> None:
+    side = IntuneSide.from_records(
+        [intune_cert(0x10)], [device("PC-01", id="a"), device("pc-01", id="b"), device("PC-02")]
+    )
+    with Database() as db:
+        create_tables(db)
+        load_side(db, side)
+        names = db.rows("SELECT key, dev FROM device_names ORDER BY dev")
+        serials = db.rows("SELECT serial FROM intune")
+    assert names == [("pc-01", 0), ("pc-01", 1), ("pc-02", 2)]
+    assert serials == [("10",)]
+
+
+def test_the_scratch_directory_goes_with_the_database() -> None:
+    db = Database()
+    scratch = db.scratch
+    db.execute("CREATE TABLE t (x INTEGER)")
+    db.close()
+    assert not scratch.exists()
