@@ -6,11 +6,14 @@ frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from reconcile.spool import Filtered, Spool
 
 if TYPE_CHECKING:
     from reconcile.views import Views
@@ -179,6 +182,23 @@ class Verdict:
         return None
 
 
+def _is_finding(verdict: Verdict) -> bool:
+    return verdict.status in FINDING_STATUSES
+
+
+_status = operator.attrgetter("status")
+
+
+def verdict_spool(verdicts: Iterable[Verdict] | None = None) -> Spool[Verdict]:
+    """Verdicts spooled with their statuses counted, so counts and findings need no pass;
+    frozen when ``verdicts`` are given, else empty and open for appending."""
+    spool: Spool[Verdict] = Spool(tally=_status)
+    if verdicts is None:
+        return spool
+    spool.extend(verdicts)
+    return spool.freeze()
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """Everything one run produced; formatters, history and the CLI read only this.
@@ -186,14 +206,15 @@ class RunResult:
     ``verdicts`` holds every finding, and every other CA certificate only when the run was asked
     to keep them all (``--all``, explain, verify); the statuses of those not kept are counted in
     ``dropped``. At a million certificates that is the difference between fitting in memory
-    or not.
+    or not. A run's verdicts and unknown_to_ca are spools (``verdict_spool``, ``Spool``): read
+    them by iterating, as often as needed, never by index in a loop.
     """
 
     run_id: str
     as_of: datetime
     grace_hours: float
-    verdicts: tuple[Verdict, ...]
-    unknown_to_ca: tuple[IntuneCertificate, ...]
+    verdicts: Sequence[Verdict]
+    unknown_to_ca: Sequence[IntuneCertificate]
     rejects: tuple[Reject, ...]
     inputs: tuple[InputFile, ...]
     templates: tuple[str, ...] = ()
@@ -207,8 +228,16 @@ class RunResult:
     views: Views | None = None
 
     @property
-    def findings(self) -> tuple[Verdict, ...]:
-        return tuple(v for v in self.verdicts if v.is_finding)
+    def findings(self) -> Sequence[Verdict]:
+        """The verdicts that are findings, in order: a lazy view of a spool, counted from its
+        tally (the spool itself when every verdict is a finding)."""
+        verdicts = self.verdicts
+        if isinstance(verdicts, tuple):
+            return tuple(v for v in verdicts if v.is_finding)
+        if isinstance(verdicts, Spool) and verdicts.tallied:
+            count = sum(n for s, n in verdicts.tally().items() if s in FINDING_STATUSES)
+            return verdicts if count == len(verdicts) else Filtered(verdicts, _is_finding, count)
+        return Filtered(verdicts, _is_finding)
 
     @property
     def revoked_installed(self) -> int:
@@ -226,8 +255,13 @@ class RunResult:
         counts = dict.fromkeys((s.value for s in Status), 0)
         for status, count in self.dropped.items():
             counts[status] += count
-        for verdict in self.verdicts:
-            counts[verdict.status.value] += 1
+        verdicts = self.verdicts
+        if isinstance(verdicts, Spool) and verdicts.tallied:
+            for status, count in verdicts.tally().items():
+                counts[Status(status).value] += count
+        else:
+            for verdict in verdicts:
+                counts[verdict.status.value] += 1
         counts["unknown_to_ca"] = len(self.unknown_to_ca)
         return counts
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import logging
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -30,9 +31,10 @@ from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, JoinResult, classify
-from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict
+from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict, verdict_spool
 from reconcile.report import BundleInputs
 from reconcile.settings import Settings
+from reconcile.spool import Spool
 from reconcile.timeparse import iso_z
 
 log = logging.getLogger("reconcile")
@@ -272,30 +274,30 @@ def _split_view_only(
     joined: JoinResult,
     keep_all: bool,
     keep_if: Callable[[Verdict], bool] | None,
-    deferred: tuple[Verdict, ...] = (),
-) -> tuple[tuple[Verdict, ...], tuple[Verdict, ...], dict[str, int]]:
+    deferred: Sequence[Verdict] = (),
+) -> tuple[Spool[Verdict], Spool[Verdict], dict[str, int]]:
     """(the run's verdicts, those kept only for the views, the counts of the rest).
 
     Without ``--all`` a run's verdicts are its findings (plus what device evidence needs);
     the revoked and delivered certificates the views needed stay out of them and are counted
     with the other non-findings, so every output but the views is unchanged. ``deferred`` are
-    the join's view-only verdicts, built after it.
+    the join's view-only verdicts, built after it. Both are spools: beyond a few thousand
+    they wait in a scratch file, not in memory.
     """
     if keep_all:
-        return joined.verdicts, (), joined.dropped
-    kept: list[Verdict] = []
-    view_only: list[Verdict] = []
-    dropped = Counter(joined.dropped)
+        return verdict_spool(joined.verdicts), Spool.of(()), joined.dropped
+    kept = verdict_spool()
+    view_only = verdict_spool()
     for verdict in joined.verdicts:
         if verdict.is_finding or (keep_if is not None and keep_if(verdict)):
             kept.append(verdict)
         else:
             view_only.append(verdict)
-            dropped[verdict.status.value] += 1
-    for verdict in deferred:
-        view_only.append(verdict)
-        dropped[verdict.status.value] += 1
-    return tuple(kept), tuple(view_only), dict(dropped)
+    view_only.extend(deferred)
+    dropped = Counter(joined.dropped)
+    for status, count in view_only.freeze().tally().items():
+        dropped[str(status)] += count
+    return kept.freeze(), view_only, dict(dropped)
 
 
 def view_options(settings: Settings) -> views.ViewOptions:
@@ -386,18 +388,20 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         duplicate_rows = collapser.duplicate_rows
         # The duplicate table (one entry per certificate) goes before the view verdicts come.
         del collapser
-        deferred: tuple[Verdict, ...] = ()
+        deferred: Sequence[Verdict] = ()
         if joined.deferred is not None:
             later = joined.deferred
             # Dropped with it once read: its builder holds the join's device tables.
             joined = replace(joined, unknown_to_ca=later.unknown_to_ca(), deferred=None)
-            deferred = tuple(map(views.light, later.view_only()))
+            deferred = Spool.of(map(views.light, later.view_only()))
             del later
     progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
     inputs = [*ca.inputs, *snapshot.inputs]
     if connectors is not None and connectors.input_file is not None:
         inputs.append(connectors.input_file)
     verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if, deferred)
+    unknown_to_ca = Spool.of(joined.unknown_to_ca)
+    del joined, deferred
     if settings.exceptions_file is not None:
         exceptions = accepted.load(settings.exceptions_file)
         verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
@@ -407,7 +411,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         as_of=as_of,
         grace_hours=settings.grace_hours,
         verdicts=verdicts,
-        unknown_to_ca=joined.unknown_to_ca,
+        unknown_to_ca=unknown_to_ca,
         rejects=(*ca.rejects, *snapshot.rejects),
         inputs=tuple(inputs),
         templates=settings.templates,
@@ -418,5 +422,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         duplicate_rows=duplicate_rows,
     )
     result = with_next_steps(apply_stored_evidence(result, settings.evidence_path()))
-    built = views.build((*result.verdicts, *view_only), entries, result.inputs, view_opts)
+    built = views.build(
+        itertools.chain(result.verdicts, view_only), entries, result.inputs, view_opts
+    )
     return replace(result, views=replace(built, connectors=connectors))

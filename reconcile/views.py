@@ -19,6 +19,7 @@ from reconcile.ca import cloudpki
 from reconcile.identity import device_fold, fold, serial_hex
 from reconcile.intune.side import Entry
 from reconcile.model import CaCertificate, InputFile, Status, Verdict
+from reconcile.spool import Sorter, Spool
 
 if TYPE_CHECKING:
     from reconcile.intune.connectors import ConnectorHealth
@@ -74,15 +75,16 @@ class ViewRow:
 
 @dataclass(frozen=True, slots=True)
 class Views:
-    """Every view of one run, each sorted by serial; empty views are still views."""
+    """Every view of one run, each sorted by serial; empty views are still views. A run's
+    views are spools (read by iterating); tuples do as well."""
 
     expiry_days: int
-    revoked_installed: tuple[ViewRow, ...] = ()
-    expiring: tuple[ViewRow, ...] = ()
-    revocation_plan: tuple[ViewRow, ...] = ()
+    revoked_installed: Sequence[ViewRow] = ()
+    expiring: Sequence[ViewRow] = ()
+    revocation_plan: Sequence[ViewRow] = ()
     connectors: ConnectorHealth | None = None
 
-    def rows(self, view: View) -> tuple[ViewRow, ...]:
+    def rows(self, view: View) -> Sequence[ViewRow]:
         match view:
             case View.REVOKED_INSTALLED:
                 return self.revoked_installed
@@ -171,20 +173,26 @@ def _issued(verdict: Verdict) -> float | None:
     return max(known) if known else None
 
 
-def _is_own(entry: Entry, verdict: Verdict) -> bool:
+def _is_own(entry: Entry, serial: int, thumbprint: str | None) -> bool:
     """Whether an Intune entry is the candidate's own record (same serial or thumbprint)."""
     if entry.serial is not None:
-        return entry.serial == verdict.ca.serial
-    return entry.thumbprint is not None and entry.thumbprint == verdict.ca.thumbprint
+        return entry.serial == serial
+    return entry.thumbprint is not None and entry.thumbprint == thumbprint
 
 
-def _renewed(candidates: Sequence[Verdict], entries: Iterable[Entry]) -> set[int]:
+_Candidate = tuple[int, float | None, int, str | None]
+"""(index, issued, serial, thumbprint): what the renewal check needs of an expiry candidate."""
+
+
+def _renewed(candidates: Iterable[Verdict], entries: Iterable[Entry]) -> set[int]:
     """Indexes of the candidates for which Intune reports a newer delivered certificate of the
-    same device and profile: their renewal already happened."""
-    links: dict[tuple[str, str], list[int]] = {}
+    same device and profile: their renewal already happened. The candidates are read once
+    and only the few fields the check needs are kept."""
+    links: dict[tuple[str, str], list[_Candidate]] = {}
     for index, verdict in enumerate(candidates):
         if (link := _verdict_link(verdict)) is not None:
-            links.setdefault(link, []).append(index)
+            known = (index, _issued(verdict), verdict.ca.serial, verdict.ca.thumbprint)
+            links.setdefault(link, []).append(known)
     if not links:
         return set()
     delivered: dict[tuple[str, str], list[Entry]] = {}
@@ -195,15 +203,13 @@ def _renewed(candidates: Sequence[Verdict], entries: Iterable[Entry]) -> set[int
         if link is not None and link in links:
             delivered.setdefault(link, []).append(entry)
     renewed = set()
-    for link, indexes in links.items():
-        for index in indexes:
-            verdict = candidates[index]
-            mine = _issued(verdict)
+    for link, known in links.items():
+        for index, mine, serial, thumbprint in known:
             if mine is None:
                 continue
             for entry in delivered.get(link, ()):
                 assert entry.issued_at is not None
-                if entry.issued_at > mine and not _is_own(entry, verdict):
+                if entry.issued_at > mine and not _is_own(entry, serial, thumbprint):
                     renewed.add(index)
                     break
     return renewed
@@ -390,64 +396,62 @@ def light(verdict: Verdict) -> Verdict:
     return replace(verdict, ca=ca, reason="", intune=record)
 
 
-def _by_serial(rows: Iterable[ViewRow]) -> tuple[ViewRow, ...]:
-    return tuple(sorted(rows, key=lambda r: (r.verdict.ca.issuer or "", r.verdict.ca.serial)))
+def _serial_key(row: ViewRow) -> tuple[str, int]:
+    return (row.verdict.ca.issuer or "", row.verdict.ca.serial)
 
 
 def build(
-    verdicts: Sequence[Verdict],
+    verdicts: Iterable[Verdict],
     entries: Iterable[Entry],
     inputs: Sequence[InputFile],
     options: ViewOptions,
 ) -> Views:
-    """The views of a run, from its kept verdicts and the Intune side's entries."""
+    """The views of a run, from its kept verdicts (read once) and the Intune side's entries.
+
+    Each view is sorted by (issuer, serial) with a bounded external sort (``Sorter``), so a
+    view of a million certificates is never held whole.
+    """
     formats = {i.path: i.format for i in inputs}
     until = options.as_of + timedelta(days=options.expiry_days)
-    revoked = [
-        ViewRow(View.REVOKED_INSTALLED, v, NEXT_STEPS[View.REVOKED_INSTALLED])
-        for v in verdicts
-        if _revoked_installed(
-            v.status, v.ca, v.intune is not None and v.intune.delivered, options.as_of
-        )
-    ]
-    candidates = [
-        v
-        for v in verdicts
-        if v.intune is not None
-        and v.intune.delivered
-        and _expiry_candidate(v.status, v.ca, options.as_of, until)
-    ]
-    renewed = _renewed(candidates, entries)
-    expiring = [
-        ViewRow(
-            View.EXPIRING,
-            v,
-            NEXT_STEPS[View.EXPIRING],
-            days_left=_days_left(v, options.as_of),
-        )
-        for index, v in enumerate(candidates)
-        if index not in renewed
-    ]
-    plan = []
-    for verdict in verdicts:
-        reason = plan_reason(verdict)
+    revoked: Sorter[ViewRow] = Sorter(_serial_key)
+    plan: Sorter[ViewRow] = Sorter(_serial_key)
+    candidates: Spool[Verdict] = Spool()
+    for v in verdicts:
+        delivered = v.intune is not None and v.intune.delivered
+        if _revoked_installed(v.status, v.ca, delivered, options.as_of):
+            revoked.append(ViewRow(View.REVOKED_INSTALLED, v, NEXT_STEPS[View.REVOKED_INSTALLED]))
+        if delivered and _expiry_candidate(v.status, v.ca, options.as_of, until):
+            candidates.append(v)
+        reason = plan_reason(v)
         if reason is None:
             continue
-        ca_format = formats.get(verdict.ca.source, "")
-        target = PlanTarget.of(verdict.ca, reason, options.ca_config.get(verdict.ca.source))
+        ca_format = formats.get(v.ca.source, "")
+        target = PlanTarget.of(v.ca, reason, options.ca_config.get(v.ca.source))
         plan.append(
             ViewRow(
                 View.REVOCATION_PLAN,
-                verdict,
+                v,
                 PLAN_NEXT_STEPS[reason],
                 reason=reason,
                 command=revoke_command(ca_format, target),
                 ca_format=ca_format,
             )
         )
+    renewed = _renewed(candidates.freeze(), entries)
+    expiring: Sorter[ViewRow] = Sorter(_serial_key)
+    for index, v in enumerate(candidates):
+        if index not in renewed:
+            row = ViewRow(
+                View.EXPIRING,
+                v,
+                NEXT_STEPS[View.EXPIRING],
+                days_left=_days_left(v, options.as_of),
+            )
+            expiring.append(row)
+    candidates.close()
     return Views(
         expiry_days=options.expiry_days,
-        revoked_installed=_by_serial(revoked),
-        expiring=_by_serial(expiring),
-        revocation_plan=_by_serial(plan),
+        revoked_installed=revoked.result(),
+        expiring=expiring.result(),
+        revocation_plan=plan.result(),
     )

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import stat
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +20,8 @@ from typing import Any
 
 from reconcile.errors import ConfigError
 from reconcile.identity import issuer_key, parse_serial, serial_hex
-from reconcile.model import InputFile, Status, Verdict
+from reconcile.model import InputFile, Status, Verdict, verdict_spool
+from reconcile.spool import Spool
 
 log = logging.getLogger("reconcile.accepted")
 
@@ -161,9 +162,10 @@ def _expiry(value: Any, bad: Any) -> date:
 
 
 def apply(
-    verdicts: Sequence[Verdict], exceptions: Sequence[AcceptedException], as_of: datetime
-) -> tuple[Verdict, ...]:
-    """Findings matching an exception valid on the as-of date become ``accepted``.
+    verdicts: Iterable[Verdict], exceptions: Sequence[AcceptedException], as_of: datetime
+) -> Spool[Verdict]:
+    """Findings matching an exception valid on the as-of date become ``accepted``; the
+    verdicts are read once and spooled anew.
 
     An exception is valid through its ``expires`` day. Expired ones match nothing and each is
     named in a warning with the number of findings it would have covered.
@@ -172,19 +174,36 @@ def apply(
     valid = [e for e in exceptions if e.expires >= today]
     expired = [e for e in exceptions if e.expires < today]
     lapsed: dict[int, int] = {}
-    out: list[Verdict] = []
+    out = verdict_spool(_accepted(verdicts, valid, expired, lapsed))
+    for e in expired:
+        log.warning(
+            "%s expired on %s; %d finding(s) it covered are flagged again",
+            e.describe(),
+            e.expires.isoformat(),
+            lapsed.get(e.index, 0),
+        )
+    return out
+
+
+def _accepted(
+    verdicts: Iterable[Verdict],
+    valid: Sequence[AcceptedException],
+    expired: Sequence[AcceptedException],
+    lapsed: dict[int, int],
+) -> Iterator[Verdict]:
+    """Each verdict, accepted when a valid exception matches; counts the lapsed matches."""
     for verdict in verdicts:
         if not verdict.is_finding:
-            out.append(verdict)
+            yield verdict
             continue
         match = next((e for e in valid if e.matches(verdict)), None)
         if match is None:
             for e in expired:
                 if e.matches(verdict):
                     lapsed[e.index] = lapsed.get(e.index, 0) + 1
-            out.append(verdict)
+            yield verdict
             continue
-        out.append(
+        yield (
             dataclasses.replace(
                 verdict,
                 status=Status.ACCEPTED,
@@ -194,11 +213,3 @@ def apply(
                 ),
             )
         )
-    for e in expired:
-        log.warning(
-            "%s expired on %s; %d finding(s) it covered are flagged again",
-            e.describe(),
-            e.expires.isoformat(),
-            lapsed.get(e.index, 0),
-        )
-    return tuple(out)

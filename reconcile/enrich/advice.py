@@ -12,7 +12,7 @@ import dataclasses
 import functools
 
 from reconcile.evidence.model import EvidenceRecord, Outcome, Platform, Stage
-from reconcile.model import RunResult, Status, Verdict
+from reconcile.model import RunResult, Status, Verdict, verdict_spool
 
 GONE = "revoke: the device is gone from Intune"
 REPORTING = "check Certificate Connector / NDES reporting (the certificate is on the device)"
@@ -193,11 +193,11 @@ def with_next_steps(result: RunResult) -> RunResult:
     """Fill next_step on every verdict that has none (apply_evidence may already have set one).
 
     Verdicts built with a next_step are passed through untouched, so a join that sets it at
-    construction makes this a scan.
+    construction makes this a scan; otherwise they are read once and spooled anew.
     """
     if all(v.next_step for v in result.verdicts):
         return result
-    verdicts = tuple(
+    verdicts = verdict_spool(
         v if v.next_step else dataclasses.replace(v, next_step=next_step(v))
         for v in result.verdicts
     )

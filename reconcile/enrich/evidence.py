@@ -13,7 +13,7 @@ later proves the renewal, not the certificate it replaced.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from reconcile.enrich.advice import evidence_next_step
 from reconcile.evidence.model import EvidenceRecord, Outcome
 from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import common_name, device_key, san_dns_names
-from reconcile.model import RunResult, Status, Verdict
+from reconcile.model import RunResult, Status, Verdict, verdict_spool
 from reconcile.timeparse import iso_z
 
 CLOCK_SKEW = timedelta(minutes=15)
@@ -62,7 +62,7 @@ def relevant_records(verdict: Verdict, records: Iterable[EvidenceRecord]) -> lis
 
 
 def _proved(
-    verdicts: tuple[Verdict, ...], keyed: dict[int, set[str]], records: list[EvidenceRecord]
+    verdicts: Mapping[int, Verdict], keyed: dict[int, set[str]], records: list[EvidenceRecord]
 ) -> dict[int, EvidenceRecord]:
     """For each install, the verdict (by index) of the certificate it installed."""
     by_key: dict[str, list[int]] = {}
@@ -132,22 +132,25 @@ def _reclassified(verdict: Verdict, record: EvidenceRecord) -> Verdict:
 def apply_evidence(result: RunResult, store: EvidenceStore) -> RunResult:
     """Reclassify or annotate not_reported and not_installed verdicts from stored device logs.
 
-    Only verdicts of devices that have evidence are looked at, and only changed ones rebuilt:
-    the store holds a handful of devices, a run may hold a million certificates.
+    Only verdicts of devices that have evidence are looked at (and held, by their index in
+    the run), and only changed ones rebuilt: the store holds a handful of devices, a run may
+    hold a million certificates.
     """
     records = store.records()
     wanted = {device_key(r.device) for r in records}
     if not wanted:
         return result
     keyed: dict[int, set[str]] = {}
+    picked: dict[int, Verdict] = {}
     for index, verdict in enumerate(result.verdicts):
         keys = device_keys(verdict) & wanted
         if keys:
             keyed[index] = keys
-    proved = _proved(result.verdicts, keyed, records)
+            picked[index] = verdict
+    proved = _proved(picked, keyed, records)
     changed: dict[int, Verdict] = {}
     for index in keyed:
-        verdict = result.verdicts[index]
+        verdict = picked[index]
         if verdict.status not in _RECLASSIFIABLE:
             continue
         if index in proved:
@@ -161,10 +164,8 @@ def apply_evidence(result: RunResult, store: EvidenceStore) -> RunResult:
             )
     if not changed:
         return result
-    verdicts = list(result.verdicts)
-    for index, verdict in changed.items():
-        verdicts[index] = verdict
-    return dataclasses.replace(result, verdicts=tuple(verdicts))
+    verdicts = verdict_spool(changed.get(i, v) for i, v in enumerate(result.verdicts))
+    return dataclasses.replace(result, verdicts=verdicts)
 
 
 def apply_stored_evidence(result: RunResult, path: Path) -> RunResult:
