@@ -257,8 +257,8 @@ class RunResult:
             counts[status] += count
         verdicts = self.verdicts
         if isinstance(verdicts, Spool) and verdicts.tallied:
-            for status, count in verdicts.tally().items():
-                counts[Status(status).value] += count
+            for key, count in verdicts.tally().items():
+                counts[str(key)] += count
         else:
             for verdict in verdicts:
                 counts[verdict.status.value] += 1

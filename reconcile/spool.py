@@ -13,6 +13,7 @@ or a tuple); ``sort_spooled`` is a bounded external sort (sorted runs spilled, t
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import dataclasses
 import heapq
@@ -57,16 +58,11 @@ class _Reducers(dict[type, Any]):
         if not positional:
             return copyreg.dispatch_table[cls]
         names = [f.name for f in dataclasses.fields(cls)]
-        if len(names) == 1:
-            single = operator.attrgetter(names[0])
-
-            def get(obj: Any) -> tuple[Any, ...]:
-                return (single(obj),)
-        else:
-            get = operator.attrgetter(*names)
+        single = len(names) == 1
+        get = operator.attrgetter(*names)
 
         def reduce(obj: Any) -> tuple[type, tuple[Any, ...]]:
-            return cls, get(obj)
+            return cls, ((get(obj),) if single else get(obj))
 
         self[cls] = reduce
         return reduce
@@ -136,10 +132,8 @@ class Records(Sequence[T]):
 
 def _discard(handle: IO[bytes], path: str) -> None:
     handle.close()
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class Spool(Records[T]):
@@ -377,7 +371,9 @@ class Sorter(Generic[T]):
         self._chunk.append(item)
         if len(self._chunk) >= self._run:
             self._chunk.sort(key=self._key)
-            self._runs.append(Spool.of(self._chunk, buffer=self._merge_batch, directory=self._directory))
+            self._runs.append(
+                Spool.of(self._chunk, buffer=self._merge_batch, directory=self._directory)
+            )
             self._chunk = []
 
     def result(self) -> Spool[T]:

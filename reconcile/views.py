@@ -191,8 +191,8 @@ def _renewed(candidates: Iterable[Verdict], entries: Iterable[Entry]) -> set[int
     links: dict[tuple[str, str], list[_Candidate]] = {}
     for index, verdict in enumerate(candidates):
         if (link := _verdict_link(verdict)) is not None:
-            known = (index, _issued(verdict), verdict.ca.serial, verdict.ca.thumbprint)
-            links.setdefault(link, []).append(known)
+            candidate = (index, _issued(verdict), verdict.ca.serial, verdict.ca.thumbprint)
+            links.setdefault(link, []).append(candidate)
     if not links:
         return set()
     delivered: dict[tuple[str, str], list[Entry]] = {}

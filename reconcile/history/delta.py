@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from reconcile.model import FindingRef, RunDelta, Verdict
@@ -27,12 +28,27 @@ def age(first_seen: datetime, as_of: datetime) -> int:
     return max(0, (as_of - first_seen).days)
 
 
-def ref(key: Key, verdict: Verdict, first_seen: datetime, as_of: datetime) -> FindingRef:
+@dataclass(frozen=True, slots=True)
+class Open:
+    """What history keeps of a finding open in this run, instead of its whole verdict: a run
+    may have half a million of them."""
+
+    issuer: str | None
+    label: str | None
+    status: str
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> Open:
+        return cls(verdict.ca.issuer, label(verdict), verdict.status.value)
+
+
+def ref(key: Key, verdict: Verdict | Open, first_seen: datetime, as_of: datetime) -> FindingRef:
+    known = Open.of(verdict) if isinstance(verdict, Verdict) else verdict
     return FindingRef(
-        verdict.ca.issuer or key[0],
+        known.issuer or key[0],
         key[1],
-        label(verdict),
-        verdict.status.value,
+        known.label,
+        known.status,
         first_seen,
         age(first_seen, as_of),
     )
@@ -40,7 +56,7 @@ def ref(key: Key, verdict: Verdict, first_seen: datetime, as_of: datetime) -> Fi
 
 def delta(
     previous_run_id: str | None,
-    current: Mapping[Key, Verdict],
+    current: Mapping[Key, Verdict | Open],
     first_seen_of: Mapping[Key, datetime],
     new_keys: set[Key],
     resolved: Iterable[FindingRef],

@@ -21,7 +21,7 @@ from pathlib import Path
 import platformdirs
 
 from reconcile.errors import ConfigError, UsageError
-from reconcile.history.delta import Key, age, delta, label
+from reconcile.history.delta import Key, Open, age, delta
 from reconcile.identity import issuer_key, serial_hex
 from reconcile.model import (
     FINDING_STATUSES,
@@ -32,6 +32,7 @@ from reconcile.model import (
     RunResult,
     RunRow,
     Verdict,
+    verdict_spool,
 )
 from reconcile.timeparse import iso_z, parse_utc
 
@@ -223,8 +224,8 @@ def _record(
     as_of = result.as_of
     as_of_text = iso_z(as_of)
     started = started_at or datetime.now(UTC)
-    keys = [finding_key(v) if v.status in FINDING_STATUSES else None for v in result.verdicts]
-    current = {key: v for key, v in zip(keys, result.verdicts, strict=True) if key is not None}
+    # The run's open findings by key, as the little a delta names them by (not the verdicts).
+    current = {finding_key(v): Open.of(v) for v in result.verdicts if v.status in FINDING_STATUSES}
     tenant = result.tenant_id or ""
     previous = db.execute(
         "SELECT seq, run_id FROM runs WHERE coalesce(tenant, '') = ? ORDER BY seq DESC LIMIT 1",
@@ -269,16 +270,16 @@ def _record(
     new_keys: set[Key] = set()
     first_seen_of: dict[Key, datetime] = {}
     span_ids: list[int] = []
-    for key, verdict in current.items():
+    for key, finding in current.items():
         row = open_rows.get(key)
         if row is None:
             row = _adopt(db, tenant, key, issuers, open_rows, by_serial, current)
         if row is not None:
-            seen_before.append((verdict.status.value, row[0]))
+            seen_before.append((finding.status, row[0]))
             first_seen_of[key] = _from_epoch(row[1])
             continue
         new_keys.add(key)
-        fid, first_seen = _reopen_or_insert(db, tenant, issuers[key[0]], key[1], verdict, now)
+        fid, first_seen = _reopen_or_insert(db, tenant, issuers[key[0]], key[1], finding, now)
         span_ids.append(fid)
         first_seen_of[key] = _from_epoch(first_seen)
     db.executemany(
@@ -303,9 +304,11 @@ def _record(
         ((previous_seq, row[0]) for _key, row in gone),
     )
     step("resolved")
-    verdicts = tuple(
-        v if key is None else _with_history(v, first_seen_of[key], as_of, key in new_keys)
-        for key, v in zip(keys, result.verdicts, strict=True)
+    verdicts = verdict_spool(
+        v
+        if v.status not in FINDING_STATUSES
+        else _with_history(v, first_seen_of[key := finding_key(v)], as_of, key in new_keys)
+        for v in result.verdicts
     )
     resolved = (
         FindingRef(issuer, serial, name, status, _from_epoch(first), age(_from_epoch(first), as_of))
@@ -339,7 +342,7 @@ def _adopt(
     issuers: dict[str, int],
     open_rows: dict[Key, OpenRow],
     by_serial: dict[str, list[Key]],
-    current: dict[Key, Verdict],
+    current: dict[Key, Open],
 ) -> OpenRow | None:
     """The open finding this one continues when only the issuer's being known changed: an
     export whose issuer was unknown and is now given (--ca-issuer), or the reverse. It keeps
@@ -363,12 +366,11 @@ def _adopt(
 
 
 def _reopen_or_insert(
-    db: sqlite3.Connection, tenant: str, issuer_id: int, serial: str, verdict: Verdict, now: int
+    db: sqlite3.Connection, tenant: str, issuer_id: int, serial: str, finding: Open, now: int
 ) -> tuple[int, int]:
     """A finding not open before: reopen it if it was resolved once (keeping its first_seen)."""
     blob = bytes.fromhex(serial)
-    name = label(verdict)
-    name = name[:_LABEL_CHARS] if name else None
+    name = finding.label[:_LABEL_CHARS] if finding.label else None
     row = db.execute(
         "SELECT id, first_seen FROM findings WHERE tenant = ? AND issuer_id = ? AND serial = ?",
         (tenant, issuer_id, blob),
@@ -377,13 +379,13 @@ def _reopen_or_insert(
         db.execute(
             "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, label = ?2,"
             " last_status = ?3, resolved_at = NULL WHERE id = ?4",
-            (now, name, verdict.status.value, row[0]),
+            (now, name, finding.status, row[0]),
         )
         return int(row[0]), int(row[1])
     cursor = db.execute(
         "INSERT INTO findings (tenant, issuer_id, serial, label, first_seen, last_seen,"
         " times_seen, last_status) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-        (tenant, issuer_id, blob, name, now, now, verdict.status.value),
+        (tenant, issuer_id, blob, name, now, now, finding.status),
     )
     return int(cursor.lastrowid or 0), now
 

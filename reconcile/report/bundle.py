@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import csv
 import functools
 import gzip
 import hashlib
+import io
 import os
 import platform
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,6 +29,7 @@ from reconcile.report.runjson import (
     UNKNOWN_STEM,
     BundledInput,
     CsvFormat,
+    JsonRows,
     RecordedInput,
     RecordedSettings,
     RejectSummary,
@@ -149,10 +152,9 @@ def _views_json(result: RunResult) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {"expiry_days": views.expiry_days, "counts": views.counts()}
     for view in View:
-        out[view.value] = [
-            dict(zip(viewsout.header(view), row, strict=False))
-            for row in _view_rows(view, views.rows(view), result.run_id)
-        ]
+        rows = views.rows(view)
+        make = functools.partial(_view_json, view, rows, result.run_id)
+        out[view.value] = JsonRows(make, len(rows))
     health = views.connectors
     if health is not None:
         out["connectors"] = [
@@ -171,13 +173,22 @@ def _views_json(result: RunResult) -> dict[str, Any]:
     return out
 
 
-def _view_rows(view: View, rows: Sequence[ViewRow], run_id: str) -> list[list[str]]:
-    import csv
-    import io
+def _view_json(view: View, rows: Sequence[ViewRow], run_id: str) -> Iterator[dict[str, str]]:
+    """Each row as its view CSV writes it (formula-neutralised text), keyed by the header."""
+    header = viewsout.header(view)
+    for row in _view_rows(view, rows, run_id):
+        yield dict(zip(header, row, strict=False))
 
+
+def _view_rows(view: View, rows: Sequence[ViewRow], run_id: str) -> Iterator[list[str]]:
+    """The view CSV's rows read back one at a time, as strings."""
     buffer = io.StringIO()
-    viewsout.write_view(buffer, view, rows, run_id)
-    return list(csv.reader(io.StringIO(buffer.getvalue())))[1:]
+    viewsout.write_view(buffer, view, (), run_id)
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        viewsout.write_row(buffer, view, row, run_id)
+        yield next(csv.reader(io.StringIO(buffer.getvalue())))
 
 
 Writer = Callable[[IO[str]], object]
@@ -347,7 +358,7 @@ def write_bundle(
     files = [
         *data_files(report, options.csv_encoding),
         BundleFile(SUMMARY, functools.partial(table.write, report=report), "utf-8", None),
-        BundleFile(RUN_JSON, lambda h: h.write(meta.dumps()), "utf-8", None),
+        BundleFile(RUN_JSON, meta.write, "utf-8", None),
         *_scripts(report.result),
         *(BundleFile(name, writer, "utf-8", None) for name, writer in extra),
     ]

@@ -6,6 +6,7 @@ caller builds the report once and picks the formats at the end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconcile.model import RunDelta, RunResult, RunRow, Verdict
@@ -25,7 +26,7 @@ class Report:
     width: int | None = None
 
     @property
-    def rows(self) -> tuple[Verdict, ...]:
+    def rows(self) -> Sequence[Verdict]:
         """The certificates the data files list: every one with --all, else the findings."""
         return self.result.verdicts if self.all_rows else self.result.findings
 

@@ -14,7 +14,7 @@ import functools
 import html
 import platform
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import IO, TYPE_CHECKING, Any
@@ -225,12 +225,17 @@ def _finding(verdict: Verdict) -> dict[str, str]:
 
 
 def _table(result: RunResult) -> dict[str, Any]:
-    rows = [v for v in result.verdicts if v.is_finding or v.status is Status.ACCEPTED]
-    return {
-        "total": len(rows),
-        "statuses": sorted({v.status.value for v in rows}),
-        "rows": [_finding(v) for v in rows[:MAX_ROWS]],
-    }
+    """The findings and accepted exceptions, read once: counted, and the first MAX_ROWS kept."""
+    total = 0
+    statuses: set[str] = set()
+    rows: list[dict[str, str]] = []
+    for v in result.verdicts:
+        if v.is_finding or v.status is Status.ACCEPTED:
+            total += 1
+            statuses.add(v.status.value)
+            if len(rows) < MAX_ROWS:
+                rows.append(_finding(v))
+    return {"total": total, "statuses": sorted(statuses), "rows": rows}
 
 
 def _unknown(record: IntuneCertificate) -> dict[str, str | None]:
@@ -259,8 +264,14 @@ def _facts(result: RunResult) -> tuple[tuple[str, str], ...]:
 
 def render(result: RunResult, delta: RunDelta | None = None, runs: Sequence[RunRow] = ()) -> str:
     """The whole page as one string."""
+    return "".join(_pieces(result, delta, runs))
+
+
+def _pieces(result: RunResult, delta: RunDelta | None, runs: Sequence[RunRow]) -> Iterator[str]:
+    """The page in the pieces the template yields: the views' rows are made as they are
+    written, never all at once."""
     page = _environment().get_template("report.html")
-    return page.render(
+    return page.generate(
         result=result,
         title=f"reconcile report {result.run_id}",
         as_of=iso_z(result.as_of),
@@ -280,4 +291,5 @@ def render(result: RunResult, delta: RunDelta | None = None, runs: Sequence[RunR
 
 
 def write(handle: IO[str], report: Report) -> None:
-    handle.write(render(report.result, report.delta, report.runs))
+    for piece in _pieces(report.result, report.delta, report.runs):
+        handle.write(piece)

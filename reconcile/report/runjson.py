@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -26,6 +27,31 @@ FORMULA_ESCAPING = "leading apostrophe before = + - @ TAB CR LF NUL"
 def data_stem(all_rows: bool) -> str:
     """certificates.* with --all, else findings.*."""
     return "certificates" if all_rows else "findings"
+
+
+class JsonRows(list[Any]):
+    """A JSON array whose items are made as run.json is written, never held together: the
+    views list every certificate they hold. A list to ``json`` (whose indenting encoder
+    iterates it), empty to everything else; ``make`` gives a fresh iterator each time."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]], count: int):
+        super().__init__()
+        self._make = make
+        self._count = count
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._make()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, list) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +142,19 @@ class RunMeta:
     bundled: tuple[BundledInput, ...] = ()
 
     def dumps(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+        return "".join(self._chunks())
+
+    def write(self, handle: IO[str]) -> None:
+        """run.json written as it is encoded: the views' rows are made one at a time."""
+        for chunk in self._chunks():
+            handle.write(chunk)
+
+    def _chunks(self) -> Iterator[str]:
+        # asdict would copy the views' rows into lists; they go in as they are.
+        data = dataclasses.asdict(dataclasses.replace(self, views={}))
+        data["views"] = self.views
+        yield from json.JSONEncoder(indent=2).iterencode(data)
+        yield "\n"
 
 
 class NotRunJson(ValueError):

@@ -5,12 +5,13 @@ Columns are a public contract like the findings': add at the end only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import csv
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
 from reconcile.identity import serial_hex
 from reconcile.report.columns import COLUMNS
-from reconcile.report.csvout import _write
+from reconcile.report.csvout import _write, neutralise
 from reconcile.timeparse import iso_z
 from reconcile.views import AD_CS_FORMATS, REASON_CODES, View, ViewRow, Views, script_suffix
 
@@ -76,10 +77,20 @@ def header(view: View) -> tuple[str, ...]:
     return (*(name for name, _ in VIEW_COLUMNS[view]), "run_id")
 
 
-def write_view(handle: IO[str], view: View, rows: Sequence[ViewRow], run_id: str) -> int:
+def _cells(view: View, row: ViewRow, run_id: str) -> tuple[str | int | None, ...]:
+    return (*(get(row) for _, get in VIEW_COLUMNS[view]), run_id)
+
+
+def write_view(handle: IO[str], view: View, rows: Iterable[ViewRow], run_id: str) -> int:
     """Header, then one neutralised row per certificate (header only when the view is empty)."""
-    cells = ((*(get(r) for _, get in VIEW_COLUMNS[view]), run_id) for r in rows)
-    return _write(handle, header(view), cells)
+    return _write(handle, header(view), (_cells(view, r, run_id) for r in rows))
+
+
+def write_row(handle: IO[str], view: View, row: ViewRow, run_id: str) -> None:
+    """One row as write_view writes it, without the header."""
+    csv.writer(handle, lineterminator="\r\n").writerow(
+        [neutralise(c) for c in _cells(view, row, run_id)]
+    )
 
 
 def script_suffixes(formats: Sequence[str]) -> tuple[str, ...]:
@@ -89,8 +100,9 @@ def script_suffixes(formats: Sequence[str]) -> tuple[str, ...]:
 
 
 def write_script(handle: IO[str], views: Views, suffix: str, run_id: str, as_of: str) -> int:
-    """The plan as a script an admin reviews line by line; reconcile never runs it."""
-    rows = [r for r in views.revocation_plan if (r.ca_format in AD_CS_FORMATS) == (suffix == "ps1")]
+    """The plan as a script an admin reviews line by line; reconcile never runs it. Written
+    a row at a time."""
+    rows = (r for r in views.revocation_plan if (r.ca_format in AD_CS_FORMATS) == (suffix == "ps1"))
     c = "#"
     lines = []
     if suffix == "sh":
@@ -105,17 +117,18 @@ def write_script(handle: IO[str], views: Views, suffix: str, run_id: str, as_of:
     ]
     if suffix == "sh":
         lines.append("set -eu")
+    handle.write("\n".join(lines) + "\n")
+    written = 0
     for row in rows:
         v = row.verdict
         device = _plan_device(row) or "unknown device"
         reason = row.reason.value if row.reason else ""
-        lines.append(
+        handle.write(
             f"{c} serial {serial_hex(v.ca.serial)}, {v.status.value}, {reason}, device "
-            f"{_safe(str(device))}, issued {iso_z(v.ca.not_before)}"
+            f"{_safe(str(device))}, issued {iso_z(v.ca.not_before)}\n{row.command}\n"
         )
-        lines.append(row.command)
-    handle.write("\n".join(lines) + "\n")
-    return len(rows)
+        written += 1
+    return written
 
 
 def _safe(text: str) -> str:

@@ -6,12 +6,14 @@ Kept apart from table.py and html.py so each view's presentation lives with the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from reconcile.model import RunResult, RunRow
 from reconcile.report.text import fit_table, printable, wrap
 from reconcile.report.viewsout import VIEW_COLUMNS
+from reconcile.spool import Mapped
 from reconcile.views import View, ViewRow
 
 TITLES = {
@@ -31,7 +33,7 @@ SUMMARY_STEPS = {
 }
 
 
-def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
+def _cells(row: ViewRow, view: View, names: Sequence[str]) -> list[str]:
     getters = dict(VIEW_COLUMNS[view])
     return ["" if (value := getters[n](row)) is None else str(value) for n in names]
 
@@ -39,7 +41,7 @@ def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
 def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
     """Columns when they fit ``width`` (always without one), else one block per certificate."""
     names = _SHOWN[view]
-    cells = [[printable(c) for c in _cells(view, r, names)] for r in rows]
+    cells = [[printable(c) for c in _cells(r, view, names)] for r in rows]
     return fit_table(cells, names, width, title=2)
 
 
@@ -70,7 +72,8 @@ def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
 
 
 def html_sections(result: RunResult) -> list[dict[str, Any]]:
-    """Each view's title, columns, cells and next step for the HTML page (views.html)."""
+    """Each view's title, columns, cells and next step for the HTML page (views.html); the
+    cells of each row are made as the page is written."""
     views = result.views
     if views is None:
         return []
@@ -83,7 +86,7 @@ def html_sections(result: RunResult) -> list[dict[str, Any]]:
                 "name": view.value,
                 "title": TITLES[view],
                 "columns": columns,
-                "rows": [_cells(view, r, columns) for r in rows],
+                "rows": Mapped(rows, functools.partial(_cells, view=view, names=columns)),
                 "next_step": SUMMARY_STEPS.get(view, rows[0].next_step) if rows else "",
             }
         )
