@@ -33,7 +33,7 @@ SUMMARY_STEPS = {
 }
 
 
-def _cells(row: ViewRow, view: View, names: Sequence[str]) -> list[str]:
+def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
     getters = dict(VIEW_COLUMNS[view])
     return ["" if (value := getters[n](row)) is None else str(value) for n in names]
 
@@ -41,7 +41,7 @@ def _cells(row: ViewRow, view: View, names: Sequence[str]) -> list[str]:
 def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
     """Columns when they fit ``width`` (always without one), else one block per certificate."""
     names = _SHOWN[view]
-    cells = [[printable(c) for c in _cells(r, view, names)] for r in rows]
+    cells = [[printable(c) for c in _cells(view, r, names)] for r in rows]
     return fit_table(cells, names, width, title=2)
 
 
@@ -86,7 +86,7 @@ def html_sections(result: RunResult) -> list[dict[str, Any]]:
                 "name": view.value,
                 "title": TITLES[view],
                 "columns": columns,
-                "rows": Mapped(rows, functools.partial(_cells, view=view, names=columns)),
+                "rows": Mapped(rows, functools.partial(_cells, view, names=columns)),
                 "next_step": SUMMARY_STEPS.get(view, rows[0].next_step) if rows else "",
             }
         )
