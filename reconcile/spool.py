@@ -203,7 +203,7 @@ class Spool(Records[T]):
         self._length += 1
         if self._tally_key is not None:
             self._tally[self._tally_key(item)] += 1
-        if len(self._buffer) >= self._limit:
+        if len(self._buffer) > self._limit:
             self._spill()
 
     def extend(self, items: Iterable[T]) -> None:
