@@ -396,8 +396,12 @@ def light(verdict: Verdict) -> Verdict:
     return replace(verdict, ca=ca, reason="", intune=record)
 
 
+def _verdict_serial_key(verdict: Verdict) -> tuple[str, int]:
+    return (verdict.ca.issuer or "", verdict.ca.serial)
+
+
 def _serial_key(row: ViewRow) -> tuple[str, int]:
-    return (row.verdict.ca.issuer or "", row.verdict.ca.serial)
+    return _verdict_serial_key(row.verdict)
 
 
 def build(
@@ -415,7 +419,8 @@ def build(
     until = options.as_of + timedelta(days=options.expiry_days)
     revoked: Sorter[ViewRow] = Sorter(_serial_key)
     plan: Sorter[ViewRow] = Sorter(_serial_key)
-    candidates: Spool[Verdict] = Spool()
+    # Sorted before the renewal check: dropping the renewed ones keeps the rest in order.
+    candidates: Sorter[Verdict] = Sorter(_verdict_serial_key)
     for v in verdicts:
         delivered = v.intune is not None and v.intune.delivered
         if _revoked_installed(v.status, v.ca, delivered, options.as_of):
@@ -437,21 +442,17 @@ def build(
                 ca_format=ca_format,
             )
         )
-    renewed = _renewed(candidates.freeze(), entries)
-    expiring: Sorter[ViewRow] = Sorter(_serial_key)
-    for index, v in enumerate(candidates):
-        if index not in renewed:
-            row = ViewRow(
-                View.EXPIRING,
-                v,
-                NEXT_STEPS[View.EXPIRING],
-                days_left=_days_left(v, options.as_of),
-            )
-            expiring.append(row)
-    candidates.close()
+    expiry = candidates.result()
+    renewed = _renewed(expiry, entries)
+    expiring: Spool[ViewRow] = Spool.of(
+        ViewRow(View.EXPIRING, v, NEXT_STEPS[View.EXPIRING], days_left=_days_left(v, options.as_of))
+        for index, v in enumerate(expiry)
+        if index not in renewed
+    )
+    expiry.close()
     return Views(
         expiry_days=options.expiry_days,
         revoked_installed=revoked.result(),
-        expiring=expiring.result(),
+        expiring=expiring,
         revocation_plan=plan.result(),
     )
