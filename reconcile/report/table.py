@@ -7,6 +7,7 @@ width (summary.txt) nothing is wrapped or shortened.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
 from tabulate import tabulate
@@ -14,7 +15,8 @@ from tabulate import tabulate
 from reconcile.model import FINDING_STATUSES, RunResult, Verdict
 from reconcile.report import viewspage
 from reconcile.report.columns import cell
-from reconcile.report.text import GAP, printable, wrap
+from reconcile.report.text import GAP, joined, printable, table_lines, wrap
+from reconcile.spool import Spool
 from reconcile.terminal import safe
 from reconcile.timeparse import iso_z
 
@@ -103,30 +105,43 @@ def _as_blocks(rows: list[tuple[str, ...]], width: int) -> str:
 
 
 def findings_table(result: RunResult, max_rows: int, width: int | None = None) -> str:
+    return "".join(_findings_pieces(result, max_rows, width))
+
+
+def _findings_pieces(result: RunResult, max_rows: int, width: int | None) -> Iterator[str]:
+    """findings_table in pieces: without a width (summary.txt, every row) the table is
+    written a chunk of rows at a time."""
     findings = result.findings
     if not findings:
-        return wrap(
+        yield wrap(
             "No findings: every in-scope certificate is delivered, pending or accounted for.",
             width,
         )
+        return
     shown = findings[:max_rows] if max_rows >= 0 else findings
-    rows = [_row(v) for v in shown]
-    table = _as_table(rows, width)
-    if table is None:
-        assert width is not None
-        table = _as_blocks(rows, width)
+    if width is None:
+        rows = Spool.of(map(_row, shown))
+        yield from joined(table_lines(rows, HEADERS))
+        rows.close()
+    else:
+        listed = [_row(v) for v in shown]
+        table = _as_table(listed, width)
+        yield table if table is not None else _as_blocks(listed, width)
     hidden = len(findings) - len(shown)
     if hidden > 0:
-        table += "\n" + wrap(
+        yield "\n" + wrap(
             f"… {hidden} more finding(s) not shown; write them all with --csv PATH "
             "or --out-dir DIR, or raise --max-rows.",
             width,
         )
-    return table
 
 
 def render(result: RunResult, max_rows: int, preamble: str = "", width: int | None = None) -> str:
     """The full terminal report, fitted to ``width``; summary.txt holds it unwrapped."""
+    return "".join(_pieces(result, max_rows, preamble, width))
+
+
+def _pieces(result: RunResult, max_rows: int, preamble: str, width: int | None) -> Iterator[str]:
     head = (
         f"reconcile run {result.run_id}  as of {iso_z(result.as_of)}  "
         f"grace {result.grace_hours:g} h  findings {len(result.findings)}"
@@ -134,15 +149,20 @@ def render(result: RunResult, max_rows: int, preamble: str = "", width: int | No
     parts = [wrap(head, width), ""]
     if preamble:
         parts += [wrap(safe(preamble, multiline=True), width), ""]
-    parts += [summary_table(result), "", findings_table(result, max_rows, width)]
+    parts += [summary_table(result), ""]
+    yield "\n".join(parts) + "\n"
+    yield from _findings_pieces(result, max_rows, width)
     if result.notes:
         # How the CA exports were read (date order, zone, issuer, copies): never silent.
         notes = "\n".join(f"note: {printable(n)}" for n in result.notes)
-        parts += ["", wrap(notes, width, indent="      ")]
-    views = viewspage.text(result, max_rows, width)
-    return "\n".join(parts) + "\n" + (f"\n{views}" if views else "")
+        yield "\n\n" + wrap(notes, width, indent="      ")
+    yield "\n"
+    for index, piece in enumerate(viewspage.text_pieces(result, max_rows, width)):
+        yield "\n" + piece if index == 0 else piece
 
 
 def write(handle: IO[str], report: Report) -> None:
-    """The terminal text (summary.txt with the report's default of every row, unwrapped)."""
-    handle.write(render(report.result, report.max_rows, report.preamble, report.width))
+    """The terminal text (summary.txt with the report's default of every row, unwrapped),
+    written as it is made."""
+    for piece in _pieces(report.result, report.max_rows, report.preamble, report.width):
+        handle.write(piece)

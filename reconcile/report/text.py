@@ -3,9 +3,12 @@ that fit the terminal."""
 
 from __future__ import annotations
 
+import itertools
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
+import tabulate as tabulate_module
 from tabulate import tabulate
 
 from reconcile.terminal import safe
@@ -43,6 +46,82 @@ def wrap(text: str, width: int | None, indent: str = "  ") -> str:
         or line
         for line in text.split("\n")
     )
+
+
+STREAM_ROWS = 4096
+"""Rows tabulated at a time when a table is written whole (summary.txt): more and the table
+is written a chunk at a time (see ``table_lines``)."""
+
+Row = Sequence[str]
+
+
+def joined(parts: Iterable[str], sep: str = "\n") -> Iterator[str]:
+    """``sep.join(parts)`` in pieces, for text written as it is made."""
+    first = True
+    for part in parts:
+        yield part if first else sep + part
+        first = False
+
+
+def table_lines(rows: Sequence[Row], headers: Sequence[str]) -> Iterator[str]:
+    """The lines of ``tabulate(rows, headers, tablefmt="simple")``, holding a chunk of rows at
+    a time: summary.txt lists every finding, and a run may have half a million.
+
+    tabulate pads every column to its widest cell and aligns it by its most generic type, so
+    each chunk is tabulated with a few sentinel rows that carry, per column, the widest cell,
+    the most decimals and the most generic type of the whole table; their lines are dropped.
+    ``rows`` is read three times. Short tables, and any with a cell tabulate would treat as
+    coloured or multi-line, are tabulated whole as before.
+    """
+    sentinels = _sentinels(rows, headers) if len(rows) > STREAM_ROWS else None
+    if sentinels is None:
+        yield from tabulate(list(rows), headers=headers, tablefmt="simple").split("\n")
+        return
+    skip = 2
+    source = iter(rows)
+    while chunk := list(itertools.islice(source, STREAM_ROWS)):
+        lines = tabulate([*sentinels, *chunk], headers=headers, tablefmt="simple").split("\n")
+        yield from lines[:2][2 - skip :]
+        yield from lines[2 + len(sentinels) :]
+        skip = 0
+
+
+def _sentinels(rows: Iterable[Row], headers: Sequence[str]) -> list[Row] | None:
+    """Rows that give every chunk the whole table's column types, widths and decimal
+    alignment (tabulate's own rules, read from its helpers); None when a cell has ANSI codes
+    or line breaks, which change tabulate's width rules for the whole table."""
+    tab: Any = tabulate_module
+    columns = len(headers)
+    generic: list[type] = [bool] * columns
+    typed: list[Row | None] = [None] * columns
+    for row in rows:
+        for j, cell in enumerate(row):
+            if tab._ansi_codes.search(cell) or tab._multiline_codes.search(cell):
+                return None
+            kind = tab._more_generic(generic[j], tab._type(cell, True, True))
+            if kind is not generic[j]:
+                generic[j], typed[j] = kind, row
+    wide = tab.wcwidth is not None and tab.WIDE_CHARS_MODE
+    width = tab._align_column_choose_width_fn(False, wide, False)
+    best: dict[tuple[int, int], tuple[int, Row]] = {}
+
+    def keep(metric: tuple[int, int], value: int, row: Row) -> None:
+        if metric not in best or value > best[metric][0]:
+            best[metric] = (value, row)
+
+    fmt = tab._DEFAULT_FLOATFMT, tab._DEFAULT_INTFMT, tab._DEFAULT_MISSINGVAL
+    for row in rows:
+        for j, cell in enumerate(row):
+            text = tab._format(cell, generic[j], *fmt, has_invisible=False)
+            if generic[j] in (int, float):
+                decimals = tab._afterpoint(text)
+                keep((j, 0), decimals, row)
+                keep((j, 1), width(text) - decimals, row)
+            else:
+                keep((j, 2), width(text.strip()), row)
+    chosen = [row for row in typed if row is not None] + [row for _v, row in best.values()]
+    unique: dict[int, Row] = {id(row): row for row in chosen}
+    return list(unique.values())
 
 
 def fits(text: str, width: int | None) -> bool:

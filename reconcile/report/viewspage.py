@@ -7,14 +7,14 @@ Kept apart from table.py and html.py so each view's presentation lives with the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from reconcile.model import RunResult, RunRow
-from reconcile.report.text import fit_table, printable, wrap
+from reconcile.report.text import fit_table, joined, printable, table_lines, wrap
 from reconcile.report.viewsout import VIEW_COLUMNS
-from reconcile.spool import Mapped
-from reconcile.views import View, ViewRow
+from reconcile.spool import Mapped, Spool
+from reconcile.views import View, ViewRow, Views
 
 TITLES = {
     View.REVOKED_INSTALLED: "Revoked by the CA, still installed (a security finding)",
@@ -38,37 +38,54 @@ def _cells(view: View, row: ViewRow, names: Sequence[str]) -> list[str]:
     return ["" if (value := getters[n](row)) is None else str(value) for n in names]
 
 
-def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> str:
-    """Columns when they fit ``width`` (always without one), else one block per certificate."""
+def _row_cells(view: View, names: Sequence[str], row: ViewRow) -> list[str]:
+    return [printable(c) for c in _cells(view, row, names)]
+
+
+def _rows_text(view: View, rows: Sequence[ViewRow], width: int | None) -> Iterator[str]:
+    """Columns when they fit ``width`` (always without one: then written a chunk of rows at a
+    time), else one block per certificate."""
     names = _SHOWN[view]
-    cells = [[printable(c) for c in _cells(view, r, names)] for r in rows]
-    return fit_table(cells, names, width, title=2)
+    if width is None:
+        cells = Spool.of(map(functools.partial(_row_cells, view, names), rows))
+        yield from table_lines(cells, names)
+        cells.close()
+        return
+    yield fit_table([_row_cells(view, names, r) for r in rows], names, width, title=2)
 
 
 def text(result: RunResult, max_rows: int, width: int | None = None) -> str:
     """Each view's count and rows, then the connectors; empty when the run has no views."""
+    return "".join(text_pieces(result, max_rows, width))
+
+
+def text_pieces(result: RunResult, max_rows: int, width: int | None = None) -> Iterator[str]:
+    """``text`` in pieces, each view's rows written as they are made."""
     views = result.views
     if views is None:
-        return ""
-    parts = []
+        return
+    yield from joined(_parts(views, max_rows, width))
+    yield "\n"
+
+
+def _parts(views: Views, max_rows: int, width: int | None) -> Iterator[str]:
     for view in View:
         rows = views.rows(view)
         extra = f" within {views.expiry_days} days" if view is View.EXPIRING else ""
-        parts.append("\n" + wrap(f"{TITLES[view]}{extra}: {len(rows)}", width))
+        yield "\n" + wrap(f"{TITLES[view]}{extra}: {len(rows)}", width)
         if not rows:
             continue
         shown = rows[:max_rows] if max_rows >= 0 else rows
-        parts.append(_rows_text(view, shown, width))
+        yield from _rows_text(view, shown, width)
         if len(rows) > len(shown):
-            parts.append(wrap(f"… {len(rows) - len(shown)} more; see {view.value}.csv", width))
+            yield wrap(f"… {len(rows) - len(shown)} more; see {view.value}.csv", width)
         step = SUMMARY_STEPS.get(view, rows[0].next_step)
-        parts.append(wrap(f"next step: {step}", width))
+        yield wrap(f"next step: {step}", width)
     health = views.connectors
     if health is not None:
-        parts.append("\n" + wrap(f"Certificate connectors: {len(health.connectors)}", width))
-        parts += [wrap(f"  {printable(health.describe(c))}", width) for c in health.connectors]
-        parts += [wrap(f"  warning: {printable(w)}", width) for w in health.warning_lines()]
-    return "\n".join(parts) + "\n"
+        yield "\n" + wrap(f"Certificate connectors: {len(health.connectors)}", width)
+        yield from (wrap(f"  {printable(health.describe(c))}", width) for c in health.connectors)
+        yield from (wrap(f"  warning: {printable(w)}", width) for w in health.warning_lines())
 
 
 def html_sections(result: RunResult) -> list[dict[str, Any]]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tabulate import tabulate
 
 from reconcile.doctor import Check, render_checks
 from reconcile.model import FindingDetail
+from reconcile.report import text
 from reconcile.report.historytext import format_run_details
 from reconcile.report.text import fit_table, wrap
 from tests.helpers import assert_fits, columns
@@ -85,3 +88,45 @@ def test_doctor_checks_keep_the_whole_fix_and_are_sanitised_before_they_wrap(wid
     else:  # one block per check
         assert text.startswith("FAIL  deviceConfigurations\n")
         assert fix in " ".join(text.split())
+
+
+_CELLS = st.one_of(
+    st.sampled_from(["", " ", "0", "01", "7", "-3", "1.5", "2.25", "1e5", "1E5", "nan", "inf"]),
+    st.sampled_from(["True", "False", "0x1F", "A1", "DESKTOP-01", "  padded  ", "ünï", "全角"]),
+    st.integers(-(10**6), 10**12).map(str),
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(str),
+    st.text(alphabet="abcXYZ019.- ", max_size=12),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n: st.lists(st.lists(_CELLS, min_size=n, max_size=n))))
+def test_a_table_written_a_chunk_at_a_time_is_tabulate_s_byte_for_byte(
+    rows: list[list[str]],
+) -> None:
+    headers = ("status", "serial", "device", "next step")[: len(rows[0]) if rows else 1]
+    expected = tabulate(rows, headers=headers, tablefmt="simple")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(text, "STREAM_ROWS", 2)
+        assert "\n".join(text.table_lines(rows, headers)) == expected
+
+
+def test_a_long_table_is_tabulated_a_chunk_at_a_time_with_sentinels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [["not_reported", f"{n:X}", "PC-" + "x" * (n % 7)] for n in range(50)]
+    rows[37][1] = "1E5"  # a float to tabulate: the column is still text, and this its widest
+    monkeypatch.setattr(text, "STREAM_ROWS", 8)
+    calls: list[int] = []
+    real = text.tabulate
+
+    def counting(data: list[list[str]], **kwargs: object) -> str:
+        calls.append(len(data))
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(text, "tabulate", counting)
+    lines = list(text.table_lines(rows, ("status", "serial", "device")))
+    assert lines == real(rows, headers=("status", "serial", "device"), tablefmt="simple").split(
+        "\n"
+    )
+    assert len(calls) == 7 and max(calls) < 20
