@@ -7,6 +7,9 @@ A ``Spool`` keeps one batch in memory and pickles the rest to a scratch file; it
 to, frozen, then read as often as needed, in the order it was written. A spool that never
 outgrows its buffer never touches the disk, so small runs work exactly as a tuple would.
 
+The scratch file is made by ``mkstemp`` (readable by its owner only) and read back only by
+the spool that wrote it, so unpickling it trusts nothing from outside.
+
 ``Filtered``, ``Mapped`` and ``Head`` are lazy views over any re-iterable sequence (a spool
 or a tuple); ``sort_spooled`` is a bounded external sort (sorted runs spilled, then merged).
 """
@@ -33,8 +36,19 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 BUFFER = 4096
-"""Records a spool holds in memory before it writes a batch to its scratch file (read when a
-spool is made, so tests can shrink it to make every spool spill)."""
+"""Records pickled together in one batch of a scratch file; a reader holds one batch at a time
+(read when a spool is made, so tests can shrink it)."""
+
+BUDGET = 100_000
+"""Records all live spools together keep in memory before they spill (read on every append):
+a run smaller than this never touches the disk, a larger one holds about this many."""
+
+
+class _Held:
+    """How many records the buffers of all live spools hold."""
+
+    count = 0
+
 
 SORT_RUN = 16_384
 """Records ``sort_spooled`` sorts in memory at a time; each sorted run is spilled."""
@@ -130,16 +144,22 @@ class Records(Sequence[T]):
         return f"{type(self).__name__}({len(self)} records)"
 
 
-def _discard(handle: IO[bytes], path: str) -> None:
-    handle.close()
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+def _release(buffer: list[Any], scratch: list[tuple[IO[bytes], str]]) -> None:
+    """A spool's end: its buffer no longer counts against the budget, its file is removed."""
+    _Held.count -= len(buffer)
+    buffer.clear()
+    for handle, path in scratch:
+        handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    scratch.clear()
 
 
 class Spool(Records[T]):
-    """Append, ``freeze``, then iterate as often as needed; only ``buffer`` records stay in
-    memory, the rest are pickled in batches to a scratch file in ``directory`` (the system's
-    temp folder by default), removed by ``close`` or when the spool is garbage-collected.
+    """Append, ``freeze``, then iterate as often as needed. Records stay in memory while all
+    live spools hold fewer than ``BUDGET``; beyond that an appending spool pickles its buffer
+    in batches of ``buffer`` records to a scratch file in ``directory`` (the system's temp
+    folder by default), removed by ``close`` or when the spool is garbage-collected.
 
     ``tally``, when given, counts ``tally(record)`` as records are appended (statuses, say),
     so a count never needs a pass over the file.
@@ -149,12 +169,11 @@ class Spool(Records[T]):
         "_batches",
         "_buffer",
         "_directory",
-        "_file",
         "_finalizer",
         "_frozen",
         "_limit",
         "_length",
-        "_path",
+        "_scratch",
         "_tally",
         "_tally_key",
         "__weakref__",
@@ -175,9 +194,8 @@ class Spool(Records[T]):
         self._batches: list[tuple[int, int]] = []
         self._length = 0
         self._frozen = False
-        self._file: IO[bytes] | None = None
-        self._path: str | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._scratch: list[tuple[IO[bytes], str]] = []
+        self._finalizer = weakref.finalize(self, _release, self._buffer, self._scratch)
         self._directory = directory
         self._tally_key = tally
         self._tally: Counter[Hashable] = Counter()
@@ -201,9 +219,10 @@ class Spool(Records[T]):
             raise ValueError("spool is frozen: no more records can be appended")
         self._buffer.append(item)
         self._length += 1
+        _Held.count += 1
         if self._tally_key is not None:
             self._tally[self._tally_key(item)] += 1
-        if len(self._buffer) > self._limit:
+        if len(self._buffer) > self._limit and _Held.count > BUDGET:
             self._spill()
 
     def extend(self, items: Iterable[T]) -> None:
@@ -216,15 +235,18 @@ class Spool(Records[T]):
         return self
 
     def _spill(self) -> None:
-        if self._file is None:
-            fd, self._path = tempfile.mkstemp(prefix="reconcile-spool-", dir=self._directory)
-            self._file = os.fdopen(fd, "w+b")
-            self._finalizer = weakref.finalize(self, _discard, self._file, self._path)
-        data = dumps(self._buffer)
-        self._file.seek(0, os.SEEK_END)
-        self._batches.append((self._file.tell(), len(data)))
-        self._file.write(data)
-        self._buffer = []
+        """The buffer to the scratch file, a batch of ``buffer`` records at a time."""
+        if not self._scratch:
+            fd, path = tempfile.mkstemp(prefix="reconcile-spool-", dir=self._directory)
+            self._scratch.append((os.fdopen(fd, "w+b"), path))
+        handle = self._scratch[0][0]
+        handle.seek(0, os.SEEK_END)
+        for start in range(0, len(self._buffer), self._limit):
+            data = dumps(self._buffer[start : start + self._limit])
+            self._batches.append((handle.tell(), len(data)))
+            handle.write(data)
+        _Held.count -= len(self._buffer)
+        self._buffer.clear()
 
     @property
     def spilled(self) -> bool:
@@ -234,7 +256,7 @@ class Spool(Records[T]):
     @property
     def path(self) -> Path | None:
         """The scratch file, while there is one."""
-        return Path(self._path) if self._path is not None and self._file is not None else None
+        return Path(self._scratch[0][1]) if self._scratch else None
 
     def tally(self) -> Mapping[Hashable, int]:
         """What ``tally`` counted over every record appended (empty without one)."""
@@ -245,13 +267,10 @@ class Spool(Records[T]):
         return self._tally_key is not None
 
     def close(self) -> None:
-        """Remove the scratch file now; the spool can no longer be read."""
-        if self._finalizer is not None:
-            self._finalizer()
+        """Remove the scratch file and drop the buffer now; the spool is empty from then on."""
+        self._finalizer()
         self._batches = []
-        self._buffer = []
         self._length = 0
-        self._file = None
 
     def __len__(self) -> int:
         return self._length
@@ -263,9 +282,9 @@ class Spool(Records[T]):
         if not self._frozen:
             raise ValueError("spool is not frozen yet: freeze it before reading")
         for offset, size in self._batches:
-            handle = self._file
-            if handle is None:
+            if not self._scratch:
                 raise ValueError("spool is closed")
+            handle = self._scratch[0][0]
             handle.seek(offset)
             yield from loads(handle.read(size))
         yield from self._buffer

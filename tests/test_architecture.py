@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "reconcile.timeparse",
             "reconcile.terminal",
             "reconcile.model",
+            "reconcile.spool",
             "reconcile.progress",
             "reconcile.logsetup",
             "reconcile.paths",

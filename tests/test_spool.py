@@ -32,6 +32,12 @@ from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with
 from tests.helpers import demo_settings
 
 
+@pytest.fixture(autouse=True)
+def spill_beyond_the_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No memory budget: every spool spills as soon as it outgrows its buffer."""
+    monkeypatch.setattr(spool, "BUDGET", 0)
+
+
 def _spilled_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -69,6 +75,22 @@ def test_beyond_its_buffer_a_spool_spills_to_a_scratch_file(tmp_path: Path) -> N
     assert _spilled_files(tmp_path) == [items.path.name]
     assert items.path.stat().st_size > 0
     assert list(items) == [f"record {i}" for i in range(1000)]
+
+
+def test_within_the_memory_budget_no_spool_spills(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool, "BUDGET", 1000)
+    held = spool._Held.count
+    first = Spool.of(range(600), buffer=8, directory=tmp_path)
+    assert not first.spilled and spool._Held.count == held + 600
+    second = Spool.of(range(600), buffer=8, directory=tmp_path)
+    assert second.spilled and not first.spilled
+    assert list(second) == list(range(600)) and spool._Held.count <= held + 1000
+    second.close()
+    del first
+    gc.collect()
+    assert spool._Held.count == held and _spilled_files(tmp_path) == []
 
 
 def test_close_removes_the_scratch_file(tmp_path: Path) -> None:
@@ -239,7 +261,9 @@ def test_a_run_that_spills_every_spool_writes_the_same_bytes(
 ) -> None:
     """The demo run with every spool, sort run and merge batch a record or two long gives the
     same files, byte for byte, as with the default buffers (which never spill on the demo)."""
+    monkeypatch.undo()  # the default buffers and budget, for the run to compare with
     in_memory = _bundle(pipeline.run(demo_settings(), keep_all=True), tmp_path / "memory")
+    monkeypatch.setattr(spool, "BUDGET", 0)
     monkeypatch.setattr(spool, "BUFFER", 1)
     monkeypatch.setattr(spool, "SORT_RUN", 2)
     monkeypatch.setattr(spool, "MERGE_BATCH", 1)

@@ -291,5 +291,10 @@ def _pieces(result: RunResult, delta: RunDelta | None, runs: Sequence[RunRow]) -
 
 
 def write(handle: IO[str], report: Report) -> None:
+    pending: list[str] = []
     for piece in _pieces(report.result, report.delta, report.runs):
-        handle.write(piece)
+        pending.append(piece)
+        if len(pending) >= 4096:
+            handle.write("".join(pending))
+            pending.clear()
+    handle.write("".join(pending))
