@@ -8,6 +8,7 @@ given interpreter imports, so the same script measures two trees:
     python benchmarks/bench_outputs.py                         # this tree, 500,000 findings
     python benchmarks/bench_outputs.py --python /work/main/.venv/bin/python   # another tree
     python benchmarks/bench_outputs.py --findings 50000 --summary   # summary.txt as well
+    python benchmarks/bench_outputs.py --findings 50000 --keep /tmp/a   # keep the files
 """
 
 from __future__ import annotations
@@ -185,17 +186,19 @@ def _write(result: Any, out: Path, summary: bool) -> None:
         write_atomic(out / "summary.txt", functools.partial(table.write, report=report))
 
 
-def child(findings: int, summary: bool) -> None:
+def child(findings: int, summary: bool, keep: Path | None) -> None:
     import reconcile
 
     started = time.perf_counter()
     result = _result(findings)
     built, built_peak = time.perf_counter() - started, _peak_mib()
     with tempfile.TemporaryDirectory(prefix="bench-outputs-") as tmp:
+        out = keep or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        _write(result, Path(tmp), summary)
+        _write(result, out, summary)
         written = time.perf_counter() - started
-        size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / (1 << 20)
+        size = sum(p.stat().st_size for p in out.iterdir()) / (1 << 20)
     views = result.views
     print(
         f"reconcile from {Path(reconcile.__file__).parent.parent}\n"
@@ -210,14 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--findings", type=int, default=500_000)
     parser.add_argument("--summary", action="store_true", help="write summary.txt as well")
     parser.add_argument("--python", default=sys.executable, help="the interpreter (tree) to run")
+    parser.add_argument("--keep", type=Path, help="write the files here and keep them")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.findings, args.summary)
+        child(args.findings, args.summary, args.keep)
         return 0
     command = [args.python, __file__, "--child", "--findings", str(args.findings)]
     if args.summary:
         command.append("--summary")
+    if args.keep:
+        command += ["--keep", str(args.keep.absolute())]
     started = time.perf_counter()
     process = subprocess.Popen(command, env={**os.environ, "PYTHONHASHSEED": "0"})
     _, status, usage = os.wait4(process.pid, 0)
