@@ -281,8 +281,9 @@ def _split_view_only(
     Without ``--all`` a run's verdicts are its findings (plus what device evidence needs);
     the revoked and delivered certificates the views needed stay out of them and are counted
     with the other non-findings, so every output but the views is unchanged. ``deferred`` are
-    the join's view-only verdicts, built after it. Both are spools: beyond a few thousand
-    they wait in a scratch file, not in memory.
+    the join's view-only verdicts, built after it. Both are spools: beyond the spools' memory
+    budget they wait in a scratch file. ``joined.verdicts`` and ``deferred`` are read once,
+    so they may be iterators.
     """
     if keep_all:
         return verdict_spool(joined.verdicts), Spool.of(()), joined.dropped
