@@ -8,7 +8,7 @@ when it belongs to a view (``wanted``), so a million-row run stays small. The pl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,7 +19,7 @@ from reconcile.ca import cloudpki
 from reconcile.identity import device_fold, fold, serial_hex
 from reconcile.intune.side import Entry
 from reconcile.model import CaCertificate, InputFile, Status, Verdict
-from reconcile.spool import Sorter, Spool
+from reconcile.spool import Records, Sorter, Spool
 
 if TYPE_CHECKING:
     from reconcile.intune.connectors import ConnectorHealth
@@ -443,16 +443,33 @@ def build(
             )
         )
     expiry = candidates.result()
-    renewed = _renewed(expiry, entries)
-    expiring: Spool[ViewRow] = Spool.of(
-        ViewRow(View.EXPIRING, v, NEXT_STEPS[View.EXPIRING], days_left=_days_left(v, options.as_of))
-        for index, v in enumerate(expiry)
-        if index not in renewed
-    )
-    expiry.close()
     return Views(
         expiry_days=options.expiry_days,
         revoked_installed=revoked.result(),
-        expiring=expiring,
+        expiring=_Expiring(expiry, _renewed(expiry, entries), options.as_of),
         revocation_plan=plan.result(),
     )
+
+
+class _Expiring(Records[ViewRow]):
+    """The expiring view: the sorted candidates less the renewed ones, each made a row as it
+    is read (so the candidates are spooled once, not again as rows)."""
+
+    __slots__ = ("_as_of", "_candidates", "_renewed")
+
+    def __init__(self, candidates: Spool[Verdict], renewed: set[int], as_of: datetime):
+        self._candidates = candidates
+        self._renewed = renewed
+        self._as_of = as_of
+
+    def __iter__(self) -> Iterator[ViewRow]:
+        step = NEXT_STEPS[View.EXPIRING]
+        for index, v in enumerate(self._candidates):
+            if index not in self._renewed:
+                yield ViewRow(View.EXPIRING, v, step, days_left=_days_left(v, self._as_of))
+
+    def __len__(self) -> int:
+        return len(self._candidates) - len(self._renewed)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
