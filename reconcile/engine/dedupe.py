@@ -146,13 +146,7 @@ def _disagreements(db: Database) -> list[str]:
             why = "revoked" if revoked and not held_revoked else "newest"
         else:
             winner, loser = held, here
-            why = (
-                "revoked"
-                if held_revoked and not revoked
-                else "newest"
-                if outranked
-                else "first"
-            )
+            why = "revoked" if held_revoked and not revoked else "newest" if outranked else "first"
         warnings.append(
             f"serial {serial} appears twice with different values: {winner} ({why}) is kept "
             f"over {loser}"

@@ -72,10 +72,13 @@ def infer_issuers(
     db.execute("CREATE OR REPLACE TEMP TABLE infer_sources (source VARCHAR)")
     db.insert("infer_sources", {"source": "VARCHAR"}, ((s,) for s in sources))
     keyed = """
-        SELECT DISTINCT i.serial, k.value AS key FROM intune i JOIN infer_keys k ON k.text = i.issuer
-        WHERE i.serial IS NOT NULL
+        SELECT DISTINCT i.serial, k.value AS key
+        FROM intune i JOIN infer_keys k ON k.text = i.issuer WHERE i.serial IS NOT NULL
     """
-    rows = "SELECT seq, source, serial FROM ca WHERE issuer IS NULL AND source IN (SELECT source FROM infer_sources)"
+    rows = """
+        SELECT seq, source, serial FROM ca
+        WHERE issuer IS NULL AND source IN (SELECT source FROM infer_sources)
+    """
     matched = dict(
         db.rows(
             f"""

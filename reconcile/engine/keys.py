@@ -13,7 +13,7 @@ from reconcile.identity import device_fold, issuer_key
 
 TEXT_MAP = {"text": "VARCHAR", "value": "VARCHAR"}
 # str.strip()'s whitespace within ASCII (str.isspace): space, \t \n \v \f \r and \x1c-\x1f.
-_ASCII_SPACE = " || ".join(f"chr({c})" for c in (32, 9, 10, 11, 12, 13, 28, 29, 30, 31))
+_ASCII_SPACE = "'" + "".join(map(chr, (32, 9, 10, 11, 12, 13, 28, 29, 30, 31))) + "'"
 _LABEL = "[A-Za-z0-9_-]+"
 
 
@@ -45,9 +45,14 @@ def device_fold_sql(column: str, table: str) -> str:
     ``identity._HOST_NAME`` on ASCII text: dot-separated labels of ``[A-Za-z0-9_-]`` (at least
     two, an optional trailing dot) whose last label is not all digits (an IP address).
     """
-    text = f"trim({column}, {_ASCII_SPACE})"
+    # trim() with a character set is slow: only names that start or end in a control
+    # character or a space (code 32 or less) need it.
+    text = (
+        f"(CASE WHEN ascii({column}) <= 32 OR ascii(right({column}, 1)) <= 32 "
+        f"THEN trim({column}, {_ASCII_SPACE}) ELSE {column} END)"
+    )
     host = (
-        f"(strpos({text}, '@') = 0 AND regexp_full_match({text}, '{_LABEL}(\\.{_LABEL})+\\.?') "
+        f"(strpos({text}, '.') > 0 AND strpos({text}, '@') = 0 AND regexp_full_match({text}, '{_LABEL}(\\.{_LABEL})+\\.?') "
         f"AND NOT regexp_full_match(regexp_extract({text}, '({_LABEL})\\.?$', 1), '[0-9]+'))"
     )
     ascii_key = f"lower(CASE WHEN {host} THEN split_part({text}, '.', 1) ELSE {text} END)"

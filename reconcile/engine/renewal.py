@@ -50,7 +50,7 @@ def candidate_of(verdict: Verdict) -> Candidate | None:
         return None
     device = record.device_id or device_fold(record.device_name)
     profile = record.profile_id or fold(record.profile_name)
-    times = [micros(t) for t in (verdict.ca.not_before, record.issued_at) if t is not None]
+    times = [m for m in (micros(verdict.ca.not_before), micros(record.issued_at)) if m is not None]
     if not device or not profile or not times:
         return None
     return Candidate(

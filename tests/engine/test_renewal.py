@@ -120,7 +120,5 @@ def test_device_keys_in_sql_equal_device_fold(texts: list[str]) -> None:
         db.execute("CREATE TABLE names (position INTEGER, name VARCHAR)")
         db.insert("names", {"position": "INTEGER", "name": "VARCHAR"}, enumerate(texts))
         device_folds(db, "folds", "SELECT name FROM names")
-        found = db.rows(
-            f"SELECT {device_fold_sql('name', 'folds')} FROM names ORDER BY position"
-        )
+        found = db.rows(f"SELECT {device_fold_sql('name', 'folds')} FROM names ORDER BY position")
     assert [key for (key,) in found] == [device_fold(t) for t in texts]
