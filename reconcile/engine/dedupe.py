@@ -23,6 +23,8 @@ log = logging.getLogger("reconcile")
 
 _COMPARED = tuple(f.name for f in fields(CaCertificate) if f.name not in ("source", "line"))
 """The values two copies must share to be identical (the Python fingerprint's)."""
+_READ = ("seq", "source", "line", *_COMPARED)
+"""The ``ca`` columns read (columns other pieces add to the table are not these passes')."""
 _STAMP_OFFSET = 1 << 25
 _STAMP_MAX = (1 << 27) - 1
 _SEQ_MAX = (1 << 63) - 1
@@ -71,7 +73,8 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
     db.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW dedupe_keyed AS
-        SELECT c.*, k.value IS NULL AS no_issuer, coalesce(k.value, '') AS ikey,
+        SELECT {", ".join(f"c.{name}" for name in _READ)},
+               k.value IS NULL AS no_issuer, coalesce(k.value, '') AS ikey,
                {indexed} AS indexed,
                {indexed} AND c.subject IS NULL AS no_subject,
                CASE WHEN {indexed} THEN coalesce(c.subject, '') ELSE '' END AS ksubject

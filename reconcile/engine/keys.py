@@ -52,7 +52,8 @@ def device_fold_sql(column: str, table: str) -> str:
         f"THEN trim({column}, {_ASCII_SPACE}) ELSE {column} END)"
     )
     host = (
-        f"(strpos({text}, '.') > 0 AND strpos({text}, '@') = 0 AND regexp_full_match({text}, '{_LABEL}(\\.{_LABEL})+\\.?') "
+        f"(strpos({text}, '.') > 0 AND strpos({text}, '@') = 0 "
+        f"AND regexp_full_match({text}, '{_LABEL}(\\.{_LABEL})+\\.?') "
         f"AND NOT regexp_full_match(regexp_extract({text}, '({_LABEL})\\.?$', 1), '[0-9]+'))"
     )
     ascii_key = f"lower(CASE WHEN {host} THEN split_part({text}, '.', 1) ELSE {text} END)"
