@@ -82,31 +82,35 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
         """
     )
     group = "no_issuer, ikey, serial, indexed, no_subject, ksubject"
-    db.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE dedupe_groups AS
-        SELECT row_number() OVER () AS gid, {group}, n FROM (
-            SELECT {group}, count(*) AS n FROM dedupe_keyed GROUP BY {group} HAVING count(*) > 1
-        )
-        """
-    )
     rank = (
         f"((CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END)::BIGINT * {1 << 54} "
         f"+ {_stamp('not_before')} * {1 << 27} + {_stamp('not_after')})"
     )
+    # One number orders the copies as the Python pass does: rank first, then the earliest.
+    best = f"({rank})::HUGEINT * {1 << 64} + ({_SEQ_MAX} - seq)"
+    db.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE dedupe_groups AS
+        SELECT row_number() OVER () AS gid, * FROM (
+            SELECT {group}, count(*) AS n, min(seq) AS first_seq, arg_max(seq, {best}) AS win_seq
+            FROM dedupe_keyed GROUP BY {group} HAVING count(*) > 1
+        )
+        """
+    )
     db.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE dedupe_members AS
-        SELECT *,
-               arg_max(seq, best) OVER (PARTITION BY gid ORDER BY seq
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS held_seq,
-               arg_max(seq, best) OVER (PARTITION BY gid) AS win_seq,
-               min(seq) OVER (PARTITION BY gid) AS first_seq
-        FROM (
-            SELECT k.*, g.gid, {rank} AS rank,
-                   ({rank})::HUGEINT * 18446744073709551616 + ({_SEQ_MAX} - seq) AS best
-            FROM dedupe_keyed k JOIN dedupe_groups g USING ({group})
-        )
+        SELECT k.*, g.gid, g.first_seq, g.win_seq, {rank} AS rank, {best} AS best
+        FROM dedupe_keyed k JOIN dedupe_groups g USING ({group})
+        """
+    )
+    # The copy held when each row arrived, over three narrow columns (the sort is the cost).
+    db.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE dedupe_held AS
+        SELECT seq, arg_max(seq, best) OVER (PARTITION BY gid ORDER BY seq
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS held_seq
+        FROM dedupe_members
         """
     )
     ((total, groups),) = db.rows("SELECT coalesce(sum(n), 0), count(*) FROM dedupe_groups")
@@ -123,7 +127,7 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
     db.execute(f"DELETE FROM ca WHERE seq IN ({losers})")
     for text in warnings:
         log.warning("%s", text)
-    for name in ("dedupe_members", "dedupe_groups", "dedupe_issuer_keys"):
+    for name in ("dedupe_held", "dedupe_members", "dedupe_groups", "dedupe_issuer_keys"):
         db.execute(f"DROP TABLE {name}")
     db.execute("DROP VIEW dedupe_keyed")
     return Collapsed(int(total) - int(groups), tuple(warnings), bool(replay))
@@ -137,7 +141,8 @@ def _disagreements(db: Database) -> list[str]:
         SELECT {serial_hex_sql("m.serial")}, m.source || ':' || m.line, h.source || ':' || h.line,
                m.rank > h.rank, m.rank < h.rank,
                m.revoked_at IS NOT NULL, h.revoked_at IS NOT NULL
-        FROM dedupe_members m JOIN dedupe_members h ON h.seq = m.held_seq
+        FROM dedupe_members m JOIN dedupe_held d ON d.seq = m.seq
+        JOIN dedupe_members h ON h.seq = d.held_seq
         WHERE NOT ({same})
         ORDER BY m.seq
         """
