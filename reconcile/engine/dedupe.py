@@ -72,7 +72,7 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
     indexed = _among("c.source", index_sources)
     db.execute(
         f"""
-        CREATE OR REPLACE TEMP VIEW dedupe_keyed AS
+        CREATE OR REPLACE VIEW dedupe_keyed AS
         SELECT {", ".join(f"c.{name}" for name in _READ)},
                k.value IS NULL AS no_issuer, coalesce(k.value, '') AS ikey,
                {indexed} AS indexed,
@@ -90,7 +90,7 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
     best = f"({rank})::HUGEINT * {1 << 64} + ({_SEQ_MAX} - seq)"
     db.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE dedupe_groups AS
+        CREATE OR REPLACE TABLE dedupe_groups AS
         SELECT row_number() OVER () AS gid, * FROM (
             SELECT {group}, count(*) AS n, min(seq) AS first_seq, arg_max(seq, {best}) AS win_seq
             FROM dedupe_keyed GROUP BY {group} HAVING count(*) > 1
@@ -99,7 +99,7 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
     )
     db.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE dedupe_members AS
+        CREATE OR REPLACE TABLE dedupe_members AS
         SELECT k.*, g.gid, g.first_seq, g.win_seq, {rank} AS rank, {best} AS best
         FROM dedupe_keyed k JOIN dedupe_groups g USING ({group})
         """
@@ -107,7 +107,7 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
     # The copy held when each row arrived, over three narrow columns (the sort is the cost).
     db.execute(
         """
-        CREATE OR REPLACE TEMP TABLE dedupe_held AS
+        CREATE OR REPLACE TABLE dedupe_held AS
         SELECT seq, arg_max(seq, best) OVER (PARTITION BY gid ORDER BY seq
                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS held_seq
         FROM dedupe_members

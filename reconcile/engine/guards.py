@@ -66,10 +66,10 @@ def infer_issuers(
         issuers[issuer_key(text)] = text  # the last record's spelling, as the Python dict keeps
     if len(issuers) < 2:
         return {}, []
-    db.execute("CREATE OR REPLACE TEMP TABLE infer_keys (text VARCHAR, value VARCHAR)")
+    db.execute("CREATE OR REPLACE TABLE infer_keys (text VARCHAR, value VARCHAR)")
     db.insert("infer_keys", TEXT_MAP, ((text, issuer_key(text)) for text, _ in spelled))
     sources = sorted({source for _, source in issuerless})
-    db.execute("CREATE OR REPLACE TEMP TABLE infer_sources (source VARCHAR)")
+    db.execute("CREATE OR REPLACE TABLE infer_sources (source VARCHAR)")
     db.insert("infer_sources", {"source": "VARCHAR"}, ((s,) for s in sources))
     keyed = """
         SELECT DISTINCT i.serial, k.value AS key

@@ -24,7 +24,7 @@ def _is_ascii(column: str) -> str:
 def issuer_keys(db: Database, name: str, query: str) -> None:
     """Table ``name`` (text, value): ``issuer_key`` of every distinct non-NULL text ``query``
     selects (its one column)."""
-    db.execute(f"CREATE OR REPLACE TEMP TABLE {name} (text VARCHAR, value VARCHAR)")
+    db.execute(f"CREATE OR REPLACE TABLE {name} (text VARCHAR, value VARCHAR)")
     texts = db.rows(f"SELECT DISTINCT t FROM ({query}) AS q(t) WHERE t IS NOT NULL")
     db.insert(name, TEXT_MAP, ((t, issuer_key(t)) for (t,) in texts))
 
@@ -32,7 +32,7 @@ def issuer_keys(db: Database, name: str, query: str) -> None:
 def device_folds(db: Database, name: str, query: str) -> None:
     """Table ``name`` (text, value): ``device_fold`` of the distinct non-ASCII texts ``query``
     selects; ``device_fold_sql`` reads it for those."""
-    db.execute(f"CREATE OR REPLACE TEMP TABLE {name} (text VARCHAR, value VARCHAR)")
+    db.execute(f"CREATE OR REPLACE TABLE {name} (text VARCHAR, value VARCHAR)")
     texts = db.rows(
         f"SELECT DISTINCT t FROM ({query}) AS q(t) WHERE t IS NOT NULL AND NOT {_is_ascii('t')}"
     )

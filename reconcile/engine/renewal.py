@@ -64,7 +64,7 @@ def renewed(db: Database, candidates: Sequence[Candidate | None]) -> set[int]:
     if not any(c is not None for c in candidates):
         return set()
     db.execute(
-        "CREATE OR REPLACE TEMP TABLE renewal_candidates ("
+        "CREATE OR REPLACE TABLE renewal_candidates ("
         + ", ".join(f"{name} {kind}" for name, kind in _COLUMNS.items())
         + ")"
     )
