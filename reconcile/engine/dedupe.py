@@ -88,12 +88,21 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
     )
     # One number orders the copies as the Python pass does: rank first, then the earliest.
     best = f"({rank})::HUGEINT * {1 << 64} + ({_SEQ_MAX} - seq)"
+    # Certificates seen twice, found by a 64-bit hash of their key first: grouping every row
+    # by one integer is cheap, and a hash collision only adds a group the exact step drops.
+    db.execute(
+        f"""
+        CREATE OR REPLACE TABLE dedupe_hashes AS
+        SELECT hash({group}) AS h FROM dedupe_keyed GROUP BY h HAVING count(*) > 1
+        """
+    )
     db.execute(
         f"""
         CREATE OR REPLACE TABLE dedupe_groups AS
         SELECT row_number() OVER () AS gid, * FROM (
             SELECT {group}, count(*) AS n, min(seq) AS first_seq, arg_max(seq, {best}) AS win_seq
-            FROM dedupe_keyed GROUP BY {group} HAVING count(*) > 1
+            FROM dedupe_keyed WHERE hash({group}) IN (SELECT h FROM dedupe_hashes)
+            GROUP BY {group} HAVING count(*) > 1
         )
         """
     )
@@ -127,7 +136,13 @@ def collapse(db: Database, index_sources: Collection[str]) -> Collapsed:
     db.execute(f"DELETE FROM ca WHERE seq IN ({losers})")
     for text in warnings:
         log.warning("%s", text)
-    for name in ("dedupe_held", "dedupe_members", "dedupe_groups", "dedupe_issuer_keys"):
+    for name in (
+        "dedupe_held",
+        "dedupe_members",
+        "dedupe_groups",
+        "dedupe_hashes",
+        "dedupe_issuer_keys",
+    ):
         db.execute(f"DROP TABLE {name}")
     db.execute("DROP VIEW dedupe_keyed")
     return Collapsed(int(total) - int(groups), tuple(warnings), bool(replay))
