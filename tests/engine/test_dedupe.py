@@ -83,11 +83,13 @@ certificates = st.builds(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(certificates, max_size=14), st.booleans())
+@given(
+    st.lists(certificates, max_size=14),
+    st.sampled_from([frozenset(), INDEX, INDEX | {"it's.csv"}]),
+)
 def test_the_engine_collapses_exactly_like_the_python_pass(
-    certs: list[CaCertificate], with_index: bool
+    certs: list[CaCertificate], index: frozenset[str]
 ) -> None:
-    index = INDEX if with_index else frozenset()
     assert sql_collapse(certs, index) == python_collapse(certs, index)
 
 
