@@ -17,7 +17,8 @@ from reconcile.engine.keys import TEXT_MAP
 from reconcile.errors import UsageError
 from reconcile.guards import INFER_SHARE
 from reconcile.identity import issuer_key
-from reconcile.join import wanted_templates
+from reconcile.join import in_scope, wanted_templates
+from reconcile.model import CaCertificate
 
 log = logging.getLogger("reconcile")
 
@@ -35,16 +36,33 @@ def tally(db: Database, templates: Sequence[str]) -> tuple[Templates, Counter[st
         """
     )
     counts: Templates = Counter()
-    in_scope: Counter[str] = Counter()
+    scoped_rows: Counter[str] = Counter()
     for oid, name, source, scoped, count in found:
         counts[oid, name] += count
-        if scoped and (
-            not wanted
-            or (oid is not None and oid.casefold() in wanted)
-            or (name is not None and name.casefold() in wanted)
-        ):
-            in_scope[source] += count
-    return counts, in_scope
+        # The join's own rule, on a stand-in holding only what it reads.
+        if in_scope(_template_only(oid, name, scoped), wanted):
+            scoped_rows[source] += count
+    return counts, scoped_rows
+
+
+def _template_only(oid: str | None, name: str | None, scoped: bool) -> CaCertificate:
+    return CaCertificate(
+        serial=0,
+        thumbprint=None,
+        issuer=None,
+        subject=None,
+        common_name=None,
+        requester=None,
+        template_oid=oid,
+        template_name=name,
+        request_id=None,
+        not_before=None,
+        not_after=None,
+        revoked_at=None,
+        source="",
+        line=0,
+        out_of_scope=None if scoped else "out of scope",
+    )
 
 
 def infer_issuers(
