@@ -17,13 +17,14 @@ into the table all the same.
 from __future__ import annotations
 
 import hashlib
+import logging
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import duckdb
 import msgspec
@@ -38,7 +39,9 @@ from reconcile.engine.tables import (
 from reconcile.errors import IncompleteDataError, InputError
 from reconcile.identity import device_fold
 from reconcile.intune.records import (
+    DEVICE_DECODER,
     REPORT,
+    STATE_DECODER,
     STATES,
     ReportStatuses,
     decode_device,
@@ -47,42 +50,35 @@ from reconcile.intune.records import (
     scan_report_row,
     scan_state,
 )
-from reconcile.intune.snapshot import DEVICES, SnapshotFiles
-from reconcile.model import IntuneCertificate, ManagedDevice, Reject
+from reconcile.intune.snapshot import COLLECTIONS, DEVICES, SnapshotFiles
+from reconcile.model import DELIVERED_ISSUANCE_STATE, IntuneCertificate, ManagedDevice, Reject
 
 __all__ = ["EngineSnapshot", "load_snapshot"]
 
+log = logging.getLogger("reconcile")
+# The fields the join's rows are made of; msgspec type-checks every field of every line in the
+# byte pass (records.STATE_DECODER, DEVICE_DECODER), so SQL reads these as text and only checks
+# their shapes.
 _STATE_TEXT = (
-    "id",
     "certificateIssuanceState",
     "certificateSerialNumber",
     "certificateThumbprint",
     "certificateIssuer",
     "deviceDisplayName",
-    "userDisplayName",
+    "@reconcile.profileId",
     "certificateProfileDisplayName",
-    "devicePlatform",
+    "@reconcile.profileName",
     "certificateIssuanceDateTime",
     "certificateExpirationDateTime",
     "certificateLastIssuanceStateChangedDateTime",
     "lastCertificateStateChangeDateTime",
-    "@reconcile.profileId",
-    "@reconcile.profileName",
 )
-_STATE_INTEGERS = ("certificateErrorCode",)
-_DEVICE_TEXT = (
-    "id",
-    "deviceName",
-    "azureADDeviceId",
-    "serialNumber",
-    "userPrincipalName",
-    "operatingSystem",
-    "lastSyncDateTime",
-)
+_DEVICE_TEXT = ("id", "deviceName", "lastSyncDateTime")
 # Code points str.strip() removes that JSON may carry unescaped: a value starting or ending
 # with one goes through Python (ASCII controls are escaped, so those lines already do).
 _SPACES = "32, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, "
 _SPACES += "8202, 8232, 8233, 8239, 8287, 12288"
+_SPACE_CLASS = "".join(f"\\x{{{int(c):x}}}" for c in _SPACES.split(", "))
 _DEVICE_ROWS = {"line": "BIGINT", "id": "VARCHAR", "key": "VARCHAR"}
 _LINE_COLUMNS = {"line": "BIGINT"}
 _DEVICE_TABLE = "snapshot_devices"
@@ -92,15 +88,7 @@ _NO_DATE_MICROS = (datetime(1, 1, 2, tzinfo=UTC) - EPOCH) // timedelta(microseco
 # An Entry keeps a float timestamp; round(stamp * 1e6) gives back the exact microsecond below
 # 2**51 µs (year 2041) or for whole seconds. Other times go through Python.
 _EXACT_MICROS = 1 << 51
-_HEX = "0123456789ABCDEF"
 _HOST = "[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.[A-Za-z0-9_-]+\\.?"
-
-
-class _AnyObject(msgspec.Struct):
-    """Validates a line as msgspec would (any JSON object), reading none of it."""
-
-
-_VALIDATE = msgspec.json.Decoder(_AnyObject)
 
 
 @dataclass
@@ -112,13 +100,15 @@ class _Facts:
     offsets: array[int] = field(default_factory=lambda: array("q"))
     cut_off: bool = False
     odd: list[int] = field(default_factory=list)
-    """Lines msgspec refuses or that hold an escape: Python decides them."""
+    """Lines msgspec refuses (bad JSON, a field of the wrong type) or that hold an escape:
+    Python decides them."""
     untrusted: bool = False
     """A lone CR or an odd line that is not an object: DuckDB may split or skip lines."""
 
 
-def _scan(handle: IO[bytes]) -> _Facts:
-    """Hash, count and index the lines of ``handle``, as ``SnapshotFiles`` iterates them."""
+def _scan(handle: IO[bytes], decoder: msgspec.json.Decoder[Any]) -> _Facts:
+    """Hash, count and index the lines of ``handle``, as ``SnapshotFiles`` iterates them, and
+    type-check each with ``decoder``."""
     facts = _Facts()
     digest = hashlib.sha256()
     offsets = facts.offsets
@@ -135,7 +125,7 @@ def _scan(handle: IO[bytes]) -> _Facts:
         if b"\r" in raw and raw.count(b"\r") != raw.endswith(b"\r\n"):
             facts.untrusted = True
         try:
-            _VALIDATE.decode(raw)
+            decoder.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             odd.append(line)
             if not raw.startswith(b"{"):
@@ -156,42 +146,16 @@ def _column(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _strings(names: tuple[str, ...], integers: tuple[str, ...] = ()) -> str:
-    """Each JSON value as text (t_N) when it is a plain string, and whether it is odd (x_N:
-    another JSON type, or an escape); x_i for an integer field that is not a plain int."""
-    parts = []
-    for number, name in enumerate(names):
-        raw = f"CAST({_column(name)} AS VARCHAR)"
-        text = f"CASE WHEN {raw}[1] = '\"' AND NOT contains({raw}, '\\') THEN {raw}[2:-2] END"
-        parts.append(f"{text} AS t{number}")
-        parts.append(
-            f"{raw} IS NOT NULL AND {raw} <> 'null' AND ({raw}[1] <> '\"' "
-            f"OR contains({raw}, '\\')) AS x{number}"
-        )
-    for number, name in enumerate(integers):
-        raw = f"CAST({_column(name)} AS VARCHAR)"
-        parts.append(
-            f"{raw} IS NOT NULL AND {raw} <> 'null' AND NOT (length({raw}) <= 18 AND "
-            f"ltrim(ltrim({raw}, '-'), '0123456789') = '' AND ltrim({raw}, '-') <> '' "
-            f"AND length(ltrim({raw}, '-')) >= length({raw}) - 1) AS xi{number}"
-        )
-    return ", ".join(parts)
-
-
 def _spaced(text: str) -> str:
     """Whether str.strip() would change the text."""
-    return f"coalesce(ord({text}[1]) IN ({_SPACES}) OR ord({text}[-1]) IN ({_SPACES}), false)"
+    return f"coalesce(regexp_matches({text}, '^[{_SPACE_CLASS}]|[{_SPACE_CLASS}]$'), false)"
 
 
 def _time_shape(value: str) -> str:
     """The UTC ISO-8601 shape Graph sends: fixed digits, 1 to 7 fraction digits, a Z."""
-    fraction = f"substr({value}, 21, length({value}) - 21)"
     return (
-        f"(translate(substr({value}, 1, 19), '123456789', '000000000') = "
-        f"'0000-00-00T00:00:00' AND substr({value}, 1, 4) <> '0000' AND ("
-        f"({value}[20] = 'Z' AND length({value}) = 20) OR ({value}[20] = '.' AND "
-        f"{value}[-1] = 'Z' AND length({value}) BETWEEN 22 AND 28 AND "
-        f"translate({fraction}, '123456789', '000000000') = repeat('0', length({fraction})))))"
+        f"(regexp_full_match({value}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:"
+        f"[0-9]{{2}}(\\.[0-9]{{1,7}})?Z') AND NOT starts_with({value}, '0000'))"
     )
 
 
@@ -220,8 +184,10 @@ def _time_final(value: str, name: str) -> tuple[str, str]:
 
 
 def _source(names: tuple[str, ...]) -> str:
-    columns = "{" + ", ".join(f"'{n}': 'JSON'" for n in names) + "}"
-    return f"read_json(?, format='newline_delimited', columns={columns})"
+    """The file's fields as text, t0, t1, ... in ``names`` order."""
+    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
+    renamed = ", ".join(f"{_column(n)} AS t{i}" for i, n in enumerate(names))
+    return f"(SELECT {renamed} FROM read_json(?, format='newline_delimited', columns={columns}))"
 
 
 def _states_sql() -> str:
@@ -237,11 +203,7 @@ def _states_sql() -> str:
         "certificateProfileDisplayName",
         "@reconcile.profileName",
     )
-    odd = " OR ".join(
-        [f"x{i}" for i in range(len(names))]
-        + [f"xi{i}" for i in range(len(_STATE_INTEGERS))]
-        + [_spaced(t[name]) for name in stripped]
-    )
+    odd = " OR ".join(_spaced(t[name]) for name in stripped)
 
     def clean(name: str) -> str:
         return f"nullif({t[name]}, '')"
@@ -260,7 +222,8 @@ def _states_sql() -> str:
             f"{clean('certificateSerialNumber')} AS serial_text",
             f"{clean('certificateThumbprint')} AS thumb_text",
             f"{clean('certificateIssuer')} AS issuer",
-            f"coalesce({clean('certificateIssuanceState')}, 'unknown') = 'installed' AS delivered",
+            f"coalesce({clean('certificateIssuanceState')}, 'unknown') = "
+            f"'{DELIVERED_ISSUANCE_STATE}' AS delivered",
             f"{clean('deviceDisplayName')} AS device_name",
             f"{clean('@reconcile.profileId')} AS profile_id",
             f"{display} AS display",
@@ -276,12 +239,12 @@ def _states_sql() -> str:
     changed_at, changed_ok = _time_final("changed_text", "c")
     _, expires_ok = _time_final("expires_text", "e")
     serial_ok = (
-        f"(serial_text IS NULL OR (ltrim(upper(serial_text), '{_HEX}') = '' "
+        "(serial_text IS NULL OR (regexp_full_match(serial_text, '[0-9A-Fa-f]+') "
         "AND length(ltrim(serial_text, '0')) <= 80))"
     )
     thumb_ok = (
-        f"(thumb_text IS NULL OR (ltrim(upper(thumb_text), '{_HEX}') = '' "
-        "AND length(thumb_text) IN (40, 64)))"
+        "(thumb_text IS NULL OR regexp_full_match(thumb_text, "
+        "'[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}'))"
     )
     fold_ok = "(profile_id IS NOT NULL OR display IS NULL OR strlen(display) = length(display))"
     fast = " AND ".join(["plain", serial_ok, thumb_ok, fold_ok, issued_ok, changed_ok, expires_ok])
@@ -294,15 +257,14 @@ def _states_sql() -> str:
                coalesce(profile_id, lower(display)) AS profile,
                {issued} AS issued_at, {changed_at} AS changed_at
         FROM (SELECT *, {", ".join(level3)} FROM (
-            SELECT {level2} FROM (SELECT {_strings(names, _STATE_INTEGERS)}
-                                  FROM {_source(names + _STATE_INTEGERS)})))
+            SELECT {level2} FROM {_source(names)}))
     """
 
 
 def _devices_sql() -> str:
     names = _DEVICE_TEXT
     t = {name: f"t{i}" for i, name in enumerate(names)}
-    odd = " OR ".join([f"x{i}" for i in range(len(names))] + [_spaced(t["deviceName"])])
+    odd = _spaced(t["deviceName"])
     level2 = ", ".join(
         [
             f"NOT ({odd}) AS plain",
@@ -326,7 +288,7 @@ def _devices_sql() -> str:
     return f"""
         SELECT {fast} AS fast, id, {key} AS key
         FROM (SELECT *, {", ".join(_time_parts("sync_text", "s"))} FROM (
-            SELECT {level2} FROM (SELECT {_strings(names)} FROM {_source(names)})))
+            SELECT {level2} FROM {_source(names)}))
     """
 
 
@@ -344,6 +306,8 @@ class EngineSnapshot(SnapshotFiles):
         super().__init__(directory, report_delivered)
         self._db = db
         self._devices = False
+        self.native_rows: dict[str, int] = {}
+        """Per collection the engine read, how many of its lines it converted in SQL."""
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-scan")
         try:
             self._read_all()
@@ -386,7 +350,8 @@ class EngineSnapshot(SnapshotFiles):
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", path) from None
         self._handles[collection] = handle
-        future: Future[_Facts] = self._pool.submit(_scan, handle)
+        decoder = STATE_DECODER if collection == STATES else DEVICE_DECODER
+        future: Future[_Facts] = self._pool.submit(_scan, handle, decoder)
         db = self._db
         table = f"snapshot_raw_{collection}"
         select = _states_sql() if collection == STATES else _devices_sql()
@@ -412,9 +377,18 @@ class EngineSnapshot(SnapshotFiles):
                 read = count == facts.lines and not facts.untrusted
             if collection == DEVICES:
                 db.execute(f"CREATE OR REPLACE TABLE {_DEVICE_TABLE} ({_columns(_DEVICE_ROWS)})")
-            slow: Iterable[int] = range(1, facts.lines + 1)
+            slow: Sequence[int] = range(1, facts.lines + 1)
             if read:
                 slow = self._fast(collection, table, facts.odd)
+            name = COLLECTIONS[collection]
+            self.native_rows[name] = facts.lines - len(slow)
+            log.debug(
+                "engine: %s: %d lines, %d through Python%s",
+                name,
+                facts.lines,
+                len(slow),
+                "" if read else " (the whole file)",
+            )
             bad = self._python(collection, path, slow)
             if collection == DEVICES:
                 self._device_tables()
