@@ -70,7 +70,8 @@ def main() -> None:
         child(args.child, args.snapshot)
         return
     print(f"snapshot {args.snapshot}")
-    print(f"{'loader':<8} {'wall s':>8} {'load s':>8} {'peak MiB':>9} {'records':>9} {'rejects':>8}")
+    header = ("loader", "wall s", "load s", "peak MiB", "records", "rejects")
+    print("{:<8} {:>8} {:>8} {:>9} {:>9} {:>8}".format(*header))
     for kind in ("engine", "python"):
         found = measure(kind, args.snapshot)
         print(

@@ -243,8 +243,7 @@ def _states_sql() -> str:
         "AND length(ltrim(serial_text, '0')) <= 80))"
     )
     thumb_ok = (
-        "(thumb_text IS NULL OR regexp_full_match(thumb_text, "
-        "'[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}'))"
+        "(thumb_text IS NULL OR regexp_full_match(thumb_text, '[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}'))"
     )
     fold_ok = "(profile_id IS NOT NULL OR display IS NULL OR strlen(display) = length(display))"
     fast = " AND ".join(["plain", serial_ok, thumb_ok, fold_ok, issued_ok, changed_ok, expires_ok])

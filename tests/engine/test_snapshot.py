@@ -164,6 +164,7 @@ RAW = st.sampled_from(
         '{"id":"a","other":[1,]}',
         '{"id":"a"} {"id":"b"}',
         '{"id":"a","id":"b"}',
+        '{"certificateSerialNumber":"01","certificateSerialNumber":"02","deviceName":"PC"}',
         ' {"id":"a"}',
         '{"id":"a"}\r',
         '{"id":"a"}\x0c',
