@@ -99,7 +99,7 @@ class _Facts:
     lines: int = 0
     offsets: array[int] = field(default_factory=lambda: array("q"))
     cut_off: bool = False
-    odd: list[int] = field(default_factory=list)
+    odd: array[int] = field(default_factory=lambda: array("q"))
     """Lines msgspec refuses (bad JSON, a field of the wrong type) or that hold an escape:
     Python decides them."""
     untrusted: bool = False
@@ -248,7 +248,7 @@ def _states_sql() -> str:
     fold_ok = "(profile_id IS NOT NULL OR display IS NULL OR strlen(display) = length(display))"
     fast = " AND ".join(["plain", serial_ok, thumb_ok, fold_ok, issued_ok, changed_ok, expires_ok])
     return f"""
-        SELECT {fast} AS fast,
+        SELECT coalesce({fast}, false) AS fast,
                CASE WHEN serial_text IS NOT NULL
                     THEN coalesce(nullif(ltrim(upper(serial_text), '0'), ''), '0') END AS serial,
                CASE WHEN serial_text IS NULL THEN upper(thumb_text) END AS thumbprint,
@@ -285,7 +285,7 @@ def _devices_sql() -> str:
     )
     key = f"lower(CASE WHEN {host} THEN split_part(name, '.', 1) ELSE name END)"
     return f"""
-        SELECT {fast} AS fast, id, {key} AS key
+        SELECT coalesce({fast}, false) AS fast, id, {key} AS key
         FROM (SELECT *, {", ".join(_time_parts("sync_text", "s"))} FROM (
             SELECT {level2} FROM {_source(names)}))
     """
@@ -396,7 +396,7 @@ class EngineSnapshot(SnapshotFiles):
             db.execute(f"DROP TABLE IF EXISTS {_DEVICE_TABLE}")
         self._finish(collection, path, promised, facts.sha256, facts.lines, bad)
 
-    def _fast(self, collection: int, table: str, odd: list[int]) -> list[int]:
+    def _fast(self, collection: int, table: str, odd: array[int]) -> array[int]:
         """Copy the rows the engine read as Python would; returns the other lines, in order."""
         db = self._db
         db.execute(f"CREATE OR REPLACE TABLE {_ODD_TABLE} (line BIGINT)")
@@ -416,10 +416,12 @@ class EngineSnapshot(SnapshotFiles):
                     f"INSERT INTO {_DEVICE_TABLE} SELECT rowid + 1, id, key FROM {table} "
                     f"WHERE {fast}"
                 )
-            found = db.rows(f"SELECT rowid + 1 FROM {table} WHERE NOT fast")
+            slow = (
+                f"SELECT rowid + 1 FROM {table} WHERE NOT fast UNION SELECT line FROM {_ODD_TABLE}"
+            )
+            return array("q", (n for (n,) in db.stream(f"{slow} ORDER BY 1")))
         finally:
             db.execute(f"DROP TABLE {_ODD_TABLE}")
-        return sorted({n for (n,) in found}.union(odd))
 
     def _python(self, collection: int, path: Path, lines: Iterable[int]) -> int:
         """The given lines through intune.records, in order; returns how many were rejected."""
