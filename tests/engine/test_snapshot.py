@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from reconcile.engine.db import Database
 from reconcile.engine.snapshot import _SPACES, EngineSnapshot, load_snapshot
 from reconcile.engine.tables import INTUNE_COLUMNS, create_tables, load_side
 from reconcile.errors import ReconcileError
+from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import DEVICES, SnapshotSource
 
@@ -309,6 +311,18 @@ def check_same(directory: Path) -> dict[str, int]:
         assert engine.devices_read == (source.side.devices is not None)
         assert engine.report_delivered.unknown == source.report_delivered.unknown
         entries = source.side.entries
+        streamed = list(engine.entries())
+        untimed = {"issued_at": None, "changed_at": None}
+        assert [e._replace(**untimed) for e in streamed] == [e._replace(**untimed) for e in entries]
+        for back, entry in zip(streamed, entries, strict=True):
+            for got, want in (
+                (back.issued_at, entry.issued_at),
+                (back.changed_at, entry.changed_at),
+            ):
+                # The table keeps microseconds: far from 1970 a float stamp has fewer digits.
+                assert got == want or (
+                    got is not None and want is not None and math.isclose(got, want, rel_tol=1e-15)
+                )
         fetched = engine.certificates((e.collection, e.where) for e in entries)
         assert [fetched[(e.collection, e.where)] for e in entries] == [
             source.side.certificate(e) for e in entries
@@ -318,6 +332,12 @@ def check_same(directory: Path) -> dict[str, int]:
             assert list(engine.devices(lines).values()) == [
                 source.side.devices.get(n) for n in lines
             ]
+        if engine.cloud_pki_input is not None:
+            assert list(engine.cloud_pki()) == list(source.cloud_pki())
+            assert engine.cloud_pki().rejects == source.cloud_pki().rejects
+        as_of = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+        assert load_connectors(engine, as_of, 24) == load_connectors(source, as_of, 24)
+        assert (engine.tenant_id, engine.fetched_at) == (source.tenant_id, source.fetched_at)
         return dict(engine.native_rows)
 
 
