@@ -75,6 +75,18 @@ _STATE_TEXT = (
     "lastCertificateStateChangeDateTime",
 )
 _DEVICE_TEXT = ("id", "deviceName", "lastSyncDateTime")
+_STATE_ROW = (
+    "serial",
+    "thumbprint",
+    "issuer",
+    "delivered",
+    "device_id",
+    "device_name",
+    "profile",
+    "issued_at",
+    "changed_at",
+)
+"""The intune columns the states' SQL gives, besides ord, collection and line (its position)."""
 # Code points str.strip() removes that JSON may carry unescaped: a value starting or ending
 # with one goes through Python (ASCII controls are escaped, so those lines already do).
 _SPACES = "32, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, "
@@ -327,20 +339,21 @@ class EngineSnapshot(SnapshotFiles):
 
     def _report(self, path: Path, promised: int) -> None:
         scan = self._lines(REPORT, path)
-        rejected = [0]
+        rejected = 0
 
         def rows() -> Iterator[tuple[object, ...]]:
+            nonlocal rejected
             for line, raw in scan:
                 try:
                     if not raw.strip():
                         raise ValueError("blank line")
                     yield intune_row(scan_report_row(raw, self.report_delivered, line))
                 except ValueError as exc:
-                    rejected[0] += 1
+                    rejected += 1
                     self.rejects.append(Reject(str(path), line, str(exc)))
 
         self._db.insert("intune", INTUNE_COLUMNS, rows())
-        self._finish(REPORT, path, promised, scan.digest, len(self._offsets[REPORT]), rejected[0])
+        self._finish(REPORT, path, promised, scan.digest, len(self._offsets[REPORT]), rejected)
 
     def _native(self, collection: int, path: Path, promised: int) -> None:
         """The engine reads the file while the byte pass runs; the lines it cannot be trusted
@@ -355,11 +368,13 @@ class EngineSnapshot(SnapshotFiles):
         db = self._db
         table = f"snapshot_raw_{collection}"
         select = _states_sql() if collection == STATES else _devices_sql()
-        read = True
+        # DuckDB expands glob patterns in a path: it could read another file than the one hashed.
+        read = not any(c in str(path) for c in "*?[{")
         db.execute("SET preserve_insertion_order = true")
         try:
             # rowid + 1 is the line: the table keeps the file's order.
-            db.execute(f"CREATE OR REPLACE TABLE {table} AS {select}", [str(path)])
+            if read:
+                db.execute(f"CREATE OR REPLACE TABLE {table} AS {select}", [str(path)])
         except duckdb.Error:
             read = False
         finally:
@@ -405,12 +420,11 @@ class EngineSnapshot(SnapshotFiles):
             db.insert(_ODD_TABLE, _LINE_COLUMNS, ((n,) for n in odd))
             fast = f"fast AND rowid + 1 NOT IN (SELECT line FROM {_ODD_TABLE})"
             if collection == STATES:
-                columns = ", ".join(
-                    c for c in INTUNE_COLUMNS if c not in ("ord", "collection", "line")
-                )
+                columns = ", ".join(_STATE_ROW)
                 db.execute(
-                    f"INSERT INTO intune SELECT {collection * ORDER_SPAN} + rowid + 1, "
-                    f"{collection}, rowid + 1, {columns} FROM {table} WHERE {fast}"
+                    f"INSERT INTO intune (ord, collection, line, {columns}) SELECT "
+                    f"{collection * ORDER_SPAN} + rowid + 1, {collection}, rowid + 1, {columns} "
+                    f"FROM {table} WHERE {fast}"
                 )
             else:
                 db.execute(

@@ -466,3 +466,13 @@ def test_records_come_back_by_offset_in_batches(tmp_path: Path) -> None:
     assert [r.record_id for r in found.values()] == ["s0", "s4"]
     assert [d.id for d in devices.values()] == ["d0", "d2"]
     assert DEVICES == 2
+
+
+def test_a_path_duckdb_would_read_as_a_glob_is_read_by_python(tmp_path: Path) -> None:
+    decoy = write(tmp_path, snapshot_lines(states=3, devices=2))
+    decoy.rename(tmp_path / "snap1")
+    (tmp_path / "snap[1]").mkdir()
+    collections = snapshot_lines(states=3, devices=2)
+    collections["certificate_states"][0] = json.dumps({**STATE, "certificateSerialNumber": "FF"})
+    target = write(tmp_path / "snap[1]", collections)
+    assert check_same(target) == {"certificate_states": 0, "managed_devices": 0}
