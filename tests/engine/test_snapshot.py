@@ -476,3 +476,16 @@ def test_a_path_duckdb_would_read_as_a_glob_is_read_by_python(tmp_path: Path) ->
     collections["certificate_states"][0] = json.dumps({**STATE, "certificateSerialNumber": "FF"})
     target = write(tmp_path / "snap[1]", collections)
     assert check_same(target) == {"certificate_states": 0, "managed_devices": 0}
+
+
+def test_a_file_read_in_parallel_chunks_keeps_its_line_order(tmp_path: Path) -> None:
+    # About 48 MB: DuckDB splits it into buffers its threads read side by side.
+    pad = "x" * 16_000
+    states = [
+        json.dumps({**STATE, "id": f"s{n}", "certificateSerialNumber": f"{n:X}", "pad": pad})
+        for n in range(3000)
+    ]
+    for n in (0, 1234, 2047, 2999):
+        states[n] = json.dumps({"certificateSerialNumber": f"00:{n:04X}", "pad": pad})
+    native = check_same(write(tmp_path, {"certificate_states": states}))
+    assert native == {"certificate_states": 2996}
