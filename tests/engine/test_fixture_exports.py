@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from reconcile.dedupe import Collapser
 from reconcile.engine import guards as engine_guards
 from reconcile.engine.db import Database
 from reconcile.engine.dedupe import collapse
+from reconcile.engine.snapshot import load_snapshot
 from reconcile.engine.tables import (
     CA_COLUMNS,
     ca_record,
@@ -30,6 +32,7 @@ from reconcile.model import CaCertificate
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CA = FIXTURES / "ca"
 _columns = ", ".join(c for c in CA_COLUMNS if c != "seq")
+DELIVERED = frozenset({"installed"})
 
 
 def _read(paths: Sequence[Path]) -> tuple[list[CaCertificate], frozenset[str]]:
@@ -142,25 +145,29 @@ def _snapshot(tmp_path: Path, extra_issuer: str | None) -> Path:
     return snapshot
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["side loaded", "snapshot read natively"])
 @pytest.mark.parametrize("extra_issuer", [None, "CN=Fabrikam CA"])
 def test_issuer_inference_over_the_cli_fixtures_decides_alike(
-    extra_issuer: str | None, tmp_path: Path
+    extra_issuer: str | None, native: bool, tmp_path: Path
 ) -> None:
     export = FIXTURES / "cli" / "issued.csv"
-    with SnapshotSource(_snapshot(tmp_path, extra_issuer), frozenset({"installed"})) as snapshot:
-        entries = snapshot.side.entries
+    directory = _snapshot(tmp_path, extra_issuer)
+    with SnapshotSource(directory, DELIVERED) as snapshot:
         reader = ExportReader(export, ReaderOptions())
         try:
-            expected: object = guards.infer_issuers([(0, reader)], entries)
+            expected: object = guards.infer_issuers([(0, reader)], snapshot.side.entries)
         except UsageError as exc:
             expected = str(exc)
         finally:
             reader.close()
         certs, _ = _read([export])
-        with Database() as db:
+        with Database() as db, ExitStack() as stack:
             create_tables(db)
             load_certificates(db, certs)
-            load_side(db, snapshot.side)
+            if native:
+                stack.enter_context(load_snapshot(db, directory, DELIVERED))
+            else:
+                load_side(db, snapshot.side)
             try:
                 found: object = engine_guards.infer_issuers(db, [(0, str(export))])
             except UsageError as exc:
