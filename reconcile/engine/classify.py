@@ -441,9 +441,9 @@ def _view_sql(keep: ViewKeep) -> str:
     """ViewKeep's rule over j_verdicts v and ca c."""
     as_of = micros(keep.as_of)
     return (
-        f"((v.status = 'revoked' AND v.delivered AND c.revoked_at <= {as_of}) OR "
+        f"coalesce((v.status = 'revoked' AND v.delivered AND c.revoked_at <= {as_of}) OR "
         f"(v.status = 'delivered' AND c.not_after BETWEEN {as_of} AND "
-        f"{micros(keep.expiring_until)}))"
+        f"{micros(keep.expiring_until)}), false)"
     )
 
 
