@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from reconcile.engine.db import Database
+from reconcile.engine.joined import Deferred, JoinOptions, JoinResult, ViewKeep, wanted_templates
 from reconcile.engine.tables import CA_COLUMNS, ca_record, from_micros, micros
 from reconcile.identity import device_fold, fold, issuer_key, serial_hex
 from reconcile.intune.side import Entry, IntuneSide
-from reconcile.join import Deferred, JoinOptions, JoinResult, ViewKeep, wanted_templates
 from reconcile.model import CaCertificate, IntuneCertificate, ManagedDevice, Status, Verdict
 from reconcile.timeparse import iso_z
 
