@@ -80,16 +80,13 @@ def _entry_key(entry: Entry) -> _Key:
 
 # --- the rules Python owns, as small lookup tables --------------------------------------------
 
-# Python's str.strip() on ASCII text: these are its whitespace characters.
-_SPACE = " || ".join(f"chr({ord(c)})" for c in " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")
-_ASCII_DEVICE_KEY = rf"""
+_ASCII_DEVICE_KEY = r"""
     CREATE OR REPLACE MACRO j_device_key(x) AS lower(CASE
-        WHEN regexp_full_match(trim(x, {_SPACE}), '[\w-]+(\.[\w-]+)+\.?')
-             AND NOT regexp_full_match(trim(x, {_SPACE}), '.*\.[0-9]+\.?')
-        THEN split_part(trim(x, {_SPACE}), '.', 1)
-        ELSE trim(x, {_SPACE}) END)
+        WHEN contains(x, '.') AND regexp_full_match(x, '[\w-]+(\.[\w-]+)+\.?')
+             AND NOT regexp_full_match(x, '.*\.[0-9]+\.?')
+        THEN split_part(x, '.', 1) ELSE x END)
 """
-"""identity.device_key for ASCII text: a DNS host name (two or more labels, the last not all
+"""identity.device_key for plain text: a DNS host name (two or more labels, the last not all
 digits) by its first label, case-folded (lower() is casefold() within ASCII)."""
 
 
@@ -97,12 +94,19 @@ def _is_ascii(column: str) -> str:
     return f"strlen({column}) = length({column})"
 
 
+def _is_plain(column: str) -> str:
+    """ASCII and nothing str.strip() would remove (its ASCII whitespace is at most ' ')."""
+    return (
+        f"{_is_ascii(column)} AND ascii({column}) > 32 AND ascii(right({column}, 1)) > 32"
+    )
+
+
 def _device_fold(column: str, lookup: str) -> str:
-    """identity.device_fold in SQL; non-ASCII text from the ``j_device_keys`` table (``lookup``
-    is its alias, joined on ``column``)."""
+    """identity.device_fold in SQL; text that is not plain from the ``j_device_keys`` table
+    (``lookup`` is its alias, joined on ``column``)."""
     return (
         f"CASE WHEN {column} IS NULL OR {column} = '' THEN NULL "
-        f"WHEN {_is_ascii(column)} THEN nullif(j_device_key({column}), '') "
+        f"WHEN {_is_plain(column)} THEN j_device_key({column}) "
         f"ELSE {lookup}.value END"
     )
 
@@ -141,7 +145,7 @@ def _python_rules(db: Database, options: JoinOptions) -> None:
     _pairs(db, "j_issuer_keys", ((i, issuer_key(i)) for (i,) in issuers))
     names = db.rows(
         "SELECT t FROM (SELECT device_name AS t FROM intune UNION SELECT common_name FROM ca) "
-        f"WHERE t IS NOT NULL AND NOT {_is_ascii('t')}"
+        f"WHERE t <> '' AND NOT ({_is_plain('t')})"
     )
     _pairs(db, "j_device_keys", ((t, device_fold(t)) for (t,) in names))
     templates = db.rows(
