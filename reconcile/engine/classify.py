@@ -96,9 +96,7 @@ def _is_ascii(column: str) -> str:
 
 def _is_plain(column: str) -> str:
     """ASCII and nothing str.strip() would remove (its ASCII whitespace is at most ' ')."""
-    return (
-        f"{_is_ascii(column)} AND ascii({column}) > 32 AND ascii(right({column}, 1)) > 32"
-    )
+    return f"{_is_ascii(column)} AND ascii({column}) > 32 AND ascii(right({column}, 1)) > 32"
 
 
 def _device_fold(column: str, lookup: str) -> str:
@@ -260,7 +258,8 @@ def _classify_sql(db: Database, options: JoinOptions) -> None:
     db.execute(
         """
         CREATE OR REPLACE TABLE j_best AS
-        SELECT m.seq, m.ord FROM j_match m JOIN j_in i USING (ord)
+        SELECT m.seq, m.ord, i.issued_at, i.link_dev, i.profile, i.delivered
+        FROM j_match m JOIN j_in i USING (ord)
         QUALIFY row_number() OVER (
             PARTITION BY m.seq ORDER BY i.delivered DESC, i.last_change DESC NULLS LAST, m.ord
         ) = 1
@@ -270,21 +269,28 @@ def _classify_sql(db: Database, options: JoinOptions) -> None:
         f"""
         CREATE OR REPLACE TABLE j_decided AS
         SELECT c.seq, b.ord AS eord, c.not_before, c.ca_link_dev, c.ca_profile,
-               i.issued_at AS e_issued, i.link_dev AS e_link_dev, i.profile AS e_profile,
-               coalesce(i.delivered, false) AS delivered,
+               b.issued_at AS e_issued, b.link_dev AS e_link_dev, b.profile AS e_profile,
+               coalesce(b.delivered, false) AS delivered,
                CASE WHEN NOT c.in_scope THEN 'out_of_scope'
                     WHEN c.revoked_at <= {revoked_by} THEN 'revoked'
                     WHEN c.not_after < {as_of} THEN 'expired'
-                    WHEN i.delivered THEN 'delivered'
+                    WHEN b.delivered THEN 'delivered'
                     WHEN c.not_before > {grace_start} THEN 'within_grace'
                END AS status0
-        FROM j_ca c LEFT JOIN j_best b USING (seq) LEFT JOIN j_in i ON i.ord = b.ord
+        FROM j_ca c LEFT JOIN j_best b USING (seq)
         """
     )
     db.execute(
         """
         CREATE OR REPLACE TABLE j_newest AS
-        SELECT d, p, max(w) AS w FROM (
+        WITH wanted AS (
+            SELECT e_link_dev AS d, e_profile AS p FROM j_decided
+            WHERE status0 IS NULL AND not_before IS NOT NULL
+            UNION
+            SELECT ca_link_dev, ca_profile FROM j_decided
+            WHERE status0 IS NULL AND not_before IS NOT NULL
+        ),
+        delivered AS (
             SELECT link_dev AS d, profile AS p, issued_at AS w FROM j_in
             WHERE delivered AND issued_at IS NOT NULL
             UNION ALL
@@ -293,22 +299,27 @@ def _classify_sql(db: Database, options: JoinOptions) -> None:
             UNION ALL
             SELECT ca_link_dev, ca_profile, coalesce(not_before, e_issued) FROM j_decided
             WHERE status0 = 'delivered'
-        ) WHERE d IS NOT NULL AND p IS NOT NULL AND w IS NOT NULL
-        GROUP BY d, p
+        )
+        SELECT x.d, x.p, max(x.w) AS w
+        FROM delivered x SEMI JOIN wanted ON wanted.d = x.d AND wanted.p = x.p
+        WHERE x.w IS NOT NULL
+        GROUP BY x.d, x.p
         """
     )
+    # Only the undecided (pending) certificates can be superseded: the rest keep status0.
     db.execute(
         """
         CREATE OR REPLACE TABLE j_verdicts AS
-        SELECT d.seq, d.eord, d.delivered, d.status0 IS NULL AS pending,
-               coalesce(d.status0, CASE
-                   WHEN n1.w > d.not_before OR n2.w > d.not_before THEN 'superseded'
-                   WHEN d.eord IS NULL THEN 'not_reported'
-                   ELSE 'not_installed' END) AS status,
-               CASE WHEN d.status0 IS NULL AND n1.w > d.not_before THEN n1.w
-                    WHEN d.status0 IS NULL AND n2.w > d.not_before THEN n2.w
-               END AS superseded_at
-        FROM j_decided d
+        SELECT seq, eord, delivered, false AS pending, status0 AS status,
+               NULL::BIGINT AS superseded_at
+        FROM j_decided WHERE status0 IS NOT NULL
+        UNION ALL
+        SELECT d.seq, d.eord, d.delivered, true,
+               CASE WHEN n1.w > d.not_before OR n2.w > d.not_before THEN 'superseded'
+                    WHEN d.eord IS NULL THEN 'not_reported'
+                    ELSE 'not_installed' END,
+               CASE WHEN n1.w > d.not_before THEN n1.w WHEN n2.w > d.not_before THEN n2.w END
+        FROM (SELECT * FROM j_decided WHERE status0 IS NULL) d
         LEFT JOIN j_newest n1 ON n1.d = d.e_link_dev AND n1.p = d.e_profile
         LEFT JOIN j_newest n2 ON n2.d = d.ca_link_dev AND n2.p = d.ca_profile
         """
