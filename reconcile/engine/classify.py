@@ -268,7 +268,8 @@ def _classify_sql(db: Database, options: JoinOptions) -> None:
     db.execute(
         f"""
         CREATE OR REPLACE TABLE j_decided AS
-        SELECT c.seq, b.ord AS eord, c.not_before, c.ca_link_dev, c.ca_profile,
+        SELECT c.seq, b.ord AS eord, c.not_before, c.not_after, c.revoked_at, c.ca_link_dev,
+               c.ca_profile,
                b.issued_at AS e_issued, b.link_dev AS e_link_dev, b.profile AS e_profile,
                coalesce(b.delivered, false) AS delivered,
                CASE WHEN NOT c.in_scope THEN 'out_of_scope'
@@ -310,11 +311,11 @@ def _classify_sql(db: Database, options: JoinOptions) -> None:
     db.execute(
         """
         CREATE OR REPLACE TABLE j_verdicts AS
-        SELECT seq, eord, delivered, false AS pending, status0 AS status,
+        SELECT seq, eord, delivered, not_after, revoked_at, false AS pending, status0 AS status,
                NULL::BIGINT AS superseded_at
         FROM j_decided WHERE status0 IS NOT NULL
         UNION ALL
-        SELECT d.seq, d.eord, d.delivered, true,
+        SELECT d.seq, d.eord, d.delivered, d.not_after, d.revoked_at, true,
                CASE WHEN n1.w > d.not_before OR n2.w > d.not_before THEN 'superseded'
                     WHEN d.eord IS NULL THEN 'not_reported'
                     ELSE 'not_installed' END,
@@ -368,14 +369,14 @@ def _rows_sql(devices_read: bool, where: str, kind: str) -> str:
                r.ca_name, r.seq, {_CA_OUT}
         FROM (
             SELECT v.seq, v.status AS v_status, v.superseded_at, i.collection AS e_collection,
-                   i.line AS e_line, x.ca_name, {kind} AS kind,
+                   i.line AS e_line, x.ca_name, v.kind,
                    coalesce(x.managed_device_id, i.device_id) AS id_key,
                    i.has_name AS by_record,
                    CASE WHEN i.has_name THEN i.name_dkey ELSE x.ca_dkey END AS name_key,
                    {_CA_FIELDS}
-            FROM j_verdicts v JOIN j_ca x USING (seq) JOIN ca c USING (seq)
+            FROM (SELECT *, {kind} AS kind FROM j_verdicts v WHERE {where}) v
+            JOIN j_ca x USING (seq) JOIN ca c USING (seq)
             LEFT JOIN j_in i ON i.ord = v.eord
-            WHERE {where}
         ) r
         {joins}
         ORDER BY r.seq
@@ -453,11 +454,11 @@ def _verdicts(
 
 
 def _view_sql(keep: ViewKeep) -> str:
-    """ViewKeep's rule over j_verdicts v and ca c."""
+    """ViewKeep's rule over j_verdicts v."""
     as_of = micros(keep.as_of)
     return (
-        f"coalesce((v.status = 'revoked' AND v.delivered AND c.revoked_at <= {as_of}) OR "
-        f"(v.status = 'delivered' AND c.not_after BETWEEN {as_of} AND "
+        f"coalesce((v.status = 'revoked' AND v.delivered AND v.revoked_at <= {as_of}) OR "
+        f"(v.status = 'delivered' AND v.not_after BETWEEN {as_of} AND "
         f"{micros(keep.expiring_until)}), false)"
     )
 
@@ -505,7 +506,7 @@ def classify_tables(
                 dropped[verdict.status.value] += 1
         if by_sql:
             counted = db.rows(
-                f"SELECT v.status, count(*) FROM j_verdicts v JOIN ca c USING (seq) "
+                f"SELECT v.status, count(*) FROM j_verdicts v "
                 f"WHERE NOT v.pending AND NOT {view} GROUP BY v.status ORDER BY min(v.seq)"
             )
             dropped.update({str(s): int(n) for s, n in counted})
