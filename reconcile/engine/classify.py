@@ -478,6 +478,9 @@ def classify_tables(
     _classify_sql(db, options)
     if records.devices_read:
         _device_tables(db)
+    unknown = _unknown_sql(db)
+    # What only the classification needed goes before the kept verdicts are built.
+    db.execute("DROP TABLE j_match; DROP TABLE j_best; DROP TABLE j_decided; DROP TABLE j_newest")
     view = _view_sql(keep_cert) if isinstance(keep_cert, ViewKeep) else "false"
     in_python = keep_cert if keep_cert is not None and view == "false" else None
     defer = defer_records and not keep_all and keep_if is None
@@ -510,7 +513,6 @@ def classify_tables(
                 f"WHERE NOT v.pending AND NOT {view} GROUP BY v.status ORDER BY min(v.seq)"
             )
             dropped.update({str(s): int(n) for s, n in counted})
-    unknown = _unknown_sql(db)
     if not defer_records:
         return JoinResult(tuple(verdicts), _unknown_records(db, records, unknown), dict(dropped))
     if not defer:
