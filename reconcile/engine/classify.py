@@ -16,6 +16,7 @@ verdicts a run keeps become Python objects, built in batches; the rest are count
 from __future__ import annotations
 
 import re
+import sys
 import weakref
 from bisect import bisect_left
 from collections import Counter
@@ -341,6 +342,7 @@ def _device_tables(db: Database) -> None:
     )
 
 
+_SHARED_COLUMNS = frozenset({"issuer", "requester", "template_oid", "template_name", "source"})
 _CA_FIELDS = ", ".join(f"c.{name}" for name in list(CA_COLUMNS)[1:])
 _CA_OUT = ", ".join(f"r.{name}" for name in list(CA_COLUMNS)[1:])
 
@@ -422,7 +424,7 @@ def _build(batch: list[_Row], records: Records, options: JoinOptions) -> Iterato
         status_text, superseded, collection, line, dev, gone, candidates, kind, name, seq = row[:10]
         assert isinstance(status_text, str) and isinstance(kind, str) and isinstance(seq, int)
         assert name is None or isinstance(name, str)
-        cert = ca_record(row[10:])
+        cert = ca_record(_interned(row[10:]))
         status = Status(status_text)
         record = (
             found[(collection, line)]
@@ -443,6 +445,20 @@ def _build(batch: list[_Row], records: Records, options: JoinOptions) -> Iterato
             ca_device=name or None,
         )
         yield _Kept(kind, seq, verdict, record is not None and record.delivered)
+
+
+_SHARED = tuple(n - 1 for n, name in enumerate(CA_COLUMNS) if name in _SHARED_COLUMNS)
+
+
+def _interned(fields: tuple[object, ...]) -> tuple[object, ...]:
+    """The CA row with its few-valued texts shared, as the CA readers share them: at 100,000
+    kept verdicts separate copies of the issuer, template and file name cost about 50 MB."""
+    values = list(fields)
+    for n in _SHARED:
+        value = values[n]
+        if isinstance(value, str):
+            values[n] = sys.intern(value)
+    return tuple(values)
 
 
 def _verdicts(
