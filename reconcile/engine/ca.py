@@ -17,11 +17,12 @@ format are read by the Python reader from start to end, into the same table.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
 
 import duckdb
 
@@ -54,16 +55,10 @@ _ENCODINGS = {
 # Python's csv module refuses a field over 131,072 characters: such a file is Python's.
 _LINE_LIMIT = 100_000
 _HEX = "[0-9A-Fa-f]"
-_DATE = (
-    r"^(?:([0-9]{1,2})[/-]([0-9]{1,2})[/-]([0-9]{4})"
-    r"|([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})"
-    r"|([0-9]{4})[/.-]([0-9]{1,2})[/.-]([0-9]{1,2}))"
-    r"(?: ([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?(?: ([AaPp][Mm]))?)?"
-    r"( GMT| UTC| Z| gmt| utc| z)?$"
-)
-_DATE_GROUPS = ["a", "b", "y", "dd", "dm", "dy", "iy", "im", "id", "h", "mi", "s", "ap", "tz"]
 _DATE_FIELDS = ("not_before", "not_after", "revoked_at")
 _OUTPUT = [c for c in CA_COLUMNS if c != "seq"]
+# Up to this many non-certificate lines before the last one, seq is one expression; beyond, a join.
+_INLINE_HOLES = 64
 _names = itertools.count()
 
 
@@ -201,6 +196,8 @@ class _Native:
         self.plain = f'^(?:"[^"{d}]*"|{bare})(?:{d}(?:"[^"{d}]*"|{bare}))*$'
         self.split = f"{d}({quoted}|{bare})"
         self.tables: list[str] = []
+        self._skipped: list[int] = []
+        """Non-blank data lines that are no record: blank-looking, one blank cell, trailers."""
 
     def name(self, kind: str) -> str:
         table = f"ca_{kind}_{self.id}"
@@ -233,29 +230,35 @@ class _Native:
     def _read_lines(self, encoding: str) -> str | None:
         """The file's lines as rows (rowid + 1 = line), split into the cells the converter reads."""
         table = self.name("cells")
-        delimiter = _quote(self.plan.delimiter)
-        parts = ", ".join(f"{_unquoted(f'parts[{i + 1}]')} AS c{i}" for i in self.used)
+        d = _quote(self.plan.delimiter)
+        cells = ", ".join(f"cells[{i + 1}] AS c{i}" for i in self.used)
         # A plain line keeps no text when it starts with a quote: it is neither blank nor a
         # trailer, and its used cells are all the converter reads.
-        keep = "NOT plain OR NOT lead"
+        dated, split = self._date_columns()
         sql = f"""
-            CREATE TABLE {table} AS
-            SELECT l IS NULL AS blank, plain, lead, ok, CASE WHEN {keep} THEN l END AS l,
-                   len(parts) AS width, {parts}
-            FROM (SELECT *, CASE WHEN plain THEN string_split(l, {delimiter})
-                                 WHEN ok THEN regexp_extract_all({delimiter} || l,
-                                     {_quote(self.split)}, 1) END AS parts
+            CREATE TEMP TABLE {table} AS
+            SELECT {split} FROM (SELECT {dated} FROM (
+            SELECT l IS NULL AS blank, plain, lead, ok,
+                   coalesce(CASE WHEN plain THEN {self._plain_edges()}
+                                 WHEN ok THEN list_bool_and(list_transform(cells,
+                                     lambda c: {_edges_plain("c")})) END, false) AS edges,
+                   CASE WHEN NOT plain OR NOT lead THEN l END AS l, len(cells) AS width, {cells}
+            FROM (SELECT *, CASE WHEN plain THEN string_split(replace(l, '"', ''), {d})
+                                 WHEN ok THEN list_transform(regexp_extract_all({d} || l,
+                                     {_quote(self.split)}, 1),
+                                     lambda x: {_unquoted("x")}) END AS cells
                   FROM (SELECT l, plain, coalesce(starts_with(l, '"'), false) AS lead,
                                l IS NULL OR (length(l) <= {_LINE_LIMIT}
                                    AND NOT contains(l, chr(13))
-                                   AND (plain OR regexp_full_match(l, {_quote(self.simple)})))
+                                   AND CASE WHEN plain THEN true
+                                       ELSE regexp_full_match(l, {_quote(self.simple)}) END)
                                AS ok
                         FROM (SELECT l, coalesce(regexp_full_match(l, {_quote(self.plain)}),
                                                  false) AS plain
                               FROM read_csv(?, columns={{'l': 'VARCHAR'}}, header=false,
                                    delim=chr(1), quote='', escape='', encoding='{encoding}',
                                    auto_detect=false, strict_mode=false,
-                                   max_line_size={4 * _LINE_LIMIT}))))
+                                   max_line_size={4 * _LINE_LIMIT}))))))
         """
         self.db.execute("SET preserve_insertion_order = true")
         try:
@@ -265,6 +268,28 @@ class _Native:
         finally:
             self.db.execute("SET preserve_insertion_order = false")
         return table
+
+    def _plain_edges(self) -> str:
+        """No cell of a plain line starts or ends with what str.strip() removes: the line holds
+        no whitespace but spaces (and a tab delimiter), and no space touches a cell's edge."""
+        d = self.plan.delimiter
+        controls = [c for c in (9, 11, 12, 28, 29, 30, 31) if chr(c) != d]
+        unicode = "".join(
+            f"\\x{{{c:x}}}" for c in (0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+        )
+        others = f"[{unicode}\\x{{2000}}-\\x{{200a}}]"
+        spaced = [
+            "starts_with(l, ' ')",
+            "suffix(l, ' ')",
+            "starts_with(l, '\" ')",
+            "suffix(l, ' \"')",
+            *(f"contains(l, {_quote(p)})" for p in (d + " ", " " + d, d + '" ', ' "' + d)),
+            *(f"contains(l, chr({c}))" for c in controls),
+        ]
+        return (
+            f"NOT ({' OR '.join(spaced)}) AND (strlen(l) = length(l) "
+            f"OR NOT regexp_matches(l, '{others}'))"
+        )
 
     def _trusted(self, cells: str, facts: Facts) -> bool:
         ((count, odd),) = self.db.rows(
@@ -329,86 +354,83 @@ class _Native:
             self.db.execute(f"CREATE TABLE {table} ({body})")
             self.db.insert(table, columns, rows)
             made[kind] = table
-        made["dates"] = self._dates(data)
+        made["days"], made["clocks"] = self._dates(data)
         return made
 
-    def _dates(self, data: str) -> str:
-        """Distinct date cells: plain shapes parsed in SQL, the rest by the reader's parser."""
-        table = self.name("dates")
-        cells = [c for c in (self.cell(f) for f in _DATE_FIELDS) if c is not None]
-        union = " UNION ".join(f"SELECT {c} AS text FROM {data}" for c in cells)
+    def _dates(self, data: str) -> tuple[str, str]:
+        """CultureDates' own day and clock parsers over the distinct day and clock parts of
+        the date cells: (day -> midnight UTC and, in the CA's zone, local midnight as UTC)."""
+        fields = [f for f in _DATE_FIELDS if f in self.index]
+        union = " UNION ".join(f"SELECT {f}_day AS d, {f}_clock AS k FROM {data}" for f in fields)
         if not union:
-            union = "SELECT NULL::VARCHAR AS text WHERE false"
-        self.db.execute(
-            f"CREATE TABLE {table} AS SELECT text, {self._date_sql()} AS micros "
-            f"FROM (SELECT text, regexp_extract(text, {_quote(_DATE)}, {_DATE_GROUPS!r}) AS m "
-            f"FROM ({union}) WHERE text IS NOT NULL AND text NOT IN ({self.nulls}))"
-        )
-        parse = self.plan.dialect.dates
-        parsed: list[tuple[object, ...]] = []
-        for (value,) in self.db.rows(f"SELECT text FROM {table} WHERE micros IS NULL"):
+            union = "SELECT NULL::VARCHAR AS d, NULL::VARCHAR AS k WHERE false"
+        parts = self.db.rows(f"SELECT DISTINCT d, k FROM ({union}) WHERE d IS NOT NULL")
+        culture = self.plan.dialect.dates
+        assert isinstance(culture, CultureDates)
+        zone = culture._zone
+        days: list[tuple[object, ...]] = []
+        for text in sorted({d for d, _ in parts}):
             try:
-                parsed.append((value, micros(parse(value)), True))
-            except ValueError:
-                parsed.append((value, None, False))
-        extra = self.name("dates_py")
-        columns = {"text": "VARCHAR", "micros": "BIGINT", "ok": "BOOLEAN"}
-        self.db.execute(f"CREATE TABLE {extra} (text VARCHAR, micros BIGINT, ok BOOLEAN)")
-        self.db.insert(extra, columns, parsed)
-        final = self.name("dates_all")
-        self.db.execute(
-            f"CREATE TABLE {final} AS SELECT d.text, coalesce(d.micros, p.micros) AS micros, "
-            f"d.micros IS NOT NULL OR coalesce(p.ok, false) AS ok "
-            f"FROM {table} d LEFT JOIN {extra} p ON p.text = d.text"
-        )
-        return final
+                midnight = culture._day(text)
+            except (ValueError, OverflowError):
+                days.append((text, None, None))
+                continue
+            local = None
+            if zone is not UTC and 1 < midnight.year < 9999:
+                naive = midnight.replace(tzinfo=None)
+                start = zone.utcoffset(naive)
+                end = zone.utcoffset(naive + timedelta(days=1, microseconds=-1))
+                if start is not None and start == end:
+                    local = micros(midnight - start)
+            days.append((text, micros(midnight), local))
+        clocks: list[tuple[object, ...]] = []
+        for text in sorted({k for _, k in parts if k is not None}):
+            try:
+                clocks.append((text, culture._clock(text) // timedelta(microseconds=1)))
+            except (ValueError, OverflowError):
+                clocks.append((text, None))
+        day_table, clock_table = self.name("days"), self.name("clocks")
+        day_columns = {"text": "VARCHAR", "utc": "BIGINT", "local": "BIGINT"}
+        clock_columns = {"text": "VARCHAR", "micros": "BIGINT"}
+        for table, columns, rows in (
+            (day_table, day_columns, days),
+            (clock_table, clock_columns, clocks),
+        ):
+            body = ", ".join(f"{c} {t}" for c, t in columns.items())
+            self.db.execute(f"CREATE TEMP TABLE {table} ({body})")
+            self.db.insert(table, columns, rows)
+        return day_table, clock_table
 
-    def _date_sql(self) -> str:
-        """CultureDates' arithmetic for the shapes of _DATE; NULL where Python must decide."""
+    def _date_columns(self) -> tuple[str, str]:
+        """Per date cell, what CultureDates splits it into: whether a UTC suffix names the
+        zone, the day part, the clock part, and whether nothing else (a '. ' in cs-CZ dates,
+        a space that rstrip() would remove) could change them. Two select lists: over the
+        cells, then over those."""
+        first, second = ["*"], ["*"]
+        for field in _DATE_FIELDS:
+            cell = self.cell(field)
+            if cell is None:
+                continue
+            four = " OR ".join(f"suffix({cell}, ' {z}')" for z in ("GMT", "UTC", "gmt", "utc"))
+            two = f"suffix({cell}, ' Z') OR suffix({cell}, ' z')"
+            first.append(
+                f"coalesce({four} OR {two}, false) AS {field}_zoned, CASE WHEN {four} THEN "
+                f"{cell}[1:-5] WHEN {two} THEN {cell}[1:-3] ELSE {cell} END AS {field}_body"
+            )
+            body = f"{field}_body"
+            day = f"split_part({body}, ' ', 1)"
+            second.append(
+                f"{day} AS {field}_day, CASE WHEN contains({body}, ' ') THEN "
+                f"{body}[length({day}) + 2:] ELSE '' END AS {field}_clock, "
+                f"coalesce(NOT contains({body}, '. ') AND (NOT {field}_zoned OR "
+                f"(length({body}) > 0 AND ord({body}[-1]) BETWEEN 33 AND 126)), false) "
+                f"AS {field}_plain"
+            )
+        return ", ".join(first), ", ".join(second)
 
-        def number(group: str) -> str:
-            return f"TRY_CAST(nullif(m.{group}, '') AS INTEGER)"
-
-        order = self.plan.date_order
-        if order == "mdy":
-            month, day = number("a"), number("b")
-        elif order == "dmy":
-            month, day = number("b"), number("a")
-        else:  # ymd: a short first field is a two-digit year; Python decides
-            month = day = "NULL::INTEGER"
-        year = f"coalesce({number('y')}, {number('dy')}, {number('iy')})"
-        month = f"CASE WHEN m.y <> '' THEN {month} WHEN m.dy <> '' THEN {number('dm')} ELSE {number('im')} END"
-        day = f"CASE WHEN m.y <> '' THEN {day} WHEN m.dy <> '' THEN {number('dd')} ELSE {number('id')} END"
-        hour = number("h")
-        clock_hour = (
-            f"CASE WHEN m.ap = '' THEN {hour} WHEN upper(m.ap) = 'PM' "
-            f"THEN {hour} % 12 + 12 ELSE {hour} % 12 END"
-        )
-        minute, second = number("mi"), f"coalesce({number('s')}, 0)"
-        midnight = f"try(make_date({year}, {month}, {day}))"
-        utc = isinstance(self.plan.dialect.dates, CultureDates) and self._zone_is_utc()
-        valid = " AND ".join(
-            [
-                f"{year} >= 1",
-                f"{midnight} IS NOT NULL",
-                f"(m.h = '' OR ({minute} <= 59 AND {second} <= 59 AND CASE WHEN m.ap = '' "
-                f"THEN {hour} <= 23 ELSE {hour} BETWEEN 1 AND 12 END))",
-                "true" if utc else "m.tz <> ''",
-            ]
-        )
-        offset = f"CASE WHEN m.h = '' THEN 0 ELSE (({clock_hour}) * 60 + {minute}) * 60 + {second} END"
-        return (
-            f"CASE WHEN m.y || m.dy || m.iy <> '' AND {valid} THEN "
-            f"epoch_us({midnight}::TIMESTAMP) + ({offset})::BIGINT * 1000000 END"
-        )
-
-    def _zone_is_utc(self) -> bool:
-        dates = self.plan.dialect.dates
-        assert isinstance(dates, CultureDates)
-        return dates._zone is UTC
-
-    def _conversion(self, cells: str, maps: dict[str, str]) -> str:
-        """One row per data line: whether SQL converted it, and the ca table's columns."""
+    def _conversion(self, maps: dict[str, str]) -> tuple[str, str, str]:
+        """The SQL over a data line ``v``: the joins, the test that SQL converts the line
+        exactly as the converter would, and the ca table's columns after ``seq``."""
         plan = self.plan
         serial = self.cell("serial")
         assert serial is not None
@@ -417,7 +439,7 @@ class _Native:
         checks = [f"v.width = {self.width}"]
         if self.trailers:
             checks.append("v.lead")
-        checks += [_edges_plain(f"v.c{i}") for i in self.used]
+        checks.append("v.edges")
         checks += [
             f"v.{serial} NOT IN ({self.nulls})",
             f"regexp_full_match(v.{serial}, '{_HEX}+')",
@@ -428,14 +450,25 @@ class _Native:
         checks.append(
             f"({thumb} IS NULL OR regexp_full_match({thumb_bare}, '{_HEX}{{40}}|{_HEX}{{64}}'))"
         )
+        culture = plan.dialect.dates
+        assert isinstance(culture, CultureDates)
+        utc = culture._zone is UTC
         for field, alias in zip(_DATE_FIELDS, ("nb", "na", "rv"), strict=True):
             cell = self.cell(field)
             if cell is None:
                 dates[field] = "NULL::BIGINT"
                 continue
-            joins.append(f"LEFT JOIN {maps['dates']} {alias} ON {alias}.text = v.{cell}")
-            dates[field] = f"CASE WHEN v.{cell} IN ({self.nulls}) THEN NULL ELSE {alias}.micros END"
-            checks.append(f"(v.{cell} IN ({self.nulls}) OR {alias}.ok)")
+            day, clock = f"{alias}d", f"{alias}k"
+            joins.append(f"LEFT JOIN {maps['days']} {day} ON {day}.text = v.{field}_day")
+            joins.append(f"LEFT JOIN {maps['clocks']} {clock} ON {clock}.text = v.{field}_clock")
+            midnight = f"{day}.utc" if utc else f"CASE WHEN v.{field}_zoned THEN {day}.utc ELSE {day}.local END"
+            dates[field] = (
+                f"CASE WHEN v.{cell} IN ({self.nulls}) THEN NULL ELSE {midnight} + {clock}.micros END"
+            )
+            checks.append(
+                f"(v.{cell} IN ({self.nulls}) OR (v.{field}_plain AND ({midnight}) IS NOT NULL "
+                f"AND {clock}.micros IS NOT NULL))"
+            )
         disposition = self.cell("disposition")
         revoked = "NULL::BOOLEAN"
         if disposition is not None:
@@ -483,46 +516,51 @@ class _Native:
             "cloud_pki_leaf_id": "NULL::VARCHAR",
         }
         body = ", ".join(f"{sql} AS {column}" for column, sql in columns.items())
-        return (
-            f"SELECT coalesce({' AND '.join(checks)}, false) AS fast, {body} "
-            f"FROM {self._data(cells)} v {' '.join(joins)}"
-        )
+        return " ".join(joins), f"coalesce({' AND '.join(checks)}, false)", body
 
     def _convert(
         self, cells: str, facts: Facts
     ) -> tuple[int, list[Reject], InputFile | None, InputError | None]:
         db = self.db
-        maps = self._maps(self._data(cells))
-        parsed = self.name("parsed")
-        db.execute(f"CREATE TABLE {parsed} AS {self._conversion(cells, maps)}")
+        data = self._data(cells)
+        joins, fast, columns = self._conversion(self._maps(data))
         used = ", ".join(f"v.c{i}" for i in self.used)
         slow = db.rows(
-            f"SELECT v.line, v.l, v.width, {used} FROM {self._data(cells)} v "
-            f"JOIN (SELECT line FROM {parsed} WHERE NOT fast) USING (line) ORDER BY v.line"
+            f"SELECT v.line, v.l, v.width, {used} FROM {data} v {joins} WHERE NOT {fast} "
+            "ORDER BY v.line"
         )
         records, rejects, trailers, error = self._python_rows(slow, facts)
-        miscounted = self._miscounted(parsed, records, rejects, trailers)
-        limit = "true"
+        slow_lines = [line for line, *_ in slow]
+        miscounted = self._miscounted(cells, slow_lines, trailers)
+        stop = None
         if miscounted is not None:
             # The reader raises at that trailer: what follows it was never yielded.
-            error = miscounted
-            stop = miscounted.line
+            error, stop = miscounted, miscounted.line
             assert stop is not None
             rejects = [r for r in rejects if r.line < stop]
             records = [r for r in records if r.line < stop]
-            limit = f"line < {stop}"
-        python = self.name("python")
-        body = ", ".join(f"{c} {CA_COLUMNS[c]}" for c in CA_COLUMNS)
-        db.execute(f"CREATE TABLE {python} ({body})")
-        db.insert(python, CA_COLUMNS, (ca_row(r, 0) for r in records))
-        columns = ", ".join(_OUTPUT)
-        db.execute(
-            f"INSERT INTO ca (seq, {columns}) SELECT {self.seq_start - 1} + row_number() OVER "
-            f"(ORDER BY line), {columns} FROM (SELECT {columns} FROM {parsed} WHERE fast AND "
-            f"{limit} UNION ALL SELECT {columns} FROM {python} WHERE {limit})"
+            slow_lines = [line for line in slow_lines if line < stop]
+        limit = "" if stop is None else f" AND v.line < {stop}"
+        header = self.plan.header_line
+        blank = db.rows(
+            f"SELECT rowid + 1 FROM {cells} WHERE blank AND rowid + 1 > {header}{limit.replace('v.line', 'rowid + 1')}"
         )
-        ((fast,),) = db.rows(f"SELECT count(*) FROM {parsed} WHERE fast AND {limit}")
-        certificates = fast + len(records)
+        kept = {r.line for r in records}
+        holes = sorted([line for (line,) in blank] + [n for n in slow_lines if n not in kept])
+        first = self.seq_start - header - 1
+        db.insert(
+            "ca",
+            CA_COLUMNS,
+            (ca_row(r, first + r.line - bisect.bisect_left(holes, r.line)) for r in records),
+        )
+        seq, seq_join = self._seq(first, holes)
+        names = ", ".join(_OUTPUT)
+        db.execute(
+            f"INSERT INTO ca (seq, {names}) SELECT {seq}, {columns} FROM {data} v {joins} "
+            f"{seq_join} WHERE {fast}{limit}"
+        )
+        ((lines,),) = db.rows(f"SELECT count(*) FROM {data} v WHERE true{limit}")
+        certificates = lines - len(slow_lines) + len(records)
         if error is not None:
             return certificates, rejects, None, error
         input_file = InputFile(
@@ -534,6 +572,20 @@ class _Native:
             rejected=len(rejects),
         )
         return certificates, rejects, input_file, None
+
+    def _seq(self, first: int, holes: list[int]) -> tuple[str, str]:
+        """``seq`` of a converted line: its place among the file's certificates, counted past
+        the lines before it that are none (blank, skipped or rejected)."""
+        if len(holes) <= _INLINE_HOLES:
+            before = " + ".join(f"(v.line > {h})::BIGINT" for h in holes) or "0"
+            return f"{first} + v.line - ({before})", ""
+        table = self.name("holes")
+        self.db.execute(f"CREATE TEMP TABLE {table} (line BIGINT, before BIGINT)")
+        self.db.insert(
+            table, {"line": "BIGINT", "before": "BIGINT"}, ((h, i + 1) for i, h in enumerate(holes))
+        )
+        seq = f"{first} + v.line - coalesce(h.before, 0)"
+        return seq, f"ASOF LEFT JOIN {table} h ON v.line >= h.line"
 
     def _python_rows(
         self, slow: Sequence[tuple[object, ...]], facts: Facts
@@ -560,9 +612,11 @@ class _Native:
             else:
                 assert isinstance(text, str)
                 if not text.strip():
+                    self._skipped.append(line)
                     continue
                 cells = next(csv.reader([text], delimiter=plan.delimiter, strict=True), [])
             if skipped_line(text, cells, self.trailers):
+                self._skipped.append(line)
                 stated = stated_rows(text) if self.trailers else None
                 if stated is not None:
                     trailers.append((line, stated))
@@ -576,28 +630,26 @@ class _Native:
         return records, rejects, trailers, error
 
     def _miscounted(
-        self,
-        parsed: str,
-        records: list[CaCertificate],
-        rejects: list[Reject],
-        trailers: list[tuple[int, int]],
+        self, cells: str, slow: list[int], trailers: list[tuple[int, int]]
     ) -> InputError | None:
-        """certutil's first "N Rows" line that does not count the records since the last one."""
+        """certutil's first "N Rows" line that does not count the records since the last one.
+
+        Records are the non-blank lines SQL converted plus the Python rows that were not
+        skipped, i.e. every non-blank line but the trailers and one-blank-cell lines."""
         if not trailers:
             return None
-        starts = [0, *(line for line, _ in trailers)]
+        starts = [self.plan.header_line, *(line for line, _ in trailers)]
         bounds = [(start, line, stated) for start, (line, stated) in zip(starts, trailers)]
         values = ", ".join(f"({i}, {a}, {b})" for i, (a, b, _) in enumerate(bounds))
-        fast = dict(
+        lines = dict(
             self.db.rows(
-                f"SELECT t.i, count(p.line) FROM (VALUES {values}) t(i, a, b) LEFT JOIN "
-                f"(SELECT line FROM {parsed} WHERE fast) p ON p.line > t.a AND p.line < t.b "
-                "GROUP BY t.i"
+                f"SELECT t.i, count(c.line) FROM (VALUES {values}) t(i, a, b) LEFT JOIN "
+                f"{self._data(cells)} c ON c.line > t.a AND c.line < t.b GROUP BY t.i"
             )
         )
-        lines = sorted([r.line for r in records] + [r.line for r in rejects])
+        skipped = sorted(self._skipped)
         for i, (start, line, stated) in enumerate(bounds):
-            counted = fast.get(i, 0) + sum(1 for n in lines if start < n < line)
+            counted = lines.get(i, 0) - sum(1 for n in skipped if start < n < line)
             if counted != stated:
                 return incomplete(stated, counted, self.plan.source, line)
         return None
