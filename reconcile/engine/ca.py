@@ -168,11 +168,6 @@ def _regex_class(delimiter: str) -> str:
     return "\\" + delimiter if delimiter in "\\^]-[" else delimiter
 
 
-def _edges_plain(cell: str) -> str:
-    """No character str.strip() could remove at either end (conservatively: printable ASCII)."""
-    return f"({cell} = '' OR (ord({cell}[1]) BETWEEN 33 AND 126 AND ord({cell}[-1]) BETWEEN 33 AND 126))"
-
-
 class _Native:
     """One export read by DuckDB; ``load`` returns None when Python must read it instead."""
 
@@ -235,19 +230,23 @@ class _Native:
         # A plain line keeps no text when it starts with a quote: it is neither blank nor a
         # trailer, and its used cells are all the converter reads.
         dated, split = self._date_columns()
+        # No used cell starts or ends with a space (other whitespace: ``spaced``).
+        edges = " AND ".join(
+            f"NOT (starts_with(cells[{i + 1}], ' ') OR suffix(cells[{i + 1}], ' '))"
+            for i in self.used
+        )
         sql = f"""
             CREATE TEMP TABLE {table} AS
             SELECT {split} FROM (SELECT {dated} FROM (
             SELECT l IS NULL AS blank, plain, lead, ok,
-                   coalesce(CASE WHEN plain THEN {self._plain_edges()}
-                                 WHEN ok THEN list_bool_and(list_transform(cells,
-                                     lambda c: {_edges_plain("c")})) END, false) AS edges,
+                   coalesce(NOT spaced AND {edges}, false) AS edges,
                    CASE WHEN NOT plain OR NOT lead THEN l END AS l, len(cells) AS width, {cells}
             FROM (SELECT *, CASE WHEN plain THEN string_split(replace(l, '"', ''), {d})
                                  WHEN ok THEN list_transform(regexp_extract_all({d} || l,
                                      {_quote(self.split)}, 1),
                                      lambda x: {_unquoted("x")}) END AS cells
                   FROM (SELECT l, plain, coalesce(starts_with(l, '"'), false) AS lead,
+                               {self._whitespace()} AS spaced,
                                l IS NULL OR (length(l) <= {_LINE_LIMIT}
                                    AND NOT contains(l, chr(13))
                                    AND CASE WHEN plain THEN true
@@ -269,27 +268,17 @@ class _Native:
             self.db.execute("SET preserve_insertion_order = false")
         return table
 
-    def _plain_edges(self) -> str:
-        """No cell of a plain line starts or ends with what str.strip() removes: the line holds
-        no whitespace but spaces (and a tab delimiter), and no space touches a cell's edge."""
+    def _whitespace(self) -> str:
+        """Whether the line holds whitespace other than spaces (or a tab delimiter): then a
+        cell might start or end with what str.strip() removes, and Python converts it."""
         d = self.plan.delimiter
         controls = [c for c in (9, 11, 12, 28, 29, 30, 31) if chr(c) != d]
         unicode = "".join(
             f"\\x{{{c:x}}}" for c in (0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
         )
         others = f"[{unicode}\\x{{2000}}-\\x{{200a}}]"
-        spaced = [
-            "starts_with(l, ' ')",
-            "suffix(l, ' ')",
-            "starts_with(l, '\" ')",
-            "suffix(l, ' \"')",
-            *(f"contains(l, {_quote(p)})" for p in (d + " ", " " + d, d + '" ', ' "' + d)),
-            *(f"contains(l, chr({c}))" for c in controls),
-        ]
-        return (
-            f"NOT ({' OR '.join(spaced)}) AND (strlen(l) = length(l) "
-            f"OR NOT regexp_matches(l, '{others}'))"
-        )
+        found = " OR ".join(f"contains(l, chr({c}))" for c in controls)
+        return f"({found} OR (strlen(l) <> length(l) AND regexp_matches(l, '{others}')))"
 
     def _trusted(self, cells: str, facts: Facts) -> bool:
         ((count, odd),) = self.db.rows(
