@@ -235,8 +235,13 @@ class _Native:
             f"NOT (starts_with(cells[{i + 1}], ' ') OR suffix(cells[{i + 1}], ' '))"
             for i in self.used
         )
+        dates = [
+            f"{f}_{part}" for f in _DATE_FIELDS if f in self.index for part in ("day", "clock", "zoned")
+        ]
+        kept = ", ".join(["blank", "ok", "lead", "l", "width", *(f"c{i}" for i in self.used), *dates])
         sql = f"""
             CREATE TEMP TABLE {table} AS
+            SELECT {kept}, {self._static()} AS static FROM (
             SELECT {split} FROM (SELECT {dated} FROM (
             SELECT l IS NULL AS blank, plain, lead, ok,
                    coalesce(NOT spaced AND {edges}, false) AS edges,
@@ -257,7 +262,7 @@ class _Native:
                               FROM read_csv(?, columns={{'l': 'VARCHAR'}}, header=false,
                                    delim=chr(1), quote='', escape='', encoding='{encoding}',
                                    auto_detect=false, strict_mode=false,
-                                   max_line_size={4 * _LINE_LIMIT}))))))
+                                   max_line_size={4 * _LINE_LIMIT})))))))
         """
         self.db.execute("SET preserve_insertion_order = true")
         try:
@@ -267,6 +272,37 @@ class _Native:
         finally:
             self.db.execute("SET preserve_insertion_order = false")
         return table
+
+    def _static(self) -> str:
+        """What makes SQL's conversion of a line exact without the lookup tables: the header's
+        width, cells strip() leaves alone, a bare hex serial and thumbprint, date cells in the
+        shape CultureDates splits at its first space, request ids the converter keeps."""
+        serial = self.cell("serial")
+        assert serial is not None
+        checks = [f"width = {self.width}", "edges"]
+        if self.trailers:
+            checks.append("lead")
+        checks += [
+            f"{serial} NOT IN ({self.nulls})",
+            f"regexp_full_match({serial}, '{_HEX}+')",
+            f"length(ltrim({serial}, '0')) <= 80",
+        ]
+        thumb = self.text("thumbprint")
+        checks.append(
+            f"({thumb} IS NULL OR regexp_full_match(replace({thumb}, ' ', ''), "
+            f"'{_HEX}{{40}}|{_HEX}{{64}}'))"
+        )
+        for field in _DATE_FIELDS:
+            cell = self.cell(field)
+            if cell is not None:
+                checks.append(f"({cell} IN ({self.nulls}) OR {field}_plain)")
+        request = self.text("request_id")
+        if self.plan.dialect.request_id is not None:
+            checks.append(
+                f"({request} IS NULL OR NOT ((contains({request}, '(') AND suffix({request}, ')'))"
+                f" OR {request}[1:2] IN ('0x', '0X')))"
+            )
+        return f"coalesce({' AND '.join(checks)}, false)"
 
     def _whitespace(self) -> str:
         """Whether the line holds whitespace other than spaces (or a tab delimiter): then a
@@ -350,15 +386,17 @@ class _Native:
         """CultureDates' own day and clock parsers over the distinct day and clock parts of
         the date cells: (day -> midnight UTC and, in the CA's zone, local midnight as UTC)."""
         fields = [f for f in _DATE_FIELDS if f in self.index]
-        union = " UNION ".join(f"SELECT {f}_day AS d, {f}_clock AS k FROM {data}" for f in fields)
-        if not union:
-            union = "SELECT NULL::VARCHAR AS d, NULL::VARCHAR AS k WHERE false"
-        parts = self.db.rows(f"SELECT DISTINCT d, k FROM ({union}) WHERE d IS NOT NULL")
+        def distinct(part: str) -> list[str]:
+            union = " UNION ".join(f"SELECT DISTINCT {f}_{part} AS t FROM {data}" for f in fields)
+            if not union:
+                return []
+            return sorted(t for (t,) in self.db.rows(union) if isinstance(t, str))
+
         culture = self.plan.dialect.dates
         assert isinstance(culture, CultureDates)
         zone = culture._zone
         days: list[tuple[object, ...]] = []
-        for text in sorted({d for d, _ in parts}):
+        for text in distinct("day"):
             try:
                 midnight = culture._day(text)
             except (ValueError, OverflowError):
@@ -373,7 +411,7 @@ class _Native:
                     local = micros(midnight - start)
             days.append((text, micros(midnight), local))
         clocks: list[tuple[object, ...]] = []
-        for text in sorted({k for _, k in parts if k is not None}):
+        for text in distinct("clock"):
             try:
                 clocks.append((text, culture._clock(text) // timedelta(microseconds=1)))
             except (ValueError, OverflowError):
@@ -425,20 +463,9 @@ class _Native:
         assert serial is not None
         joins = []
         dates: dict[str, str] = {}
-        checks = [f"v.width = {self.width}"]
-        if self.trailers:
-            checks.append("v.lead")
-        checks.append("v.edges")
-        checks += [
-            f"v.{serial} NOT IN ({self.nulls})",
-            f"regexp_full_match(v.{serial}, '{_HEX}+')",
-            f"length(ltrim(v.{serial}, '0')) <= 80",
-        ]
+        checks = ["v.static"]
         thumb = self.text("thumbprint", "v.")
         thumb_bare = f"replace({thumb}, ' ', '')"
-        checks.append(
-            f"({thumb} IS NULL OR regexp_full_match({thumb_bare}, '{_HEX}{{40}}|{_HEX}{{64}}'))"
-        )
         culture = plan.dialect.dates
         assert isinstance(culture, CultureDates)
         utc = culture._zone is UTC
@@ -455,7 +482,7 @@ class _Native:
                 f"CASE WHEN v.{cell} IN ({self.nulls}) THEN NULL ELSE {midnight} + {clock}.micros END"
             )
             checks.append(
-                f"(v.{cell} IN ({self.nulls}) OR (v.{field}_plain AND ({midnight}) IS NOT NULL "
+                f"(v.{cell} IN ({self.nulls}) OR (({midnight}) IS NOT NULL "
                 f"AND {clock}.micros IS NOT NULL))"
             )
         disposition = self.cell("disposition")
@@ -470,11 +497,6 @@ class _Native:
             f"ELSE {dates['revoked_at']} END"
         )
         request = self.text("request_id", "v.")
-        if plan.dialect.request_id is not None:
-            checks.append(
-                f"({request} IS NULL OR NOT ((contains({request}, '(') AND suffix({request}, ')'))"
-                f" OR {request}[1:2] IN ('0x', '0X')))"
-            )
         template = self.cell("template")
         template = "NULL::VARCHAR" if template is None else f"v.{template}"
         joins.append(f"LEFT JOIN {maps['templates']} tm ON tm.text = {template}")
