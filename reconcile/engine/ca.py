@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import csv
 import itertools
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -44,6 +45,8 @@ from reconcile.engine.tables import CA_COLUMNS, ca_row, load_certificates, micro
 from reconcile.errors import InputError
 from reconcile.identity import common_name
 from reconcile.model import CaCertificate, InputFile, Reject
+
+log = logging.getLogger("reconcile.engine")
 
 NATIVE_FORMATS = frozenset({CaFormat.CERTUTIL, CaFormat.PSPKI})
 # TextSource's encoding label -> (DuckDB's encoding, the codec the byte scan decodes with)
@@ -78,6 +81,8 @@ class Loaded:
     notes: tuple[str, ...]
     zone_note: str | None
     native: bool
+    in_sql: int = 0
+    """Certificates SQL converted itself (the rest went through the reader's converter)."""
 
 
 def load_export(
@@ -95,7 +100,7 @@ def load_export(
                 if own:
                     scanner.close()
             if native is not None:
-                certificates, rejects, input_file, error = native
+                certificates, in_sql, rejects, input_file, error = native
                 return Loaded(
                     certificates,
                     rejects,
@@ -104,6 +109,7 @@ def load_export(
                     tuple(reader.notes),
                     reader.zone_note,
                     True,
+                    in_sql,
                 )
         return load_stream(db, reader, seq_start)
 
@@ -209,7 +215,9 @@ class _Native:
             return "NULL::VARCHAR"
         return f"CASE WHEN {prefix}{cell} IN ({self.nulls}) THEN NULL ELSE {prefix}{cell} END"
 
-    def load(self, scanner: Scanner) -> tuple[int, list[Reject], InputFile | None, InputError | None] | None:
+    def load(
+        self, scanner: Scanner
+    ) -> tuple[int, int, list[Reject], InputFile | None, InputError | None] | None:
         duck_encoding, codec = _ENCODINGS[self.plan.encoding]
         future = scanner.submit(self.plan.path, codec)
         try:
@@ -531,7 +539,7 @@ class _Native:
 
     def _convert(
         self, cells: str, facts: Facts
-    ) -> tuple[int, list[Reject], InputFile | None, InputError | None]:
+    ) -> tuple[int, int, list[Reject], InputFile | None, InputError | None]:
         db = self.db
         data = self._data(cells)
         joins, fast, columns = self._conversion(self._maps(data))
@@ -571,9 +579,16 @@ class _Native:
             f"{seq_join} WHERE {fast}{limit}"
         )
         ((lines,),) = db.rows(f"SELECT count(*) FROM {data} v WHERE true{limit}")
-        certificates = lines - len(slow_lines) + len(records)
+        in_sql = lines - len(slow_lines)
+        certificates = in_sql + len(records)
+        log.debug(
+            "%s: %d certificates converted in SQL, %d lines through the converter",
+            self.plan.source,
+            in_sql,
+            len(slow_lines),
+        )
         if error is not None:
-            return certificates, rejects, None, error
+            return certificates, in_sql, rejects, None, error
         input_file = InputFile(
             path=self.plan.source,
             kind="ca-export",
@@ -582,7 +597,7 @@ class _Native:
             rows=certificates + len(rejects),
             rejected=len(rejects),
         )
-        return certificates, rejects, input_file, None
+        return certificates, in_sql, rejects, input_file, None
 
     def _seq(self, first: int, holes: list[int]) -> tuple[str, str]:
         """``seq`` of a converted line: its place among the file's certificates, counted past
