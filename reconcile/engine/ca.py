@@ -322,6 +322,9 @@ class _Native:
         )
         others = f"[{unicode}\\x{{2000}}-\\x{{200a}}]"
         found = " OR ".join(f"contains(l, chr({c}))" for c in controls)
+        if d == "\t":
+            # A tab inside a quoted cell is no delimiter: it may sit at the cell's edge.
+            found += " OR (NOT plain AND contains(l, chr(9)))"
         return f"({found} OR (strlen(l) <> length(l) AND regexp_matches(l, '{others}')))"
 
     def _trusted(self, cells: str, facts: Facts) -> bool:

@@ -460,3 +460,25 @@ def test_mutated_exports_read_the_same_both_ways(
             data = encoded(data, "utf-16")
     with written(data) as path:
         same_both_ways(path, options)
+
+
+def test_many_rejects_between_certificates_keep_every_seq() -> None:
+    header = '"Issued Request ID","Serial Number","Certificate Effective Date"'
+    lines = [header]
+    for n in range(1, 201):
+        serial = "zz" if n % 3 == 0 else f"{n:x}"
+        lines.append(f'"{n}","{serial}","4/25/2026 7:36 PM"')
+        if n % 7 == 0:
+            lines.append("")
+    with written(("\r\n".join(lines) + "\r\n").encode()) as path:
+        loaded = same_both_ways(path, ReaderOptions())
+    assert loaded is not None and loaded.native and len(loaded.rejects) == 66
+
+
+def test_a_tab_inside_a_quoted_cell_of_a_tab_delimited_export() -> None:
+    header = "\t".join(f'"{h}"' for h in PSPKI_HEADER[:7])
+    row = ["1", "\tCONTOSO\\svc", "PC\t1", "CN=PC", "4/25/2026 7:36 PM", "4/25/2027 7:36 PM", "0a"]
+    text = header + "\r\n" + "\t".join(f'"{c}"' for c in row) + "\r\n"
+    with written(text.encode()) as path:
+        loaded = same_both_ways(path, ReaderOptions())
+    assert loaded is not None
