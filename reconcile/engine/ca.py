@@ -244,9 +244,14 @@ class _Native:
             for i in self.used
         )
         dates = [
-            f"{f}_{part}" for f in _DATE_FIELDS if f in self.index for part in ("day", "clock", "zoned")
+            f"{f}_{part}"
+            for f in _DATE_FIELDS
+            if f in self.index
+            for part in ("day", "clock", "zoned")
         ]
-        kept = ", ".join(["blank", "ok", "lead", "l", "width", *(f"c{i}" for i in self.used), *dates])
+        kept = ", ".join(
+            ["blank", "ok", "lead", "l", "width", *(f"c{i}" for i in self.used), *dates]
+        )
         sql = f"""
             CREATE TEMP TABLE {table} AS
             SELECT {kept}, {self._static()} AS static FROM (
@@ -335,7 +340,10 @@ class _Native:
         return bool(count == facts.lines and not odd)
 
     def _data(self, cells: str) -> str:
-        return f"(SELECT rowid + 1 AS line, * FROM {cells} WHERE rowid + 1 > {self.plan.header_line} AND NOT blank)"
+        header = self.plan.header_line
+        return (
+            f"(SELECT rowid + 1 AS line, * FROM {cells} WHERE rowid + 1 > {header} AND NOT blank)"
+        )
 
     def _distinct(self, data: str, field: str, where: str = "true") -> list[str]:
         cell = self.cell(field)
@@ -349,7 +357,7 @@ class _Native:
         plan = self.plan
         nulls = plan.dialect.nulls
         split = _Templates()
-        tables: dict[str, tuple[dict[str, str], list[tuple[object, ...]]]] = {}
+        tables: dict[str, tuple[dict[str, str], Sequence[tuple[object, ...]]]] = {}
         templates = []
         for value in self._distinct(data, "template"):
             if value in nulls:
@@ -397,6 +405,7 @@ class _Native:
         """CultureDates' own day and clock parsers over the distinct day and clock parts of
         the date cells: (day -> midnight UTC and, in the CA's zone, local midnight as UTC)."""
         fields = [f for f in _DATE_FIELDS if f in self.index]
+
         def distinct(part: str) -> list[str]:
             union = " UNION ".join(f"SELECT DISTINCT {f}_{part} AS t FROM {data}" for f in fields)
             if not union:
@@ -488,9 +497,14 @@ class _Native:
             day, clock = f"{alias}d", f"{alias}k"
             joins.append(f"LEFT JOIN {maps['days']} {day} ON {day}.text = v.{field}_day")
             joins.append(f"LEFT JOIN {maps['clocks']} {clock} ON {clock}.text = v.{field}_clock")
-            midnight = f"{day}.utc" if utc else f"CASE WHEN v.{field}_zoned THEN {day}.utc ELSE {day}.local END"
+            midnight = (
+                f"{day}.utc"
+                if utc
+                else f"CASE WHEN v.{field}_zoned THEN {day}.utc ELSE {day}.local END"
+            )
             dates[field] = (
-                f"CASE WHEN v.{cell} IN ({self.nulls}) THEN NULL ELSE {midnight} + {clock}.micros END"
+                f"CASE WHEN v.{cell} IN ({self.nulls}) THEN NULL "
+                f"ELSE {midnight} + {clock}.micros END"
             )
             checks.append(
                 f"(v.{cell} IN ({self.nulls}) OR (({midnight}) IS NOT NULL "
@@ -511,8 +525,12 @@ class _Native:
         template = self.cell("template")
         template = "NULL::VARCHAR" if template is None else f"v.{template}"
         joins.append(f"LEFT JOIN {maps['templates']} tm ON tm.text = {template}")
-        joins.append(f"LEFT JOIN {maps['names']} tn ON tn.text = {self.text('template_name', 'v.')}")
-        joins.append(f"LEFT JOIN {maps['configs']} cm ON cm.text = {self.text('config_string', 'v.')}")
+        joins.append(
+            f"LEFT JOIN {maps['names']} tn ON tn.text = {self.text('template_name', 'v.')}"
+        )
+        joins.append(
+            f"LEFT JOIN {maps['configs']} cm ON cm.text = {self.text('config_string', 'v.')}"
+        )
         joins.append(f"LEFT JOIN {maps['subjects']} sm ON sm.text = {self.text('subject', 'v.')}")
         name = self.text("template_name", "v.")
         default = "NULL" if plan.issuer is None else _quote(plan.issuer)
@@ -564,8 +582,9 @@ class _Native:
             slow_lines = [line for line in slow_lines if line < stop]
         limit = "" if stop is None else f" AND v.line < {stop}"
         header = self.plan.header_line
+        before = "" if stop is None else f" AND rowid + 1 < {stop}"
         blank = db.rows(
-            f"SELECT rowid + 1 FROM {cells} WHERE blank AND rowid + 1 > {header}{limit.replace('v.line', 'rowid + 1')}"
+            f"SELECT rowid + 1 FROM {cells} WHERE blank AND rowid + 1 > {header}{before}"
         )
         kept = {r.line for r in records}
         holes = sorted([line for (line,) in blank] + [n for n in slow_lines if n not in kept])
@@ -668,7 +687,9 @@ class _Native:
         if not trailers:
             return None
         starts = [self.plan.header_line, *(line for line, _ in trailers)]
-        bounds = [(start, line, stated) for start, (line, stated) in zip(starts, trailers)]
+        bounds = [
+            (start, line, stated) for start, (line, stated) in zip(starts, trailers, strict=False)
+        ]
         values = ", ".join(f"({i}, {a}, {b})" for i, (a, b, _) in enumerate(bounds))
         lines = dict(
             self.db.rows(

@@ -193,7 +193,9 @@ def test_a_cut_last_row_is_the_readers_error_after_every_row() -> None:
 
 
 def test_odd_lines_go_through_the_converter_and_keep_their_place() -> None:
-    header = '"Issued Request ID","Serial Number","Certificate Effective Date","Request Disposition"'
+    header = (
+        '"Issued Request ID","Serial Number","Certificate Effective Date","Request Disposition"'
+    )
     lines = [
         header,
         '"1","0a","4/25/2026 7:36 PM","20"',
@@ -273,7 +275,11 @@ _MONTH_DAY = st.tuples(st.integers(1, 12), st.integers(1, 31), st.integers(1990,
 def culture_dates(draw: st.DrawFn) -> str:
     """A date the way some culture prints it (or a bad one)."""
     month, day, year = draw(_MONTH_DAY)
-    hour, minute, second = draw(st.integers(0, 23)), draw(st.integers(0, 59)), draw(st.integers(0, 59))
+    hour, minute, second = (
+        draw(st.integers(0, 23)),
+        draw(st.integers(0, 59)),
+        draw(st.integers(0, 59)),
+    )
     shape = draw(st.sampled_from(["us", "us-s", "eu", "dotted", "iso", "cs", "bad", "odd"]))
     if shape == "us":
         twelve = hour % 12 or 12
@@ -289,13 +295,26 @@ def culture_dates(draw: st.DrawFn) -> str:
     elif shape == "cs":
         text = f"{day}. {month}. {year} {hour}:{minute:02}:{second:02}"
     elif shape == "bad":
-        text = draw(st.sampled_from(["31/31/2026 7:00 PM", "2/30/2026 1:00", "soon", "1/2/2026 25:00"]))
+        text = draw(
+            st.sampled_from(["31/31/2026 7:00 PM", "2/30/2026 1:00", "soon", "1/2/2026 25:00"])
+        )
     else:
         text = draw(
             st.sampled_from(
-                ["1/2/2026 13:00 PM", "1/2/2026 12:00 am", "1/2/26 1:00", "1/2/2026", "1-2-2026 1:02",
-                 "0001-01-01 00:00:00", "9999-12-31 23:59:59", "3/29/2026 2:30", "10/25/2026 2:30",
-                 "1/2/2026 7:04  GMT", "1/2/2026 7:04:05.123", "2026-01-02T03:04:05Z"]
+                [
+                    "1/2/2026 13:00 PM",
+                    "1/2/2026 12:00 am",
+                    "1/2/26 1:00",
+                    "1/2/2026",
+                    "1-2-2026 1:02",
+                    "0001-01-01 00:00:00",
+                    "9999-12-31 23:59:59",
+                    "3/29/2026 2:30",
+                    "10/25/2026 2:30",
+                    "1/2/2026 7:04  GMT",
+                    "1/2/2026 7:04:05.123",
+                    "2026-01-02T03:04:05Z",
+                ]
             )
         )
     suffix = draw(st.sampled_from(["", "", " GMT", " UTC", " Z", " utc"]))
@@ -314,8 +333,20 @@ THUMBS = st.one_of(
 )
 TEXTS = st.one_of(
     st.sampled_from(
-        ["PC-01", "CN=PC-01", "CN=PC-1, O=Contoso", "CN=\"a, b\"", "Straße ", "\u00a0PC", "PC\t", "",
-         "EMPTY", "CONTOSO\\svc-ndes", "ca01.corp\\Contoso Issuing CA", "Maximum Row Index: 5"]
+        [
+            "PC-01",
+            "CN=PC-01",
+            "CN=PC-1, O=Contoso",
+            'CN="a, b"',
+            "Straße ",
+            "\u00a0PC",
+            "PC\t",
+            "",
+            "EMPTY",
+            "CONTOSO\\svc-ndes",
+            "ca01.corp\\Contoso Issuing CA",
+            "Maximum Row Index: 5",
+        ]
     ),
     st.text(
         alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00\x01"),
@@ -323,10 +354,28 @@ TEXTS = st.one_of(
     ),
 )
 TEMPLATES = st.sampled_from(
-    ["Machine", "1.3.6.1.4.1.311.21.8.1.2 Intune-SCEP", "1.2.3.4", "SubCA", "CAExchange", "", "EMPTY"]
+    [
+        "Machine",
+        "1.3.6.1.4.1.311.21.8.1.2 Intune-SCEP",
+        "1.2.3.4",
+        "SubCA",
+        "CAExchange",
+        "",
+        "EMPTY",
+    ]
 )
 DISPOSITIONS = st.sampled_from(
-    ["20", "21", "20 -- Issued", "21 -- Revoked", "0x15 (21) -- Revoked", "31", "Issued", "", "EMPTY"]
+    [
+        "20",
+        "21",
+        "20 -- Issued",
+        "21 -- Revoked",
+        "0x15 (21) -- Revoked",
+        "31",
+        "Issued",
+        "",
+        "EMPTY",
+    ]
 )
 REQUEST_IDS = st.one_of(
     st.integers(1, 10**6).map(str), st.sampled_from(["0xb (11)", "0x1f", "(7)", "", "EMPTY"])
@@ -424,9 +473,23 @@ def test_generated_exports_read_the_same_both_ways(data: bytes, options: ReaderO
         same_both_ways(path, options)
 
 
-SEEDS = [FIXTURES / "ca" / n for n in ("certutil-en.csv", "certutil-trailer.csv", "pspki-issued.csv")]
+SEEDS = [
+    FIXTURES / "ca" / n for n in ("certutil-en.csv", "certutil-trailer.csv", "pspki-issued.csv")
+]
 SEEDS.append(FIXTURES / "cli" / "issued.csv")
-TOKENS = [b",", b";", b" ", b"\r\n", b"\n", b"EMPTY", b"\xc3\xa4", b"\xc2\xa0", b"0x", b"PM", b" GMT"]
+TOKENS = [
+    b",",
+    b";",
+    b" ",
+    b"\r\n",
+    b"\n",
+    b"EMPTY",
+    b"\xc3\xa4",
+    b"\xc2\xa0",
+    b"0x",
+    b"PM",
+    b" GMT",
+]
 TOKENS += [b"13/", b"/31/", b"2/29/2023", b"--", b"(", b")", b"21", b"0", b"F", b":", b'"', b"\r"]
 TOKENS += [b"\x00", b"\xff", b"5 Rows\r\n", b"\r\n\r\n", b"\t", b". "]
 
