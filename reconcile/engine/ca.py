@@ -174,6 +174,11 @@ def _regex_class(delimiter: str) -> str:
     return "\\" + delimiter if delimiter in "\\^]-[" else delimiter
 
 
+def _inner(text: str) -> str:
+    """What stands between the first '(' and the last character."""
+    return f"{text}[strpos({text}, '(') + 1:-2]"
+
+
 class _Native:
     """One export read by DuckDB; ``load`` returns None when Python must read it instead."""
 
@@ -311,11 +316,24 @@ class _Native:
                 checks.append(f"({cell} IN ({self.nulls}) OR {field}_plain)")
         request = self.text("request_id")
         if self.plan.dialect.request_id is not None:
+            # `0xb (11)` whose parenthesis holds no plain number: the converter decides.
             checks.append(
-                f"({request} IS NULL OR NOT ((contains({request}, '(') AND suffix({request}, ')'))"
-                f" OR {request}[1:2] IN ('0x', '0X')))"
+                f"({request} IS NULL OR NOT (contains({request}, '(') AND suffix({request}, ')'))"
+                f" OR regexp_full_match({_inner(request)}, ' *[0-9]+ *'))"
             )
         return f"coalesce({' AND '.join(checks)}, false)"
+
+    def _request_id(self, request: str) -> str:
+        """certutil_request_id in SQL: `0xb (11)` -> `11`, `0xb` -> `11`, else the text."""
+        if self.plan.dialect.request_id is None:
+            return request
+        inner = _inner(request)
+        return (
+            f"CASE WHEN contains({request}, '(') AND suffix({request}, ')') "
+            f"AND regexp_full_match({inner}, ' *[0-9]+ *') THEN trim({inner}) "
+            f"WHEN regexp_full_match({request}, '0[xX]{_HEX}{{1,16}}') "
+            f"THEN CAST(CAST({request} AS UBIGINT) AS VARCHAR) ELSE {request} END"
+        )
 
     def _whitespace(self) -> str:
         """Whether the line holds whitespace other than spaces (or a tab delimiter): then a
@@ -544,7 +562,7 @@ class _Native:
             "requester": self.text("requester", "v."),
             "template_oid": f"coalesce({self.text('template_oid', 'v.')}, tm.oid)",
             "template_name": f"coalesce({name}, tm.name)",
-            "request_id": request,
+            "request_id": self._request_id(request),
             "not_before": dates["not_before"],
             "not_after": dates["not_after"],
             "revoked_at": revoked_at,
