@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.engine.ca import Loaded, eligible, load_export
 from reconcile.engine.db import Database
-from reconcile.engine.files import scan
 from reconcile.engine.tables import CA_COLUMNS, ca_row, create_tables
 from reconcile.errors import InputError
 from reconcile.model import CaCertificate, InputFile, Reject
@@ -217,17 +216,6 @@ def test_odd_lines_go_through_the_converter_and_keep_their_place() -> None:
     with written(text.encode()) as path:
         loaded = same_both_ways(path, ReaderOptions())
     assert loaded is not None and loaded.native and len(loaded.rejects) == 4
-
-
-def test_the_byte_scan_counts_lines_as_python_does(tmp_path: Path) -> None:
-    for data in (b"a\r\nb\r\n", b"a\r\nb", b"a\nb\r\n\r\n", b"", b"a\rb\r\n"):
-        path = tmp_path / "f.csv"
-        path.write_bytes(data)
-        facts = scan(path, "utf-8")
-        with path.open("rb") as handle:
-            assert facts.lines == sum(1 for _ in handle)
-        assert facts.suspicious == (b"\rb" in data)
-        assert facts.ends_with_newline == data.endswith(b"\n")
 
 
 def test_a_forced_encoding_is_left_to_python() -> None:
