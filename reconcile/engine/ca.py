@@ -230,7 +230,18 @@ class _Native:
             facts = future.result()
             if cells is None or facts.suspicious or not self._trusted(cells, facts):
                 return None
-            return self._convert(cells, facts)
+            try:
+                return self._convert(cells, facts)
+            except duckdb.Error as exc:
+                # Never seen; the Python reader reads the file instead of a traceback.
+                log.debug(
+                    "%s: engine read failed (%s); reading it in Python", self.plan.source, exc
+                )
+                self.db.execute(
+                    "DELETE FROM ca WHERE source = ? AND seq >= ?",
+                    [self.plan.source, self.seq_start],
+                )
+                return None
         finally:
             for table in reversed(self.tables):
                 self.db.execute(f"DROP TABLE IF EXISTS {table}")

@@ -533,3 +533,22 @@ def test_a_tab_inside_a_quoted_cell_of_a_tab_delimited_export() -> None:
     with written(text.encode()) as path:
         loaded = same_both_ways(path, ReaderOptions())
     assert loaded is not None
+
+
+def test_an_engine_failure_mid_load_leaves_the_file_to_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import duckdb
+
+    from reconcile.engine import ca
+
+    def broken(self: ca._Native, cells: str, facts: object) -> None:
+        self.db.execute(
+            f"INSERT INTO ca (seq, serial, source, line) VALUES ({self.seq_start}, '1', ?, 2)",
+            [self.plan.source],
+        )
+        raise duckdb.ConversionException("boom")
+
+    monkeypatch.setattr(ca._Native, "_convert", broken)
+    loaded = same_both_ways(FIXTURES / "ca" / "certutil-en.csv", ReaderOptions())
+    assert loaded is not None and not loaded.native
