@@ -31,11 +31,14 @@ def _child(path: Path, mode: str) -> None:
         reader = ExportReader(path, ReaderOptions())
         opened = time.perf_counter() - started
         if mode == "reader":
+            count = rejects = 0
             with reader:
-                items = list(reader)
-            count = sum(1 for item in items if isinstance(item, CaCertificate))
-            rejects, native = len(items) - count, False
-            del items
+                for item in reader:
+                    if isinstance(item, CaCertificate):
+                        count += 1
+                    else:
+                        rejects += 1
+            native = False
         else:
             loaded = load_export(db, reader, 0) if mode == "native" else load_stream(db, reader, 0)
             ((count,),) = db.rows("SELECT count(*) FROM ca")
