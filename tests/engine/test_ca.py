@@ -113,6 +113,10 @@ def encoded(data: bytes, how: str) -> bytes:
     text = data.decode("utf-8-sig")
     if how == "utf-8-sig":
         return codecs.BOM_UTF8 + text.encode("utf-8")
+    if how == "utf-16-nobom":
+        return text.encode("utf-16-le")
+    if how == "utf-16-be":
+        return codecs.BOM_UTF16_BE + text.encode("utf-16-be")
     return codecs.BOM_UTF16_LE + text.encode("utf-16-le")
 
 
@@ -131,7 +135,7 @@ def test_the_fixtures_hold_certutil_and_pspki_exports() -> None:
 
 
 @pytest.mark.parametrize("path", EXPORTS, ids=lambda p: str(p.relative_to(FIXTURES)))
-@pytest.mark.parametrize("how", ["utf-8", "utf-8-sig", "utf-16"])
+@pytest.mark.parametrize("how", ["utf-8", "utf-8-sig", "utf-16", "utf-16-nobom", "utf-16-be"])
 @pytest.mark.parametrize("options", OPTIONS, ids=["default", "issuer", "dmy", "berlin", "es"])
 def test_every_fixture_export_reads_the_same_both_ways(
     path: Path, how: str, options: ReaderOptions
@@ -156,7 +160,7 @@ def test_every_fixture_export_reads_the_same_both_ways(
         "cli/issued.csv",
     ],
 )
-@pytest.mark.parametrize("how", ["utf-8", "utf-16"])
+@pytest.mark.parametrize("how", ["utf-8", "utf-8-sig", "utf-16", "utf-16-nobom"])
 def test_duckdb_reads_the_certutil_and_pspki_fixtures_itself(name: str, how: str) -> None:
     with written(encoded((FIXTURES / name).read_bytes(), how)) as path:
         loaded = same_both_ways(path, ReaderOptions())
