@@ -24,7 +24,7 @@ from reconcile.timeparse import parse_iso
 
 if TYPE_CHECKING:
     from reconcile.graph.client import GraphClient
-    from reconcile.intune.snapshot import SnapshotSource
+    from reconcile.intune.snapshot import SnapshotFiles
 
 log = logging.getLogger("reconcile.intune")
 
@@ -171,7 +171,7 @@ def fetch_connectors(client: GraphClient, sink: ConnectorSink) -> list[str]:
 
 
 def load_connectors(
-    snapshot: SnapshotSource, as_of: datetime, stale_hours: float
+    snapshot: SnapshotFiles, as_of: datetime, stale_hours: float
 ) -> ConnectorHealth | None:
     """The snapshot's connectors, or None for a snapshot taken before they were collected."""
     note = snapshot.metadata.get(COLLECTION)

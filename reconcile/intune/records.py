@@ -197,6 +197,8 @@ _STATE = msgspec.json.Decoder(_State)
 _REPORT = msgspec.json.Decoder(_ReportRow)
 _DEVICE = msgspec.json.Decoder(_Device)
 _PROFILE = msgspec.json.Decoder(_Profile)
+STATE_DECODER, DEVICE_DECODER = _STATE, _DEVICE
+"""For a type check of a whole line without building a record (the engine's byte pass)."""
 _T = TypeVar("_T")
 
 

@@ -37,10 +37,10 @@ import shutil
 import stat
 import tempfile
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from reconcile import __version__
 from reconcile.ca import cloudpki
@@ -145,13 +145,14 @@ def _needed(metadata: Mapping[str, Any]) -> list[str]:
     return [_SOURCE_COLLECTIONS[s] for s in sources if s in _SOURCE_COLLECTIONS]
 
 
-class SnapshotSource:
-    """An opened snapshot: the join's compact view (``side``) plus the open files that full
-    records are read back from, by line, when the join keeps a verdict.
+class SnapshotFiles:
+    """An opened snapshot without its certificate records: metadata, provenance, rejects,
+    profiles and Cloud PKI, and the open files records are read back from.
 
-    Every collection is scanned once when opened: each line is validated exactly as the full
-    decoder would, so a record that scanned cleanly always decodes later. A line that does not
-    is a Reject; a file whose line count differs from the metadata is incomplete data.
+    ``SnapshotSource`` adds the join's Python view of the records; the engine
+    (``reconcile.engine.snapshot``) loads them into its tables instead. Both read every
+    collection in ``COLLECTIONS`` order through ``_collection``, so the same snapshot gives the
+    same rejects, inputs and integrity errors either way.
     """
 
     def __init__(self, directory: Path, report_delivered: ReportStatuses | Iterable[str]):
@@ -165,22 +166,22 @@ class SnapshotSource:
         # The leaf file holds CA data, not Intune data: its rejects go with the CA source.
         self.cloud_pki_input: InputFile | None = None
         self.cloud_pki_rejects: list[Reject] = []
-        self.device_lines = array("q")
         self._handles: dict[int, IO[bytes]] = {}
         self._offsets: dict[int, array[int]] = {}
-        self._by_id: dict[str, int] = {}
-        self._by_name: dict[str, int] = {}
-        self._shared_names: dict[str, list[int]] = {}
-        entries: list[Entry] = []
+
+    def _read_all(self) -> None:
+        """Read every listed collection in order; closes the files on any failure."""
         counts: dict[str, Any] = self.metadata["counts"]
         try:
             for name in COLLECTIONS:
-                self._scan(name, counts, entries)
+                path = self._listed(name, counts)
+                if path is not None:
+                    self._collection(COLLECTIONS.index(name), path, counts[name])
             states = counts.get("certificate_states", 0)
-            if "managed_devices" in counts and not self._by_id and states:
+            if "managed_devices" in counts and not self._has_devices() and states:
                 # Every device would look gone from Intune, its certificates planned for revocation.
                 raise IncompleteDataError(
-                    f"{directory}: no managed device while {states} certificate states name "
+                    f"{self.path}: no managed device while {states} certificate states name "
                     "devices: the device list is incomplete (DeviceManagementManagedDevices."
                     "Read.All missing, or a partial fetch); fetch again"
                 )
@@ -188,10 +189,6 @@ class SnapshotSource:
             self.close()
             raise
         self.report_delivered.warn_unknown()
-        devices = None
-        if "managed_devices" in counts:
-            devices = Devices(self._by_id, self._by_name, self._device, self._shared_names)
-        self.side = IntuneSide(entries, self._certificate, devices)
 
     @property
     def tenant_id(self) -> str | None:
@@ -202,70 +199,83 @@ class SnapshotSource:
     def fetched_at(self) -> datetime | None:
         return parse_iso(str(self.metadata.get("fetched_at") or "")) or None
 
-    def _scan(self, name: str, counts: dict[str, Any], entries: list[Entry]) -> None:
+    @property
+    def devices_read(self) -> bool:
+        """Whether the managed devices were fetched (else no certificate can be orphaned)."""
+        return "managed_devices" in self.metadata["counts"]
+
+    def _listed(self, name: str, counts: Mapping[str, Any]) -> Path | None:
+        """The collection's file, None when it was not fetched; raises when the listing and
+        the directory disagree."""
         path = self.path / f"{name}.jsonl"
         if name not in counts:
             if path.exists():
                 raise InputError(f"{path.name} present but not listed in counts", self.path)
-            return
+            return None
         if not path.exists():
             raise IncompleteDataError(f"{path}: listed in metadata but missing")
         if not _regular(path):
             raise InputError("not a regular file", path)
+        return path
+
+    def _collection(self, collection: int, path: Path, promised: int) -> None:
+        """Read one collection line by line in Python (``_record`` per line)."""
+        rejects = self.cloud_pki_rejects if collection == PKI_LEAVES else self.rejects
+        bad = 0
+        scan = self._lines(collection, path)
+        for line, raw in scan:
+            try:
+                if not raw.strip():
+                    raise ValueError("blank line")
+                self._record(collection, raw, line)
+            except ValueError as exc:
+                bad += 1
+                rejects.append(Reject(str(path), line, str(exc)))
+        self._finish(collection, path, promised, scan.digest, len(self._offsets[collection]), bad)
+
+    def _lines(self, collection: int, path: Path) -> _Lines:
         try:
             handle = path.open("rb")
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", path) from None
-        collection = COLLECTIONS.index(name)
         self._handles[collection] = handle
         offsets = self._offsets[collection] = array("q")
-        digest = hashlib.sha256()
-        offset = 0
-        bad = 0
-        rejects = self.cloud_pki_rejects if collection == PKI_LEAVES else self.rejects
-        raw = b"\n"
-        for line, raw in enumerate(handle, start=1):
-            if not raw.endswith(b"\n"):
-                raise IncompleteDataError(
-                    f"{path}:{line}: the last line is cut off (no line end); the snapshot is "
-                    "incomplete"
-                )
-            digest.update(raw)
-            offsets.append(offset)
-            offset += len(raw)
-            try:
-                if not raw.strip():
-                    raise ValueError("blank line")
-                if collection == STATES:
-                    entries.append(scan_state(raw, line))
-                elif collection == REPORT:
-                    entries.append(scan_report_row(raw, self.report_delivered, line))
-                elif collection == DEVICES:
-                    self._index_device(decode_device(raw), line)
-                elif collection == PKI_CAS:
-                    ca_id, ca_name = cloudpki.decode_ca(raw)
-                    self.cloud_pki_cas[ca_id] = ca_name
-                elif collection == PKI_LEAVES:
-                    cloudpki.check_leaf(raw)
-                else:
-                    self.profiles.append(decode_profile(raw))
-            except ValueError as exc:
-                bad += 1
-                rejects.append(Reject(str(path), line, str(exc)))
-        if len(offsets) != counts[name]:
+        return _Lines(path, handle, offsets)
+
+    def _record(self, collection: int, raw: bytes, line: int) -> None:
+        """One line of a collection other than the certificate records and devices."""
+        if collection == PKI_CAS:
+            ca_id, ca_name = cloudpki.decode_ca(raw)
+            self.cloud_pki_cas[ca_id] = ca_name
+        elif collection == PKI_LEAVES:
+            cloudpki.check_leaf(raw)
+        elif collection == COLLECTIONS.index("profiles"):
+            self.profiles.append(decode_profile(raw))
+        else:
+            raise AssertionError(f"collection {collection} has no Python reader here")
+
+    def _finish(
+        self, collection: int, path: Path, promised: int, sha256: str, lines: int, bad: int
+    ) -> None:
+        """The count and hash checks every collection passes, then its provenance."""
+        name = COLLECTIONS[collection]
+        if lines != promised:
             raise IncompleteDataError(
-                f"{path}: metadata promises {counts[name]} records, file holds {len(offsets)}"
+                f"{path}: metadata promises {promised} records, file holds {lines}"
             )
         recorded = self.metadata.get("sha256", {}).get(name)
-        if recorded is not None and recorded != digest.hexdigest():
+        if recorded is not None and recorded != sha256:
             raise IncompleteDataError(
                 f"{path}: sha256 differs from the one {METADATA} recorded at fetch time; the "
                 "file changed after the fetch"
             )
-        item = InputFile(str(path), "snapshot", name, digest.hexdigest(), len(offsets), bad)
+        item = InputFile(str(path), "snapshot", name, sha256, lines, bad)
         if collection == PKI_LEAVES:
             self.cloud_pki_input = item
         self.inputs.append(item)
+
+    def _has_devices(self) -> bool:
+        raise NotImplementedError
 
     def cloud_pki(self) -> cloudpki.CloudPkiSource:
         """The Cloud PKI leaves as a CA source; an input error if this snapshot has none."""
@@ -286,6 +296,86 @@ class SnapshotSource:
             self.cloud_pki_rejects,
         )
 
+    def _line(self, collection: int, line: int) -> bytes:
+        handle = self._handles[collection]
+        handle.seek(self._offsets[collection][line - 1])
+        return handle.readline()
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Lines:
+    """A collection's lines with their numbers, hashed and indexed by offset as they pass;
+    a last line without its line end is incomplete data."""
+
+    def __init__(self, path: Path, handle: IO[bytes], offsets: array[int]):
+        self._path = path
+        self._handle = handle
+        self._offsets = offsets
+        self._digest = hashlib.sha256()
+
+    @property
+    def digest(self) -> str:
+        return self._digest.hexdigest()
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        offset = 0
+        for line, raw in enumerate(self._handle, start=1):
+            if not raw.endswith(b"\n"):
+                raise IncompleteDataError(
+                    f"{self._path}:{line}: the last line is cut off (no line end); the "
+                    "snapshot is incomplete"
+                )
+            self._digest.update(raw)
+            self._offsets.append(offset)
+            offset += len(raw)
+            yield line, raw
+
+
+class SnapshotSource(SnapshotFiles):
+    """An opened snapshot: the join's compact view (``side``) plus the open files that full
+    records are read back from, by line, when the join keeps a verdict.
+
+    Every collection is scanned once when opened: each line is validated exactly as the full
+    decoder would, so a record that scanned cleanly always decodes later. A line that does not
+    is a Reject; a file whose line count differs from the metadata is incomplete data.
+    """
+
+    def __init__(self, directory: Path, report_delivered: ReportStatuses | Iterable[str]):
+        super().__init__(directory, report_delivered)
+        self.device_lines = array("q")
+        self._by_id: dict[str, int] = {}
+        self._by_name: dict[str, int] = {}
+        self._shared_names: dict[str, list[int]] = {}
+        self._entries: list[Entry] = []
+        self._read_all()
+        devices = None
+        if self.devices_read:
+            devices = Devices(self._by_id, self._by_name, self._device, self._shared_names)
+        self.side = IntuneSide(self._entries, self._certificate, devices)
+        del self._entries
+
+    def _record(self, collection: int, raw: bytes, line: int) -> None:
+        if collection == STATES:
+            self._entries.append(scan_state(raw, line))
+        elif collection == REPORT:
+            self._entries.append(scan_report_row(raw, self.report_delivered, line))
+        elif collection == DEVICES:
+            self._index_device(decode_device(raw), line)
+        else:
+            super()._record(collection, raw, line)
+
+    def _has_devices(self) -> bool:
+        return bool(self._by_id)
+
     def _index_device(self, device: ManagedDevice, line: int) -> None:
         self._by_id[device.id] = line
         if device.device_name:
@@ -293,11 +383,6 @@ class SnapshotSource:
                 self._by_name, self._shared_names, device_fold(device.device_name) or "", line
             )
         self.device_lines.append(line)
-
-    def _line(self, collection: int, line: int) -> bytes:
-        handle = self._handles[collection]
-        handle.seek(self._offsets[collection][line - 1])
-        return handle.readline()
 
     def _certificate(self, entry: Entry) -> IntuneCertificate:
         raw = self._line(entry.collection, entry.where)
@@ -307,16 +392,6 @@ class SnapshotSource:
 
     def _device(self, line: int) -> ManagedDevice:
         return decode_device(self._line(DEVICES, line))
-
-    def close(self) -> None:
-        for handle in self._handles.values():
-            handle.close()
-
-    def __enter__(self) -> SnapshotSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class SnapshotWriter:
