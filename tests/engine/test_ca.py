@@ -556,3 +556,12 @@ def test_an_engine_failure_mid_load_leaves_the_file_to_python(
     monkeypatch.setattr(ca._Native, "_convert", broken)
     loaded = same_both_ways(FIXTURES / "ca" / "certutil-en.csv", ReaderOptions())
     assert loaded is not None and not loaded.native
+
+
+def test_a_path_duckdb_would_read_as_a_glob_is_read_by_python(tmp_path: Path) -> None:
+    source = FIXTURES / "ca" / "certutil-en.csv"
+    (tmp_path / "export1.csv").write_bytes(source.read_bytes().replace(b"PC", b"XX"))
+    glob = tmp_path / "export[1].csv"
+    glob.write_bytes(source.read_bytes())
+    loaded = same_both_ways(glob, ReaderOptions())
+    assert loaded is not None and not loaded.native
