@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
+from pathlib import Path
 
 import duckdb
 
@@ -176,6 +177,14 @@ def _regex_class(delimiter: str) -> str:
     return "\\" + delimiter if delimiter in "\\^]-[" else delimiter
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _inner(text: str) -> str:
     """What stands between the first '(' and the last character."""
     return f"{text}[strpos({text}, '(') + 1:-2]"
@@ -226,11 +235,15 @@ class _Native:
         self, scanner: Scanner
     ) -> tuple[int, int, list[Reject], InputFile | None, InputError | None] | None:
         duck_encoding, codec = _ENCODINGS[self.plan.encoding]
+        before = _stamp(self.plan.path)
         future = scanner.submit(self.plan.path, codec)
         try:
             cells = self._read_lines(duck_encoding)
             facts = future.result()
             if cells is None or facts.suspicious or not self._trusted(cells, facts):
+                return None
+            if _stamp(self.plan.path) != before:
+                # Rewritten while DuckDB and the hash read it: the two may not be one file.
                 return None
             try:
                 return self._convert(cells, facts)
