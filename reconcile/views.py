@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from reconcile.ca import cloudpki
 from reconcile.identity import device_fold, fold, serial_hex
 from reconcile.intune.side import Entry
+from reconcile.join import ViewKeep
 from reconcile.model import CaCertificate, InputFile, Status, Verdict
 
 if TYPE_CHECKING:
@@ -115,37 +116,9 @@ class ViewOptions:
     """CA config (``host\\CA name``) per CA export path, where known, for ``certutil -config``."""
 
 
-def _revoked_installed(
-    status: Status, cert: CaCertificate, delivered: bool, as_of: datetime
-) -> bool:
-    return (
-        status is Status.REVOKED
-        and delivered
-        and cert.revoked_at is not None
-        and cert.revoked_at <= as_of
-    )
-
-
-def _expiry_candidate(
-    status: Status, cert: CaCertificate, as_of: datetime, until: datetime
-) -> bool:
-    return (
-        status is Status.DELIVERED
-        and cert.not_after is not None
-        and as_of <= cert.not_after <= until
-    )
-
-
-def wanted(options: ViewOptions) -> Callable[[Status, CaCertificate, bool], bool]:
+def wanted(options: ViewOptions) -> ViewKeep:
     """Which decided (non-finding) certificates the join must keep for the views."""
-    until = options.as_of + timedelta(days=options.expiry_days)
-
-    def keep(status: Status, cert: CaCertificate, delivered: bool) -> bool:
-        return _revoked_installed(status, cert, delivered, options.as_of) or _expiry_candidate(
-            status, cert, options.as_of, until
-        )
-
-    return keep
+    return ViewKeep(options.as_of, options.as_of + timedelta(days=options.expiry_days))
 
 
 def _link(
@@ -402,20 +375,16 @@ def build(
 ) -> Views:
     """The views of a run, from its kept verdicts and the Intune side's entries."""
     formats = {i.path: i.format for i in inputs}
-    until = options.as_of + timedelta(days=options.expiry_days)
+    keep = wanted(options)
     revoked = [
         ViewRow(View.REVOKED_INSTALLED, v, NEXT_STEPS[View.REVOKED_INSTALLED])
         for v in verdicts
-        if _revoked_installed(
-            v.status, v.ca, v.intune is not None and v.intune.delivered, options.as_of
-        )
+        if keep.revoked_installed(v.status, v.ca, v.intune is not None and v.intune.delivered)
     ]
     candidates = [
         v
         for v in verdicts
-        if v.intune is not None
-        and v.intune.delivered
-        and _expiry_candidate(v.status, v.ca, options.as_of, until)
+        if v.intune is not None and v.intune.delivered and keep.expiry_candidate(v.status, v.ca)
     ]
     renewed = _renewed(candidates, entries)
     expiring = [

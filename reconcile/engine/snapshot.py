@@ -329,6 +329,11 @@ class EngineSnapshot(SnapshotFiles):
     def _has_devices(self) -> bool:
         return self._devices
 
+    @property
+    def devices_read(self) -> bool:
+        """Whether the snapshot holds managed devices at all (the join's ``Records``)."""
+        return "managed_devices" in self.metadata["counts"]
+
     def _collection(self, collection: int, path: Path, promised: int) -> None:
         if collection == REPORT:
             self._report(path, promised)
