@@ -16,8 +16,9 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from reconcile.ca import cloudpki
-from reconcile.identity import device_fold, fold, serial_hex
-from reconcile.intune.side import Entry
+from reconcile.engine import renewal
+from reconcile.engine.db import Database
+from reconcile.identity import serial_hex
 from reconcile.join import ViewKeep
 from reconcile.model import CaCertificate, InputFile, Status, Verdict
 
@@ -119,67 +120,6 @@ class ViewOptions:
 def wanted(options: ViewOptions) -> ViewKeep:
     """Which decided (non-finding) certificates the join must keep for the views."""
     return ViewKeep(options.as_of, options.as_of + timedelta(days=options.expiry_days))
-
-
-def _link(
-    device_id: str | None, device_name: str | None, profile: str | None
-) -> tuple[str, str] | None:
-    device = device_id or device_fold(device_name)
-    return (device, profile) if device and profile else None
-
-
-def _verdict_link(verdict: Verdict) -> tuple[str, str] | None:
-    record = verdict.intune
-    if record is None:
-        return None
-    return _link(
-        record.device_id, record.device_name, record.profile_id or fold(record.profile_name)
-    )
-
-
-def _issued(verdict: Verdict) -> float | None:
-    """The latest issuance time either side gives: Intune's clock may run minutes after the CA's."""
-    times = [verdict.ca.not_before, verdict.intune.issued_at if verdict.intune else None]
-    known = [t.timestamp() for t in times if t is not None]
-    return max(known) if known else None
-
-
-def _is_own(entry: Entry, verdict: Verdict) -> bool:
-    """Whether an Intune entry is the candidate's own record (same serial or thumbprint)."""
-    if entry.serial is not None:
-        return entry.serial == verdict.ca.serial
-    return entry.thumbprint is not None and entry.thumbprint == verdict.ca.thumbprint
-
-
-def _renewed(candidates: Sequence[Verdict], entries: Iterable[Entry]) -> set[int]:
-    """Indexes of the candidates for which Intune reports a newer delivered certificate of the
-    same device and profile: their renewal already happened."""
-    links: dict[tuple[str, str], list[int]] = {}
-    for index, verdict in enumerate(candidates):
-        if (link := _verdict_link(verdict)) is not None:
-            links.setdefault(link, []).append(index)
-    if not links:
-        return set()
-    delivered: dict[tuple[str, str], list[Entry]] = {}
-    for entry in entries:
-        if not entry.delivered or entry.issued_at is None:
-            continue
-        link = _link(entry.device_id, entry.device_name, entry.profile)
-        if link is not None and link in links:
-            delivered.setdefault(link, []).append(entry)
-    renewed = set()
-    for link, indexes in links.items():
-        for index in indexes:
-            verdict = candidates[index]
-            mine = _issued(verdict)
-            if mine is None:
-                continue
-            for entry in delivered.get(link, ()):
-                assert entry.issued_at is not None
-                if entry.issued_at > mine and not _is_own(entry, verdict):
-                    renewed.add(index)
-                    break
-    return renewed
 
 
 def _days_left(verdict: Verdict, as_of: datetime) -> int:
@@ -369,11 +309,11 @@ def _by_serial(rows: Iterable[ViewRow]) -> tuple[ViewRow, ...]:
 
 def build(
     verdicts: Sequence[Verdict],
-    entries: Iterable[Entry],
+    db: Database,
     inputs: Sequence[InputFile],
     options: ViewOptions,
 ) -> Views:
-    """The views of a run, from its kept verdicts and the Intune side's entries."""
+    """The views of a run, from its kept verdicts and the engine's Intune records (``db``)."""
     formats = {i.path: i.format for i in inputs}
     keep = wanted(options)
     revoked = [
@@ -386,7 +326,7 @@ def build(
         for v in verdicts
         if v.intune is not None and v.intune.delivered and keep.expiry_candidate(v.status, v.ca)
     ]
-    renewed = _renewed(candidates, entries)
+    renewed = renewal.renewed(db, [renewal.candidate_of(v) for v in candidates])
     expiring = [
         ViewRow(
             View.EXPIRING,
