@@ -26,8 +26,9 @@ from typing import NamedTuple, Protocol
 
 from reconcile.engine.db import Database
 from reconcile.engine.joined import Deferred, JoinOptions, JoinResult, ViewKeep, wanted_templates
+from reconcile.engine.keys import device_fold_sql, device_folds, issuer_keys
 from reconcile.engine.tables import CA_COLUMNS, ca_record, from_micros, micros
-from reconcile.identity import device_fold, fold, issuer_key, serial_hex
+from reconcile.identity import device_fold, fold, serial_hex
 from reconcile.intune.side import Entry, IntuneSide
 from reconcile.model import CaCertificate, IntuneCertificate, ManagedDevice, Status, Verdict
 from reconcile.timeparse import iso_z
@@ -81,33 +82,9 @@ def _entry_key(entry: Entry) -> _Key:
 
 # --- the rules Python owns, as small lookup tables --------------------------------------------
 
-_ASCII_DEVICE_KEY = r"""
-    CREATE OR REPLACE MACRO j_device_key(x) AS lower(CASE
-        WHEN contains(x, '.') AND regexp_full_match(x, '[\w-]+(\.[\w-]+)+\.?')
-             AND NOT regexp_full_match(x, '.*\.[0-9]+\.?')
-        THEN split_part(x, '.', 1) ELSE x END)
-"""
-"""identity.device_key for plain text: a DNS host name (two or more labels, the last not all
-digits) by its first label, case-folded (lower() is casefold() within ASCII)."""
-
 
 def _is_ascii(column: str) -> str:
     return f"strlen({column}) = length({column})"
-
-
-def _is_plain(column: str) -> str:
-    """ASCII and nothing str.strip() would remove (its ASCII whitespace is at most ' ')."""
-    return f"{_is_ascii(column)} AND ascii({column}) > 32 AND ascii(right({column}, 1)) > 32"
-
-
-def _device_fold(column: str, lookup: str) -> str:
-    """identity.device_fold in SQL; text that is not plain from the ``j_device_keys`` table
-    (``lookup`` is its alias, joined on ``column``)."""
-    return (
-        f"CASE WHEN {column} IS NULL OR {column} = '' THEN NULL "
-        f"WHEN {_is_plain(column)} THEN j_device_key({column}) "
-        f"ELSE {lookup}.value END"
-    )
 
 
 def _fold(column: str, lookup: str) -> str:
@@ -136,17 +113,10 @@ def _pairs(db: Database, table: str, pairs: Iterator[tuple[str, str | None]]) ->
 def _python_rules(db: Database, options: JoinOptions) -> None:
     """Issuer keys, folds outside ASCII, template scope and the device pattern, once per
     distinct value."""
-    db.execute(_ASCII_DEVICE_KEY)
-    issuers = db.rows(
-        "SELECT issuer FROM ca WHERE issuer IS NOT NULL "
-        "UNION SELECT issuer FROM intune WHERE issuer IS NOT NULL"
+    issuer_keys(db, "j_issuer_keys", "SELECT issuer FROM ca UNION SELECT issuer FROM intune")
+    device_folds(
+        db, "j_device_keys", "SELECT device_name FROM intune UNION SELECT common_name FROM ca"
     )
-    _pairs(db, "j_issuer_keys", ((i, issuer_key(i)) for (i,) in issuers))
-    names = db.rows(
-        "SELECT t FROM (SELECT device_name AS t FROM intune UNION SELECT common_name FROM ca) "
-        f"WHERE t <> '' AND NOT ({_is_plain('t')})"
-    )
-    _pairs(db, "j_device_keys", ((t, device_fold(t)) for (t,) in names))
     templates = db.rows(
         f"SELECT DISTINCT template_name FROM ca WHERE NOT {_is_ascii('template_name')}"
     )
@@ -196,8 +166,8 @@ def _classify_sql(db: Database, options: JoinOptions) -> None:
         )
     else:
         name = "c.common_name"
-        dkey = _device_fold("c.common_name", "dk")
-        names = "LEFT JOIN j_device_keys dk ON dk.text = c.common_name"
+        dkey = device_fold_sql("c.common_name", "j_device_keys")
+        names = ""
     scope = "(so.text IS NOT NULL OR sn.text IS NOT NULL)" if options.templates else "true"
     db.execute(
         f"""
@@ -232,12 +202,11 @@ def _classify_sql(db: Database, options: JoinOptions) -> None:
                    CASE WHEN i.issuer <> '' THEN k.value END AS unknown_key,
                    coalesce(i.delivered, false) AS delivered, i.device_id,
                    i.device_name IS NOT NULL AS has_name,
-                   {_device_fold("i.device_name", "dk")} AS name_dkey,
+                   {device_fold_sql("i.device_name", "j_device_keys")} AS name_dkey,
                    nullif(i.profile, '') AS profile, i.issued_at,
                    coalesce(i.changed_at, i.issued_at) AS last_change
             FROM intune i
             LEFT JOIN j_issuer_keys k ON k.text = i.issuer
-            LEFT JOIN j_device_keys dk ON dk.text = i.device_name
         )
         """
     )
