@@ -32,7 +32,7 @@ from reconcile.ca.textsource import TextSource
 from reconcile.errors import ConfigError, InputError
 from reconcile.model import CaCertificate, InputFile, Reject
 
-__all__ = ["FORMATS", "ExportReader", "ReaderOptions"]
+__all__ = ["FORMATS", "CsvPlan", "ExportReader", "ReaderOptions"]
 
 FORMATS = tuple(CaFormat)
 DATE_ORDERS = tuple(DateOrder)
@@ -93,6 +93,55 @@ class ReaderOptions:
                 f"but the CA format is {str(self.format)!r}"
             )
         return loaded
+
+
+def skipped_line(text: str, cells: list[str], trailers: bool) -> bool:
+    """A one-line record that is no row: one blank cell, or (certutil) a status line."""
+    return (len(cells) == 1 and not cells[0].strip()) or (
+        trailers and not text.lstrip().startswith('"') and is_trailer(text)
+    )
+
+
+def incomplete(stated: int, counted: int, source: str, line: int) -> InputError:
+    """certutil's "N Rows" line does not count the records before it."""
+    return InputError(
+        f"certutil printed {stated} rows, the file holds {counted}: the "
+        "export is incomplete or edited; export it again",
+        source,
+        line,
+    )
+
+
+def cut_short(source: str, line: int) -> InputError:
+    """The last row has no line break and not the header's width."""
+    return InputError(
+        "the file ends inside a row: it was cut short (a copy or download that did "
+        "not finish); export it again",
+        source,
+        line,
+    )
+
+
+@dataclass(frozen=True)
+class CsvPlan:
+    """A recognised header-format export, for the engine to read natively.
+
+    ``convert`` is this reader's row converter (ValueError means a Reject with its text); rows
+    start after ``header_line``; ``date_order`` is the order the date scan chose.
+    """
+
+    path: Path
+    source: str
+    format: str
+    dialect: Dialect
+    header: tuple[str, ...]
+    delimiter: str
+    header_line: int
+    encoding: str
+    forced_encoding: bool
+    date_order: str | None
+    issuer: str | None
+    convert: Converter
 
 
 class ExportReader:
@@ -252,22 +301,10 @@ class ExportReader:
                 counted += 1
                 yield Reject(source, record.start, record.reason or "not valid CSV")
                 continue
-            if record.start == record.end and (
-                (len(record.cells) == 1 and not record.cells[0].strip())
-                or (
-                    trailers
-                    and not record.text.lstrip().startswith('"')
-                    and is_trailer(record.text)
-                )
-            ):
+            if record.start == record.end and skipped_line(record.text, record.cells, trailers):
                 stated = stated_rows(record.text) if trailers else None
                 if stated is not None and stated != counted:
-                    raise InputError(
-                        f"certutil printed {stated} rows, the file holds {counted}: the "
-                        "export is incomplete or edited; export it again",
-                        source,
-                        record.start,
-                    )
+                    raise incomplete(stated, counted, source, record.start)
                 if stated is not None:
                     counted = 0
                 continue
@@ -282,12 +319,7 @@ class ExportReader:
         ):
             # Every export tool ends its rows with a line break: this file was cut short (NUL
             # padding after the last line break is a reject of its own, not a cut row).
-            raise InputError(
-                "the file ends inside a row: it was cut short (a copy or download that did "
-                "not finish); export it again",
-                source,
-                last.start,
-            )
+            raise cut_short(source, last.start)
 
     def _data_lines(self, text: TextSource) -> Iterator[str]:
         """The lines after the header (certutil text output has no header line)."""
@@ -415,6 +447,25 @@ class ExportReader:
     def _encoding_reason(self) -> str:
         fallback = "" if self._options.encoding else f" or {self._options.legacy_encoding}"
         return f"bytes that are not valid {self._text.encoding}{fallback}"
+
+    def csv_plan(self) -> CsvPlan | None:
+        """What the engine needs to read this file itself; None for index.txt and text output."""
+        if self._convert is None or self._dialect is None or self.format == certutil_text.NAME:
+            return None
+        return CsvPlan(
+            path=self.path,
+            source=self._source,
+            format=self.format,
+            dialect=self._dialect,
+            header=tuple(self._header),
+            delimiter=self._delimiter,
+            header_line=self._offset,
+            encoding=self._text.encoding,
+            forced_encoding=self._options.encoding is not None,
+            date_order=self.date_order,
+            issuer=self._options.issuer,
+            convert=self._convert,
+        )
 
     def input_file(self) -> InputFile:
         """Provenance for run.json; only known once every row was read."""

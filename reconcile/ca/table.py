@@ -99,6 +99,22 @@ def _disposition(text: str) -> int:
     raise ValueError(f"{value[:40]!r} is not a disposition code")
 
 
+def disposition_revoked(text: str) -> bool:
+    """Whether a (non-null) disposition cell means revoked; a request that is no certificate
+    (pending, failed, denied...) raises ValueError."""
+    code = _disposition(text)
+    if code in _NOT_ISSUED:
+        raise ValueError(f"{code} ({_NOT_ISSUED[code]}) is a request, not an issued certificate")
+    return code == _REVOKED_DISPOSITION
+
+
+def template_scope(template_name: str) -> str | None:
+    """Why a template's certificates are out of scope (a CA template), or None."""
+    if template_name.casefold() in _CA_TEMPLATES:
+        return f"template {template_name} issues CA certificates, not a device's"
+    return None
+
+
 def certutil_request_id(text: str) -> str:
     """`0xb (11)` and `0xb` become `11`; certutil's text mode prints ids that way."""
     value = text.strip()
@@ -132,7 +148,7 @@ def build_converter(
     status_rule = dialect.status_rule
     normalise_id = dialect.request_id
     templates = _Templates()
-    disposition_revoked: dict[str, bool] = {}
+    dispositions: dict[str, bool] = {}
     intern = sys.intern
     source = intern(source)
     default_issuer = intern(issuer) if issuer else None
@@ -190,20 +206,14 @@ def build_converter(
         revoked: bool | None = None
         if i_disp >= 0:
             disposition = row[i_disp]
-            revoked = disposition_revoked.get(disposition)
+            revoked = dispositions.get(disposition)
             if revoked is None and disposition.strip() not in nulls:
                 try:
-                    code = _disposition(disposition)
+                    revoked = disposition_revoked(disposition)
                 except ValueError as exc:
                     raise ValueError(f"{label['disposition']}: {exc}") from None
-                if code in _NOT_ISSUED:
-                    raise ValueError(
-                        f"{label['disposition']}: {code} ({_NOT_ISSUED[code]}) is a request, "
-                        "not an issued certificate"
-                    )
-                revoked = code == _REVOKED_DISPOSITION
-                if len(disposition_revoked) < _SMALL_CACHE:
-                    disposition_revoked[disposition] = revoked
+                if len(dispositions) < _SMALL_CACHE:
+                    dispositions[disposition] = revoked
         status = text(row, i_status)
         if status is not None and status_rule is not None:
             try:
@@ -245,9 +255,7 @@ def build_converter(
             kind = row[i_type].strip()
             if kind in _EJBCA_CA_TYPES:
                 return f"EJBCA type {kind}: {_EJBCA_CA_TYPES[kind]} certificate, not a device's"
-        if template_name is not None and template_name.casefold() in _CA_TEMPLATES:
-            return f"template {template_name} issues CA certificates, not a device's"
-        return None
+        return template_scope(template_name) if template_name is not None else None
 
     def convert(row: list[str], line: int) -> CaCertificate:
         # The hot loop of a million-row export: columns the file lacks cost one comparison.
