@@ -21,6 +21,7 @@ from reconcile.ca.cloudpki import CloudPkiSource
 from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
 from reconcile.engine import dedupe as engine_dedupe
 from reconcile.engine import guards as engine_guards
+from reconcile.engine.ca import load_export
 from reconcile.engine.classify import classify_tables
 from reconcile.engine.db import Database
 from reconcile.engine.snapshot import EngineSnapshot, load_snapshot
@@ -44,7 +45,7 @@ log = logging.getLogger("reconcile")
 
 class CaExports:
     """Every export opened up front (so a bad file fails before a long Graph fetch), then
-    streamed once; each bad row is logged with file:line and kept as a Reject."""
+    read once into the engine; each bad row is logged with file:line and kept as a Reject."""
 
     def __init__(self, settings: Settings):
         if not settings.ca_exports and not settings.ca_sources:
@@ -69,27 +70,27 @@ class CaExports:
             self.close()
             raise
 
-    def __iter__(self) -> Iterator[CaCertificate]:
-        rows = 0
+    def load(self, db: Database) -> None:
+        """Every export, then the Cloud PKI leaves, into the ``ca`` table in that order: the
+        large CSV exports read by the engine itself, the other formats through their reader."""
+        seq = 0
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
             self.notes.extend(reader.notes)
             if reader.zone_note and not self._zone_warned:
                 self._zone_warned = True
                 log.warning("%s", reader.zone_note)
-            with reader:
-                for item in reader:
-                    rows += 1
-                    if rows % 1000 == 0:
-                        progress.report("ca_rows", rows)
-                    if isinstance(item, CaCertificate):
-                        yield item
-                        continue
-                    self._reject(item)
-            self.inputs.append(reader.input_file())
+            loaded = load_export(db, reader, seq)
+            seq += loaded.certificates
+            for reject in loaded.rejects:
+                self._reject(reject)
+            if loaded.error is not None:
+                raise loaded.error
+            assert loaded.input_file is not None
+            self.inputs.append(loaded.input_file)
+            progress.report("ca_rows", seq + len(self.rejects))
         if self.cloud_pki is not None:
-            yield from self._cloud_pki_rows(self.cloud_pki)
-        progress.report("ca_rows", rows)
+            load_certificates(db, self._cloud_pki_rows(self.cloud_pki), seq)
 
     def _reject(self, reject: Reject) -> None:
         log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
@@ -311,7 +312,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             as_of,
             settings.label("tenant_id"),
         )
-        load_certificates(db, ca)
+        ca.load(db)
         # The guards see every row before copies collapse, and stop the run before the join.
         issuerless = ca.issuerless()
         inferred, notes = engine_guards.infer_issuers(db, issuerless)
