@@ -9,7 +9,7 @@ import logging
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -20,7 +20,13 @@ from reconcile.ca import ExportReader
 from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.ca.cloudpki import CloudPkiSource
 from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
-from reconcile.dedupe import Collapser
+from reconcile.engine import dedupe as engine_dedupe
+from reconcile.engine import guards as engine_guards
+from reconcile.engine.ca import load_export
+from reconcile.engine.classify import classify_tables
+from reconcile.engine.db import Database
+from reconcile.engine.snapshot import EngineSnapshot, load_snapshot
+from reconcile.engine.tables import create_tables, load_certificates
 from reconcile.enrich import accepted
 from reconcile.enrich.advice import with_next_steps
 from reconcile.enrich.evidence import apply_stored_evidence, device_keys
@@ -29,8 +35,7 @@ from reconcile.evidence.store import EvidenceStore
 from reconcile.identity import device_key
 from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
-from reconcile.intune.snapshot import SnapshotSource
-from reconcile.join import JoinOptions, JoinResult, classify
+from reconcile.join import JoinOptions, JoinResult
 from reconcile.model import CaCertificate, InputFile, Reject, RunResult, Verdict, verdict_spool
 from reconcile.report import BundleInputs
 from reconcile.settings import Settings
@@ -42,98 +47,69 @@ log = logging.getLogger("reconcile")
 
 class CaExports:
     """Every export opened up front (so a bad file fails before a long Graph fetch), then
-    streamed once; each bad row is logged with file:line and kept as a Reject."""
+    read once into the engine; each bad row is logged with file:line and kept as a Reject."""
 
-    def __init__(self, settings: Settings, issuers: Mapping[int, str] | None = None):
+    def __init__(self, settings: Settings):
         if not settings.ca_exports and not settings.ca_sources:
             raise UsageError(
                 "no CA export given: pass --ca-export PATH (repeatable) or --ca-source cloud-pki"
             )
         options = settings.reader_options()
         self.settings = settings
-        self.issuers = dict(issuers or {})
         self.strict = settings.strict
         self.rejects: list[Reject] = []
         self.inputs: list[InputFile] = []
         self.notes: list[str] = []
         self._readers: list[ExportReader] = []
         self._zone_warned = False
-        self._replay_of: CaExports | None = None
         self.cloud_pki: CloudPkiSource | None = None
         """Microsoft Cloud PKI's leaves, read after the exports like one more export."""
         try:
             for index, path in enumerate(settings.ca_exports):
-                issuer = self.issuers.get(index) or settings.issuer_for(index)
+                issuer = settings.issuer_for(index)
                 self._readers.append(ExportReader(path, replace(options, issuer=issuer)))
         except BaseException:
             self.close()
             raise
 
-    def __iter__(self) -> Iterator[CaCertificate]:
-        if self._replay_of is not None:
-            yield from self._replay()
-            return
-        rows = 0
+    def load(self, db: Database) -> None:
+        """Every export, then the Cloud PKI leaves, into the ``ca`` table in that order: the
+        large CSV exports read by the engine itself, the other formats through their reader."""
+        seq = 0
         for reader in self._readers:
             log.info("reading %s as %s", reader.path, reader.format)
             self.notes.extend(reader.notes)
             if reader.zone_note and not self._zone_warned:
                 self._zone_warned = True
                 log.warning("%s", reader.zone_note)
-            with reader:
-                for item in reader:
-                    rows += 1
-                    if rows % 1000 == 0:
-                        progress.report("ca_rows", rows)
-                    if isinstance(item, CaCertificate):
-                        yield item
-                        continue
-                    log.warning("%s:%d: rejected: %s", item.source, item.line, item.reason)
-                    if self.strict:
-                        raise InputError(
-                            f"rejected row (--strict): {item.reason}", item.source, item.line
-                        )
-                    self.rejects.append(item)
-            self.inputs.append(reader.input_file())
+            loaded = load_export(db, reader, seq)
+            seq += loaded.certificates
+            for reject in loaded.rejects:
+                self._reject(reject)
+            if loaded.error is not None:
+                raise loaded.error
+            assert loaded.input_file is not None
+            self.inputs.append(loaded.input_file)
+            progress.report("ca_rows", seq + len(self.rejects))
         if self.cloud_pki is not None:
-            yield from self._cloud_pki_rows(self.cloud_pki)
-        progress.report("ca_rows", rows)
+            load_certificates(db, self._cloud_pki_rows(self.cloud_pki), seq)
+
+    def _reject(self, reject: Reject) -> None:
+        log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
+        if self.strict:
+            raise InputError(
+                f"rejected row (--strict): {reject.reason}", reject.source, reject.line
+            )
+        self.rejects.append(reject)
 
     def _cloud_pki_rows(self, source: CloudPkiSource) -> Iterator[CaCertificate]:
         for reject in source.rejects:
-            log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
-            if self.strict:
-                raise InputError(
-                    f"rejected row (--strict): {reject.reason}", reject.source, reject.line
-                )
-            self.rejects.append(reject)
+            self._reject(reject)
         yield from source
 
-    def again(self, issuers: Mapping[int, str] | None = None) -> CaExports:
-        """The same exports opened anew, with inferred issuers; or, without them, a replay whose
-        rejects, notes and counts were already reported by this read."""
-        self.close()
-        fresh = CaExports(self.settings, self.issuers if issuers is None else issuers)
-        fresh.cloud_pki = self.cloud_pki
-        if issuers is None:
-            fresh._replay_of = self
-        return fresh
-
-    def _replay(self) -> Iterator[CaCertificate]:
-        first = self._replay_of
-        assert first is not None
-        self.rejects, self.inputs, self.notes = first.rejects, first.inputs, first.notes
-        for reader in self._readers:
-            with reader:
-                for item in reader:
-                    if isinstance(item, CaCertificate):
-                        yield item
-        if self.cloud_pki is not None:
-            yield from self.cloud_pki
-
-    def issuerless(self) -> list[tuple[int, ExportReader]]:
-        """Exports whose rows will name no issuer: no --ca-issuer and no issuer column."""
-        return [(i, r) for i, r in enumerate(self._readers) if not r.names_issuer]
+    def issuerless(self) -> list[tuple[int, str]]:
+        """Exports whose rows name no issuer (no --ca-issuer and no issuer column), by path."""
+        return [(i, str(r.path)) for i, r in enumerate(self._readers) if not r.names_issuer]
 
     def index_sources(self) -> frozenset[str]:
         return frozenset(str(r.path) for r in self._readers if r.format == INDEX_FORMAT)
@@ -175,8 +151,9 @@ def keep_fetched(settings: Settings) -> Iterator[Settings]:
 
 
 @contextmanager
-def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
-    """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot).
+def open_intune(settings: Settings, db: Database) -> Iterator[EngineSnapshot]:
+    """The snapshot given, or a fresh fetch from Graph (kept only with --save-snapshot), read
+    into ``db``'s tables.
 
     Open for the whole join: full records are read back from it for the verdicts kept.
     """
@@ -191,7 +168,7 @@ def open_intune(settings: Settings) -> Iterator[SnapshotSource]:
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="reconcile-fetch-"))
             path = _fetch(settings, Path(tmp) / "snapshot")
-        yield stack.enter_context(SnapshotSource(path, delivered))
+        yield stack.enter_context(load_snapshot(db, path, delivered))
 
 
 def _device_pattern(settings: Settings) -> re.Pattern[str] | None:
@@ -223,7 +200,7 @@ def run_id_for(settings: Settings, inputs: list[InputFile], as_of: datetime) -> 
     return f"{stamp}-{digest.hexdigest()[:8]}"
 
 
-def _sources(snapshot: SnapshotSource) -> Iterator[str]:
+def _sources(snapshot: EngineSnapshot) -> Iterator[str]:
     counts = snapshot.metadata.get("counts", {})
     if "certificate_states" in counts:
         yield "states"
@@ -315,9 +292,11 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
     pattern = _device_pattern(settings)
     view_opts = view_options(settings)
     with ExitStack() as stack:
+        db = stack.enter_context(Database())
+        create_tables(db)
         ca = CaExports(settings)
         stack.callback(ca.close)
-        snapshot = stack.enter_context(open_intune(settings))
+        snapshot = stack.enter_context(open_intune(settings, db))
         for reject in snapshot.rejects:
             log.warning("%s:%d: rejected: %s", reject.source, reject.line, reject.reason)
         if settings.strict and snapshot.rejects:
@@ -336,10 +315,19 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             as_of,
             settings.label("tenant_id"),
         )
-        inferred, notes = guards.infer_issuers(ca.issuerless(), snapshot.side.entries)
-        if inferred:
-            ca = ca.again(inferred)
-            stack.callback(ca.close)
+        ca.load(db)
+        # The guards see every row before copies collapse, and stop the run before the join.
+        issuerless = ca.issuerless()
+        inferred, notes = engine_guards.infer_issuers(db, issuerless)
+        engine_guards.apply_issuers(db, issuerless, inferred)
+        templates, in_scope = engine_guards.tally(db, settings.templates)
+        collapsed = engine_dedupe.collapse(db, ca.index_sources())
+        guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
+        if ca.cloud_pki is not None:
+            _check_cloud_pki(ca.cloud_pki, in_scope, settings)
+        guards.check_templates(templates, settings.templates)
+        if not settings.allow_empty:
+            guards.check_empty(in_scope, ca.inputs)
         options = JoinOptions(
             as_of=as_of,
             grace_hours=settings.grace_hours,
@@ -348,82 +336,48 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             revoked_by=snapshot.fetched_at,
         )
         keep_if = None if keep_all else _keep_if(settings)
-        tally = guards.Tally(ca, settings.templates)
-        collapser = Collapser(ca.index_sources())
         keep_cert = None if keep_all else views.wanted(view_opts)
-        joined = classify(
-            collapser.first_copies(tally),
-            snapshot.side,
-            options,
-            keep_all,
-            keep_if,
-            keep_cert,
-            defer_records=True,
+        joined = classify_tables(
+            db, snapshot, options, keep_all, keep_if, keep_cert, defer_records=True
         )
-        collapser.finish()
-        guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
-        if ca.cloud_pki is not None:
-            _check_cloud_pki(ca.cloud_pki, tally.in_scope, settings)
-        guards.check_templates(tally.templates, settings.templates)
-        if not settings.allow_empty:
-            guards.check_empty(tally.in_scope, ca.inputs)
-        if collapser.replay_needed:
-            # A later copy outranked one the join already had: join exactly the winners again.
-            del joined
-            ca = ca.again()
-            stack.callback(ca.close)
-            joined = classify(
-                collapser.winners(ca),
-                snapshot.side,
-                options,
-                keep_all,
-                keep_if,
-                keep_cert,
-                defer_records=True,
-            )
-        notes = [*aged, *ca.notes, *notes, *collapser.warnings]
-        entries = snapshot.side.entries
+        notes = [*aged, *ca.notes, *notes, *collapsed.warnings]
         connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
         for line in connectors.stale_lines() if connectors is not None else ():
             log.warning("%s", line)
-        duplicate_rows = collapser.duplicate_rows
-        # The duplicate table (one entry per certificate) goes before the view verdicts come.
-        del collapser
         deferred: Sequence[Verdict] = ()
         if joined.deferred is not None:
             later = joined.deferred
-            # Dropped with it once read: its builder holds the join's device tables.
             joined = replace(joined, unknown_to_ca=later.unknown_to_ca(), deferred=None)
             deferred = Spool.of(map(views.light, later.view_only()))
             del later
-    progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
-    inputs = [*ca.inputs, *snapshot.inputs]
-    if connectors is not None and connectors.input_file is not None:
-        inputs.append(connectors.input_file)
-    verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if, deferred)
-    unknown_to_ca = Spool.of(joined.unknown_to_ca)
-    del joined, deferred
-    if settings.exceptions_file is not None:
-        exceptions = accepted.load(settings.exceptions_file)
-        verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
-        inputs.append(exceptions.input_file)
-    result = RunResult(
-        run_id=run_id_for(settings, inputs, as_of),
-        as_of=as_of,
-        grace_hours=settings.grace_hours,
-        verdicts=verdicts,
-        unknown_to_ca=unknown_to_ca,
-        rejects=(*ca.rejects, *snapshot.rejects),
-        inputs=tuple(inputs),
-        templates=settings.templates,
-        intune_sources=tuple(_sources(snapshot)),
-        tenant_id=snapshot.tenant_id,
-        dropped=dropped,
-        notes=tuple(notes),
-        duplicate_rows=duplicate_rows,
-    )
-    result = with_next_steps(apply_stored_evidence(result, settings.evidence_path()))
-    built = views.build(
-        itertools.chain(result.verdicts, view_only), entries, result.inputs, view_opts
-    )
-    return replace(result, views=replace(built, connectors=connectors))
+        progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
+        inputs = [*ca.inputs, *snapshot.inputs]
+        if connectors is not None and connectors.input_file is not None:
+            inputs.append(connectors.input_file)
+        verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if, deferred)
+        unknown_to_ca = Spool.of(joined.unknown_to_ca)
+        del joined, deferred
+        if settings.exceptions_file is not None:
+            exceptions = accepted.load(settings.exceptions_file)
+            verdicts = accepted.apply(verdicts, exceptions.entries, as_of)
+            inputs.append(exceptions.input_file)
+        result = RunResult(
+            run_id=run_id_for(settings, inputs, as_of),
+            as_of=as_of,
+            grace_hours=settings.grace_hours,
+            verdicts=verdicts,
+            unknown_to_ca=unknown_to_ca,
+            rejects=(*ca.rejects, *snapshot.rejects),
+            inputs=tuple(inputs),
+            templates=settings.templates,
+            intune_sources=tuple(_sources(snapshot)),
+            tenant_id=snapshot.tenant_id,
+            dropped=dropped,
+            notes=tuple(notes),
+            duplicate_rows=collapsed.duplicate_rows,
+        )
+        result = with_next_steps(apply_stored_evidence(result, settings.evidence_path()))
+        built = views.build(
+            itertools.chain(result.verdicts, view_only), db, result.inputs, view_opts
+        )
+        return replace(result, views=replace(built, connectors=connectors))

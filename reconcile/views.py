@@ -16,8 +16,9 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from reconcile.ca import cloudpki
-from reconcile.identity import device_fold, fold, serial_hex
-from reconcile.intune.side import Entry
+from reconcile.engine import renewal
+from reconcile.engine.db import Database
+from reconcile.identity import serial_hex
 from reconcile.join import ViewKeep
 from reconcile.model import CaCertificate, InputFile, Status, Verdict
 from reconcile.spool import Records, Sorter, Spool
@@ -121,71 +122,6 @@ class ViewOptions:
 def wanted(options: ViewOptions) -> ViewKeep:
     """Which decided (non-finding) certificates the join must keep for the views."""
     return ViewKeep(options.as_of, options.as_of + timedelta(days=options.expiry_days))
-
-
-def _link(
-    device_id: str | None, device_name: str | None, profile: str | None
-) -> tuple[str, str] | None:
-    device = device_id or device_fold(device_name)
-    return (device, profile) if device and profile else None
-
-
-def _verdict_link(verdict: Verdict) -> tuple[str, str] | None:
-    record = verdict.intune
-    if record is None:
-        return None
-    return _link(
-        record.device_id, record.device_name, record.profile_id or fold(record.profile_name)
-    )
-
-
-def _issued(verdict: Verdict) -> float | None:
-    """The latest issuance time either side gives: Intune's clock may run minutes after the CA's."""
-    times = [verdict.ca.not_before, verdict.intune.issued_at if verdict.intune else None]
-    known = [t.timestamp() for t in times if t is not None]
-    return max(known) if known else None
-
-
-def _is_own(entry: Entry, serial: int, thumbprint: str | None) -> bool:
-    """Whether an Intune entry is the candidate's own record (same serial or thumbprint)."""
-    if entry.serial is not None:
-        return entry.serial == serial
-    return entry.thumbprint is not None and entry.thumbprint == thumbprint
-
-
-_Candidate = tuple[int, float | None, int, str | None]
-"""(index, issued, serial, thumbprint): what the renewal check needs of an expiry candidate."""
-
-
-def _renewed(candidates: Iterable[Verdict], entries: Iterable[Entry]) -> set[int]:
-    """Indexes of the candidates for which Intune reports a newer delivered certificate of the
-    same device and profile: their renewal already happened. The candidates are read once
-    and only the few fields the check needs are kept."""
-    links: dict[tuple[str, str], list[_Candidate]] = {}
-    for index, verdict in enumerate(candidates):
-        if (link := _verdict_link(verdict)) is not None:
-            candidate = (index, _issued(verdict), verdict.ca.serial, verdict.ca.thumbprint)
-            links.setdefault(link, []).append(candidate)
-    if not links:
-        return set()
-    delivered: dict[tuple[str, str], list[Entry]] = {}
-    for entry in entries:
-        if not entry.delivered or entry.issued_at is None:
-            continue
-        link = _link(entry.device_id, entry.device_name, entry.profile)
-        if link is not None and link in links:
-            delivered.setdefault(link, []).append(entry)
-    renewed = set()
-    for link, known in links.items():
-        for index, mine, serial, thumbprint in known:
-            if mine is None:
-                continue
-            for entry in delivered.get(link, ()):
-                assert entry.issued_at is not None
-                if entry.issued_at > mine and not _is_own(entry, serial, thumbprint):
-                    renewed.add(index)
-                    break
-    return renewed
 
 
 def _days_left(verdict: Verdict, as_of: datetime) -> int:
@@ -379,11 +315,12 @@ def _serial_key(row: ViewRow) -> tuple[str, int]:
 
 def build(
     verdicts: Iterable[Verdict],
-    entries: Iterable[Entry],
+    db: Database,
     inputs: Sequence[InputFile],
     options: ViewOptions,
 ) -> Views:
-    """The views of a run, from its kept verdicts (read once) and the Intune side's entries.
+    """The views of a run, from its kept verdicts (read once) and the engine's Intune records
+    (``db``).
 
     Each view is sorted by (issuer, serial) with a bounded external sort (``Sorter``), so a
     view of a million certificates is never held whole.
@@ -416,10 +353,11 @@ def build(
             )
         )
     expiry = candidates.result()
+    renewed = renewal.renewed(db, [renewal.candidate_of(v) for v in expiry])
     return Views(
         expiry_days=options.expiry_days,
         revoked_installed=revoked.result(),
-        expiring=_Expiring(expiry, _renewed(expiry, entries), options.as_of),
+        expiring=_Expiring(expiry, renewed, options.as_of),
         revocation_plan=plan.result(),
     )
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from reconcile.demo import DEMO_AS_OF, DEMO_ISSUER, DEMO_TEMPLATES, demo_ca_export, demo_snapshot
+from reconcile.engine.db import Database
+from reconcile.engine.tables import create_tables, load_side
 from reconcile.history.store import recording
 from reconcile.intune.records import ReportStatuses
+from reconcile.intune.side import IntuneSide
 from reconcile.intune.snapshot import SnapshotSource
 from reconcile.model import (
     CertificateProfile,
@@ -24,6 +28,17 @@ from reconcile.model import (
     RunResult,
 )
 from reconcile.settings import Settings
+
+
+@contextmanager
+def engine_of(side: IntuneSide | None = None) -> Iterator[Database]:
+    """The engine's tables, holding ``side``'s records (none by default): what views.build
+    reads the renewals from."""
+    with Database() as db:
+        create_tables(db)
+        if side is not None:
+            load_side(db, side)
+        yield db
 
 
 def record_run(

@@ -17,7 +17,7 @@ from reconcile.explain import QueryKind, explain, render_explanation
 from reconcile.history import store as history
 from reconcile.model import RunResult, Status
 from tests.factories import ca_cert, intune_cert, result_with, verdict
-from tests.helpers import assert_fits, record_run
+from tests.helpers import assert_fits, engine_of, record_run
 
 EVIDENCE = Path(__file__).parent / "fixtures" / "evidence"
 AS_OF = datetime(2024, 3, 20, 2, 0, tzinfo=UTC)
@@ -224,7 +224,8 @@ def test_explain_names_the_views_a_certificate_is_in(result: RunResult) -> None:
 
     from reconcile.views import ViewOptions, build
 
-    views = build(result.verdicts, [], result.inputs, ViewOptions(as_of=AS_OF))
+    with engine_of() as db:
+        views = build(result.verdicts, db, result.inputs, ViewOptions(as_of=AS_OF))
     with_views = replace(result, views=views)
     text = render_explanation(explain("0A01", with_views, None))
     assert "   views:     revocation-plan" in text

@@ -16,7 +16,7 @@ from reconcile.cli import app
 from reconcile.history import store as history
 from reconcile.model import RunDelta
 from tests.factories import result_with, verdict
-from tests.helpers import record_run
+from tests.helpers import engine_of, record_run
 from tests.test_cli import base_args
 
 SECRET_PATH = "/webhookb2/s3cr3t-t0ken-0123456789"
@@ -153,7 +153,8 @@ def test_payload_names_revoked_certificates_still_installed():
         ca=ca_cert(0x51, revoked_at=AS_OF - timedelta(days=1)),
         intune=intune_cert(0x51),
     )
-    result = result_with(views=build((revoked,), [], (), ViewOptions(as_of=AS_OF)))
+    with engine_of() as db:
+        result = result_with(views=build((revoked,), db, (), ViewOptions(as_of=AS_OF)))
     body = notify.payload(result, None, 1)
     assert body["findings"] == 0 and body["exit_code"] == 1
     assert body["views"] == {"revoked_installed": 1, "expiring": 0, "revocation_plan": 0}

@@ -25,6 +25,7 @@ from reconcile.views import (
     wanted,
 )
 from tests.factories import AS_OF, ca_cert, device, intune_cert
+from tests.helpers import engine_of
 
 OPTIONS = ViewOptions(as_of=AS_OF, expiry_days=30)
 
@@ -36,7 +37,8 @@ def views_of(certs, records=(), devices=None, options=OPTIONS, ca_format="certut
         certs, side, JoinOptions(as_of=options.as_of), keep_all=False, keep_cert=wanted(options)
     )
     inputs = [InputFile("ca.csv", "ca-export", ca_format, "0" * 64, len(certs), 0)]
-    return build(joined.verdicts, side.entries, inputs, options)
+    with engine_of(side) as db:
+        return build(joined.verdicts, db, inputs, options)
 
 
 def serials(rows):
@@ -287,8 +289,9 @@ def test_light_verdicts_give_the_same_views_byte_for_byte():
     )
     inputs = [InputFile("ca.csv", "ca-export", "certutil", "0" * 64, len(certs), 0)]
     slim = [v if v.is_finding else light(v) for v in joined.verdicts]
-    full_views = build(joined.verdicts, side.entries, inputs, OPTIONS)
-    light_views = build(slim, side.entries, inputs, OPTIONS)
+    with engine_of(side) as db:
+        full_views = build(joined.verdicts, db, inputs, OPTIONS)
+        light_views = build(slim, db, inputs, OPTIONS)
 
     assert serials(light_views.expiring) == [0xB1]
     assert serials(light_views.revoked_installed) == [0xA1]

@@ -1,4 +1,4 @@
-"""The renewal check over the intune table finds exactly the candidates views._renewed finds."""
+"""The renewal check over the intune table finds exactly the candidates the Python check found."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile import views
 from reconcile.engine.db import Database
 from reconcile.engine.keys import device_fold_sql, device_folds
 from reconcile.engine.renewal import candidate_of, renewed
@@ -16,6 +15,7 @@ from reconcile.engine.tables import create_tables, load_side
 from reconcile.identity import device_fold
 from reconcile.intune.side import IntuneSide
 from reconcile.model import IntuneCertificate, Verdict
+from tests.engine import reference_views
 from tests.factories import AS_OF, ca_cert, intune_cert, verdict
 
 SLOW = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -87,7 +87,7 @@ def test_the_engine_finds_the_renewals_views_finds(
         create_tables(db)
         load_side(db, side)
         found = renewed(db, [candidate_of(v) for v in expiring])
-    assert found == views._renewed(expiring, side.entries)
+    assert found == reference_views.renewed(expiring, side.entries)
 
 
 def test_a_newer_delivery_of_the_same_profile_is_a_renewal_and_the_own_record_is_not() -> None:

@@ -18,7 +18,7 @@ from reconcile.history import store as history
 from reconcile.model import Status
 from reconcile.report import historytext
 from tests.factories import AS_OF, ca_cert, result_with, verdict
-from tests.helpers import record_run, run_findings
+from tests.helpers import engine_of, record_run, run_findings
 
 ISSUER_A = "CN=Contoso Issuing CA, DC=contoso, DC=com"
 
@@ -227,7 +227,8 @@ def test_each_view_count_is_recorded_per_run_and_shown_in_the_trend(db):
     from reconcile.views import ViewOptions, build
 
     gone = verdict(Status.NOT_REPORTED, ca=ca_cert(9, common_name="PC-9"), device_gone=True)
-    views = build((gone,), [], (), ViewOptions(as_of=AS_OF))
+    with engine_of() as engine:
+        views = build((gone,), engine, (), ViewOptions(as_of=AS_OF))
     result = result_with(gone, run_id="run-views", views=views)
     record_run(db, result, 1, 1)
     record_run(db, night(1, finding(2)), 1, 1)

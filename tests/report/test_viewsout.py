@@ -14,6 +14,7 @@ from reconcile.report.bundle import OutputOptions
 from reconcile.report.document import Report
 from reconcile.views import View, ViewOptions, build
 from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with, verdict
+from tests.helpers import engine_of
 
 HOSTILE = '=HYPERLINK("http://evil.example","x")\n$(reboot)'
 
@@ -29,7 +30,8 @@ def gone_finding(serial: int, source: str, name: str = "PC-99"):
 
 def views_for(*verdicts, formats=("openssl-index",)):
     inputs = [InputFile(f"/srv/{f}/index.txt", "ca-export", f, "0" * 64, 1, 0) for f in formats]
-    return build(verdicts, [], inputs, ViewOptions(as_of=AS_OF)), inputs
+    with engine_of() as db:
+        return build(verdicts, db, inputs, ViewOptions(as_of=AS_OF)), inputs
 
 
 def test_view_csv_neutralises_hostile_names_and_keeps_the_header():

@@ -11,7 +11,7 @@ from reconcile.model import Status
 from reconcile.report import html
 from reconcile.views import ViewOptions, build
 from tests.factories import AS_OF, ca_cert, intune_cert, result_with, verdict
-from tests.helpers import record_run
+from tests.helpers import engine_of, record_run
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -22,7 +22,8 @@ def result():
         ca=ca_cert(0x51, revoked_at=AS_OF - timedelta(days=1)),
         intune=intune_cert(0x51, device_name=HOSTILE),
     )
-    views = build((revoked,), [], (), ViewOptions(as_of=AS_OF))
+    with engine_of() as db:
+        views = build((revoked,), db, (), ViewOptions(as_of=AS_OF))
     return replace(result_with(), views=views)
 
 
