@@ -17,7 +17,6 @@ from reconcile.engine.tables import create_tables, load_side
 from reconcile.history.store import recording
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.side import IntuneSide
-from reconcile.intune.snapshot import SnapshotSource
 from reconcile.model import (
     CertificateProfile,
     InputFile,
@@ -28,6 +27,7 @@ from reconcile.model import (
     RunResult,
 )
 from reconcile.settings import Settings
+from tests.engine.reference_snapshot import SnapshotSource
 
 
 @contextmanager

@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("sources", ("reconcile.ca", "reconcile.graph", "reconcile.intune", "reconcile.evidence")),
-    ("join", ("reconcile.engine", "reconcile.join", "reconcile.dedupe", "reconcile.guards")),
+    ("join", ("reconcile.engine", "reconcile.join", "reconcile.guards")),
     ("enrich", ("reconcile.enrich",)),
     ("views", ("reconcile.views", "reconcile.history")),
     ("report", ("reconcile.report",)),

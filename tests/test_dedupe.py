@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from reconcile.dedupe import Collapser
 from reconcile.model import CaCertificate
+from tests.engine.reference_dedupe import Collapser
 from tests.factories import AS_OF, ca_cert
 
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.cli import app
-from reconcile.guards import infer_issuers
 from reconcile.intune.side import Entry
+from tests.engine.reference_guards import infer_issuers
 
 CLI = Path(__file__).parent / "fixtures" / "cli"
 AS_OF = "2026-11-20T02:00:00Z"

@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import msgspec
 
-MEMORY_LIMIT = "320MB"
+MEMORY_LIMIT = "1GB"
 log = logging.getLogger("reconcile")
 _ENCODER = msgspec.json.Encoder()
 

@@ -45,24 +45,13 @@ from typing import IO, Any, Self
 from reconcile import __version__
 from reconcile.ca import cloudpki
 from reconcile.errors import IncompleteDataError, InputError
-from reconcile.identity import device_fold
 from reconcile.intune.records import (
-    REPORT,
-    STATES,
     ReportStatuses,
-    decode_device,
     decode_profile,
-    decode_report_row,
-    decode_state,
-    scan_report_row,
-    scan_state,
 )
-from reconcile.intune.side import Devices, Entry, IntuneSide
 from reconcile.model import (
     CertificateProfile,
     InputFile,
-    IntuneCertificate,
-    ManagedDevice,
     Reject,
 )
 from reconcile.timeparse import parse_iso
@@ -149,8 +138,8 @@ class SnapshotFiles:
     """An opened snapshot without its certificate records: metadata, provenance, rejects,
     profiles and Cloud PKI, and the open files records are read back from.
 
-    ``SnapshotSource`` adds the join's Python view of the records; the engine
-    (``reconcile.engine.snapshot``) loads them into its tables instead. Both read every
+    The engine (``reconcile.engine.snapshot``) loads the records into its tables (the tests'
+    Python oracle, ``tests/engine/reference_snapshot.py``, into entries instead). Both read every
     collection in ``COLLECTIONS`` order through ``_collection``, so the same snapshot gives the
     same rejects, inputs and integrity errors either way.
     """
@@ -338,60 +327,6 @@ class _Lines:
             self._offsets.append(offset)
             offset += len(raw)
             yield line, raw
-
-
-class SnapshotSource(SnapshotFiles):
-    """An opened snapshot: the join's compact view (``side``) plus the open files that full
-    records are read back from, by line, when the join keeps a verdict.
-
-    Every collection is scanned once when opened: each line is validated exactly as the full
-    decoder would, so a record that scanned cleanly always decodes later. A line that does not
-    is a Reject; a file whose line count differs from the metadata is incomplete data.
-    """
-
-    def __init__(self, directory: Path, report_delivered: ReportStatuses | Iterable[str]):
-        super().__init__(directory, report_delivered)
-        self.device_lines = array("q")
-        self._by_id: dict[str, int] = {}
-        self._by_name: dict[str, int] = {}
-        self._shared_names: dict[str, list[int]] = {}
-        self._entries: list[Entry] = []
-        self._read_all()
-        devices = None
-        if self.devices_read:
-            devices = Devices(self._by_id, self._by_name, self._device, self._shared_names)
-        self.side = IntuneSide(self._entries, self._certificate, devices)
-        del self._entries
-
-    def _record(self, collection: int, raw: bytes, line: int) -> None:
-        if collection == STATES:
-            self._entries.append(scan_state(raw, line))
-        elif collection == REPORT:
-            self._entries.append(scan_report_row(raw, self.report_delivered, line))
-        elif collection == DEVICES:
-            self._index_device(decode_device(raw), line)
-        else:
-            super()._record(collection, raw, line)
-
-    def _has_devices(self) -> bool:
-        return bool(self._by_id)
-
-    def _index_device(self, device: ManagedDevice, line: int) -> None:
-        self._by_id[device.id] = line
-        if device.device_name:
-            Devices.index_name(
-                self._by_name, self._shared_names, device_fold(device.device_name) or "", line
-            )
-        self.device_lines.append(line)
-
-    def _certificate(self, entry: Entry) -> IntuneCertificate:
-        raw = self._line(entry.collection, entry.where)
-        if entry.collection == STATES:
-            return decode_state(raw)
-        return decode_report_row(raw, self.report_delivered, f"report:{entry.where}")
-
-    def _device(self, line: int) -> ManagedDevice:
-        return decode_device(self._line(DEVICES, line))
 
 
 class SnapshotWriter:

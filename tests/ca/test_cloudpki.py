@@ -19,8 +19,8 @@ from reconcile.ca.cloudpki import (
     revoke_command,
 )
 from reconcile.errors import IncompleteDataError, InputError
-from reconcile.intune.snapshot import SnapshotSource
 from reconcile.model import CaCertificate, InputFile, Reject
+from tests.engine.reference_snapshot import SnapshotSource
 
 SNAPSHOT = Path(__file__).parent.parent / "fixtures" / "cloudpki" / "snapshot"
 LEAVES = SNAPSHOT / "cloud_pki_leaf_certificates.jsonl"

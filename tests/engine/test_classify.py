@@ -12,9 +12,9 @@ from reconcile.engine.classify import Records, classify_tables
 from reconcile.engine.db import Database
 from reconcile.engine.snapshot import load_snapshot
 from reconcile.engine.tables import create_tables, load_certificates
-from reconcile.intune.snapshot import SnapshotSource
 from reconcile.join import JoinOptions, ViewKeep, classify
 from reconcile.model import CaCertificate
+from tests.engine.reference_snapshot import SnapshotSource
 from tests.factories import AS_OF, ca_cert
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile.dedupe import Collapser
 from reconcile.engine.db import Database
 from reconcile.engine.dedupe import Collapsed, collapse
 from reconcile.engine.tables import CA_COLUMNS, ca_record, create_tables, load_certificates
 from reconcile.model import CaCertificate
+from tests.engine.reference_dedupe import Collapser
 from tests.factories import AS_OF, ca_cert
 
 INDEX = frozenset({"index.txt"})

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import guards
 from reconcile.ca import ExportReader, ReaderOptions
-from reconcile.dedupe import Collapser
 from reconcile.engine import guards as engine_guards
 from reconcile.engine.db import Database
 from reconcile.engine.dedupe import collapse
@@ -26,8 +24,10 @@ from reconcile.engine.tables import (
     load_side,
 )
 from reconcile.errors import UsageError
-from reconcile.intune.snapshot import SnapshotSource
 from reconcile.model import CaCertificate
+from tests.engine import reference_guards
+from tests.engine.reference_dedupe import Collapser
+from tests.engine.reference_snapshot import SnapshotSource
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CA = FIXTURES / "ca"
@@ -96,7 +96,7 @@ def test_a_run_over_real_exports_collapses_and_counts_alike(
     run: str, templates: tuple[str, ...], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     certs, index = _read(RUNS[run](tmp_path))
-    tally = guards.Tally(certs, templates)
+    tally = reference_guards.Tally(certs, templates)
     collapser = Collapser(index)
     with caplog.at_level(logging.WARNING, logger="reconcile"):
         passed = list(collapser.first_copies(tally))
@@ -155,7 +155,7 @@ def test_issuer_inference_over_the_cli_fixtures_decides_alike(
     with SnapshotSource(directory, DELIVERED) as snapshot:
         reader = ExportReader(export, ReaderOptions())
         try:
-            expected: object = guards.infer_issuers([(0, reader)], snapshot.side.entries)
+            expected: object = reference_guards.infer_issuers([(0, reader)], snapshot.side.entries)
         except UsageError as exc:
             expected = str(exc)
         finally:

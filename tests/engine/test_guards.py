@@ -26,6 +26,7 @@ from reconcile.engine.tables import (
 from reconcile.errors import UsageError
 from reconcile.intune.side import Entry
 from reconcile.model import CaCertificate
+from tests.engine import reference_guards
 from tests.factories import ca_cert
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -59,7 +60,7 @@ def _error(counts: engine_guards.Templates, templates: list[str]) -> str | None:
 def test_the_tally_counts_like_the_python_one(
     certs: list[CaCertificate], templates: list[str]
 ) -> None:
-    python = guards.Tally(certs, templates)
+    python = reference_guards.Tally(certs, templates)
     assert list(python) == certs
     with Database() as db:
         create_tables(db)
@@ -104,7 +105,7 @@ exports = st.lists(st.lists(st.integers(0, 24), min_size=3, max_size=30), min_si
 def _python(paths: Sequence[Path], given: Sequence[Entry]) -> object:
     readers = [(i, ExportReader(p, ReaderOptions())) for i, p in enumerate(paths)]
     try:
-        return guards.infer_issuers(readers, given)
+        return reference_guards.infer_issuers(readers, given)
     except UsageError as exc:
         return str(exc)
     finally:

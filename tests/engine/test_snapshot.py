@@ -23,7 +23,8 @@ from reconcile.engine.tables import INTUNE_COLUMNS, create_tables, load_side
 from reconcile.errors import ReconcileError
 from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
-from reconcile.intune.snapshot import DEVICES, SnapshotSource
+from reconcile.intune.snapshot import DEVICES
+from tests.engine.reference_snapshot import SnapshotSource
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted(

@@ -18,8 +18,8 @@ from reconcile.emulator.demo import demo_settings_env
 from reconcile.errors import IncompleteDataError
 from reconcile.intune.connectors import ConnectorHealth, decode, load_connectors
 from reconcile.intune.fetch import fetch_snapshot
-from reconcile.intune.snapshot import SnapshotSource
 from reconcile.settings import Settings, resolve
+from tests.engine.reference_snapshot import SnapshotSource
 
 
 def settings_for(emu: GraphEmulator) -> Settings:

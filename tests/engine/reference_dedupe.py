@@ -1,4 +1,7 @@
-"""One certificate, one verdict: copies of a certificate across or within exports collapse.
+"""The Python duplicate collapsing as it was before ``engine.dedupe`` took it over: the oracle
+tests/engine/test_dedupe.py holds the engine to.
+
+One certificate, one verdict: copies of a certificate across or within exports collapse.
 
 Exports overlap (two exports of one CA, issued and revoked exports combined, a re-run appended
 to the file). A certificate is its issuer and serial; an identical copy is only counted, a
