@@ -355,7 +355,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         if connectors is not None and connectors.input_file is not None:
             inputs.append(connectors.input_file)
         verdicts, view_only, dropped = _split_view_only(joined, keep_all, keep_if, deferred)
-        unknown_to_ca = Spool.of(joined.unknown_to_ca)
+        unknown_to_ca = joined.unknown_to_ca
         del joined, deferred
         if settings.exceptions_file is not None:
             exceptions = accepted.load(settings.exceptions_file)

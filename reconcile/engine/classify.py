@@ -30,7 +30,15 @@ from reconcile.engine.keys import device_fold_sql, device_folds, issuer_keys
 from reconcile.engine.tables import CA_COLUMNS, ca_record, from_micros, micros
 from reconcile.identity import device_fold, fold, serial_hex
 from reconcile.intune.side import Entry, IntuneSide
-from reconcile.model import CaCertificate, IntuneCertificate, ManagedDevice, Status, Verdict
+from reconcile.model import (
+    CaCertificate,
+    IntuneCertificate,
+    ManagedDevice,
+    Status,
+    Verdict,
+    verdict_spool,
+)
+from reconcile.spool import Spool
 from reconcile.timeparse import iso_z
 
 _BATCH = 4096
@@ -469,7 +477,8 @@ def classify_tables(
     view = _view_sql(keep_cert) if isinstance(keep_cert, ViewKeep) else "false"
     in_python = keep_cert if keep_cert is not None and view == "false" else None
     defer = defer_records and not keep_all and keep_if is None
-    verdicts: list[Verdict] = []
+    # Spooled: at 10M rows about 500,000 findings, more than a run may hold as objects.
+    verdicts = verdict_spool()
     dropped: Counter[str] = Counter()
     deferred_seqs: list[int] = []
     if keep_all:
@@ -499,7 +508,7 @@ def classify_tables(
             )
             dropped.update({str(s): int(n) for s, n in counted})
     if not defer_records:
-        return JoinResult(tuple(verdicts), _unknown_records(db, records, unknown), dict(dropped))
+        return JoinResult(verdicts.freeze(), _unknown_records(db, records, unknown), dict(dropped))
     if not defer:
         later_where = "false"
     elif in_python is None:
@@ -512,10 +521,10 @@ def classify_tables(
     def view_only() -> Iterator[Verdict]:
         return (k.verdict for k in _verdicts(db, records, options, later_where))
 
-    def unknown_to_ca() -> tuple[IntuneCertificate, ...]:
+    def unknown_to_ca() -> Spool[IntuneCertificate]:
         return _unknown_records(db, records, unknown)
 
-    return JoinResult(tuple(verdicts), (), dict(dropped), Deferred(view_only, unknown_to_ca))
+    return JoinResult(verdicts.freeze(), (), dict(dropped), Deferred(view_only, unknown_to_ca))
 
 
 def close_with(deferred: Deferred, db: Database) -> None:
@@ -545,13 +554,13 @@ def _unknown_sql(db: Database) -> str:
     return "SELECT collection, line FROM j_unknown ORDER BY ord"
 
 
-def _unknown_records(db: Database, records: Records, sql: str) -> tuple[IntuneCertificate, ...]:
-    found: list[IntuneCertificate] = []
+def _unknown_records(db: Database, records: Records, sql: str) -> Spool[IntuneCertificate]:
+    found: Spool[IntuneCertificate] = Spool()
     for batch in _batches(db.stream(sql, size=_BATCH)):
         keys = [(int(c), int(n)) for c, n in batch]  # type: ignore[call-overload]
         by_key = records.certificates(keys)
         found.extend(by_key[k] for k in keys)
-    return tuple(found)
+    return found.freeze()
 
 
 def _reason(

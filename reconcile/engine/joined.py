@@ -7,7 +7,7 @@ and the module that runs it do not import each other.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,8 +27,8 @@ class JoinOptions:
 
 @dataclass(frozen=True)
 class JoinResult:
-    verdicts: tuple[Verdict, ...]
-    unknown_to_ca: tuple[IntuneCertificate, ...]
+    verdicts: Sequence[Verdict]
+    unknown_to_ca: Sequence[IntuneCertificate]
     dropped: dict[str, int]
     deferred: Deferred | None = None
     """With ``defer_records``: what was kept as references, its records not yet read."""
@@ -47,7 +47,7 @@ class Deferred:
     def __init__(
         self,
         view_only: Callable[[], Iterator[Verdict]],
-        unknown_to_ca: Callable[[], tuple[IntuneCertificate, ...]],
+        unknown_to_ca: Callable[[], Sequence[IntuneCertificate]],
     ):
         self._view_only = view_only
         self._unknown_to_ca = unknown_to_ca
@@ -57,7 +57,7 @@ class Deferred:
         copy of each); the Intune side must still be open."""
         return self._view_only()
 
-    def unknown_to_ca(self) -> tuple[IntuneCertificate, ...]:
+    def unknown_to_ca(self) -> Sequence[IntuneCertificate]:
         return self._unknown_to_ca()
 
 
