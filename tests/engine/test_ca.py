@@ -458,7 +458,7 @@ def exports(draw: st.DrawFn) -> bytes:
 GENERATED_OPTIONS = st.sampled_from(OPTIONS[:4])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(exports(), GENERATED_OPTIONS)
 def test_generated_exports_read_the_same_both_ways(data: bytes, options: ReaderOptions) -> None:
     with written(data) as path:
@@ -505,7 +505,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated(), GENERATED_OPTIONS, st.booleans())
 def test_mutated_exports_read_the_same_both_ways(
     data: bytes, options: ReaderOptions, wide: bool

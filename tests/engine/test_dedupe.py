@@ -82,7 +82,7 @@ certificates = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(certificates, max_size=14),
     st.sampled_from([frozenset(), INDEX, INDEX | {"it's.csv"}]),

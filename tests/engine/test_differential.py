@@ -227,7 +227,7 @@ def _has_device(verdict):
     return verdict.device is not None or bool(verdict.device_candidates)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     given_inputs=inputs(),
     chosen=options(),
