@@ -42,6 +42,8 @@ from reconcile.spool import Spool
 from reconcile.timeparse import iso_z
 
 _BATCH = 4096
+_SEQ_RANGE = 1_000_000
+"""CA rows whose kept verdicts are read by one query."""
 _Key = tuple[int, int]
 """An Intune record by (collection, line)."""
 
@@ -324,7 +326,7 @@ _CA_FIELDS = ", ".join(f"c.{name}" for name in list(CA_COLUMNS)[1:])
 _CA_OUT = ", ".join(f"r.{name}" for name in list(CA_COLUMNS)[1:])
 
 
-def _rows_sql(devices_read: bool, where: str, kind: str) -> str:
+def _rows_sql(devices_read: bool, where: str, kind: str, start: int) -> str:
     """The kept verdicts' rows, in CA order: status, superseded_at, the record's (collection,
     line), the device (position, gone, candidates), kind, the CA-side name, seq, the CA row."""
     if devices_read:
@@ -354,7 +356,10 @@ def _rows_sql(devices_read: bool, where: str, kind: str) -> str:
                    CASE WHEN i.has_name THEN i.name_dkey ELSE x.ca_dkey END AS name_key,
                    {_CA_FIELDS}
             FROM (SELECT *, {kind} AS kind FROM j_verdicts v WHERE {where}) v
-            JOIN j_ca x USING (seq) JOIN ca c USING (seq)
+            JOIN (SELECT * FROM j_ca WHERE seq >= {start} AND seq < {start + _SEQ_RANGE}) x
+                USING (seq)
+            JOIN (SELECT * FROM ca WHERE seq >= {start} AND seq < {start + _SEQ_RANGE}) c
+                USING (seq)
             LEFT JOIN j_in i ON i.ord = v.eord
         ) r
         {joins}
@@ -441,26 +446,17 @@ def _interned(fields: tuple[object, ...]) -> tuple[object, ...]:
 def _verdicts(
     db: Database, records: Records, options: JoinOptions, where: str, kind: str = "'keep'"
 ) -> Iterator[_Kept]:
-    # Written to a table first, then read a batch of rowids at a time: a cursor over the sorted
-    # query would keep the whole result pinned while Python builds its verdicts (at 10M rows,
-    # 780,000 wide view-only rows did not fit the engine's memory limit).
-    db.execute("SET preserve_insertion_order = true")
-    try:
-        db.execute(
-            f"CREATE OR REPLACE TABLE j_kept AS {_rows_sql(records.devices_read, where, kind)}"
-        )
-    finally:
-        db.execute("SET preserve_insertion_order = false")
-    try:
-        ((count,),) = db.rows("SELECT count(*) FROM j_kept")
-        for start in range(0, count, _BATCH):
-            batch = db.rows(
-                "SELECT * FROM j_kept WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
-                [start, start + _BATCH],
-            )
+    # A range of CA rows at a time: one query over every kept row builds its joins on the whole
+    # CA and Intune tables and keeps its sorted result pinned while Python builds the verdicts
+    # (at 10M rows, 780,000 view-only rows did not fit the engine's memory limit).
+    ((first, last),) = db.rows(f"SELECT min(seq), max(seq) FROM j_verdicts v WHERE {where}")
+    if first is None:
+        return
+    for start in range(first, last + 1, _SEQ_RANGE):
+        part = f"({where}) AND v.seq >= {start} AND v.seq < {start + _SEQ_RANGE}"
+        rows = db.stream(_rows_sql(records.devices_read, part, kind, start), size=_BATCH)
+        for batch in _batches(rows):
             yield from _build(batch, records, options)
-    finally:
-        db.execute("DROP TABLE IF EXISTS j_kept")
 
 
 def _view_sql(keep: ViewKeep) -> str:
