@@ -23,7 +23,7 @@ from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
 from reconcile.engine import dedupe as engine_dedupe
 from reconcile.engine import guards as engine_guards
 from reconcile.engine.ca import load_export
-from reconcile.engine.classify import classify_tables
+from reconcile.engine.classify import classify_tables, release
 from reconcile.engine.db import Database
 from reconcile.engine.snapshot import EngineSnapshot, load_snapshot
 from reconcile.engine.tables import create_tables, load_certificates
@@ -350,6 +350,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             joined = replace(joined, unknown_to_ca=later.unknown_to_ca(), deferred=None)
             deferred = Spool.of(map(views.light, later.view_only()))
             del later
+        release(db)
         progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
         inputs = [*ca.inputs, *snapshot.inputs]
         if connectors is not None and connectors.input_file is not None:

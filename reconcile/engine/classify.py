@@ -540,6 +540,17 @@ def classify_tables(
     return JoinResult(verdicts.freeze(), (), dict(dropped), Deferred(view_only, unknown_to_ca))
 
 
+def release(db: Database) -> None:
+    """Drop what only the join read, once its kept records are built: the engine's memory goes
+    back before the views and outputs (the views read only ``intune``)."""
+    names = db.rows(
+        "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'j_') "
+        "OR table_name IN ('ca', 'device_ids', 'device_names')"
+    )
+    for (name,) in names:
+        db.execute(f"DROP TABLE {name}")
+
+
 def close_with(deferred: Deferred, db: Database) -> None:
     """Close ``db`` once ``deferred`` is gone (it reads back from it)."""
     weakref.finalize(deferred, db.close)
