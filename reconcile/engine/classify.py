@@ -480,6 +480,8 @@ def classify_tables(
 ) -> JoinResult:
     """Classify the ``ca`` table against ``intune`` and the device tables; ``join.classify``
     says what the arguments mean. ``db`` must stay open while ``deferred`` is read."""
+    ((rows,),) = db.rows("SELECT (SELECT count(*) FROM ca) + (SELECT count(*) FROM intune)")
+    db.fit(rows)
     _python_rules(db, options)
     _classify_sql(db, options)
     if records.devices_read:

@@ -21,7 +21,11 @@ from typing import Any
 import duckdb
 import msgspec
 
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = 320 << 20
+JOIN_BYTES_PER_ROW = 50
+"""The engine's memory for the join, per CA row and Intune record (``fit``): 10M x 10M needs
+about 1 GB (320 MB ran out in its last join), while a 1M run caches whatever it is given."""
+JOIN_LIMIT = 1 << 30
 log = logging.getLogger("reconcile")
 _ENCODER = msgspec.json.Encoder()
 
@@ -29,13 +33,13 @@ _ENCODER = msgspec.json.Encoder()
 class Database:
     """One run's engine; close it (or use it as a context manager) to remove its files."""
 
-    def __init__(self, memory_limit: str = MEMORY_LIMIT) -> None:
+    def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
         self.scratch = Path(tempfile.mkdtemp(prefix="reconcile-engine-"))
         try:
             self.con = duckdb.connect(
                 ":memory:",
                 config={
-                    "memory_limit": memory_limit,
+                    "memory_limit": f"{memory_limit >> 20}MB",
                     "temp_directory": str(self.scratch / "spill"),
                     "preserve_insertion_order": False,
                 },
@@ -45,7 +49,15 @@ class Database:
             shutil.rmtree(self.scratch, ignore_errors=True)
             raise
         self._batches = 0
+        self._limit = memory_limit
         self._started = time.perf_counter()
+
+    def fit(self, rows: int) -> None:
+        """Grow the memory limit for a join over ``rows`` rows (never below the start's)."""
+        wanted = min(JOIN_LIMIT, rows * JOIN_BYTES_PER_ROW)
+        if wanted > self._limit:
+            self._limit = wanted
+            self.execute(f"SET memory_limit = '{wanted >> 20}MB'")
 
     def execute(self, sql: str, parameters: Sequence[object] | None = None) -> None:
         started = time.perf_counter()

@@ -51,3 +51,14 @@ def test_the_scratch_directory_goes_with_the_database() -> None:
     db.execute("CREATE TABLE t (x INTEGER)")
     db.close()
     assert not scratch.exists()
+
+
+def test_the_memory_limit_grows_with_the_join_and_never_shrinks() -> None:
+    with Database() as db:
+        db.fit(1_000)
+        small = db.rows("SELECT current_setting('memory_limit')")
+        db.fit(20_000_000)
+        large = db.rows("SELECT current_setting('memory_limit')")
+        db.fit(1_000)
+        after = db.rows("SELECT current_setting('memory_limit')")
+    assert small != large == after
