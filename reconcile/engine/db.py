@@ -26,6 +26,8 @@ JOIN_BYTES_PER_ROW = 50
 """The engine's memory for the join, per CA row and Intune record (``fit``): 10M x 10M needs
 about 1 GB (320 MB ran out in its last join), while a 1M run caches whatever it is given."""
 JOIN_LIMIT = 1 << 30
+AFTER_JOIN_LIMIT = 512 << 20
+"""What the views and outputs may use once the join's tables are dropped."""
 log = logging.getLogger("reconcile")
 _ENCODER = msgspec.json.Encoder()
 
@@ -58,6 +60,12 @@ class Database:
         if wanted > self._limit:
             self._limit = wanted
             self.execute(f"SET memory_limit = '{wanted >> 20}MB'")
+
+    def shrink(self, limit: int) -> None:
+        """Give memory back once the join is done (DuckDB evicts to its scratch directory)."""
+        if limit < self._limit:
+            self._limit = limit
+            self.execute(f"SET memory_limit = '{limit >> 20}MB'")
 
     def execute(self, sql: str, parameters: Sequence[object] | None = None) -> None:
         started = time.perf_counter()
