@@ -35,13 +35,11 @@ class JoinResult:
 
 
 class Deferred:
-    """Records the join kept only as references: built once the run has let go of its
-    duplicate table.
+    """Records the join kept only as references, built after it from the engine's tables.
 
     A full verdict costs about 2 KB (its Intune record read back, its device) and a 1M run
     keeps about 77,000 only for the views (revoked-installed, expiring), plus about 47,000
-    unknown_to_ca records. Read back from the engine after the join, they never coexist with
-    that table.
+    unknown_to_ca records; read back one batch at a time, they go straight into spools.
     """
 
     def __init__(

@@ -50,7 +50,6 @@ from reconcile.intune.records import (
     scan_report_row,
     scan_state,
 )
-from reconcile.intune.side import Entry
 from reconcile.intune.snapshot import COLLECTIONS, DEVICES, SnapshotFiles
 from reconcile.model import DELIVERED_ISSUANCE_STATE, IntuneCertificate, ManagedDevice, Reject
 
@@ -477,27 +476,6 @@ class EngineSnapshot(SnapshotFiles):
             f"INSERT INTO device_names SELECT key, line FROM {_DEVICE_TABLE} WHERE key IS NOT NULL"
         )
         self._devices = db.rows(f"SELECT count(*) FROM {_DEVICE_TABLE}")[0][0] > 0
-
-    def entries(self) -> Iterator[Entry]:
-        """The ``intune`` table as the join's entries, streamed in record order: a bridge for
-        code that still iterates ``IntuneSide.entries`` (times are the table's microseconds)."""
-        columns = ", ".join(INTUNE_COLUMNS)
-        for row in self._db.stream(f"SELECT {columns} FROM intune ORDER BY ord"):
-            _, collection, line, serial, thumbprint, issuer, delivered, device_id = row[:8]
-            device_name, profile, issued_at, changed_at = row[8:]
-            yield Entry(
-                serial=None if serial is None else int(serial, 16),
-                thumbprint=thumbprint,
-                issuer=issuer,
-                delivered=delivered,
-                device_id=device_id,
-                device_name=device_name,
-                profile=profile,
-                issued_at=None if issued_at is None else issued_at / 1_000_000,
-                changed_at=None if changed_at is None else changed_at / 1_000_000,
-                collection=collection,
-                where=line,
-            )
 
     def certificates(
         self, keys: Iterable[tuple[int, int]]
