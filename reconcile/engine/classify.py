@@ -15,6 +15,7 @@ verdicts a run keeps become Python objects, built in batches; the rest are count
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import weakref
@@ -43,6 +44,7 @@ from reconcile.timeparse import iso_z
 
 _BATCH = 4096
 _SEQ_RANGE = 1_000_000
+_kept_tables = itertools.count()
 """CA rows whose kept verdicts are read by one query."""
 _Key = tuple[int, int]
 """An Intune record by (collection, line)."""
@@ -326,9 +328,14 @@ _CA_FIELDS = ", ".join(f"c.{name}" for name in list(CA_COLUMNS)[1:])
 _CA_OUT = ", ".join(f"r.{name}" for name in list(CA_COLUMNS)[1:])
 
 
-def _rows_sql(devices_read: bool, where: str, kind: str, start: int) -> str:
-    """The kept verdicts' rows, in CA order: status, superseded_at, the record's (collection,
-    line), the device (position, gone, candidates), kind, the CA-side name, seq, the CA row."""
+def _rows_sql(devices_read: bool, kept: str) -> str:
+    """The rows of the verdicts in table ``kept``, in CA order: status, superseded_at, the
+    record's (collection, line), the device (position, gone, candidates), kind, the CA-side
+    name, seq, the CA row.
+
+    The CA tables are cut to the kept rows before they are joined: joined whole, every CA
+    column of every row went into the join (at 1M rows 330 MB above the engine's limit, for
+    50,000 findings)."""
     if devices_read:
         device = """
             CASE WHEN r.id_key IS NOT NULL THEN di.dev WHEN nm.n = 1 THEN nm.dev END,
@@ -355,11 +362,9 @@ def _rows_sql(devices_read: bool, where: str, kind: str, start: int) -> str:
                    i.has_name AS by_record,
                    CASE WHEN i.has_name THEN i.name_dkey ELSE x.ca_dkey END AS name_key,
                    {_CA_FIELDS}
-            FROM (SELECT *, {kind} AS kind FROM j_verdicts v WHERE {where}) v
-            JOIN (SELECT * FROM j_ca WHERE seq >= {start} AND seq < {start + _SEQ_RANGE}) x
-                USING (seq)
-            JOIN (SELECT * FROM ca WHERE seq >= {start} AND seq < {start + _SEQ_RANGE}) c
-                USING (seq)
+            FROM {kept} v
+            JOIN (SELECT * FROM j_ca WHERE seq IN (SELECT seq FROM {kept})) x USING (seq)
+            JOIN (SELECT * FROM ca WHERE seq IN (SELECT seq FROM {kept})) c USING (seq)
             LEFT JOIN j_in i ON i.ord = v.eord
         ) r
         {joins}
@@ -452,11 +457,18 @@ def _verdicts(
     ((first, last),) = db.rows(f"SELECT min(seq), max(seq) FROM j_verdicts v WHERE {where}")
     if first is None:
         return
+    # A table of its own (a cursor sees no temp table; release drops one left unread).
+    kept = f"j_kept_{next(_kept_tables)}"
     for start in range(first, last + 1, _SEQ_RANGE):
-        part = f"({where}) AND v.seq >= {start} AND v.seq < {start + _SEQ_RANGE}"
-        rows = db.stream(_rows_sql(records.devices_read, part, kind, start), size=_BATCH)
+        db.execute(
+            f"CREATE OR REPLACE TABLE {kept} AS SELECT *, {kind} AS kind "
+            f"FROM j_verdicts v WHERE ({where}) AND v.seq >= {start} "
+            f"AND v.seq < {start + _SEQ_RANGE}"
+        )
+        rows = db.stream(_rows_sql(records.devices_read, kept), size=_BATCH)
         for batch in _batches(rows):
             yield from _build(batch, records, options)
+    db.execute(f"DROP TABLE {kept}")
 
 
 def _view_sql(keep: ViewKeep) -> str:
