@@ -329,20 +329,20 @@ _CA_OUT = ", ".join(f"r.{name}" for name in list(CA_COLUMNS)[1:])
 
 
 def _rows_sql(devices_read: bool, kept: str) -> str:
-    """The rows of the verdicts in table ``kept``, in CA order: status, superseded_at, the
-    record's (collection, line), the device (position, gone, candidates), kind, the CA-side
-    name, seq, the CA row.
+    """The rows of the verdicts in table ``kept``: status, superseded_at, the record's
+    (collection, line), the device (position, gone, candidates), kind, the CA-side name, seq,
+    the CA row.
 
     The CA tables are cut to the kept rows before they are joined: joined whole, every CA
     column of every row went into the join (at 1M rows 330 MB above the engine's limit, for
     50,000 findings)."""
     if devices_read:
         device = """
-            CASE WHEN r.id_key IS NOT NULL THEN di.dev WHEN nm.n = 1 THEN nm.dev END,
+            CASE WHEN r.id_key IS NOT NULL THEN di.dev WHEN nm.n = 1 THEN nm.dev END AS dev,
             CASE WHEN r.id_key IS NOT NULL THEN di.dev IS NULL
                  WHEN r.name_key IS NULL OR nm.n IS NOT NULL THEN false
-                 ELSE coalesce(r.by_record, false) OR mn.key IS NOT NULL END,
-            CASE WHEN r.id_key IS NULL AND nm.n > 1 THEN nm.devs END
+                 ELSE coalesce(r.by_record, false) OR mn.key IS NOT NULL END AS gone,
+            CASE WHEN r.id_key IS NULL AND nm.n > 1 THEN nm.devs END AS candidates
         """
         joins = """
             LEFT JOIN device_ids di ON di.key = r.id_key
@@ -350,7 +350,7 @@ def _rows_sql(devices_read: bool, kept: str) -> str:
             LEFT JOIN j_mentioned mn ON mn.key = r.name_key
         """
     else:
-        device = "NULL::BIGINT, false, NULL::BIGINT[]"
+        device = "NULL::BIGINT AS dev, false AS gone, NULL::BIGINT[] AS candidates"
         joins = ""
     return f"""
         SELECT r.v_status, r.superseded_at, r.e_collection, r.e_line, {device}, r.kind,
@@ -368,7 +368,6 @@ def _rows_sql(devices_read: bool, kept: str) -> str:
             LEFT JOIN j_in i ON i.ord = v.eord
         ) r
         {joins}
-        ORDER BY r.seq
     """
 
 
@@ -448,27 +447,33 @@ def _interned(fields: tuple[object, ...]) -> tuple[object, ...]:
     return tuple(values)
 
 
-def _verdicts(
-    db: Database, records: Records, options: JoinOptions, where: str, kind: str = "'keep'"
-) -> Iterator[_Kept]:
-    # A range of CA rows at a time: one query over every kept row builds its joins on the whole
-    # CA and Intune tables and keeps its sorted result pinned while Python builds the verdicts
-    # (at 10M rows, 780,000 view-only rows did not fit the engine's memory limit).
-    ((first, last),) = db.rows(f"SELECT min(seq), max(seq) FROM j_verdicts v WHERE {where}")
+def _copy_rows(db: Database, devices_read: bool, where: str, kind: str = "'keep'") -> str:
+    """The rows of the verdicts ``where`` picks, copied out of the join's tables into a table
+    of their own, so those can go before Python builds a single verdict (at 1M rows the
+    join's tables and 130,000 verdicts as objects were 860 MiB together)."""
+    number = next(_kept_tables)
+    picked, table = f"kept_picked_{number}", f"kept_rows_{number}"
+    db.execute(f"CREATE TABLE {picked} AS SELECT *, {kind} AS kind FROM j_verdicts v WHERE {where}")
+    db.execute(f"CREATE TABLE {table} AS {_rows_sql(devices_read, picked)}")
+    db.execute(f"DROP TABLE {picked}")
+    return table
+
+
+def _verdicts(db: Database, records: Records, options: JoinOptions, table: str) -> Iterator[_Kept]:
+    """The verdicts of a ``_copy_rows`` table, in CA order."""
+    # A range of CA rows at a time: a sorted result stays pinned while Python builds the
+    # verdicts (at 10M rows, 780,000 view-only rows did not fit the engine's memory limit).
+    ((first, last),) = db.rows(f"SELECT min(seq), max(seq) FROM {table}")
     if first is None:
         return
-    # A table of its own (a cursor sees no temp table; release drops one left unread).
-    kept = f"j_kept_{next(_kept_tables)}"
     for start in range(first, last + 1, _SEQ_RANGE):
-        db.execute(
-            f"CREATE OR REPLACE TABLE {kept} AS SELECT *, {kind} AS kind "
-            f"FROM j_verdicts v WHERE ({where}) AND v.seq >= {start} "
-            f"AND v.seq < {start + _SEQ_RANGE}"
+        rows = db.stream(
+            f"SELECT * FROM {table} WHERE seq >= {start} AND seq < {start + _SEQ_RANGE} "
+            "ORDER BY seq",
+            size=_BATCH,
         )
-        rows = db.stream(_rows_sql(records.devices_read, kept), size=_BATCH)
         for batch in _batches(rows):
             yield from _build(batch, records, options)
-    db.execute(f"DROP TABLE {kept}")
 
 
 def _view_sql(keep: ViewKeep) -> str:
@@ -508,14 +513,28 @@ def classify_tables(
     verdicts = verdict_spool()
     dropped: Counter[str] = Counter()
     deferred_seqs: list[int] = []
+    later: str | None = None
     if keep_all:
-        verdicts.extend(k.verdict for k in _verdicts(db, records, options, "true"))
+        rows = _copy_rows(db, records.devices_read, "true")
+        _release(db)
+        verdicts.extend(k.verdict for k in _verdicts(db, records, options, rows))
     else:
         by_sql = keep_if is None and in_python is None
         rest = "false" if by_sql else "true"
         where = f"v.pending OR {view if not defer else 'false'} OR ({rest} AND NOT {view})"
         kind = f"CASE WHEN v.pending OR {view} THEN 'keep' ELSE 'rest' END"
-        for kept in _verdicts(db, records, options, where, kind):
+        rows = _copy_rows(db, records.devices_read, where, kind)
+        if by_sql:
+            counted = db.rows(
+                f"SELECT v.status, count(*) FROM j_verdicts v "
+                f"WHERE NOT v.pending AND NOT {view} GROUP BY v.status ORDER BY min(v.seq)"
+            )
+        if not defer or in_python is None:
+            # Which view-only verdicts come later is known now: the join's tables can go.
+            if defer:
+                later = _copy_rows(db, records.devices_read, f"NOT v.pending AND {view}")
+            _release(db)
+        for kept in _verdicts(db, records, options, rows):
             verdict = kept.verdict
             if kept.kind == "keep":
                 verdicts.append(verdict)
@@ -529,24 +548,19 @@ def classify_tables(
             else:
                 dropped[verdict.status.value] += 1
         if by_sql:
-            counted = db.rows(
-                f"SELECT v.status, count(*) FROM j_verdicts v "
-                f"WHERE NOT v.pending AND NOT {view} GROUP BY v.status ORDER BY min(v.seq)"
-            )
             dropped.update({str(s): int(n) for s, n in counted})
+        if defer and in_python is not None:
+            db.execute("CREATE OR REPLACE TABLE j_deferred (seq BIGINT)")
+            db.insert("j_deferred", {"seq": "BIGINT"}, ((s,) for s in deferred_seqs))
+            later = _copy_rows(db, records.devices_read, "v.seq IN (SELECT seq FROM j_deferred)")
+            _release(db)
     if not defer_records:
         return JoinResult(verdicts.freeze(), _unknown_records(db, records, unknown), dict(dropped))
-    if not defer:
-        later_where = "false"
-    elif in_python is None:
-        later_where = f"NOT v.pending AND {view}"
-    else:
-        db.execute("CREATE OR REPLACE TABLE j_deferred (seq BIGINT)")
-        db.insert("j_deferred", {"seq": "BIGINT"}, ((s,) for s in deferred_seqs))
-        later_where = "v.seq IN (SELECT seq FROM j_deferred)"
 
     def view_only() -> Iterator[Verdict]:
-        return (k.verdict for k in _verdicts(db, records, options, later_where))
+        if later is None:
+            return iter(())
+        return (k.verdict for k in _verdicts(db, records, options, later))
 
     def unknown_to_ca() -> Spool[IntuneCertificate]:
         return _unknown_records(db, records, unknown)
@@ -554,12 +568,24 @@ def classify_tables(
     return JoinResult(verdicts.freeze(), (), dict(dropped), Deferred(view_only, unknown_to_ca))
 
 
+def _release(db: Database) -> None:
+    """Drop the join's tables once the rows it keeps are copied out (``_copy_rows``): only
+    those, the Intune records unknown to the CA and ``intune`` (the views read it) stay."""
+    names = db.rows(
+        "SELECT table_name FROM duckdb_tables() WHERE (starts_with(table_name, 'j_') "
+        "AND table_name <> 'j_unknown') OR table_name IN ('ca', 'device_ids', 'device_names')"
+    )
+    for (name,) in names:
+        db.execute(f"DROP TABLE {name}")
+    db.shrink(AFTER_JOIN_LIMIT)
+
+
 def release(db: Database) -> None:
     """Drop what only the join read, once its kept records are built: the engine's memory goes
     back before the views and outputs (the views read only ``intune``)."""
     names = db.rows(
         "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'j_') "
-        "OR table_name IN ('ca', 'device_ids', 'device_names')"
+        "OR starts_with(table_name, 'kept_') OR table_name IN ('ca', 'device_ids', 'device_names')"
     )
     for (name,) in names:
         db.execute(f"DROP TABLE {name}")
