@@ -28,7 +28,7 @@ from reconcile.engine.db import Database
 from reconcile.engine.snapshot import EngineSnapshot, load_snapshot
 from reconcile.engine.tables import create_tables, load_certificates
 from reconcile.enrich import accepted
-from reconcile.enrich.advice import with_next_steps
+from reconcile.enrich.advice import next_step, with_next_steps
 from reconcile.enrich.evidence import apply_stored_evidence, device_keys
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.store import EvidenceStore
@@ -363,6 +363,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             templates=settings.templates,
             device_pattern=pattern,
             revoked_by=snapshot.fetched_at,
+            next_step=next_step,
         )
         keep_if = None if keep_all else _keep_if(settings)
         keep_cert = None if keep_all else views.wanted(view_opts)

@@ -22,6 +22,7 @@ import weakref
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
@@ -476,6 +477,13 @@ def _verdicts(db: Database, records: Records, options: JoinOptions, table: str) 
             yield from _build(batch, records, options)
 
 
+def _advised(options: JoinOptions) -> Callable[[Verdict], Verdict]:
+    step = options.next_step
+    if step is None:
+        return lambda verdict: verdict
+    return lambda verdict: replace(verdict, next_step=step(verdict))
+
+
 def _view_sql(keep: ViewKeep) -> str:
     """ViewKeep's rule over j_verdicts v."""
     as_of = micros(keep.as_of)
@@ -514,10 +522,11 @@ def classify_tables(
     dropped: Counter[str] = Counter()
     deferred_seqs: list[int] = []
     later: str | None = None
+    advised = _advised(options)
     if keep_all:
         rows = _copy_rows(db, records.devices_read, "true")
         _release(db)
-        verdicts.extend(k.verdict for k in _verdicts(db, records, options, rows))
+        verdicts.extend(advised(k.verdict) for k in _verdicts(db, records, options, rows))
     else:
         by_sql = keep_if is None and in_python is None
         rest = "false" if by_sql else "true"
@@ -537,14 +546,14 @@ def classify_tables(
         for kept in _verdicts(db, records, options, rows):
             verdict = kept.verdict
             if kept.kind == "keep":
-                verdicts.append(verdict)
+                verdicts.append(advised(verdict))
             elif in_python is not None and in_python(verdict.status, verdict.ca, kept.delivered):
                 if defer:
                     deferred_seqs.append(kept.seq)
                 else:
-                    verdicts.append(verdict)
+                    verdicts.append(advised(verdict))
             elif keep_if is not None and keep_if(verdict):
-                verdicts.append(verdict)
+                verdicts.append(advised(verdict))
             else:
                 dropped[verdict.status.value] += 1
         if by_sql:

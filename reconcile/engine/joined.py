@@ -23,6 +23,10 @@ class JoinOptions:
     # The newest moment the inputs describe (a live fetch ends after as-of): a revocation
     # dated later had not happened then. None: as-of.
     revoked_by: datetime | None = None
+    next_step: Callable[[Verdict], str] | None = None
+    """The advice for each verdict the result keeps, given as it is built: filled in later,
+    every finding was copied once more (at 1M rows 48,000 verdicts pickled and read back
+    three times)."""
 
 
 @dataclass(frozen=True)

@@ -211,5 +211,6 @@ def _accepted(
                     f"accepted until {match.expires.isoformat()} by {match.owner}: {match.reason}"
                     f" (was {verdict.status.value}: {verdict.reason})"
                 ),
+                next_step="",  # the old status's advice; with_next_steps gives the new one's
             )
         )
