@@ -3,8 +3,11 @@ records gives the verdicts ``join.classify`` gives over the same snapshot read b
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +15,7 @@ from reconcile.engine.classify import Records, classify_tables
 from reconcile.engine.db import Database
 from reconcile.engine.snapshot import load_snapshot
 from reconcile.engine.tables import create_tables, load_certificates
+from reconcile.enrich.advice import next_step
 from reconcile.join import JoinOptions, ViewKeep, classify
 from reconcile.model import CaCertificate
 from tests.engine.reference_snapshot import SnapshotSource
@@ -59,3 +63,48 @@ def test_native_snapshot_gives_the_python_sides_verdicts(directory: Path) -> Non
     assert got.verdicts == expected.verdicts
     assert got.unknown_to_ca == expected.unknown_to_ca
     assert got.dropped == expected.dropped
+
+
+class _Watched:
+    """The snapshot's records, noting the engine's tables each time verdicts are built."""
+
+    def __init__(self, inner: Records, db: Database) -> None:
+        self.inner, self.db, self.tables = inner, db, list[set[str]]()
+
+    @property
+    def devices_read(self) -> bool:
+        return self.inner.devices_read
+
+    def certificates(self, keys: Collection[tuple[int, int]]) -> Mapping[Any, Any]:
+        self.tables.append({name for (name,) in self.db.rows("SHOW TABLES")})
+        return self.inner.certificates(keys)
+
+    def devices(self, positions: Collection[int]) -> Mapping[int, Any]:
+        return self.inner.devices(positions)
+
+
+def test_the_join_tables_go_before_the_verdicts_are_built_and_each_comes_advised() -> None:
+    """The kept rows are copied out and the join's tables dropped before a verdict is built,
+    so the engine's memory is back before Python's grows; each kept verdict comes with the
+    next step ``with_next_steps`` would give it, and is otherwise the same."""
+    directory = FIXTURES[0]
+    keep = ViewKeep(AS_OF, AS_OF + timedelta(days=400))
+    plain, advised = JoinOptions(as_of=AS_OF), JoinOptions(as_of=AS_OF, next_step=next_step)
+    with SnapshotSource(directory, DELIVERED) as source:
+        certs = _certificates(source)
+        expected = classify(certs, source.side, plain, False, keep_cert=keep, defer_records=True)
+    with Database() as db:
+        create_tables(db)
+        load_certificates(db, certs)
+        with load_snapshot(db, directory, DELIVERED) as snapshot:
+            records = _Watched(snapshot, db)
+            got = classify_tables(
+                db, records, advised, keep_all=False, keep_cert=keep, defer_records=True
+            )
+    assert records.tables and all(
+        {"ca", "j_verdicts", "j_ca", "j_in", "device_ids"}.isdisjoint(seen)
+        for seen in records.tables
+    )
+    assert len(got.verdicts) > 1
+    assert [v.next_step for v in got.verdicts] == [next_step(v) for v in expected.verdicts]
+    assert [replace(v, next_step="") for v in got.verdicts] == list(expected.verdicts)

@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from typer.testing import CliRunner
 
 from reconcile.cli import app
 from reconcile.enrich import accepted
+from reconcile.enrich.advice import next_step, with_next_steps
 from reconcile.errors import ConfigError
 from reconcile.model import Status
-from tests.factories import AS_OF, ca_cert, device, intune_cert, verdict
+from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with, verdict
 from tests.test_cli import base_args
 
 NOT_INSTALLED = "06100000066AA11BB22CC33DD4400000000066"
@@ -53,6 +55,18 @@ def test_serial_match_is_accepted_with_owner_and_reason(tmp_path):
         " (was not_reported: Intune has no record)"
     )
     assert rules.input_file.kind == "exceptions" and len(rules.input_file.sha256) == 64
+
+
+def test_an_accepted_finding_gets_the_advice_of_its_new_status(tmp_path):
+    """The join gives each finding its next step as it builds it; accepting it drops that
+    step, so the run's advice is the accepted status's, not the old one's."""
+    rules = accepted.load(write(tmp_path, entry('serial = "10:00"')))
+    found = verdict(Status.NOT_REPORTED, ca=ca_cert(0x1000))
+    found = replace(found, next_step=next_step(found))
+    out = accepted.apply([found], rules.entries, AS_OF)
+    assert out[0].status is Status.ACCEPTED and out[0].next_step == ""
+    result = with_next_steps(result_with(*out))
+    assert [v.next_step for v in result.verdicts] == ["nothing: accepted as an exception"]
 
 
 def test_device_match_by_name_or_id_any_case(tmp_path):
