@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from reconcile.engine.db import Database
 from reconcile.engine.snapshot import _SPACES, EngineSnapshot, load_snapshot
 from reconcile.engine.tables import INTUNE_COLUMNS, create_tables, load_side
-from reconcile.errors import ReconcileError
+from reconcile.errors import IncompleteDataError, ReconcileError
 from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import DEVICES
@@ -454,6 +454,20 @@ def test_records_come_back_by_offset_in_batches(tmp_path: Path) -> None:
     assert [r.record_id for r in found.values()] == ["s0", "s4"]
     assert [d.id for d in devices.values()] == ["d0", "d2"]
     assert DEVICES == 2
+
+
+def test_a_record_cut_off_after_the_read_is_incomplete_data(tmp_path: Path) -> None:
+    """Records are read back by the byte range indexed; a file cut short since is no record."""
+    target = write(tmp_path, snapshot_lines(states=5, devices=3))
+    states = target / "certificate_states.jsonl"
+    with Database() as db:
+        create_tables(db)
+        with load_snapshot(db, target, statuses()) as engine:
+            lines = states.read_bytes().splitlines(keepends=True)
+            states.write_bytes(b"".join(lines[:2]) + lines[2][:10])
+            assert engine.certificate(0, 2).record_id == "s1"
+            with pytest.raises(IncompleteDataError, match=r"certificate_states.jsonl:3: the file"):
+                engine.certificate(0, 3)
 
 
 def test_a_path_duckdb_would_read_as_a_glob_is_read_by_python(tmp_path: Path) -> None:
