@@ -329,14 +329,15 @@ _CA_FIELDS = ", ".join(f"c.{name}" for name in list(CA_COLUMNS)[1:])
 _CA_OUT = ", ".join(f"r.{name}" for name in list(CA_COLUMNS)[1:])
 
 
-def _rows_sql(devices_read: bool, kept: str) -> str:
+def _rows_sql(devices_read: bool, kept: str, start: int) -> str:
     """The rows of the verdicts in table ``kept``: status, superseded_at, the record's
     (collection, line), the device (position, gone, candidates), kind, the CA-side name, seq,
     the CA row.
 
-    The CA tables are cut to the kept rows before they are joined: joined whole, every CA
-    column of every row went into the join (at 1M rows 330 MB above the engine's limit, for
-    50,000 findings)."""
+    The CA tables are cut to the kept rows (of the CA range from ``start``) before they are
+    joined: joined whole, every CA column of every row went into the join (at 1M rows 330 MB
+    above the engine's limit, for 50,000 findings)."""
+    rows = f"seq >= {start} AND seq < {start + _SEQ_RANGE} AND seq IN (SELECT seq FROM {kept})"
     if devices_read:
         device = """
             CASE WHEN r.id_key IS NOT NULL THEN di.dev WHEN nm.n = 1 THEN nm.dev END AS dev,
@@ -364,8 +365,8 @@ def _rows_sql(devices_read: bool, kept: str) -> str:
                    CASE WHEN i.has_name THEN i.name_dkey ELSE x.ca_dkey END AS name_key,
                    {_CA_FIELDS}
             FROM {kept} v
-            JOIN (SELECT * FROM j_ca WHERE seq IN (SELECT seq FROM {kept})) x USING (seq)
-            JOIN (SELECT * FROM ca WHERE seq IN (SELECT seq FROM {kept})) c USING (seq)
+            JOIN (SELECT * FROM j_ca WHERE {rows}) x USING (seq)
+            JOIN (SELECT * FROM ca WHERE {rows}) c USING (seq)
             LEFT JOIN j_in i ON i.ord = v.eord
         ) r
         {joins}
@@ -451,11 +452,25 @@ def _interned(fields: tuple[object, ...]) -> tuple[object, ...]:
 def _copy_rows(db: Database, devices_read: bool, where: str, kind: str = "'keep'") -> str:
     """The rows of the verdicts ``where`` picks, copied out of the join's tables into a table
     of their own, so those can go before Python builds a single verdict (at 1M rows the
-    join's tables and 130,000 verdicts as objects were 860 MiB together)."""
+    join's tables and 130,000 verdicts as objects were 860 MiB together).
+
+    A range of CA rows at a time: at 10M rows one query over every kept row ran out of the
+    engine's memory; a range lets the scans skip the CA row groups outside it."""
     number = next(_kept_tables)
     picked, table = f"kept_picked_{number}", f"kept_rows_{number}"
-    db.execute(f"CREATE TABLE {picked} AS SELECT *, {kind} AS kind FROM j_verdicts v WHERE {where}")
-    db.execute(f"CREATE TABLE {table} AS {_rows_sql(devices_read, picked)}")
+    ((first, last),) = db.rows(f"SELECT min(seq), max(seq) FROM j_verdicts v WHERE {where}")
+    starts = range(first, last + 1, _SEQ_RANGE) if first is not None else range(1)
+    for start in starts:
+        db.execute(
+            f"CREATE OR REPLACE TABLE {picked} AS SELECT *, {kind} AS kind FROM j_verdicts v "
+            f"WHERE ({where}) AND v.seq >= {start} AND v.seq < {start + _SEQ_RANGE}"
+        )
+        select = _rows_sql(devices_read, picked, start)
+        db.execute(
+            f"CREATE TABLE {table} AS {select}"
+            if start == starts[0]
+            else f"INSERT INTO {table} {select}"
+        )
     db.execute(f"DROP TABLE {picked}")
     return table
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from reconcile.engine import classify as classify_module
 from reconcile.engine.classify import Records, classify_tables
 from reconcile.engine.db import Database
 from reconcile.engine.snapshot import load_snapshot
@@ -108,3 +109,32 @@ def test_the_join_tables_go_before_the_verdicts_are_built_and_each_comes_advised
     assert len(got.verdicts) > 1
     assert [v.next_step for v in got.verdicts] == [next_step(v) for v in expected.verdicts]
     assert [replace(v, next_step="") for v in got.verdicts] == list(expected.verdicts)
+
+
+@pytest.mark.parametrize("defer", [False, True])
+def test_kept_rows_copied_a_few_ca_rows_at_a_time_are_the_same(
+    monkeypatch: pytest.MonkeyPatch, defer: bool
+) -> None:
+    """At 10M rows the kept rows are copied and read back one range of CA rows at a time;
+    ranges of three rows (some of them empty) give the verdicts one range gives."""
+    directory = FIXTURES[0]
+    options = JoinOptions(as_of=AS_OF)
+    keep = ViewKeep(AS_OF, AS_OF + timedelta(days=400))
+    with SnapshotSource(directory, DELIVERED) as source:
+        certs = _certificates(source)
+        expected = classify(certs, source.side, options, False, keep_cert=keep, defer_records=defer)
+        expected_later = expected.deferred.view_only() if expected.deferred else iter(())
+        later = list(expected_later)
+    monkeypatch.setattr(classify_module, "_SEQ_RANGE", 3)
+    with Database() as db:
+        create_tables(db)
+        load_certificates(db, certs)
+        with load_snapshot(db, directory, DELIVERED) as snapshot:
+            got = classify_tables(
+                db, snapshot, options, keep_all=False, keep_cert=keep, defer_records=defer
+            )
+            got_later = list(got.deferred.view_only()) if got.deferred else []
+    assert len(certs) > 3 * 3 and len(got.verdicts) > 1
+    assert got.verdicts == expected.verdicts
+    assert got_later == later
+    assert got.dropped == expected.dropped
