@@ -329,15 +329,16 @@ _CA_FIELDS = ", ".join(f"c.{name}" for name in list(CA_COLUMNS)[1:])
 _CA_OUT = ", ".join(f"r.{name}" for name in list(CA_COLUMNS)[1:])
 
 
-def _rows_sql(devices_read: bool, kept: str, start: int) -> str:
+def _rows_sql(devices_read: bool, kept: str) -> str:
     """The rows of the verdicts in table ``kept``: status, superseded_at, the record's
     (collection, line), the device (position, gone, candidates), kind, the CA-side name, seq,
     the CA row.
 
-    The CA tables are cut to the kept rows (of the CA range from ``start``) before they are
-    joined: joined whole, every CA column of every row went into the join (at 1M rows 330 MB
-    above the engine's limit, for 50,000 findings)."""
-    rows = f"seq >= {start} AND seq < {start + _SEQ_RANGE} AND seq IN (SELECT seq FROM {kept})"
+    The CA tables are cut to the kept rows before they are joined: joined whole, every CA
+    column of every row went into the join (at 1M rows 330 MB above the engine's limit, for
+    50,000 findings). ``seq IN`` alone, not a range beside it: with both, DuckDB built the
+    join on the CA side and ran out of memory at 1M rows."""
+    rows = f"seq IN (SELECT seq FROM {kept})"
     if devices_read:
         device = """
             CASE WHEN r.id_key IS NOT NULL THEN di.dev WHEN nm.n = 1 THEN nm.dev END AS dev,
@@ -455,7 +456,8 @@ def _copy_rows(db: Database, devices_read: bool, where: str, kind: str = "'keep'
     join's tables and 130,000 verdicts as objects were 860 MiB together).
 
     A range of CA rows at a time: at 10M rows one query over every kept row ran out of the
-    engine's memory; a range lets the scans skip the CA row groups outside it."""
+    engine's memory; the kept rows of one range let the scans skip the CA row groups outside
+    it (DuckDB pushes the join's key range into them)."""
     number = next(_kept_tables)
     picked, table = f"kept_picked_{number}", f"kept_rows_{number}"
     ((first, last),) = db.rows(f"SELECT min(seq), max(seq) FROM j_verdicts v WHERE {where}")
@@ -465,7 +467,7 @@ def _copy_rows(db: Database, devices_read: bool, where: str, kind: str = "'keep'
             f"CREATE OR REPLACE TABLE {picked} AS SELECT *, {kind} AS kind FROM j_verdicts v "
             f"WHERE ({where}) AND v.seq >= {start} AND v.seq < {start + _SEQ_RANGE}"
         )
-        select = _rows_sql(devices_read, picked, start)
+        select = _rows_sql(devices_read, picked)
         db.execute(
             f"CREATE TABLE {table} AS {select}"
             if start == starts[0]
