@@ -14,9 +14,9 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import msgspec
@@ -28,7 +28,12 @@ about 1 GB (320 MB ran out in its last join), while a 1M run caches whatever it 
 JOIN_LIMIT = 1 << 30
 AFTER_JOIN_LIMIT = 512 << 20
 """What the views and outputs may use once the join's tables are dropped."""
+RETRY_LIMIT = 2 << 30
+"""A statement that runs out of the limit runs once more with this much (then the limit is
+put back): DuckDB's plan for one statement can need more than the data does, and a nightly run
+should finish, later than usual, rather than fail."""
 log = logging.getLogger("reconcile")
+T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -69,14 +74,33 @@ class Database:
 
     def execute(self, sql: str, parameters: Sequence[object] | None = None) -> None:
         started = time.perf_counter()
-        self.con.execute(sql, parameters)
+        self._retried(lambda: self.con.execute(sql, parameters))
         self._log(started, sql)
 
     def rows(self, sql: str, parameters: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         started = time.perf_counter()
-        found = self.con.execute(sql, parameters).fetchall()
+        found = self._retried(lambda: self.con.execute(sql, parameters).fetchall())
         self._log(started, sql)
         return found
+
+    def _retried(self, run: Callable[[], T]) -> T:
+        """``run()``, once more with ``RETRY_LIMIT`` if it runs out of memory. A statement that
+        fails is rolled back whole (each is its own transaction), so running it again is safe."""
+        try:
+            return run()
+        except duckdb.OutOfMemoryException:
+            if self._limit >= RETRY_LIMIT:
+                raise
+        log.warning(
+            "engine: a statement ran out of its %d MB; running it again with %d MB",
+            self._limit >> 20,
+            RETRY_LIMIT >> 20,
+        )
+        self.con.execute(f"SET memory_limit = '{RETRY_LIMIT >> 20}MB'")
+        try:
+            return run()
+        finally:
+            self.con.execute(f"SET memory_limit = '{self._limit >> 20}MB'")
 
     def stream(
         self, sql: str, parameters: Sequence[object] | None = None, size: int = 4096

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+
+import duckdb
+import pytest
 
 from reconcile.engine.db import Database
 from reconcile.engine.tables import (
@@ -62,3 +66,20 @@ def test_the_memory_limit_grows_with_the_join_and_never_shrinks() -> None:
         db.fit(1_000)
         after = db.rows("SELECT current_setting('memory_limit')")
     assert small != large == after
+
+
+def test_a_statement_out_of_memory_runs_again_with_more_then_the_limit_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A list aggregate cannot spill: 4M integers in one list need far more than 16 MB.
+    big = "SELECT list(i) AS l FROM range(4000000) t(i)"
+    with Database(memory_limit=16 << 20) as db:
+        limit = db.rows("SELECT current_setting('memory_limit')")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            db.con.execute(f"CREATE TABLE direct AS {big}")
+        with caplog.at_level(logging.WARNING, logger="reconcile"):
+            db.execute(f"CREATE TABLE t AS {big}")
+            ((length,),) = db.rows(f"SELECT len(l) FROM ({big})")
+        assert db.rows("SELECT count(*) FROM t") == [(1,)] and length == 4_000_000
+        assert db.rows("SELECT current_setting('memory_limit')") == limit
+    assert caplog.text.count("ran out of its 16 MB; running it again with 2048 MB") == 2
