@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from reconcile.engine.db import AFTER_JOIN_LIMIT, Database
+from reconcile.engine.db import Database
 from reconcile.engine.joined import Deferred, JoinOptions, JoinResult, ViewKeep, wanted_templates
 from reconcile.engine.keys import device_fold_sql, device_folds, issuer_keys
 from reconcile.engine.tables import CA_COLUMNS, ca_record, from_micros, micros
@@ -603,7 +603,7 @@ def _release(db: Database) -> None:
     )
     for (name,) in names:
         db.execute(f"DROP TABLE {name}")
-    db.shrink(AFTER_JOIN_LIMIT)
+    db.after_join()
 
 
 def release(db: Database) -> None:
@@ -615,7 +615,7 @@ def release(db: Database) -> None:
     )
     for (name,) in names:
         db.execute(f"DROP TABLE {name}")
-    db.shrink(AFTER_JOIN_LIMIT)
+    db.after_join()
 
 
 def close_with(deferred: Deferred, db: Database) -> None:

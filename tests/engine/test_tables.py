@@ -83,3 +83,16 @@ def test_a_statement_out_of_memory_runs_again_with_more_then_the_limit_is_back(
         assert db.rows("SELECT count(*) FROM t") == [(1,)] and length == 4_000_000
         assert db.rows("SELECT current_setting('memory_limit')") == limit
     assert caplog.text.count("ran out of its 16 MB; running it again with 2048 MB") == 2
+
+
+def test_after_the_join_the_limit_follows_its_rows_within_bounds() -> None:
+    def after(rows: int) -> str:
+        with Database() as db:
+            db.fit(rows)
+            db.after_join()
+            ((limit,),) = db.rows("SELECT current_setting('memory_limit')")
+            return str(limit)
+
+    # The floor for a 1M-row join, 25 bytes a row at 10M, the cap beyond.
+    assert after(2_000_000) == after(0)
+    assert len({after(0), after(20_000_000), after(200_000_000)}) == 3
