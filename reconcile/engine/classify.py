@@ -594,28 +594,25 @@ def classify_tables(
     return JoinResult(verdicts.freeze(), (), dict(dropped), Deferred(view_only, unknown_to_ca))
 
 
+_JOIN_TABLES = "starts_with(table_name, 'j_') OR table_name IN ('ca', 'device_ids', 'device_names')"
+
+
+def _drop_tables(db: Database, which: str) -> None:
+    for (name,) in db.rows(f"SELECT table_name FROM duckdb_tables() WHERE {which}"):
+        db.execute(f"DROP TABLE {name}")
+    db.after_join()
+
+
 def _release(db: Database) -> None:
     """Drop the join's tables once the rows it keeps are copied out (``_copy_rows``): only
     those, the Intune records unknown to the CA and ``intune`` (the views read it) stay."""
-    names = db.rows(
-        "SELECT table_name FROM duckdb_tables() WHERE (starts_with(table_name, 'j_') "
-        "AND table_name <> 'j_unknown') OR table_name IN ('ca', 'device_ids', 'device_names')"
-    )
-    for (name,) in names:
-        db.execute(f"DROP TABLE {name}")
-    db.after_join()
+    _drop_tables(db, f"({_JOIN_TABLES}) AND table_name <> 'j_unknown'")
 
 
 def release(db: Database) -> None:
     """Drop what only the join read, once its kept records are built: the engine's memory goes
     back before the views and outputs (the views read only ``intune``)."""
-    names = db.rows(
-        "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'j_') "
-        "OR starts_with(table_name, 'kept_') OR table_name IN ('ca', 'device_ids', 'device_names')"
-    )
-    for (name,) in names:
-        db.execute(f"DROP TABLE {name}")
-    db.after_join()
+    _drop_tables(db, f"{_JOIN_TABLES} OR starts_with(table_name, 'kept_')")
 
 
 def close_with(deferred: Deferred, db: Database) -> None:
