@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TypeGuard
 
 from reconcile import guards, progress, views
 from reconcile.ca import ExportReader
@@ -273,13 +274,15 @@ def _split_view_only(
     if keep_all:
         return verdict_spool(joined.verdicts), Spool.of(()), joined.dropped
     found = joined.verdicts
-    lone = keep_if is None and isinstance(found, Spool) and _only_findings(found)
-    if lone and isinstance(found, Spool) and isinstance(deferred, Spool):
+    if (
+        keep_if is None
+        and _tallied(found)
+        and _tallied(deferred)
+        and all(status in FINDING_STATUSES for status in found.tally())
+    ):
         # The join kept its findings alone: both spools stand as they are, never copied (at
         # 1M rows 130,000 verdicts read, and pickled beyond the budget, once more).
-        dropped = Counter(joined.dropped)
-        dropped.update(_status_counts(deferred))
-        return found, deferred, dict(dropped)
+        return found, deferred, _with_counts(joined.dropped, deferred)
     kept = verdict_spool()
     view_only = verdict_spool()
     for verdict in joined.verdicts:
@@ -288,23 +291,20 @@ def _split_view_only(
         else:
             view_only.append(verdict)
     view_only.extend(deferred)
-    dropped = Counter(joined.dropped)
-    for status, count in view_only.freeze().tally().items():
-        dropped[str(status)] += count
-    return kept.freeze(), view_only, dict(dropped)
+    return kept.freeze(), view_only.freeze(), _with_counts(joined.dropped, view_only)
 
 
-def _only_findings(verdicts: Spool[Verdict]) -> bool:
-    """Whether a spool holds findings alone, from its tally when it has one (no pass)."""
-    if not verdicts.tallied:
-        return False
-    return all(status in FINDING_STATUSES for status in verdicts.tally())
+def _tallied(verdicts: Sequence[Verdict]) -> TypeGuard[Spool[Verdict]]:
+    """A spool whose statuses are counted: what it holds is known without a pass."""
+    return isinstance(verdicts, Spool) and verdicts.tallied
 
 
-def _status_counts(verdicts: Spool[Verdict]) -> Counter[str]:
-    if verdicts.tallied:
-        return Counter({str(status): count for status, count in verdicts.tally().items()})
-    return Counter(str(v.status) for v in verdicts)
+def _with_counts(dropped: dict[str, int], verdicts: Spool[Verdict]) -> dict[str, int]:
+    """``dropped`` plus the statuses of ``verdicts`` (from its tally)."""
+    counts = Counter(dropped)
+    for status, count in verdicts.tally().items():
+        counts[str(status)] += count
+    return dict(counts)
 
 
 def view_options(settings: Settings) -> views.ViewOptions:

@@ -29,6 +29,21 @@ from reconcile.model import (
 from reconcile.settings import Settings
 from tests.engine.reference_snapshot import SnapshotSource
 
+CERTUTIL_HEADER = [
+    "Issued Request ID",
+    "Serial Number",
+    "Certificate Hash",
+    "Certificate Effective Date",
+    "Certificate Expiration Date",
+    "Certificate Template",
+    "Requester Name",
+    "Issued Common Name",
+    "Issued Distinguished Name",
+    "Revocation Date",
+    "Request Disposition",
+]
+"""The header `certutil -view csv` writes on an English AD CS."""
+
 
 @contextmanager
 def engine_of(side: IntuneSide | None = None) -> Iterator[Database]:

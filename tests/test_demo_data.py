@@ -37,22 +37,9 @@ from reconcile.intune.sources import DEVICE_FIELDS, PROFILE_FIELDS, STATE_FIELDS
 from reconcile.model import RunResult
 from reconcile.report.csvout import write_verdicts
 from reconcile.settings import Settings
-from tests.helpers import demo_settings, read_snapshot
+from tests.helpers import CERTUTIL_HEADER, demo_settings, read_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = [
-    "Issued Request ID",
-    "Serial Number",
-    "Certificate Hash",
-    "Certificate Effective Date",
-    "Certificate Expiration Date",
-    "Certificate Template",
-    "Requester Name",
-    "Issued Common Name",
-    "Issued Distinguished Name",
-    "Revocation Date",
-    "Request Disposition",
-]
 ALL_STATUSES = (
     "delivered",
     "not_installed",
@@ -90,7 +77,7 @@ def _ca_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
     trailer = lines[len(data) :]
     reader = csv.reader(data)
     header = next(reader)
-    assert header == HEADER
+    assert header == CERTUTIL_HEADER
     return [dict(zip(header, row, strict=True)) for row in reader], trailer
 
 

@@ -268,7 +268,7 @@ class _Native:
         Two statements: only the read keeps the file's order (rowid + 1 is the line), because
         splitting and checking a million lines in order ran on one thread (7.7 s against 4.1 s
         for the split alone, in parallel, at 1M UTF-16 rows)."""
-        lines = self.name("lines")
+        lines = f"ca_lines_{self.id}"  # dropped as soon as the cells are split
         table = self.name("cells")
         d = _quote(self.plan.delimiter)
         cells = ", ".join(f"cells[{i + 1}] AS c{i}" for i in self.used)

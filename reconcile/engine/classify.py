@@ -551,10 +551,13 @@ def classify_tables(
         kind = f"CASE WHEN v.pending OR {view} THEN 'keep' ELSE 'rest' END"
         rows = _copy_rows(db, records.devices_read, where, kind)
         if by_sql:
+            # What SQL alone decides it drops is counted there (the loop below builds no such
+            # verdict), while the join's tables are still here.
             counted = db.rows(
                 f"SELECT v.status, count(*) FROM j_verdicts v "
                 f"WHERE NOT v.pending AND NOT {view} GROUP BY v.status ORDER BY min(v.seq)"
             )
+            dropped.update({str(s): int(n) for s, n in counted})
         if not defer or in_python is None:
             # Which view-only verdicts come later is known now: the join's tables can go.
             if defer:
@@ -573,8 +576,6 @@ def classify_tables(
                 verdicts.append(advised(verdict))
             else:
                 dropped[verdict.status.value] += 1
-        if by_sql:
-            dropped.update({str(s): int(n) for s, n in counted})
         if defer and in_python is not None:
             db.execute("CREATE OR REPLACE TABLE j_deferred (seq BIGINT)")
             db.insert("j_deferred", {"seq": "BIGINT"}, ((s,) for s in deferred_seqs))

@@ -127,22 +127,31 @@ def infer_issuers(
             (key, count // share)
             for key, count, _ in sorted(votes[source], key=lambda v: (-v[1], v[2], v[0]))
         ]
-        key, count = ranked[0]
-        runner_up = ranked[1][1] if len(ranked) > 1 else 0
-        if count < seen * INFER_SHARE or runner_up > seen * (1 - INFER_SHARE):
-            shares = ", ".join(f"{issuers[k]} ({n})" for k, n in ranked[:5])
-            raise UsageError(
-                f"{source}: the export names no issuer and its serials match Intune records "
-                f"of several CAs ({shares}); pass --ca-issuer for it"
-            )
-        chosen[index] = issuers[key]
-        note = (
-            f"{source}: the export names no issuer; using {issuers[key]}, which issued "
-            f"{count} of its {seen} serials Intune knows (pass --ca-issuer to set it)"
-        )
-        log.warning("%s", note)
+        chosen[index], note = decide_issuer(source, ranked, seen, issuers)
         notes.append(note)
     return chosen, notes
+
+
+def decide_issuer(
+    source: str, ranked: Sequence[tuple[str, int]], seen: int, issuers: Mapping[str, str]
+) -> tuple[str, str]:
+    """The issuer of an export that names none, from its serials' votes (issuer key, count;
+    most first) among the ``seen`` serials Intune knows, and the note that says so; the
+    UsageError that asks for --ca-issuer when no issuer has nearly all of them."""
+    key, count = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0
+    if count < seen * INFER_SHARE or runner_up > seen * (1 - INFER_SHARE):
+        shares = ", ".join(f"{issuers[k]} ({n})" for k, n in ranked[:5])
+        raise UsageError(
+            f"{source}: the export names no issuer and its serials match Intune records "
+            f"of several CAs ({shares}); pass --ca-issuer for it"
+        )
+    note = (
+        f"{source}: the export names no issuer; using {issuers[key]}, which issued "
+        f"{count} of its {seen} serials Intune knows (pass --ca-issuer to set it)"
+    )
+    log.warning("%s", note)
+    return issuers[key], note
 
 
 def apply_issuers(

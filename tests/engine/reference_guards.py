@@ -4,19 +4,15 @@ the engine took them over: the oracles tests/engine/test_guards.py holds
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 from reconcile.ca import ExportReader
-from reconcile.errors import UsageError
-from reconcile.guards import INFER_SHARE
+from reconcile.engine.guards import decide_issuer
 from reconcile.identity import issuer_key
 from reconcile.intune.side import Entry
 from reconcile.join import in_scope, wanted_templates
 from reconcile.model import CaCertificate
-
-log = logging.getLogger("reconcile")
 
 
 class Tally:
@@ -68,20 +64,7 @@ def infer_issuers(
                     votes.update(by_serial[cert.serial])
         if not matched:
             continue
-        ranked = votes.most_common(2)
-        key, count = ranked[0]
-        runner_up = ranked[1][1] if len(ranked) > 1 else 0
-        if count < matched * INFER_SHARE or runner_up > matched * (1 - INFER_SHARE):
-            shares = ", ".join(f"{issuers[k]} ({n})" for k, n in votes.most_common(5))
-            raise UsageError(
-                f"{source}: the export names no issuer and its serials match Intune records "
-                f"of several CAs ({shares}); pass --ca-issuer for it"
-            )
-        chosen[index] = issuers[key]
-        note = (
-            f"{source}: the export names no issuer; using {issuers[key]}, which issued "
-            f"{count} of its {matched} serials Intune knows (pass --ca-issuer to set it)"
-        )
-        log.warning("%s", note)
+        # The votes are the oracle's; what they decide is the engine's one rule.
+        chosen[index], note = decide_issuer(source, votes.most_common(), matched, issuers)
         notes.append(note)
     return chosen, notes

@@ -25,6 +25,7 @@ from reconcile.engine.db import Database
 from reconcile.engine.tables import CA_COLUMNS, ca_row, create_tables
 from reconcile.errors import InputError
 from reconcile.model import CaCertificate, InputFile, Reject
+from tests.helpers import CERTUTIL_HEADER
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -233,19 +234,6 @@ def test_a_forced_encoding_is_left_to_python() -> None:
 
 # --- generated exports -------------------------------------------------------------------
 
-CERTUTIL_HEADER = [
-    "Issued Request ID",
-    "Serial Number",
-    "Certificate Hash",
-    "Certificate Effective Date",
-    "Certificate Expiration Date",
-    "Certificate Template",
-    "Requester Name",
-    "Issued Common Name",
-    "Issued Distinguished Name",
-    "Revocation Date",
-    "Request Disposition",
-]
 PSPKI_HEADER = [
     "RequestID",
     "Request.RequesterName",

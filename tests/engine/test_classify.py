@@ -70,7 +70,8 @@ class _Watched:
     """The snapshot's records, noting the engine's tables each time verdicts are built."""
 
     def __init__(self, inner: Records, db: Database) -> None:
-        self.inner, self.db, self.tables = inner, db, list[set[str]]()
+        self.inner, self.db = inner, db
+        self.tables: list[set[str]] = []
 
     @property
     def devices_read(self) -> bool:
