@@ -409,6 +409,6 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         )
         result = with_next_steps(apply_stored_evidence(result, settings.evidence_path()))
         built = views.build(
-            itertools.chain(result.verdicts, view_only), db, result.inputs, view_opts
+            itertools.chain(result.verdicts, view_only.drain()), db, result.inputs, view_opts
         )
         return replace(result, views=replace(built, connectors=connectors))

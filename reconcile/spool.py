@@ -281,6 +281,11 @@ class Spool(Records[T]):
         return self._length > 0
 
     def __iter__(self) -> Iterator[T]:
+        yield from self._spilled()
+        yield from self._buffer
+
+    def _spilled(self) -> Iterator[T]:
+        """The records in the scratch file, in order (the buffer's come after them)."""
         if not self._frozen:
             raise ValueError("spool is not frozen yet: freeze it before reading")
         for offset, size in self._batches:
@@ -289,7 +294,20 @@ class Spool(Records[T]):
             handle = self._scratch[0][0]
             handle.seek(offset)
             yield from loads(handle.read(size))
-        yield from self._buffer
+
+    def drain(self) -> Iterator[T]:
+        """Every record once, each let go as it is read; the spool is closed after. For a
+        spool whose records move on into others (the views' sorts): read with ``iter`` the
+        spool keeps them all until it goes, beside the copies the others make."""
+        try:
+            yield from self._spilled()
+            buffer = self._buffer
+            buffer.reverse()
+            while buffer:
+                _Held.count -= 1
+                yield buffer.pop()
+        finally:
+            self.close()
 
     def map(
         self,

@@ -353,7 +353,7 @@ def build(
             )
         )
     expiry = candidates.result()
-    renewed = renewal.renewed(db, [renewal.candidate_of(v) for v in expiry])
+    renewed = renewal.renewed(db, map(renewal.candidate_of, expiry))
     return Views(
         expiry_days=options.expiry_days,
         revoked_installed=revoked.result(),

@@ -110,6 +110,32 @@ def test_a_spool_no_longer_referenced_removes_its_scratch_file(tmp_path: Path) -
     assert _spilled_files(tmp_path) == []
 
 
+@pytest.mark.parametrize("spills", [False, True])
+def test_a_drained_spool_gives_each_record_once_in_order_then_lets_them_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spills: bool
+) -> None:
+    """Half read, a drained spool holds only what is still to come."""
+    if not spills:
+        monkeypatch.setattr(spool, "BUDGET", 10_000)
+    held = spool._Held.count
+    items = Spool.of(([i] for i in range(100)), buffer=8, directory=tmp_path)
+    assert items.spilled == spills
+    drained = items.drain()
+    first = [next(drained) for _ in range(60)]
+    if not spills:
+        assert spool._Held.count == held + 40
+    rest = list(drained)
+    assert first + rest == [[i] for i in range(100)]
+    assert len(items) == 0 and spool._Held.count == held and _spilled_files(tmp_path) == []
+
+
+def test_a_spool_is_drained_only_once_frozen() -> None:
+    items: Spool[int] = Spool()
+    items.append(1)
+    with pytest.raises(ValueError, match="not frozen"):
+        next(items.drain())
+
+
 def test_a_spool_is_appended_then_frozen_then_read() -> None:
     items: Spool[int] = Spool(buffer=2)
     items.append(1)

@@ -26,7 +26,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from reconcile.engine.db import Database
+from reconcile.engine import renewal
+from reconcile.engine.db import COPY_FLOOR, Database
 from reconcile.engine.joined import Deferred, JoinOptions, JoinResult, ViewKeep, wanted_templates
 from reconcile.engine.keys import device_fold_sql, device_folds, issuer_keys
 from reconcile.engine.tables import CA_COLUMNS, ca_record, from_micros, micros
@@ -326,7 +327,6 @@ def _device_tables(db: Database) -> None:
 
 _SHARED_COLUMNS = frozenset({"issuer", "requester", "template_oid", "template_name", "source"})
 _CA_FIELDS = ", ".join(f"c.{name}" for name in list(CA_COLUMNS)[1:])
-_CA_OUT = ", ".join(f"r.{name}" for name in list(CA_COLUMNS)[1:])
 
 
 def _rows_sql(devices_read: bool, kept: str) -> str:
@@ -334,11 +334,11 @@ def _rows_sql(devices_read: bool, kept: str) -> str:
     (collection, line), the device (position, gone, candidates), kind, the CA-side name, seq,
     the CA row.
 
-    The CA tables are cut to the kept rows before they are joined: joined whole, every CA
-    column of every row went into the join (at 1M rows 330 MB above the engine's limit, for
-    50,000 findings). ``seq IN`` alone, not a range beside it: with both, DuckDB built the
-    join on the CA side and ran out of memory at 1M rows."""
-    rows = f"seq IN (SELECT seq FROM {kept})"
+    Every join but the last is narrow and cut to the kept rows' keys; the CA row joins last,
+    the kept rows its hash table and the CA table its probe. Joined the other way round, DuckDB
+    built its hash tables over the CA columns (at 1M rows 176 MB for 50,000 rows, and the
+    copy ran out of the engine's limit below 320 MB). ``seq IN`` alone, not a range beside it:
+    with both, DuckDB built the join on the CA side and ran out of memory at 1M rows."""
     if devices_read:
         device = """
             CASE WHEN r.id_key IS NOT NULL THEN di.dev WHEN nm.n = 1 THEN nm.dev END AS dev,
@@ -348,29 +348,42 @@ def _rows_sql(devices_read: bool, kept: str) -> str:
             CASE WHEN r.id_key IS NULL AND nm.n > 1 THEN nm.devs END AS candidates
         """
         joins = """
-            LEFT JOIN device_ids di ON di.key = r.id_key
-            LEFT JOIN j_named nm ON nm.key = r.name_key
-            LEFT JOIN j_mentioned mn ON mn.key = r.name_key
+            LEFT JOIN (SELECT * FROM device_ids WHERE key IN (SELECT id_key FROM r)) di
+                ON di.key = r.id_key
+            LEFT JOIN (SELECT * FROM j_named WHERE key IN (SELECT name_key FROM r)) nm
+                ON nm.key = r.name_key
+            LEFT JOIN (SELECT * FROM j_mentioned WHERE key IN (SELECT name_key FROM r)) mn
+                ON mn.key = r.name_key
         """
     else:
         device = "NULL::BIGINT AS dev, false AS gone, NULL::BIGINT[] AS candidates"
         joins = ""
     return f"""
-        SELECT r.v_status, r.superseded_at, r.e_collection, r.e_line, {device}, r.kind,
-               r.ca_name, r.seq, {_CA_OUT}
-        FROM (
+        WITH r AS MATERIALIZED (
             SELECT v.seq, v.status AS v_status, v.superseded_at, i.collection AS e_collection,
                    i.line AS e_line, x.ca_name, v.kind,
                    coalesce(x.managed_device_id, i.device_id) AS id_key,
                    i.has_name AS by_record,
-                   CASE WHEN i.has_name THEN i.name_dkey ELSE x.ca_dkey END AS name_key,
-                   {_CA_FIELDS}
+                   CASE WHEN i.has_name THEN i.name_dkey ELSE x.ca_dkey END AS name_key
             FROM {kept} v
-            JOIN (SELECT * FROM j_ca WHERE {rows}) x USING (seq)
-            JOIN (SELECT * FROM ca WHERE {rows}) c USING (seq)
-            LEFT JOIN j_in i ON i.ord = v.eord
-        ) r
-        {joins}
+            JOIN (
+                SELECT seq, ca_name, managed_device_id, ca_dkey FROM j_ca
+                WHERE seq IN (SELECT seq FROM {kept})
+            ) x USING (seq)
+            LEFT JOIN (
+                SELECT ord, collection, line, device_id, has_name, name_dkey FROM j_in
+                WHERE ord IN (SELECT eord FROM {kept})
+            ) i ON i.ord = v.eord
+        ),
+        d AS MATERIALIZED (
+            SELECT r.seq, r.v_status, r.superseded_at, r.e_collection, r.e_line, {device},
+                   r.kind, r.ca_name
+            FROM r
+            {joins}
+        )
+        SELECT d.v_status, d.superseded_at, d.e_collection, d.e_line, d.dev, d.gone,
+               d.candidates, d.kind, d.ca_name, d.seq, {_CA_FIELDS}
+        FROM ca c JOIN d USING (seq)
     """
 
 
@@ -531,6 +544,7 @@ def classify_tables(
     unknown = _unknown_sql(db)
     # What only the classification needed goes before the kept verdicts are built.
     db.execute("DROP TABLE j_match; DROP TABLE j_best; DROP TABLE j_decided; DROP TABLE j_newest")
+    db.after_join(COPY_FLOOR)
     view = _view_sql(keep_cert) if isinstance(keep_cert, ViewKeep) else "false"
     in_python = keep_cert if keep_cert is not None and view == "false" else None
     defer = defer_records and not keep_all and keep_if is None
@@ -595,25 +609,32 @@ def classify_tables(
     return JoinResult(verdicts.freeze(), (), dict(dropped), Deferred(view_only, unknown_to_ca))
 
 
-_JOIN_TABLES = "starts_with(table_name, 'j_') OR table_name IN ('ca', 'device_ids', 'device_names')"
-
-
-def _drop_tables(db: Database, which: str) -> None:
-    for (name,) in db.rows(f"SELECT table_name FROM duckdb_tables() WHERE {which}"):
-        db.execute(f"DROP TABLE {name}")
-    db.after_join()
-
-
 def _release(db: Database) -> None:
-    """Drop the join's tables once the rows it keeps are copied out (``_copy_rows``): only
-    those, the Intune records unknown to the CA and ``intune`` (the views read it) stay."""
-    _drop_tables(db, f"({_JOIN_TABLES}) AND table_name <> 'j_unknown'")
+    """A fresh engine once the rows the join keeps are copied out (``_copy_rows``): only those,
+    the Intune records unknown to the CA and the delivered ones the views' renewal check reads
+    stay, as files. Dropping the join's tables was not enough: at 1M rows DuckDB kept about
+    140 MB it no longer used while Python built the verdicts."""
+    db.after_join()
+    kept = [
+        name
+        for (name,) in db.rows(
+            "SELECT table_name FROM duckdb_tables() "
+            "WHERE starts_with(table_name, 'kept_rows_') OR table_name = 'j_unknown'"
+        )
+    ]
+    db.reopen(
+        {name: f"FROM {name}" for name in kept}
+        | {"intune": f"SELECT {renewal.READS} FROM intune WHERE {renewal.DELIVERED}"}
+    )
 
 
 def release(db: Database) -> None:
-    """Drop what only the join read, once its kept records are built: the engine's memory goes
-    back before the views and outputs (the views read only ``intune``)."""
-    _drop_tables(db, f"{_JOIN_TABLES} OR starts_with(table_name, 'kept_')")
+    """Forget the kept rows once their verdicts are built: the views read only ``intune``."""
+    for (name,) in db.rows(
+        "SELECT view_name FROM duckdb_views() "
+        "WHERE starts_with(view_name, 'kept_rows_') OR view_name = 'j_unknown'"
+    ):
+        db.execute(f"DROP VIEW {name}")
 
 
 def close_with(deferred: Deferred, db: Database) -> None:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import duckdb
 import msgspec
 
-MEMORY_LIMIT = 320 << 20
+MEMORY_LIMIT = 256 << 20
 JOIN_BYTES_PER_ROW = 50
 """The engine's memory for the join, per CA row and Intune record (``fit``): 10M x 10M needs
 about 1 GB (320 MB ran out in its last join), while a 1M run caches whatever it is given."""
@@ -32,6 +32,10 @@ AFTER_JOIN_LIMIT = 512 << 20
 """What the views and outputs may use once the join's tables are dropped (``after_join``):
 25 bytes per row of the join, between these two. At 1M rows 128 MB, which took 160 MiB off
 the run's peak against 320 MB; at 10M 500 MB, about what its views' renewal check needed."""
+COPY_FLOOR = 192 << 20
+"""The floor while the kept rows are copied out of the join's tables (``classify._copy_rows``):
+at 1M rows that copy needs about 150 MB (128 MB ran out), and the join's 320 MB limit let the
+engine cache CA blocks up to it, 574 MiB of peak RSS."""
 RETRY_LIMIT = 2 << 30
 """A statement that runs out of the limit runs once more with this much (then the limit is
 put back): DuckDB's plan for one statement can need more than the data does, and a nightly run
@@ -47,15 +51,7 @@ class Database:
     def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
         self.scratch = Path(tempfile.mkdtemp(prefix="reconcile-engine-"))
         try:
-            self.con = duckdb.connect(
-                ":memory:",
-                config={
-                    "memory_limit": f"{memory_limit >> 20}MB",
-                    "temp_directory": str(self.scratch / "spill"),
-                    "preserve_insertion_order": False,
-                },
-            )
-            self.con.execute("SET enable_progress_bar = false")
+            self.con = self._connect(memory_limit)
         except BaseException:
             shutil.rmtree(self.scratch, ignore_errors=True)
             raise
@@ -63,6 +59,33 @@ class Database:
         self._rows = 0
         self._limit = memory_limit
         self._started = time.perf_counter()
+
+    def _connect(self, memory_limit: int) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(
+            ":memory:",
+            config={
+                "memory_limit": f"{memory_limit >> 20}MB",
+                "temp_directory": str(self.scratch / "spill"),
+                "preserve_insertion_order": False,
+            },
+        )
+        con.execute("SET enable_progress_bar = false")
+        return con
+
+    def reopen(self, tables: Mapping[str, str]) -> None:
+        """A fresh engine holding only ``tables`` (name: the query over the old engine that
+        fills it). DuckDB keeps the memory of what it dropped (at 1M rows about 140 MB after
+        the join, with nothing left in its buffer pool); closing it is what gives that back."""
+        self._batches += 1
+        paths = {name: self.scratch / f"{name}-{self._batches}.parquet" for name in tables}
+        for name, query in tables.items():
+            self.execute(
+                f"COPY ({query}) TO '{paths[name]}' (FORMAT parquet, COMPRESSION uncompressed)"
+            )
+        self.con.close()
+        self.con = self._connect(self._limit)
+        for name, path in paths.items():
+            self.execute(f"CREATE VIEW {name} AS FROM read_parquet('{path}')")
 
     def fit(self, rows: int) -> None:
         """Grow the memory limit for a join over ``rows`` rows (never below the start's)."""
@@ -72,10 +95,10 @@ class Database:
             self._limit = wanted
             self.execute(f"SET memory_limit = '{wanted >> 20}MB'")
 
-    def after_join(self) -> None:
+    def after_join(self, floor: int = AFTER_JOIN_FLOOR) -> None:
         """The limit for what follows the join, from the rows ``fit`` was given."""
         wanted = self._rows * AFTER_JOIN_BYTES_PER_ROW
-        self.shrink(max(AFTER_JOIN_FLOOR, min(AFTER_JOIN_LIMIT, wanted)))
+        self.shrink(max(floor, min(AFTER_JOIN_LIMIT, wanted)))
 
     def shrink(self, limit: int) -> None:
         """Give memory back once the join is done (DuckDB evicts to its scratch directory)."""

@@ -8,7 +8,7 @@ the candidates' positions come back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from reconcile.engine.db import Database
@@ -58,23 +58,28 @@ def candidate_of(verdict: Verdict) -> Candidate | None:
     )
 
 
-def renewed(db: Database, candidates: Sequence[Candidate | None]) -> set[int]:
+DELIVERED = "delivered AND issued_at IS NOT NULL"
+"""The ``intune`` records the check reads: once the join is done only these are kept."""
+READS = "delivered, issued_at, profile, device_id, device_name, serial, thumbprint"
+
+
+def renewed(db: Database, candidates: Iterable[Candidate | None]) -> set[int]:
     """Positions of the candidates for which ``intune`` holds a delivered record of the same
-    device and profile, issued after the candidate, that is not the candidate's own."""
-    if not any(c is not None for c in candidates):
-        return set()
+    device and profile, issued after the candidate, that is not the candidate's own.
+
+    ``candidates`` are read once, as they come: at 1M rows 70,000 of them, made from the
+    expiring view's spooled verdicts, were 20 MB as a list beside the run's verdicts."""
     db.execute(
         "CREATE OR REPLACE TABLE renewal_candidates ("
         + ", ".join(f"{name} {kind}" for name, kind in _COLUMNS.items())
         + ")"
     )
-    db.insert(
-        "renewal_candidates",
-        _COLUMNS,
-        ((i, *c) for i, c in enumerate(candidates) if c is not None),
-    )
-    records = """
-        FROM intune WHERE delivered AND issued_at IS NOT NULL
+    rows = ((i, *c) for i, c in enumerate(candidates) if c is not None)
+    if not db.insert("renewal_candidates", _COLUMNS, rows):
+        db.execute("DROP TABLE renewal_candidates")
+        return set()
+    records = f"""
+        FROM intune WHERE {DELIVERED}
         AND profile IN (SELECT profile FROM renewal_candidates)
     """
     device_folds(

@@ -96,3 +96,22 @@ def test_after_the_join_the_limit_follows_its_rows_within_bounds() -> None:
     # The floor for a 1M-row join, 25 bytes a row at 10M, the cap beyond.
     assert after(2_000_000) == after(0)
     assert len({after(0), after(20_000_000), after(200_000_000)}) == 3
+
+
+def test_a_reopened_engine_holds_only_what_it_was_given_and_the_same_limit() -> None:
+    with Database() as db:
+        db.execute(
+            "CREATE TABLE t AS SELECT i, i::VARCHAR AS s, [i, i + 1] AS l, i % 2 = 0 AS even "
+            "FROM range(1000) r(i)"
+        )
+        db.execute("CREATE TABLE gone AS SELECT 1 AS x")
+        db.fit(20_000_000)
+        limit = db.rows("SELECT current_setting('memory_limit')")
+        before = db.rows("SELECT * FROM t WHERE even ORDER BY i")
+        types = db.rows("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM t)")
+        db.reopen({"t": "FROM t WHERE even", "odd": "SELECT i FROM t WHERE NOT even"})
+        assert db.rows("SELECT * FROM t ORDER BY i") == before
+        assert db.rows("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM t)") == types
+        assert db.rows("SELECT count(*), min(i) FROM odd") == [(500, 1)]
+        assert db.rows("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'gone'") == [(0,)]
+        assert db.rows("SELECT current_setting('memory_limit')") == limit
