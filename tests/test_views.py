@@ -308,3 +308,6 @@ def test_light_verdicts_give_the_same_views_byte_for_byte():
     kept = light_views.revoked_installed[0].verdict
     assert kept.reason == "" and kept.ca.subject is None
     assert kept.intune is not None and kept.intune.record_id == "" and kept.intune.serial is None
+    full = full_views.revoked_installed[0].verdict.device
+    assert full is not None and full.operating_system and full.last_sync
+    assert kept.device == replace(full, operating_system=None, last_sync=None)
