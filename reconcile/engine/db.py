@@ -77,7 +77,10 @@ class Database:
         fills it). DuckDB keeps the memory of what it dropped (at 1M rows about 140 MB after
         the join, with nothing left in its buffer pool); closing it is what gives that back."""
         self._batches += 1
-        paths = {name: self.scratch / f"{name}-{self._batches}.parquet" for name in tables}
+        paths = {
+            name: str(self.scratch / f"{name}-{self._batches}.parquet").replace("'", "''")
+            for name in tables
+        }
         for name, query in tables.items():
             self.execute(
                 f"COPY ({query}) TO '{paths[name]}' (FORMAT parquet, COMPRESSION uncompressed)"

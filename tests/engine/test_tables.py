@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -115,3 +117,16 @@ def test_a_reopened_engine_holds_only_what_it_was_given_and_the_same_limit() -> 
         assert db.rows("SELECT count(*), min(i) FROM odd") == [(500, 1)]
         assert db.rows("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'gone'") == [(0,)]
         assert db.rows("SELECT current_setting('memory_limit')") == limit
+
+
+def test_a_scratch_folder_with_a_quote_in_its_name_reopens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "it's here"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    with Database() as db:
+        assert db.scratch.parent == folder
+        db.execute("CREATE TABLE t AS SELECT 1 AS x")
+        db.reopen({"t": "FROM t"})
+        assert db.rows("SELECT x FROM t") == [(1,)]
