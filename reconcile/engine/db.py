@@ -22,6 +22,8 @@ import duckdb
 import msgspec
 
 MEMORY_LIMIT = 256 << 20
+"""The engine's limit while it reads the inputs and joins a run of up to a few million rows:
+DuckDB caches up to it, and its RSS overshoots it (at 1M rows 320 MB gave a 575 MiB peak)."""
 JOIN_BYTES_PER_ROW = 50
 """The engine's memory for the join, per CA row and Intune record (``fit``): 10M x 10M needs
 about 1 GB (320 MB ran out in its last join), while a 1M run caches whatever it is given."""
@@ -34,8 +36,8 @@ AFTER_JOIN_LIMIT = 512 << 20
 the run's peak against 320 MB; at 10M 500 MB, about what its views' renewal check needed."""
 COPY_FLOOR = 192 << 20
 """The floor while the kept rows are copied out of the join's tables (``classify._copy_rows``):
-at 1M rows that copy needs about 150 MB (128 MB ran out), and the join's 320 MB limit let the
-engine cache CA blocks up to it, 574 MiB of peak RSS."""
+at 1M rows that copy needs about 150 MB (128 MB ran out), while at the join's limit the engine
+cached CA blocks up to it (574 MiB of peak RSS at 320 MB)."""
 RETRY_LIMIT = 2 << 30
 """A statement that runs out of the limit runs once more with this much (then the limit is
 put back): DuckDB's plan for one statement can need more than the data does, and a nightly run
