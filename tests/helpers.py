@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -143,3 +144,16 @@ def columns(table: str) -> list[str]:
     lines = table.splitlines()
     spans = [m.span() for m in re.finditer(r"-+", lines[1])]
     return [" ".join(" ".join(line[a:b] for line in lines[2:]).split()) for a, b in spans]
+
+
+def examples(count: int) -> int:
+    """A property test's example count, times ``HYPOTHESIS_EXAMPLES_SCALE`` (default 1): a
+    long run (``HYPOTHESIS_EXAMPLES_SCALE=50 make test``) searches fifty times as far."""
+    raw = os.environ.get("HYPOTHESIS_EXAMPLES_SCALE", "1")
+    try:
+        scale = int(raw)
+    except ValueError:
+        raise ValueError(f"HYPOTHESIS_EXAMPLES_SCALE={raw!r} is not a whole number") from None
+    if scale < 1:
+        raise ValueError(f"HYPOTHESIS_EXAMPLES_SCALE={raw!r} is below 1")
+    return count * scale

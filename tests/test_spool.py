@@ -29,7 +29,7 @@ from reconcile.report.document import Report
 from reconcile.spool import Filtered, Head, Mapped, Sorter, Spool, sort_spooled
 from reconcile.views import PlanTarget, RevocationReason, View, ViewRow
 from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with
-from tests.helpers import demo_settings
+from tests.helpers import demo_settings, examples
 
 
 @pytest.fixture(autouse=True)
@@ -233,7 +233,7 @@ def test_filtered_mapped_and_head_are_lazy_sized_views() -> None:
     assert not Head(source, 0) and not Head((), 3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 5), st.integers()), max_size=60),
     st.integers(1, 7),

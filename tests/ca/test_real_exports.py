@@ -15,6 +15,7 @@ from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.ca.records import MAX_RECORD_LINES
 from reconcile.errors import InputError
 from tests.ca.conftest import FIXTURES, read_export
+from tests.helpers import examples
 
 PSPKI_HEAD = '"RequestID","CommonName","NotBefore","NotAfter","SerialNumber","CertificateTemplate"'
 
@@ -127,7 +128,7 @@ MINUTES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2049, 
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     culture=st.sampled_from(sorted(CULTURES)),
     dates=st.lists(MINUTES, min_size=1, max_size=6),

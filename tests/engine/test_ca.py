@@ -25,7 +25,7 @@ from reconcile.engine.db import Database
 from reconcile.engine.tables import CA_COLUMNS, ca_row, create_tables
 from reconcile.errors import InputError
 from reconcile.model import CaCertificate, InputFile, Reject
-from tests.helpers import CERTUTIL_HEADER
+from tests.helpers import CERTUTIL_HEADER, examples
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -446,7 +446,7 @@ def exports(draw: st.DrawFn) -> bytes:
 GENERATED_OPTIONS = st.sampled_from(OPTIONS[:4])
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(exports(), GENERATED_OPTIONS)
 def test_generated_exports_read_the_same_both_ways(data: bytes, options: ReaderOptions) -> None:
     with written(data) as path:
@@ -493,7 +493,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated(), GENERATED_OPTIONS, st.booleans())
 def test_mutated_exports_read_the_same_both_ways(
     data: bytes, options: ReaderOptions, wide: bool

@@ -17,6 +17,7 @@ from reconcile.engine.tables import CA_COLUMNS, ca_record, create_tables, load_c
 from reconcile.model import CaCertificate
 from tests.engine.reference_dedupe import Collapser
 from tests.factories import AS_OF, ca_cert
+from tests.helpers import examples
 
 INDEX = frozenset({"index.txt"})
 _TIMES = (
@@ -82,7 +83,7 @@ certificates = st.builds(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(certificates, max_size=14),
     st.sampled_from([frozenset(), INDEX, INDEX | {"it's.csv"}]),

@@ -14,6 +14,7 @@ from reconcile.intune.side import Devices, IntuneSide, entry_of
 from reconcile.model import IntuneSource, Status
 from tests.engine import reference_join
 from tests.factories import AS_OF, ca_cert, device, intune_cert
+from tests.helpers import examples
 
 SERIALS = st.sampled_from([0, 1, 0xAB, 0x1000, 0x1000, 2**64 + 5, 2**159 + 1])
 THUMBPRINTS = st.sampled_from([None, None, "AB" * 20, "CD" * 20, "EF" * 32, ""])
@@ -227,7 +228,7 @@ def _has_device(verdict):
     return verdict.device is not None or bool(verdict.device_candidates)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     given_inputs=inputs(),
     chosen=options(),

@@ -24,6 +24,7 @@ from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
 from reconcile.intune.snapshot import DEVICES
 from tests.engine.reference_snapshot import SnapshotSource
+from tests.helpers import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted(
@@ -329,7 +330,7 @@ def check_same(directory: Path) -> dict[str, int]:
         return dict(engine.native_rows)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines(STATE_KEYS), lines(REPORT_KEYS), lines(DEVICE_KEYS), st.booleans())
 def test_random_snapshots_load_the_same_both_ways(
     states: list[str], report: list[str], devices: list[str], hashed: bool

@@ -14,7 +14,7 @@ from reconcile.model import FindingDetail
 from reconcile.report import text
 from reconcile.report.historytext import format_run_details
 from reconcile.report.text import fit_table, wrap
-from tests.helpers import assert_fits, columns
+from tests.helpers import assert_fits, columns, examples
 
 SERIAL = "6100000452A7753E56A5C29302000000000452AB"  # 40 hex digits
 HEADERS = ("status", "serial", "device", "next step")
@@ -99,7 +99,7 @@ _CELLS = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.integers(1, 4).flatmap(lambda n: st.lists(st.lists(_CELLS, min_size=n, max_size=n))))
 def test_a_table_written_a_chunk_at_a_time_is_tabulate_s_byte_for_byte(
     rows: list[list[str]],
