@@ -28,7 +28,7 @@ from reconcile.report import bundle
 from reconcile.report.document import Report
 from reconcile.spool import Filtered, Head, Mapped, Sorter, Spool, sort_spooled
 from reconcile.views import PlanTarget, RevocationReason, View, ViewRow
-from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with
+from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with, verdict
 from tests.helpers import demo_settings, examples
 
 
@@ -252,6 +252,26 @@ def test_the_external_sort_leaves_no_scratch_files(tmp_path: Path) -> None:
     assert list(result) == list(range(1, 101))
     result.close()
     assert _spilled_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("source_spilled", [False, True])
+def test_a_copy_of_verdicts_spills_only_where_its_source_did(
+    monkeypatch: pytest.MonkeyPatch, source_spilled: bool
+) -> None:
+    """A copy shares its source's records: of a source in memory it stays in memory (even past
+    the budget, here none), of a spilled one it spills too."""
+    monkeypatch.setattr(spool, "BUFFER", 4)
+    if not source_spilled:
+        monkeypatch.setattr(spool, "BUDGET", 10_000)
+    source = verdict_spool(verdict(ca=ca_cert(0x1000 + i)) for i in range(20))
+    assert source.spilled == source_spilled
+    monkeypatch.setattr(spool, "BUDGET", 0)
+    copy = verdict_spool((replace(v, next_step="x") for v in source), copy_of=source)
+    assert copy.spilled == source_spilled
+    assert [v.ca.serial for v in copy] == [0x1000 + i for i in range(20)]
+    assert copy.tally() == {Status.NOT_REPORTED: 20}
+    in_memory = [verdict(ca=ca_cert(0x2000 + i)) for i in range(20)]
+    assert not verdict_spool(iter(in_memory), copy_of=in_memory).spilled
 
 
 def test_findings_and_counts_of_a_spooled_run_need_no_pass() -> None:

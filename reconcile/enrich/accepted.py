@@ -162,7 +162,7 @@ def _expiry(value: Any, bad: Any) -> date:
 
 
 def apply(
-    verdicts: Iterable[Verdict], exceptions: Sequence[AcceptedException], as_of: datetime
+    verdicts: Sequence[Verdict], exceptions: Sequence[AcceptedException], as_of: datetime
 ) -> Spool[Verdict]:
     """Findings matching an exception valid on the as-of date become ``accepted``; the
     verdicts are read once and spooled anew.
@@ -174,7 +174,7 @@ def apply(
     valid = [e for e in exceptions if e.expires >= today]
     expired = [e for e in exceptions if e.expires < today]
     lapsed: dict[int, int] = {}
-    out = verdict_spool(_accepted(verdicts, valid, expired, lapsed))
+    out = verdict_spool(_accepted(verdicts, valid, expired, lapsed), copy_of=verdicts)
     for e in expired:
         log.warning(
             "%s expired on %s; %d finding(s) it covered are flagged again",

@@ -198,7 +198,10 @@ def with_next_steps(result: RunResult) -> RunResult:
     if all(v.next_step for v in result.verdicts):
         return result
     verdicts = verdict_spool(
-        v if v.next_step else dataclasses.replace(v, next_step=next_step(v))
-        for v in result.verdicts
+        (
+            v if v.next_step else dataclasses.replace(v, next_step=next_step(v))
+            for v in result.verdicts
+        ),
+        copy_of=result.verdicts,
     )
     return dataclasses.replace(result, verdicts=verdicts)

@@ -164,7 +164,9 @@ def apply_evidence(result: RunResult, store: EvidenceStore) -> RunResult:
             )
     if not changed:
         return result
-    verdicts = verdict_spool(changed.get(i, v) for i, v in enumerate(result.verdicts))
+    verdicts = verdict_spool(
+        (changed.get(i, v) for i, v in enumerate(result.verdicts)), copy_of=result.verdicts
+    )
     return dataclasses.replace(result, verdicts=verdicts)
 
 

@@ -305,10 +305,13 @@ def _record(
     )
     step("resolved")
     verdicts = verdict_spool(
-        v
-        if v.status not in FINDING_STATUSES
-        else _with_history(v, first_seen_of[key := finding_key(v)], as_of, key in new_keys)
-        for v in result.verdicts
+        (
+            v
+            if v.status not in FINDING_STATUSES
+            else _with_history(v, first_seen_of[key := finding_key(v)], as_of, key in new_keys)
+            for v in result.verdicts
+        ),
+        copy_of=result.verdicts,
     )
     resolved = (
         FindingRef(issuer, serial, name, status, _from_epoch(first), age(_from_epoch(first), as_of))
