@@ -199,10 +199,10 @@ def verdict_spool(
     memory stays in memory: spilled, it pickled the records it shares and every read made
     copies of them (at 1M rows 50,000 findings, 0.7 s to spill and more to read back, for no
     memory saved)."""
-    held = copy_of is not None and not (isinstance(copy_of, Spool) and copy_of.spilled)
-    spool: Spool[Verdict] = Spool(
-        tally=_status, buffer=max(1, len(copy_of)) if held and copy_of is not None else None
-    )
+    buffer = None
+    if copy_of is not None and not (isinstance(copy_of, Spool) and copy_of.spilled):
+        buffer = max(1, len(copy_of))
+    spool: Spool[Verdict] = Spool(tally=_status, buffer=buffer)
     if verdicts is None:
         return spool
     spool.extend(verdicts)

@@ -24,7 +24,7 @@ from reconcile.ca.openssl_index import NAME as INDEX_FORMAT
 from reconcile.engine import dedupe as engine_dedupe
 from reconcile.engine import guards as engine_guards
 from reconcile.engine.ca import load_export
-from reconcile.engine.classify import classify_tables, release
+from reconcile.engine.classify import classify_tables
 from reconcile.engine.db import Database
 from reconcile.engine.snapshot import EngineSnapshot, load_snapshot
 from reconcile.engine.tables import create_tables, load_certificates
@@ -412,5 +412,4 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             # Read once the views are built: at 1M rows 47,000 records that need not sit
             # beside the view-only verdicts.
             result = replace(result, unknown_to_ca=later.unknown_to_ca())
-        release(db)
         return replace(result, views=replace(built, connectors=connectors))

@@ -46,8 +46,8 @@ from reconcile.timeparse import iso_z
 
 _BATCH = 4096
 _SEQ_RANGE = 1_000_000
-_kept_tables = itertools.count()
 """CA rows whose kept verdicts are read by one query."""
+_kept_tables = itertools.count()
 _Key = tuple[int, int]
 """An Intune record by (collection, line)."""
 
@@ -556,7 +556,7 @@ def classify_tables(
     advised = _advised(options)
     if keep_all:
         rows = _copy_rows(db, records.devices_read, "true")
-        _release(db)
+        _release(db, rows)
         verdicts.extend(advised(k.verdict) for k in _verdicts(db, records, options, rows))
     else:
         by_sql = keep_if is None and in_python is None
@@ -576,7 +576,7 @@ def classify_tables(
             # Which view-only verdicts come later is known now: the join's tables can go.
             if defer:
                 later = _copy_rows(db, records.devices_read, f"NOT v.pending AND {view}")
-            _release(db)
+            _release(db, rows, later)
         for kept in _verdicts(db, records, options, rows):
             verdict = kept.verdict
             if kept.kind == "keep":
@@ -594,7 +594,7 @@ def classify_tables(
             db.execute("CREATE OR REPLACE TABLE j_deferred (seq BIGINT)")
             db.insert("j_deferred", {"seq": "BIGINT"}, ((s,) for s in deferred_seqs))
             later = _copy_rows(db, records.devices_read, "v.seq IN (SELECT seq FROM j_deferred)")
-            _release(db)
+            _release(db, later)
     if not defer_records:
         return JoinResult(verdicts.freeze(), _unknown_records(db, records, unknown), dict(dropped))
 
@@ -609,32 +609,16 @@ def classify_tables(
     return JoinResult(verdicts.freeze(), (), dict(dropped), Deferred(view_only, unknown_to_ca))
 
 
-def _release(db: Database) -> None:
-    """A fresh engine once the rows the join keeps are copied out (``_copy_rows``): only those,
-    the Intune records unknown to the CA and the delivered ones the views' renewal check reads
-    stay, as files. Dropping the join's tables was not enough: at 1M rows DuckDB kept about
-    140 MB it no longer used while Python built the verdicts."""
+def _release(db: Database, *kept: str | None) -> None:
+    """A fresh engine once the rows the join keeps are copied out (``_copy_rows`` tables
+    ``kept``): only those, the Intune records unknown to the CA and the delivered ones the
+    views' renewal check reads stay, as files. Dropping the join's tables was not enough: at 1M
+    rows DuckDB kept about 140 MB it no longer used while Python built the verdicts."""
     db.after_join()
-    kept = [
-        name
-        for (name,) in db.rows(
-            "SELECT table_name FROM duckdb_tables() "
-            "WHERE starts_with(table_name, 'kept_rows_') OR table_name = 'j_unknown'"
-        )
-    ]
     db.reopen(
-        {name: f"FROM {name}" for name in kept}
+        {name: f"FROM {name}" for name in (*kept, "j_unknown") if name is not None}
         | {"intune": f"SELECT {renewal.READS} FROM intune WHERE {renewal.DELIVERED}"}
     )
-
-
-def release(db: Database) -> None:
-    """Forget the kept rows once their verdicts are built: the views read only ``intune``."""
-    for (name,) in db.rows(
-        "SELECT view_name FROM duckdb_views() "
-        "WHERE starts_with(view_name, 'kept_rows_') OR view_name = 'j_unknown'"
-    ):
-        db.execute(f"DROP VIEW {name}")
 
 
 def close_with(deferred: Deferred, db: Database) -> None:
