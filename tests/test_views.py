@@ -4,6 +4,7 @@ the revocation plan, and what never does."""
 from __future__ import annotations
 
 import io
+import dataclasses
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,7 +12,14 @@ import pytest
 
 from reconcile.intune.side import IntuneSide
 from reconcile.join import JoinOptions, classify
-from reconcile.model import InputFile, Status
+from reconcile.model import (
+    CaCertificate,
+    InputFile,
+    IntuneCertificate,
+    ManagedDevice,
+    Status,
+    Verdict,
+)
 from reconcile.report.viewsout import VIEW_COLUMNS, write_view
 from reconcile.report.viewspage import _cells
 from reconcile.views import (
@@ -311,3 +319,66 @@ def test_light_verdicts_give_the_same_views_byte_for_byte():
     full = full_views.revoked_installed[0].verdict.device
     assert full is not None and full.operating_system and full.last_sync
     assert kept.device == replace(full, operating_system=None, last_sync=None)
+
+
+LIGHT_DROPS = {
+    CaCertificate: {"subject", "requester", "template_name", "request_id", "san"},
+    IntuneCertificate: {
+        "record_id",
+        "serial",
+        "thumbprint",
+        "issuer",
+        "platform",
+        "expires_at",
+        "state_changed_at",
+        "error_code",
+        "subject",
+    },
+    ManagedDevice: {"azure_ad_device_id", "serial_number", "operating_system", "last_sync"},
+    Verdict: {"reason"},
+}
+"""What a light verdict leaves out; a field added to a record is kept unless it is named here."""
+
+
+def _filled(cls, nested):
+    """An instance with every field set to a value of its own (records from ``nested``)."""
+    values = {}
+    for number, f in enumerate(dataclasses.fields(cls)):
+        if f.name in nested:
+            values[f.name] = nested[f.name]
+        elif f.name == "source" and cls is IntuneCertificate:
+            values[f.name] = intune_cert(1).source
+        elif f.name == "status":
+            values[f.name] = Status.DELIVERED
+        elif "bool" in str(f.type):
+            values[f.name] = True
+        elif "datetime" in str(f.type):
+            values[f.name] = AS_OF + timedelta(minutes=number)
+        elif f.type in ("int", "int | None"):
+            values[f.name] = number + 1
+        elif "tuple" in str(f.type):
+            values[f.name] = (device("PC-X"),)
+        else:
+            values[f.name] = f"{cls.__name__}.{f.name}"
+    return cls(**values)
+
+
+def test_light_keeps_every_field_it_does_not_name():
+    ca = _filled(CaCertificate, {})
+    record = _filled(IntuneCertificate, {})
+    managed = _filled(ManagedDevice, {})
+    full = _filled(Verdict, {"ca": ca, "intune": record, "device": managed})
+    slim = light(full)
+    for original, kept in (
+        (full, slim),
+        (ca, slim.ca),
+        (record, slim.intune),
+        (managed, slim.device),
+    ):
+        dropped = LIGHT_DROPS[type(original)]
+        for f in dataclasses.fields(original):
+            value, left = getattr(original, f.name), getattr(kept, f.name)
+            if f.name in dropped:
+                assert left in (None, ""), f"{type(original).__name__}.{f.name}"
+            elif f.name not in ("ca", "intune", "device"):
+                assert left == value, f"{type(original).__name__}.{f.name}"
