@@ -33,8 +33,26 @@ def parse_iso(text: str | None) -> datetime | None:
     return parse_utc(text)
 
 
+_ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def iso_z(value: datetime | None) -> str:
-    """The one way reconcile writes a time: ISO-8601 UTC with a Z, to the second."""
+    """The one way reconcile writes a time: ISO-8601 UTC with a Z, to the second.
+
+    Formatted field by field, as ``strftime(_ISO_Z)`` writes it (a 1M-row run writes about
+    300,000 of them, and strftime took 2.5 times as long); years before 1000, which strftime
+    writes unpadded on Linux, still go through it."""
     if value is None:
         return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if value.year < 1000:
+        return value.strftime(_ISO_Z)
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+    )
