@@ -269,7 +269,7 @@ def _record(
     seen_before: list[tuple[str, int]] = []
     new_keys: set[Key] = set()
     first_seen_of: dict[Key, datetime] = {}
-    span_ids: list[int] = []
+    not_open: list[tuple[Key, Open]] = []
     for key, finding in current.items():
         row = open_rows.get(key)
         if row is None:
@@ -279,7 +279,11 @@ def _record(
             first_seen_of[key] = _from_epoch(row[1])
             continue
         new_keys.add(key)
-        fid, first_seen = _reopen_or_insert(db, tenant, issuers[key[0]], key[1], finding, now)
+        not_open.append((key, finding))
+    span_ids: list[int] = []
+    for (key, _finding), (fid, first_seen) in zip(
+        not_open, _reopen_or_insert(db, tenant, issuers, not_open, now), strict=True
+    ):
         span_ids.append(fid)
         first_seen_of[key] = _from_epoch(first_seen)
     db.executemany(
@@ -369,28 +373,55 @@ def _adopt(
 
 
 def _reopen_or_insert(
-    db: sqlite3.Connection, tenant: str, issuer_id: int, serial: str, finding: Open, now: int
-) -> tuple[int, int]:
-    """A finding not open before: reopen it if it was resolved once (keeping its first_seen)."""
-    blob = bytes.fromhex(serial)
-    name = finding.label[:_LABEL_CHARS] if finding.label else None
-    row = db.execute(
-        "SELECT id, first_seen FROM findings WHERE tenant = ? AND issuer_id = ? AND serial = ?",
-        (tenant, issuer_id, blob),
-    ).fetchone()
-    if row is not None:
-        db.execute(
-            "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1, label = ?2,"
-            " last_status = ?3, resolved_at = NULL WHERE id = ?4",
-            (now, name, finding.status, row[0]),
-        )
-        return int(row[0]), int(row[1])
-    cursor = db.execute(
-        "INSERT INTO findings (tenant, issuer_id, serial, label, first_seen, last_seen,"
-        " times_seen, last_status) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-        (tenant, issuer_id, blob, name, now, now, finding.status),
+    db: sqlite3.Connection,
+    tenant: str,
+    issuers: dict[str, int],
+    findings: Sequence[tuple[Key, Open]],
+    now: int,
+) -> list[tuple[int, int]]:
+    """(id, first_seen) of each finding not open before, in order: one resolved once is
+    reopened (keeping its first_seen), the others are inserted in their order.
+
+    In bulk, through a scratch table: a first night at 1M rows has 50,000 new findings, and a
+    lookup and an insert each took 20 µs."""
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS not_open (n INTEGER PRIMARY KEY, issuer_id INTEGER,"
+        " serial BLOB, label TEXT, status TEXT)"
     )
-    return int(cursor.lastrowid or 0), now
+    db.execute("DELETE FROM not_open")
+    db.executemany(
+        "INSERT INTO not_open VALUES (?, ?, ?, ?, ?)",
+        (
+            (
+                n,
+                issuers[issuer],
+                bytes.fromhex(serial),
+                finding.label[:_LABEL_CHARS] if finding.label else None,
+                finding.status,
+            )
+            for n, ((issuer, serial), finding) in enumerate(findings)
+        ),
+    )
+    pairs = """SELECT o.n, f.id, f.first_seen FROM not_open o JOIN findings f
+        ON f.tenant = ? AND f.issuer_id = o.issuer_id AND f.serial = o.serial"""
+    reopened = {n: (fid, first) for n, fid, first in db.execute(pairs, (tenant,))}
+    db.executemany(
+        "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1,"
+        " label = (SELECT label FROM not_open WHERE n = ?2),"
+        " last_status = (SELECT status FROM not_open WHERE n = ?2), resolved_at = NULL"
+        " WHERE id = ?3",
+        ((now, n, fid) for n, (fid, _first) in reopened.items()),
+    )
+    db.execute(
+        "INSERT INTO findings (tenant, issuer_id, serial, label, first_seen, last_seen,"
+        " times_seen, last_status) SELECT ?1, issuer_id, serial, label, ?2, ?2, 1, status"
+        " FROM not_open o WHERE NOT EXISTS (SELECT 1 FROM findings f WHERE f.tenant = ?1"
+        " AND f.issuer_id = o.issuer_id AND f.serial = o.serial) ORDER BY n",
+        (tenant, now),
+    )
+    found = {n: (fid, first) for n, fid, first in db.execute(pairs, (tenant,))}
+    db.execute("DELETE FROM not_open")
+    return [found[n] for n in range(len(findings))]
 
 
 def list_runs(

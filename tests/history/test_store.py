@@ -94,6 +94,32 @@ def test_reopened_finding_keeps_first_seen_and_counts_as_new(db):
     assert run_findings(db, "run-5") == [("contoso issuing ca", "01", "PC-1")]
 
 
+def test_reopened_and_new_findings_in_one_run(db):
+    """Reopened ones keep their row (status and label updated), new ones get rows in order."""
+    record_run(db, night(0, finding(1), finding(2)), 1, 1)
+    record_run(db, night(1), 0, 1)
+    renamed = verdict(
+        Status.NOT_INSTALLED, ca=ca_cert(1, issuer=ISSUER_A, common_name="PC-RENAMED")
+    )
+    again, delta = record_run(db, night(2, finding(4), renamed, finding(3)), 1, 1)
+    assert sorted(r.serial for r in delta.new) == ["01", "03", "04"]
+    assert {v.ca.serial: v.first_seen for v in again.verdicts} == {
+        1: AS_OF,
+        3: AS_OF + timedelta(days=2),
+        4: AS_OF + timedelta(days=2),
+    }
+    rows = db.execute(
+        "SELECT id, hex(serial), label, last_status, times_seen, resolved_at FROM findings"
+        " ORDER BY id"
+    ).fetchall()
+    assert [row[1:] for row in rows] == [
+        ("01", "PC-RENAMED", "not_installed", 2, None),
+        ("02", "PC-2", "not_reported", 1, int((AS_OF + timedelta(days=1)).timestamp())),
+        ("04", "PC-4", "not_reported", 1, None),
+        ("03", "PC-3", "not_reported", 1, None),
+    ]
+
+
 def test_same_serial_from_two_issuers_are_two_findings(db):
     other = "CN=Fabrikam Issuing CA"
     annotated, delta = record_run(db, night(0, finding(5), finding(5, issuer=other)), 1, 1)
