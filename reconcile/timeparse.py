@@ -48,7 +48,8 @@ def iso_z(value: datetime | None) -> str:
         value = value.astimezone(UTC)
     if value.year < 1000:
         return value.strftime(_ISO_Z)
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (
+    # %-formatting: half the time of the same f-string's format specifiers.
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031
         value.year,
         value.month,
         value.day,

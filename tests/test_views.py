@@ -3,8 +3,8 @@ the revocation plan, and what never does."""
 
 from __future__ import annotations
 
-import io
 import dataclasses
+import io
 from dataclasses import replace
 from datetime import timedelta
 
