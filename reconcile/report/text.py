@@ -3,10 +3,11 @@ that fit the terminal."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import textwrap
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import tabulate as tabulate_module
 from tabulate import tabulate
@@ -86,6 +87,36 @@ def table_lines(rows: Sequence[Row], headers: Sequence[str]) -> Iterator[str]:
         skip = 0
 
 
+_CACHED_CELLS = 1 << 16
+"""Distinct cells whose tabulate facts are remembered: a findings table's statuses, issuers,
+profiles and next steps repeat on every row, and tabulate's type and format rules read each
+cell's text alone."""
+
+
+@functools.lru_cache(maxsize=_CACHED_CELLS)
+def _cell_type(cell: str) -> type | None:
+    """tabulate's type of a cell, or None when it holds ANSI codes or line breaks."""
+    tab: Any = tabulate_module
+    if tab._ansi_codes.search(cell) or tab._multiline_codes.search(cell):
+        return None
+    return cast(type, tab._type(cell, True, True))
+
+
+@functools.lru_cache(maxsize=_CACHED_CELLS)
+def _cell_metrics(cell: str, kind: type) -> tuple[tuple[int, int], ...]:
+    """((metric, value), ...) of a cell in a column of ``kind``: decimals and the width before
+    them for numbers, the stripped width for text (tabulate's alignment rules)."""
+    tab: Any = tabulate_module
+    wide = tab.wcwidth is not None and tab.WIDE_CHARS_MODE
+    width = tab._align_column_choose_width_fn(False, wide, False)
+    fmt = tab._DEFAULT_FLOATFMT, tab._DEFAULT_INTFMT, tab._DEFAULT_MISSINGVAL
+    text = tab._format(cell, kind, *fmt, has_invisible=False)
+    if kind in (int, float):
+        decimals = tab._afterpoint(text)
+        return (0, decimals), (1, width(text) - decimals)
+    return ((2, width(text.strip())),)
+
+
 def _sentinels(rows: Iterable[Row], headers: Sequence[str]) -> list[Row] | None:
     """Rows that give every chunk the whole table's column types, widths and decimal
     alignment (tabulate's own rules, read from its helpers); None when a cell has ANSI codes
@@ -96,29 +127,19 @@ def _sentinels(rows: Iterable[Row], headers: Sequence[str]) -> list[Row] | None:
     typed: list[Row | None] = [None] * columns
     for row in rows:
         for j, cell in enumerate(row):
-            if tab._ansi_codes.search(cell) or tab._multiline_codes.search(cell):
+            cell_type = _cell_type(cell)
+            if cell_type is None:
                 return None
-            kind = tab._more_generic(generic[j], tab._type(cell, True, True))
+            kind = tab._more_generic(generic[j], cell_type)
             if kind is not generic[j]:
                 generic[j], typed[j] = kind, row
-    wide = tab.wcwidth is not None and tab.WIDE_CHARS_MODE
-    width = tab._align_column_choose_width_fn(False, wide, False)
     best: dict[tuple[int, int], tuple[int, Row]] = {}
-
-    def keep(metric: tuple[int, int], value: int, row: Row) -> None:
-        if metric not in best or value > best[metric][0]:
-            best[metric] = (value, row)
-
-    fmt = tab._DEFAULT_FLOATFMT, tab._DEFAULT_INTFMT, tab._DEFAULT_MISSINGVAL
     for row in rows:
         for j, cell in enumerate(row):
-            text = tab._format(cell, generic[j], *fmt, has_invisible=False)
-            if generic[j] in (int, float):
-                decimals = tab._afterpoint(text)
-                keep((j, 0), decimals, row)
-                keep((j, 1), width(text) - decimals, row)
-            else:
-                keep((j, 2), width(text.strip()), row)
+            for metric, value in _cell_metrics(cell, generic[j]):
+                key = (j, metric)
+                if key not in best or value > best[key][0]:
+                    best[key] = (value, row)
     chosen = [row for row in typed if row is not None] + [row for _v, row in best.values()]
     unique: dict[int, Row] = {id(row): row for row in chosen}
     return list(unique.values())
