@@ -16,7 +16,6 @@ or a tuple); ``sort_spooled`` is a bounded external sort (sorted runs spilled, t
 
 from __future__ import annotations
 
-import contextlib
 import copyreg
 import dataclasses
 import heapq
@@ -146,14 +145,13 @@ class Records(Sequence[T]):
         return f"{type(self).__name__}({len(self)} records)"
 
 
-def _release(buffer: list[Any], scratch: list[tuple[IO[bytes], str]]) -> None:
-    """A spool's end: its buffer no longer counts against the budget, its file is removed."""
+def _release(buffer: list[Any], scratch: list[IO[bytes]]) -> None:
+    """A spool's end: its buffer no longer counts against the budget, its file is closed (and
+    with that gone: it never had a name)."""
     _Held.count -= len(buffer)
     buffer.clear()
-    for handle, path in scratch:
+    for handle in scratch:
         handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
     scratch.clear()
 
 
@@ -161,7 +159,9 @@ class Spool(Records[T]):
     """Append, ``freeze``, then iterate as often as needed. Records stay in memory while all
     live spools hold fewer than ``BUDGET``; beyond that an appending spool pickles its buffer
     in batches of ``buffer`` records to a scratch file in ``directory`` (the system's temp
-    folder by default), removed by ``close`` or when the spool is garbage-collected.
+    folder by default), closed by ``close`` or when the spool is garbage-collected. The file
+    is anonymous (``tempfile.TemporaryFile``: unlinked at once, or deleted on close on
+    Windows), so a run the OOM killer ends leaves none of its gigabytes behind.
 
     ``tally``, when given, counts ``tally(record)`` as records are appended (statuses, say),
     so a count never needs a pass over the file.
@@ -196,7 +196,7 @@ class Spool(Records[T]):
         self._batches: list[tuple[int, int]] = []
         self._length = 0
         self._frozen = False
-        self._scratch: list[tuple[IO[bytes], str]] = []
+        self._scratch: list[IO[bytes]] = []
         self._finalizer = weakref.finalize(self, _release, self._buffer, self._scratch)
         self._directory = directory
         self._tally_key = tally
@@ -239,9 +239,12 @@ class Spool(Records[T]):
     def _spill(self) -> None:
         """The buffer to the scratch file, a batch of ``buffer`` records at a time."""
         if not self._scratch:
-            fd, path = tempfile.mkstemp(prefix="reconcile-spool-", dir=self._directory)
-            self._scratch.append((os.fdopen(fd, "w+b"), path))
-        handle = self._scratch[0][0]
+            # Open for the spool's life: _release closes it.
+            scratch = tempfile.TemporaryFile(  # noqa: SIM115
+                prefix="reconcile-spool-", dir=self._directory
+            )
+            self._scratch.append(scratch)
+        handle = self._scratch[0]
         handle.seek(0, os.SEEK_END)
         for start in range(0, len(self._buffer), self._limit):
             data = dumps(self._buffer[start : start + self._limit])
@@ -254,11 +257,6 @@ class Spool(Records[T]):
     def spilled(self) -> bool:
         """Whether any batch went to the scratch file."""
         return bool(self._batches)
-
-    @property
-    def path(self) -> Path | None:
-        """The scratch file, while there is one."""
-        return Path(self._scratch[0][1]) if self._scratch else None
 
     def tally(self) -> Mapping[Hashable, int]:
         """What ``tally`` counted over every record appended (empty without one)."""
@@ -291,7 +289,7 @@ class Spool(Records[T]):
         for offset, size in self._batches:
             if not self._scratch:
                 raise ValueError("spool is closed")
-            handle = self._scratch[0][0]
+            handle = self._scratch[0]
             handle.seek(offset)
             yield from loads(handle.read(size))
 

@@ -4,6 +4,11 @@ a scratch file; and the lazy views and the external sort built on them."""
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -38,8 +43,23 @@ def spill_beyond_the_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spool, "BUDGET", 0)
 
 
-def _spilled_files(folder: Path) -> list[str]:
+def _named_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+def _open_scratch(folder: Path) -> int:
+    """How many files this process holds open in ``folder`` (a spool's have no name there)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc to see open files")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        count += target.startswith(f"{folder}{os.sep}")
+    return count
 
 
 def test_a_spool_reads_back_twice_in_order_and_counts(tmp_path: Path) -> None:
@@ -64,17 +84,40 @@ def test_nested_reads_of_one_spool_do_not_disturb_each_other(tmp_path: Path) -> 
 
 def test_a_small_spool_never_touches_the_disk(tmp_path: Path) -> None:
     items = Spool.of(range(5), buffer=5, directory=tmp_path)
-    assert not items.spilled and items.path is None
-    assert _spilled_files(tmp_path) == []
+    assert not items.spilled and _open_scratch(tmp_path) == 0
+    assert _named_files(tmp_path) == []
     assert list(items) == [0, 1, 2, 3, 4]
 
 
-def test_beyond_its_buffer_a_spool_spills_to_a_scratch_file(tmp_path: Path) -> None:
+def test_beyond_its_buffer_a_spool_spills_to_a_nameless_scratch_file(tmp_path: Path) -> None:
     items = Spool.of((f"record {i}" for i in range(1000)), buffer=64, directory=tmp_path)
-    assert items.spilled and items.path is not None and items.path.parent == tmp_path
-    assert _spilled_files(tmp_path) == [items.path.name]
-    assert items.path.stat().st_size > 0
+    assert items.spilled and _open_scratch(tmp_path) == 1
+    assert _named_files(tmp_path) == []
     assert list(items) == [f"record {i}" for i in range(1000)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_killed_run_leaves_no_scratch_file_behind(tmp_path: Path) -> None:
+    """What the OOM killer does to a 10M-row run: nothing it spilled stays on disk."""
+    code = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from reconcile import spool
+        spool.BUDGET = 0
+        items = spool.Spool.of(range(100_000), buffer=100, directory=Path({str(tmp_path)!r}))
+        assert items.spilled
+        print("spilled", flush=True)
+        time.sleep(60)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdout.readline() == "spilled\n"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    child.stdout.close()
+    assert _named_files(tmp_path) == []
 
 
 def test_within_the_memory_budget_no_spool_spills(
@@ -90,24 +133,24 @@ def test_within_the_memory_budget_no_spool_spills(
     second.close()
     del first
     gc.collect()
-    assert spool._Held.count == held and _spilled_files(tmp_path) == []
+    assert spool._Held.count == held and _open_scratch(tmp_path) == 0
 
 
 def test_close_removes_the_scratch_file(tmp_path: Path) -> None:
     items = Spool.of(range(100), buffer=8, directory=tmp_path)
-    assert _spilled_files(tmp_path) != []
+    assert _open_scratch(tmp_path) == 1
     items.close()
-    assert _spilled_files(tmp_path) == []
+    assert _open_scratch(tmp_path) == 0
     items.close()
     assert len(items) == 0
 
 
 def test_a_spool_no_longer_referenced_removes_its_scratch_file(tmp_path: Path) -> None:
     items = Spool.of(range(100), buffer=8, directory=tmp_path)
-    assert _spilled_files(tmp_path) != []
+    assert _open_scratch(tmp_path) == 1
     del items
     gc.collect()
-    assert _spilled_files(tmp_path) == []
+    assert _open_scratch(tmp_path) == 0
 
 
 @pytest.mark.parametrize("spills", [False, True])
@@ -126,7 +169,7 @@ def test_a_drained_spool_gives_each_record_once_in_order_then_lets_them_go(
         assert spool._Held.count == held + 40
     rest = list(drained)
     assert first + rest == [[i] for i in range(100)]
-    assert len(items) == 0 and spool._Held.count == held and _spilled_files(tmp_path) == []
+    assert len(items) == 0 and spool._Held.count == held and _open_scratch(tmp_path) == 0
 
 
 def test_a_spool_is_drained_only_once_frozen() -> None:
@@ -251,7 +294,7 @@ def test_the_external_sort_leaves_no_scratch_files(tmp_path: Path) -> None:
     result = sort_spooled(range(100, 0, -1), key=lambda n: n, run=7, directory=tmp_path)
     assert list(result) == list(range(1, 101))
     result.close()
-    assert _spilled_files(tmp_path) == []
+    assert _open_scratch(tmp_path) == 0 and _named_files(tmp_path) == []
 
 
 @pytest.mark.parametrize("source_spilled", [False, True])
