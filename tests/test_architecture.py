@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "reconcile.progress",
             "reconcile.logsetup",
             "reconcile.paths",
+            "reconcile.leftovers",
             "reconcile.demo",
         ),
     ),

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import IO
 
 from reconcile.errors import InputError
+from reconcile.leftovers import is_stale
 
-STALE_AFTER_SECONDS = 24 * 3600
 _TEMP = re.compile(r"\.(?P<name>.+)\.reconcile-(?P<pid>\d+)-[A-Za-z0-9_]+\.(?:tmp|old)")
 
 
@@ -30,26 +30,8 @@ def _prefix(path: Path) -> str:
     return f".{path.name}.reconcile-{os.getpid()}-"
 
 
-def _pid_alive(pid: int) -> bool:
-    if sys.platform == "win32":
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
-        handle = kernel32.OpenProcess(0x1000, False, pid)
-        if not handle:
-            return False
-        kernel32.CloseHandle(handle)
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale(path: Path) -> list[Path]:
-    """Remove temporaries a killed run left next to ``path``: those whose process is gone, or
-    whose pid is ours (a container restarted with the same pid), or older than a day."""
+    """Remove temporaries a killed run left next to ``path`` (``leftovers.is_stale``)."""
     removed: list[Path] = []
     parent = path.parent if str(path.parent) else Path(".")
     try:
@@ -65,7 +47,7 @@ def remove_stale(path: Path) -> list[Path]:
             age = time.time() - entry.lstat().st_mtime
         except OSError:
             continue
-        if pid != os.getpid() and _pid_alive(pid) and age < STALE_AFTER_SECONDS:
+        if not is_stale(pid, age):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,6 +62,51 @@ def test_the_scratch_directory_goes_with_the_database() -> None:
     db.execute("CREATE TABLE t (x INTEGER)")
     db.close()
     assert not scratch.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_the_next_run_removes_the_engine_folder_a_killed_run_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The OOM killer runs no cleanup: the spilled joins stay until the next run."""
+    code = textwrap.dedent(
+        f"""
+        import tempfile, time
+        tempfile.tempdir = {str(tmp_path)!r}
+        from reconcile.engine.db import Database
+        db = Database()
+        (db.scratch / "spill.bin").write_bytes(b"x" * 1000)
+        print(db.scratch, flush=True)
+        time.sleep(60)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    left = Path(child.stdout.readline().strip())
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    child.stdout.close()
+    assert left.name.startswith(f"reconcile-engine-{child.pid}-") and left.is_dir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="reconcile"), Database() as db:
+        assert not left.exists()
+        assert [p.name for p in tmp_path.iterdir()] == [db.scratch.name]
+    assert f"removed {left}, the engine folder of a run that was killed" in caplog.text
+
+
+def test_a_running_engine_s_folder_is_never_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another live process's folder, this process's own open one, and names of other shapes
+    stay."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    live = tmp_path / f"reconcile-engine-{os.getppid()}-abc123"
+    other = tmp_path / "reconcile-engine-notapid"
+    for folder in (live, other):
+        folder.mkdir()
+    with Database() as first, Database() as second:
+        assert first.scratch.exists() and second.scratch.exists()
+        assert live.exists() and other.exists()
 
 
 def test_the_memory_limit_grows_with_the_join_and_never_shrinks() -> None:
