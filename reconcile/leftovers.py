@@ -8,10 +8,21 @@ is the next run's own (a container restarted with the same pid), or it is older 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
+import re
+import shutil
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 STALE_AFTER_SECONDS = 24 * 3600
+log = logging.getLogger("reconcile")
+_OURS: set[Path] = set()
+"""This process's scratch folders: never another run's leftovers, whatever their pid."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -34,3 +45,43 @@ def pid_alive(pid: int) -> bool:
 def is_stale(pid: int, age_seconds: float) -> bool:
     """Whether something named with ``pid`` and last changed ``age_seconds`` ago is left over."""
     return pid == os.getpid() or not pid_alive(pid) or age_seconds >= STALE_AFTER_SECONDS
+
+
+def make_scratch(kind: str) -> Path:
+    """A private folder ``reconcile-<kind>-<pid>-<random>`` in the temp folder, made after the
+    ones a killed run left there are removed (``release_scratch`` removes it)."""
+    parent = Path(tempfile.gettempdir())
+    pattern = re.compile(rf"reconcile-{re.escape(kind)}-(?P<pid>\d+)-[A-Za-z0-9_]+")
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        entries = []
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or entry in _OURS:
+            continue
+        try:
+            age = time.time() - entry.lstat().st_mtime
+        except OSError:
+            continue
+        if entry.is_dir() and not entry.is_symlink() and is_stale(int(match["pid"]), age):
+            shutil.rmtree(entry, ignore_errors=True)
+            log.info("removed %s, left by a run that was killed", entry)
+    folder = Path(tempfile.mkdtemp(prefix=f"reconcile-{kind}-{os.getpid()}-", dir=parent))
+    _OURS.add(folder)
+    return folder
+
+
+def release_scratch(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    _OURS.discard(folder)
+
+
+@contextmanager
+def scratch(kind: str) -> Iterator[Path]:
+    """``make_scratch`` for the block."""
+    folder = make_scratch(kind)
+    try:
+        yield folder
+    finally:
+        release_scratch(folder)

@@ -7,7 +7,6 @@ import hashlib
 import itertools
 import logging
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -16,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeGuard
 
-from reconcile import guards, progress, views
+from reconcile import guards, leftovers, progress, views
 from reconcile.ca import ExportReader
 from reconcile.ca.cloudpki import SOURCE as CLOUD_PKI
 from reconcile.ca.cloudpki import CloudPkiSource
@@ -155,7 +154,7 @@ def keep_fetched(settings: Settings) -> Iterator[Settings]:
     if not copied or settings.snapshot or settings.save_snapshot:
         yield settings
         return
-    with tempfile.TemporaryDirectory(prefix="reconcile-fetch-") as tmp:
+    with leftovers.scratch("fetch") as tmp:
         yield replace(settings, save_snapshot=Path(tmp) / "snapshot")
 
 
@@ -175,7 +174,7 @@ def open_intune(settings: Settings, db: Database) -> Iterator[EngineSnapshot]:
         elif settings.save_snapshot is not None:
             path = _fetch(settings, settings.save_snapshot)
         else:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="reconcile-fetch-"))
+            tmp = stack.enter_context(leftovers.scratch("fetch"))
             path = _fetch(settings, Path(tmp) / "snapshot")
         yield stack.enter_context(load_snapshot(db, path, delivered))
 

@@ -11,19 +11,14 @@ scratch file and read back in one native scan: ``executemany`` costs about 300 Â
 from __future__ import annotations
 
 import logging
-import os
-import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 import msgspec
 
-from reconcile.leftovers import is_stale
+from reconcile.leftovers import make_scratch, release_scratch
 
 MEMORY_LIMIT = 256 << 20
 """The engine's limit while it reads the inputs and joins a run of up to a few million rows:
@@ -49,46 +44,17 @@ should finish, later than usual, rather than fail."""
 log = logging.getLogger("reconcile")
 T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
-_SCRATCH = re.compile(r"reconcile-engine-(?P<pid>\d+)-[A-Za-z0-9_]+")
-_OURS: set[Path] = set()
-"""This process's scratch directories: never another run's leftovers, whatever its pid."""
-
-
-def remove_stale_scratch(folder: Path) -> list[Path]:
-    """Scratch directories a killed run left in ``folder`` (``leftovers.is_stale``): a 10M-row
-    run spills gigabytes there, and SIGKILL (the OOM killer) runs no cleanup."""
-    removed: list[Path] = []
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _SCRATCH.fullmatch(entry.name)
-        if match is None or entry in _OURS:
-            continue
-        try:
-            age = time.time() - entry.lstat().st_mtime
-        except OSError:
-            continue
-        if entry.is_dir() and not entry.is_symlink() and is_stale(int(match["pid"]), age):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed
 
 
 class Database:
     """One run's engine; close it (or use it as a context manager) to remove its files."""
 
     def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
-        parent = Path(tempfile.gettempdir())
-        for left in remove_stale_scratch(parent):
-            log.info("removed %s, the engine folder of a run that was killed", left)
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"reconcile-engine-{os.getpid()}-", dir=parent))
-        _OURS.add(self.scratch)
+        self.scratch = make_scratch("engine")
         try:
             self.con = self._connect(memory_limit)
         except BaseException:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            release_scratch(self.scratch)
             raise
         self._batches = 0
         self._rows = 0
@@ -222,8 +188,7 @@ class Database:
 
     def close(self) -> None:
         self.con.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
-        _OURS.discard(self.scratch)
+        release_scratch(self.scratch)
 
     def __enter__(self) -> Database:
         return self

@@ -91,7 +91,7 @@ def test_the_next_run_removes_the_engine_folder_a_killed_run_left(
     with caplog.at_level(logging.INFO, logger="reconcile"), Database() as db:
         assert not left.exists()
         assert [p.name for p in tmp_path.iterdir()] == [db.scratch.name]
-    assert f"removed {left}, the engine folder of a run that was killed" in caplog.text
+    assert f"removed {left}, left by a run that was killed" in caplog.text
 
 
 def test_a_running_engine_s_folder_is_never_removed(
