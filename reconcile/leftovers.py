@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,26 +47,39 @@ def is_stale(pid: int, age_seconds: float) -> bool:
     return pid == os.getpid() or not pid_alive(pid) or age_seconds >= STALE_AFTER_SECONDS
 
 
-def make_scratch(kind: str) -> Path:
-    """A private folder ``reconcile-<kind>-<pid>-<random>`` in the temp folder, made after the
-    ones a killed run left there are removed (``release_scratch`` removes it)."""
-    parent = Path(tempfile.gettempdir())
-    pattern = re.compile(rf"reconcile-{re.escape(kind)}-(?P<pid>\d+)-[A-Za-z0-9_]+")
+def remove_left(parent: Path, pattern: re.Pattern[str], keep: Collection[Path] = ()) -> list[Path]:
+    """Remove the entries of ``parent`` whose name ``pattern`` matches (its ``pid`` group
+    naming the run that made them) and that ``is_stale`` says were left; ``keep`` stay."""
+    removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:
-        entries = []
+        return removed
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match is None or entry in _OURS:
+        if match is None or entry in keep:
             continue
         try:
             age = time.time() - entry.lstat().st_mtime
         except OSError:
             continue
-        if entry.is_dir() and not entry.is_symlink() and is_stale(int(match["pid"]), age):
+        if not is_stale(int(match["pid"]), age):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
-            log.info("removed %s, left by a run that was killed", entry)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def make_scratch(kind: str) -> Path:
+    """A private folder ``reconcile-<kind>-<pid>-<random>`` in the temp folder, made after the
+    ones a killed run left there are removed (``release_scratch`` removes it)."""
+    parent = Path(tempfile.gettempdir())
+    pattern = re.compile(rf"reconcile-{re.escape(kind)}-(?P<pid>\d+)-[A-Za-z0-9_]+")
+    for entry in remove_left(parent, pattern, _OURS):
+        log.info("removed %s, left by a run that was killed", entry)
     folder = Path(tempfile.mkdtemp(prefix=f"reconcile-{kind}-{os.getpid()}-", dir=parent))
     _OURS.add(folder)
     return folder

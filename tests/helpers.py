@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,3 +160,15 @@ def examples(count: int) -> int:
     if scale < 1:
         raise ValueError(f"HYPOTHESIS_EXAMPLES_SCALE={raw!r} is below 1")
     return count * scale
+
+
+def killed_after_first_line(code: str) -> tuple[str, int]:
+    """Run ``code`` in a child Python and SIGKILL it once it prints a line, as the OOM killer
+    would: (that line, the child's pid). The child is reaped, so its pid is gone."""
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    with child.stdout:
+        line = child.stdout.readline().rstrip("\n")
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    return line, child.pid

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 from dataclasses import replace
@@ -34,7 +32,7 @@ from reconcile.report.document import Report
 from reconcile.spool import Filtered, Head, Mapped, Sorter, Spool, sort_spooled
 from reconcile.views import PlanTarget, RevocationReason, View, ViewRow
 from tests.factories import AS_OF, ca_cert, device, intune_cert, result_with, verdict
-from tests.helpers import demo_settings, examples
+from tests.helpers import demo_settings, examples, killed_after_first_line
 
 
 @pytest.fixture(autouse=True)
@@ -111,12 +109,7 @@ def test_a_killed_run_leaves_no_scratch_file_behind(tmp_path: Path) -> None:
         time.sleep(60)
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    assert child.stdout.readline() == "spilled\n"
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=30)
-    child.stdout.close()
+    assert killed_after_first_line(code)[0] == "spilled"
     assert _named_files(tmp_path) == []
 
 

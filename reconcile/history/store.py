@@ -389,28 +389,24 @@ def _reopen_or_insert(
         " serial BLOB, label TEXT, status TEXT)"
     )
     db.execute("DELETE FROM not_open")
-    db.executemany(
-        "INSERT INTO not_open VALUES (?, ?, ?, ?, ?)",
+    rows = [
         (
-            (
-                n,
-                issuers[issuer],
-                bytes.fromhex(serial),
-                finding.label[:_LABEL_CHARS] if finding.label else None,
-                finding.status,
-            )
-            for n, ((issuer, serial), finding) in enumerate(findings)
-        ),
-    )
+            n,
+            issuers[issuer],
+            bytes.fromhex(serial),
+            finding.label[:_LABEL_CHARS] if finding.label else None,
+            finding.status,
+        )
+        for n, ((issuer, serial), finding) in enumerate(findings)
+    ]
+    db.executemany("INSERT INTO not_open VALUES (?, ?, ?, ?, ?)", rows)
     pairs = """SELECT o.n, f.id, f.first_seen FROM not_open o JOIN findings f
         ON f.tenant = ? AND f.issuer_id = o.issuer_id AND f.serial = o.serial"""
     reopened = {n: (fid, first) for n, fid, first in db.execute(pairs, (tenant,))}
     db.executemany(
-        "UPDATE findings SET last_seen = ?1, times_seen = times_seen + 1,"
-        " label = (SELECT label FROM not_open WHERE n = ?2),"
-        " last_status = (SELECT status FROM not_open WHERE n = ?2), resolved_at = NULL"
-        " WHERE id = ?3",
-        ((now, n, fid) for n, (fid, _first) in reopened.items()),
+        "UPDATE findings SET last_seen = ?, times_seen = times_seen + 1, label = ?,"
+        " last_status = ?, resolved_at = NULL WHERE id = ?",
+        ((now, rows[n][3], rows[n][4], fid) for n, (fid, _first) in reopened.items()),
     )
     db.execute(
         "INSERT INTO findings (tenant, issuer_id, serial, label, first_seen, last_seen,"

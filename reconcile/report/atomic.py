@@ -14,16 +14,13 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from reconcile.errors import InputError
-from reconcile.leftovers import is_stale
-
-_TEMP = re.compile(r"\.(?P<name>.+)\.reconcile-(?P<pid>\d+)-[A-Za-z0-9_]+\.(?:tmp|old)")
+from reconcile.leftovers import remove_left
 
 
 def _prefix(path: Path) -> str:
@@ -32,29 +29,11 @@ def _prefix(path: Path) -> str:
 
 def remove_stale(path: Path) -> list[Path]:
     """Remove temporaries a killed run left next to ``path`` (``leftovers.is_stale``)."""
-    removed: list[Path] = []
     parent = path.parent if str(path.parent) else Path(".")
-    try:
-        candidates = list(parent.iterdir())
-    except OSError:
-        return removed
-    for entry in candidates:
-        match = _TEMP.fullmatch(entry.name)
-        if match is None or match["name"] != path.name:
-            continue
-        pid = int(match["pid"])
-        try:
-            age = time.time() - entry.lstat().st_mtime
-        except OSError:
-            continue
-        if not is_stale(pid, age):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+    temporaries = re.compile(
+        rf"\.{re.escape(path.name)}\.reconcile-(?P<pid>\d+)-[A-Za-z0-9_]+\.(?:tmp|old)"
+    )
+    return remove_left(parent, temporaries)
 
 
 def check_file_target(path: Path) -> None:

@@ -93,35 +93,36 @@ profiles and next steps repeat on every row, and tabulate's type and format rule
 cell's text alone."""
 
 
+_TAB: Any = tabulate_module
+_WIDTH = _TAB._align_column_choose_width_fn(
+    False, _TAB.wcwidth is not None and _TAB.WIDE_CHARS_MODE, False
+)
+_FORMATS = (_TAB._DEFAULT_FLOATFMT, _TAB._DEFAULT_INTFMT, _TAB._DEFAULT_MISSINGVAL)
+
+
 @functools.lru_cache(maxsize=_CACHED_CELLS)
 def _cell_type(cell: str) -> type | None:
     """tabulate's type of a cell, or None when it holds ANSI codes or line breaks."""
-    tab: Any = tabulate_module
-    if tab._ansi_codes.search(cell) or tab._multiline_codes.search(cell):
+    if _TAB._ansi_codes.search(cell) or _TAB._multiline_codes.search(cell):
         return None
-    return cast(type, tab._type(cell, True, True))
+    return cast(type, _TAB._type(cell, True, True))
 
 
 @functools.lru_cache(maxsize=_CACHED_CELLS)
 def _cell_metrics(cell: str, kind: type) -> tuple[tuple[int, int], ...]:
     """((metric, value), ...) of a cell in a column of ``kind``: decimals and the width before
     them for numbers, the stripped width for text (tabulate's alignment rules)."""
-    tab: Any = tabulate_module
-    wide = tab.wcwidth is not None and tab.WIDE_CHARS_MODE
-    width = tab._align_column_choose_width_fn(False, wide, False)
-    fmt = tab._DEFAULT_FLOATFMT, tab._DEFAULT_INTFMT, tab._DEFAULT_MISSINGVAL
-    text = tab._format(cell, kind, *fmt, has_invisible=False)
+    text = _TAB._format(cell, kind, *_FORMATS, has_invisible=False)
     if kind in (int, float):
-        decimals = tab._afterpoint(text)
-        return (0, decimals), (1, width(text) - decimals)
-    return ((2, width(text.strip())),)
+        decimals = _TAB._afterpoint(text)
+        return (0, decimals), (1, _WIDTH(text) - decimals)
+    return ((2, _WIDTH(text.strip())),)
 
 
 def _sentinels(rows: Iterable[Row], headers: Sequence[str]) -> list[Row] | None:
     """Rows that give every chunk the whole table's column types, widths and decimal
     alignment (tabulate's own rules, read from its helpers); None when a cell has ANSI codes
     or line breaks, which change tabulate's width rules for the whole table."""
-    tab: Any = tabulate_module
     columns = len(headers)
     generic: list[type] = [bool] * columns
     typed: list[Row | None] = [None] * columns
@@ -130,7 +131,7 @@ def _sentinels(rows: Iterable[Row], headers: Sequence[str]) -> list[Row] | None:
             cell_type = _cell_type(cell)
             if cell_type is None:
                 return None
-            kind = tab._more_generic(generic[j], cell_type)
+            kind = _TAB._more_generic(generic[j], cell_type)
             if kind is not generic[j]:
                 generic[j], typed[j] = kind, row
     best: dict[tuple[int, int], tuple[int, Row]] = {}

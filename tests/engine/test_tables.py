@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -25,6 +23,7 @@ from reconcile.engine.tables import (
 )
 from reconcile.intune.side import IntuneSide
 from tests.factories import ca_cert, device, intune_cert
+from tests.helpers import killed_after_first_line
 
 
 def test_a_certificate_comes_back_as_it_went_in() -> None:
@@ -80,13 +79,9 @@ def test_the_next_run_removes_the_engine_folder_a_killed_run_left(
         time.sleep(60)
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    left = Path(child.stdout.readline().strip())
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=30)
-    child.stdout.close()
-    assert left.name.startswith(f"reconcile-engine-{child.pid}-") and left.is_dir()
+    line, pid = killed_after_first_line(code)
+    left = Path(line)
+    assert left.name.startswith(f"reconcile-engine-{pid}-") and left.is_dir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with caplog.at_level(logging.INFO, logger="reconcile"), Database() as db:
         assert not left.exists()
