@@ -376,7 +376,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         later = joined.deferred
         deferred: Sequence[Verdict] = ()
         if later is not None:
-            deferred = verdict_spool(map(views.light, later.view_only()))
+            deferred = verdict_spool(later.view_only())
         progress.report("join", len(joined.verdicts) + len(deferred), "verdicts kept")
         inputs = [*ca.inputs, *snapshot.inputs]
         if connectors is not None and connectors.input_file is not None:

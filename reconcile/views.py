@@ -23,8 +23,6 @@ from reconcile.join import ViewKeep
 from reconcile.model import (
     CaCertificate,
     InputFile,
-    IntuneCertificate,
-    ManagedDevice,
     Status,
     Verdict,
 )
@@ -285,85 +283,6 @@ def script_suffix(ca_format: str) -> str:
 
 
 # --- building the views ----------------------------------------------------------------------
-
-
-def light(verdict: Verdict) -> Verdict:
-    """The verdict with only the fields the views read (``build``, the view files, the page,
-    ``renamed``, ``views_of``), for a certificate kept for the views alone: at a million rows
-    about 78,000 of them are kept, and their subjects, reasons and Intune record ids, serials,
-    thumbprints and timestamps were about a third of their memory; their devices' other ids,
-    system and last sync another 180 of their 1,500 bytes.
-
-    Built field by field: ``dataclasses.replace`` took about 10 µs a record, four records a
-    verdict (tests check that every field not named here is kept)."""
-    record = verdict.intune
-    if record is not None:
-        record = IntuneCertificate(
-            source=record.source,
-            record_id="",
-            serial=None,
-            thumbprint=None,
-            issuer=None,
-            state=record.state,
-            delivered=record.delivered,
-            device_name=record.device_name,
-            device_id=record.device_id,
-            user=record.user,
-            profile_id=record.profile_id,
-            profile_name=record.profile_name,
-            platform=None,
-            issued_at=record.issued_at,
-            expires_at=None,
-            state_changed_at=None,
-            error_code=None,
-            subject=None,
-        )
-    device = verdict.device
-    if device is not None:
-        device = ManagedDevice(
-            id=device.id,
-            device_name=device.device_name,
-            azure_ad_device_id=None,
-            serial_number=None,
-            user_principal_name=device.user_principal_name,
-            operating_system=None,
-            last_sync=None,
-        )
-    ca = verdict.ca
-    return Verdict(
-        ca=CaCertificate(
-            serial=ca.serial,
-            thumbprint=ca.thumbprint,
-            issuer=ca.issuer,
-            subject=None,
-            common_name=ca.common_name,
-            requester=None,
-            template_oid=ca.template_oid,
-            template_name=None,
-            request_id=None,
-            not_before=ca.not_before,
-            not_after=ca.not_after,
-            revoked_at=ca.revoked_at,
-            source=ca.source,
-            line=ca.line,
-            san=None,
-            out_of_scope=ca.out_of_scope,
-            managed_device_id=ca.managed_device_id,
-            cloud_pki_leaf_id=ca.cloud_pki_leaf_id,
-        ),
-        status=verdict.status,
-        reason="",
-        intune=record,
-        device=device,
-        device_gone=verdict.device_gone,
-        device_candidates=verdict.device_candidates,
-        next_step=verdict.next_step,
-        first_seen=verdict.first_seen,
-        age_days=verdict.age_days,
-        new_since_last_run=verdict.new_since_last_run,
-        evidence=verdict.evidence,
-        ca_device=verdict.ca_device,
-    )
 
 
 def _verdict_serial_key(verdict: Verdict) -> tuple[str, int]:

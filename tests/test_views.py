@@ -28,7 +28,6 @@ from reconcile.views import (
     View,
     ViewOptions,
     build,
-    light,
     revoke_command,
     wanted,
 )
@@ -269,7 +268,10 @@ def test_deferred_records_are_the_same_ones_read_after_the_join():
     assert [v.ca.serial for v in at_once.verdicts] == [0xA1, 0xB1, 0xC1]
     assert [v.ca.serial for v in deferred.verdicts] == [0xC1]
     assert deferred.deferred is not None
-    assert tuple(deferred.deferred.view_only()) == (at_once.verdicts[0], at_once.verdicts[1])
+    assert tuple(deferred.deferred.view_only()) == (
+        at_once.verdicts[0].light(),
+        at_once.verdicts[1].light(),
+    )
     assert deferred.dropped == at_once.dropped == {"delivered": 1}
     assert [r.serial for r in at_once.unknown_to_ca] == [0xE1]
     assert deferred.unknown_to_ca == ()
@@ -296,7 +298,7 @@ def test_light_verdicts_give_the_same_views_byte_for_byte():
         certs, side, JoinOptions(as_of=AS_OF), keep_all=False, keep_cert=wanted(OPTIONS)
     )
     inputs = [InputFile("ca.csv", "ca-export", "certutil", "0" * 64, len(certs), 0)]
-    slim = [v if v.is_finding else light(v) for v in joined.verdicts]
+    slim = [v if v.is_finding else v.light() for v in joined.verdicts]
     with engine_of(side) as db:
         full_views = build(joined.verdicts, db, inputs, OPTIONS)
         light_views = build(slim, db, inputs, OPTIONS)
@@ -368,7 +370,7 @@ def test_light_keeps_every_field_it_does_not_name():
     record = _filled(IntuneCertificate, {})
     managed = _filled(ManagedDevice, {})
     full = _filled(Verdict, {"ca": ca, "intune": record, "device": managed})
-    slim = light(full)
+    slim = full.light()
     for original, kept in (
         (full, slim),
         (ca, slim.ca),

@@ -45,8 +45,10 @@ from reconcile.intune.records import (
     STATES,
     ReportStatuses,
     decode_device,
+    decode_device_light,
     decode_report_row,
     decode_state,
+    decode_state_light,
     scan_report_row,
     scan_state,
 )
@@ -495,6 +497,23 @@ class EngineSnapshot(SnapshotFiles):
     def devices(self, positions: Iterable[int]) -> dict[int, ManagedDevice]:
         """Managed devices by position (their line, the ``dev`` of the device tables)."""
         return {line: decode_device(self._line(DEVICES, line)) for line in sorted(set(positions))}
+
+    def light_certificates(
+        self, keys: Iterable[tuple[int, int]]
+    ) -> dict[tuple[int, int], IntuneCertificate]:
+        """``certificates`` as their ``light()`` copies; state records decoded light."""
+        found: dict[tuple[int, int], IntuneCertificate] = {}
+        for collection, line in sorted(set(keys)):
+            if collection == STATES:
+                found[(collection, line)] = decode_state_light(self._line(collection, line))
+            else:
+                found[(collection, line)] = self.certificate(collection, line).light()
+        return found
+
+    def light_devices(self, positions: Iterable[int]) -> dict[int, ManagedDevice]:
+        """``devices`` as their ``light()`` copies, decoded light."""
+        lines = sorted(set(positions))
+        return {line: decode_device_light(self._line(DEVICES, line)) for line in lines}
 
 
 def load_snapshot(

@@ -84,6 +84,13 @@ class _Watched:
     def devices(self, positions: Collection[int]) -> Mapping[int, Any]:
         return self.inner.devices(positions)
 
+    def light_certificates(self, keys: Collection[tuple[int, int]]) -> Mapping[Any, Any]:
+        self.tables.append({name for (name,) in self.db.rows("SHOW TABLES")})
+        return self.inner.light_certificates(keys)
+
+    def light_devices(self, positions: Collection[int]) -> Mapping[int, Any]:
+        return self.inner.light_devices(positions)
+
 
 def test_the_join_tables_go_before_the_verdicts_are_built_and_each_comes_advised() -> None:
     """The kept rows are copied out and the join's tables dropped before a verdict is built,

@@ -316,10 +316,17 @@ def check_same(directory: Path) -> dict[str, int]:
         assert [fetched[(e.collection, e.where)] for e in entries] == [
             source.side.certificate(e) for e in entries
         ]
+        light = engine.light_certificates((e.collection, e.where) for e in entries)
+        assert [light[(e.collection, e.where)] for e in entries] == [
+            source.side.certificate(e).light() for e in entries
+        ]
         if source.side.devices is not None:
             lines = list(source.device_lines)
             assert list(engine.devices(lines).values()) == [
                 source.side.devices.get(n) for n in lines
+            ]
+            assert list(engine.light_devices(lines).values()) == [
+                source.side.devices.get(n).light() for n in lines
             ]
         if engine.cloud_pki_input is not None:
             assert list(engine.cloud_pki()) == list(source.cloud_pki())

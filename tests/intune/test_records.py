@@ -11,9 +11,11 @@ import pytest
 from reconcile.intune.records import (
     ReportStatuses,
     decode_device,
+    decode_device_light,
     decode_profile,
     decode_report_row,
     decode_state,
+    decode_state_light,
     scan_report_row,
     scan_state,
 )
@@ -172,3 +174,26 @@ def test_devices_and_profiles_need_an_id() -> None:
         decode_device(b'{"deviceName":"x"}')
     with pytest.raises(ValueError, match="certificate profile without id"):
         decode_profile(b'{"displayName":"x"}')
+
+
+def test_the_light_decoders_give_what_light_keeps() -> None:
+    """The view-only certificates are decoded light; random lines are checked in
+    tests/engine/test_snapshot.py."""
+    light = decode_state_light(STATE_LINE)
+    assert light == decode_state(STATE_LINE).light()
+    assert (light.user, light.profile_name, light.serial, light.expires_at) == (
+        "Adele Vance",
+        "Contoso Windows Device SCEP",
+        None,
+        None,
+    )
+    named = STATE_LINE.replace(
+        b'"certificateProfileDisplayName":"Contoso Windows Device SCEP",', b""
+    )
+    assert decode_state_light(named) == decode_state(named).light()
+    assert decode_state_light(named).profile_name == "Contoso Windows Device SCEP"
+    line = b'{"deviceName":" PC-7 ","id":"d7","operatingSystem":"iOS","userPrincipalName":"a@b"}'
+    assert decode_device_light(line) == decode_device(line).light()
+    assert decode_device_light(line).device_name == "PC-7"
+    with pytest.raises(ValueError, match="managed device without id"):
+        decode_device_light(b'{"deviceName":"x"}')
