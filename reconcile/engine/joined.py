@@ -55,8 +55,8 @@ class Deferred:
         self._unknown_to_ca = unknown_to_ca
 
     def view_only(self) -> Iterator[Verdict]:
-        """The view-only verdicts in join order, one at a time (so the caller can keep a lighter
-        copy of each); the Intune side must still be open."""
+        """The view-only verdicts in join order, one at a time, each as ``Verdict.light()``
+        leaves it; the Intune side must still be open."""
         return self._view_only()
 
     def unknown_to_ca(self) -> Sequence[IntuneCertificate]:
