@@ -71,25 +71,31 @@ STATES, REPORT = 0, 1
 """Entry.collection values."""
 
 
-class _State(msgspec.Struct, rename="camel"):
-    """managedDeviceCertificateState (beta), annotated with its profile by the fetcher."""
+class _LightState(msgspec.Struct, rename="camel"):
+    """The fields of a state record ``IntuneCertificate.light`` keeps (``decode_state_light``)."""
 
-    id: str | None = None
     certificate_issuance_state: str | None = None
-    certificate_serial_number: str | None = None
-    certificate_thumbprint: str | None = None
-    certificate_issuer: str | None = None
     device_display_name: str | None = None
     user_display_name: str | None = None
     certificate_profile_display_name: str | None = None
-    device_platform: str | None = None
     certificate_issuance_date_time: str | None = None
+    profile_id: str | None = msgspec.field(default=None, name=PROFILE_ID_KEY)
+    profile_name: str | None = msgspec.field(default=None, name=PROFILE_NAME_KEY)
+
+
+class _State(_LightState):
+    """managedDeviceCertificateState (beta), annotated with its profile by the fetcher: the
+    light fields and the rest."""
+
+    id: str | None = None
+    certificate_serial_number: str | None = None
+    certificate_thumbprint: str | None = None
+    certificate_issuer: str | None = None
+    device_platform: str | None = None
     certificate_expiration_date_time: str | None = None
     certificate_last_issuance_state_changed_date_time: str | None = None
     last_certificate_state_change_date_time: str | None = None
     certificate_error_code: int | None = None
-    profile_id: str | None = msgspec.field(default=None, name=PROFILE_ID_KEY)
-    profile_name: str | None = msgspec.field(default=None, name=PROFILE_NAME_KEY)
 
 
 class _ReportRow(msgspec.Struct):
@@ -177,34 +183,19 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:80]
 
 
-class _Device(msgspec.Struct, rename="camel"):
-    id: str | None = None
-    device_name: str | None = None
-    azure_ad_device_id: str | None = msgspec.field(default=None, name="azureADDeviceId")
-    serial_number: str | None = None
-    user_principal_name: str | None = None
-    operating_system: str | None = None
-    last_sync_date_time: str | None = None
-
-
-class _LightState(msgspec.Struct, rename="camel"):
-    """The fields of a state record ``IntuneCertificate.light`` keeps (``decode_state_light``)."""
-
-    certificate_issuance_state: str | None = None
-    device_display_name: str | None = None
-    user_display_name: str | None = None
-    certificate_profile_display_name: str | None = None
-    certificate_issuance_date_time: str | None = None
-    profile_id: str | None = msgspec.field(default=None, name=PROFILE_ID_KEY)
-    profile_name: str | None = msgspec.field(default=None, name=PROFILE_NAME_KEY)
-
-
 class _LightDevice(msgspec.Struct, rename="camel"):
     """The fields of a device ``ManagedDevice.light`` keeps (``decode_device_light``)."""
 
     id: str | None = None
     device_name: str | None = None
     user_principal_name: str | None = None
+
+
+class _Device(_LightDevice):
+    azure_ad_device_id: str | None = msgspec.field(default=None, name="azureADDeviceId")
+    serial_number: str | None = None
+    operating_system: str | None = None
+    last_sync_date_time: str | None = None
 
 
 class _Profile(msgspec.Struct):
