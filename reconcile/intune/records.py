@@ -310,11 +310,11 @@ def decode_state_light(line: bytes) -> IntuneCertificate:
     )
 
 
-def _state_of(raw: _State | _LightState) -> str:
+def _state_of(raw: _LightState) -> str:
     return _shared(raw.certificate_issuance_state) or "unknown"
 
 
-def _profile_name(raw: _State | _LightState) -> str | None:
+def _profile_name(raw: _LightState) -> str | None:
     return _shared(raw.certificate_profile_display_name) or _shared(raw.profile_name)
 
 
