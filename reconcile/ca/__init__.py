@@ -144,6 +144,43 @@ class CsvPlan:
     convert: Converter
 
 
+_DECIMAL_DIGITS = 20
+"""A hex serial this long with no letter in it is rare (a 128-bit one: about 1 in 3 million)."""
+_DECIMAL_ROWS = 5
+
+
+class _DecimalHint:
+    """Whether a column map that reads serials as hex (the default) is reading decimal ones.
+
+    Those are no error (a hex serial may lack letters), but every serial would then miss its
+    Intune record: the run turns red for the wrong reason, and the fix is one line of the map."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.rows = 0
+        self.first: int | None = None
+        self.decimal_looking = True
+
+    def see(self, record: CaCertificate) -> None:
+        self.rows += 1
+        if not self.decimal_looking:
+            return
+        digits = f"{record.serial:X}"
+        if len(digits) < _DECIMAL_DIGITS or not digits.isdigit():
+            self.decimal_looking = False
+        elif self.first is None:
+            self.first = record.line
+
+    def note(self) -> str | None:
+        if self.rows < _DECIMAL_ROWS or not self.decimal_looking:
+            return None
+        return (
+            f"{self.source}: every serial has {_DECIMAL_DIGITS} or more digits and no letter "
+            f"(first at line {self.first}), read as hex: if the CA writes decimal serials, set "
+            "serial_base = 10 in the column map"
+        )
+
+
 class ExportReader:
     """One CA export file, opened and recognised at construction, streamed once by iteration.
 
@@ -398,6 +435,7 @@ class ExportReader:
     ) -> Iterator[CaCertificate | Reject]:
         undecodable = self._text.undecodable
         rows = rejected = 0
+        hint = _DecimalHint(self._source) if self._reads_mapped_hex() else None
         try:
             for item in self._records(lines):
                 rows += 1
@@ -416,10 +454,23 @@ class ExportReader:
                     rejected += 1
                     yield Reject(self._source, start, str(exc))
                     continue
+                if hint is not None:
+                    hint.see(record)
                 yield record
+            note = hint.note() if hint is not None else None
+            if note is not None:
+                self.notes.append(note)
+                log.warning("%s", note)
         finally:
             self._rows += rows
             self._rejected += rejected
+
+    def _reads_mapped_hex(self) -> bool:
+        return (
+            self.format == CaFormat.MAPPED
+            and self._dialect is not None
+            and self._dialect.serial_base == 16
+        )
 
     def _index_rows(self) -> Iterator[CaCertificate | Reject]:
         convert = openssl_index.LineConverter(source=self._source, issuer=self._options.issuer)

@@ -120,3 +120,40 @@ def test_missing_map_file(tmp_path: Path, ca_fixtures: Path) -> None:
             ca_fixtures / "mapped-inventory.csv",
             ReaderOptions(format="mapped", column_map=tmp_path / "nope.toml"),
         )
+
+
+def notes_of(tmp_path: Path, serials: list[str], base: str = "") -> list[str]:
+    data = tmp_path / "x.csv"
+    data.write_text("sn\n" + "".join(f"{s}\n" for s in serials), encoding="utf-8")
+    column_map = write_map(
+        tmp_path / "m.toml", f'format = "mapped"\n{base}[columns]\nsn = "serial"\n'
+    )
+    reader = ExportReader(data, ReaderOptions(column_map=column_map))
+    assert len(list(reader)) == len(serials)
+    return reader.notes
+
+
+# 39 decimal digits: a 128-bit serial as EJBCA and many inventories write it.
+DECIMAL = [f"{(0x6100000A5B3C0000 << 64) + n * 977:d}" for n in range(1, 7)]
+
+
+def test_decimal_serials_read_as_hex_get_a_hint(tmp_path: Path) -> None:
+    (note,) = notes_of(tmp_path, DECIMAL)
+    assert note.endswith(
+        "every serial has 20 or more digits and no letter (first at line 2), read as hex: "
+        "if the CA writes decimal serials, set serial_base = 10 in the column map"
+    )
+
+
+@pytest.mark.parametrize(
+    ("serials", "base"),
+    [
+        (DECIMAL, "serial_base = 10\n"),  # read as decimal: nothing to say
+        (DECIMAL[:4], ""),  # too few rows to tell
+        ([*DECIMAL[:5], "6100000A5B3C00000000000000000003D1"], ""),  # one has a letter
+        ([*DECIMAL[:5], "1000"], ""),  # one is short: sequential hex serials look like this
+        ([f"{n:020d}" for n in range(1, 7)], ""),  # leading zeros: short once read
+    ],
+)
+def test_no_hint_without_reason(tmp_path: Path, serials: list[str], base: str) -> None:
+    assert notes_of(tmp_path, serials, base) == []
