@@ -9,8 +9,8 @@ noisy, so they are measured side by side and each one's best round is printed):
 * ``ca lines``: the engine's read of the export today, one VARCHAR per physical line;
 * ``ca cells``: DuckDB's CSV parser giving the cells (what a ``read_csv`` reader would read);
 * ``states text``: the snapshot's state fields as text, as the engine reads them today;
-* ``states json types``: the same fields as JSON with a ``json_type`` check each (the type check
-  the byte pass does with msgspec, done by DuckDB);
+* ``states json types``: the fields msgspec's decoder checks, read as JSON with a ``json_type``
+  check each (the byte pass's type check, done by DuckDB);
 * ``states byte pass``: that byte pass (hash, line index, msgspec type check), on its own.
 
 Needs the benchmark data ``bench_run.py --rows N --utf16`` generates.
@@ -24,25 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+from msgspec import structs
 
 HERE = Path(__file__).resolve().parent
 DEFAULT = HERE / "data" / "rows-1000000-utf16"
-# The state fields the engine's states statement and the msgspec type check read.
-STATE_TEXT = (
-    "certificateIssuanceState",
-    "certificateSerialNumber",
-    "certificateThumbprint",
-    "certificateIssuer",
-    "deviceDisplayName",
-    "certificateIssuanceDateTime",
-    "certificateExpirationDateTime",
-    "userDisplayName",
-    "certificateProfileDisplayName",
-    "id",
-    "devicePlatform",
-    "certificateLastIssuanceStateChangedDateTime",
-    "lastCertificateStateChangeDateTime",
-)
+# msgspec's type names -> the json_type values DuckDB gives a field of that type, or NULL.
+JSON_TYPES = {"str | None": ("VARCHAR",), "int | None": ("BIGINT", "UBIGINT")}
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -66,33 +53,30 @@ def _ca_width(path: Path) -> int:
 
 
 def contenders(data: Path) -> dict[str, Callable[[], object]]:
+    """The engine's own reads (its SQL, its decoder's fields) beside DuckDB's readers."""
+    from reconcile.engine.ca import physical_lines
+    from reconcile.engine.snapshot import _STATE_TEXT, _source
+    from reconcile.intune.records import STATE_DECODER
+
     ca = data / "ca_export.csv"
     states = data / "snapshot" / "certificate_states.jsonl"
     cells = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(_ca_width(ca)))
-    lines = (
-        "SELECT count(*) FROM read_csv(?, columns={'l': 'VARCHAR'}, header=false, delim=chr(1), "
-        "quote='', escape='', encoding='utf-16', auto_detect=false, strict_mode=false, "
-        "max_line_size=400000)"
-    )
     split = (
         "SELECT count(*), count(c1) FROM read_csv(?, header=false, skip=1, encoding='utf-16', "
         "delim=',', quote='\"', escape='\"', strict_mode=false, null_padding=true, "
         f"auto_detect=false, columns={{{cells}}})"
     )
-    text = ", ".join(f"'{name}': 'VARCHAR'" for name in STATE_TEXT)
-    as_json = ", ".join(f"'{name}': 'JSON'" for name in (*STATE_TEXT, "certificateErrorCode"))
+    # The fields and types the byte pass's msgspec decoder checks, each checked by DuckDB.
+    fields = [(f.encode_name, JSON_TYPES[str(f.type)]) for f in structs.fields(STATE_DECODER.type)]
+    as_json = ", ".join(f"'{name}': 'JSON'" for name, _ in fields)
     checks = " AND ".join(
-        [f"coalesce(json_type(\"{n}\") IN ('VARCHAR', 'NULL'), true)" for n in STATE_TEXT]
-        + ["coalesce(json_type(certificateErrorCode) IN ('BIGINT', 'UBIGINT', 'NULL'), true)"]
+        f'coalesce(json_type("{name}") IN ({", ".join(repr(t) for t in (*kinds, "NULL"))}), true)'
+        for name, kinds in fields
     )
     return {
-        "ca lines": _query(lines, ca),
+        "ca lines": _query(f"SELECT count(*) FROM {physical_lines('utf-16')}", ca),
         "ca cells": _query(split, ca),
-        "states text": _query(
-            "SELECT count(*), count(certificateSerialNumber) FROM read_json(?, "
-            f"format='newline_delimited', columns={{{text}}})",
-            states,
-        ),
+        "states text": _query(f"SELECT count(*), count(t1) FROM {_source(_STATE_TEXT)}", states),
         "states json types": _query(
             f"SELECT count(*) FILTER (WHERE {checks}) FROM read_json(?, "
             f"format='newline_delimited', columns={{{as_json}}})",

@@ -158,18 +158,16 @@ class _DecimalHint:
     def __init__(self, source: str) -> None:
         self.source = source
         self.rows = 0
-        self.first: int | None = None
+        self.first = 0
         self.decimal_looking = True
 
     def see(self, record: CaCertificate) -> None:
         self.rows += 1
-        if not self.decimal_looking:
-            return
-        digits = f"{record.serial:X}"
-        if len(digits) < _DECIMAL_DIGITS or not digits.isdigit():
-            self.decimal_looking = False
-        elif self.first is None:
+        if self.rows == 1:
             self.first = record.line
+        if self.decimal_looking:
+            digits = f"{record.serial:X}"
+            self.decimal_looking = len(digits) >= _DECIMAL_DIGITS and digits.isdigit()
 
     def note(self) -> str | None:
         if self.rows < _DECIMAL_ROWS or not self.decimal_looking:

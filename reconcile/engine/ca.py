@@ -165,6 +165,16 @@ def eligible(plan: CsvPlan) -> bool:
     )
 
 
+def physical_lines(encoding: str) -> str:
+    """A file (the statement's one parameter) as one text ``l`` per physical line, in file
+    order while ``preserve_insertion_order`` is on: no quote, escape or delimiter applies."""
+    return (
+        "read_csv(?, columns={'l': 'VARCHAR'}, header=false, delim=chr(1), quote='', escape='', "
+        f"encoding='{encoding}', auto_detect=false, strict_mode=false, "
+        f"max_line_size={4 * _LINE_LIMIT})"
+    )
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -312,12 +322,7 @@ class _Native:
                                      AS plain
                               FROM (SELECT rowid + 1 AS line, l FROM {lines})))))))
         """
-        read = f"""
-            CREATE TEMP TABLE {lines} AS SELECT l
-            FROM read_csv(?, columns={{'l': 'VARCHAR'}}, header=false, delim=chr(1), quote='',
-                 escape='', encoding='{encoding}', auto_detect=false, strict_mode=false,
-                 max_line_size={4 * _LINE_LIMIT})
-        """
+        read = f"CREATE TEMP TABLE {lines} AS SELECT l FROM {physical_lines(encoding)}"
         self.db.execute("SET preserve_insertion_order = true")
         try:
             self.db.execute(read, [str(self.plan.path)])
