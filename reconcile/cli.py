@@ -29,7 +29,7 @@ from reconcile.ca.dates import DateOrder
 from reconcile.ca.formats import CaFormat, CaSource
 from reconcile.errors import ReconcileError
 from reconcile.graph.config import AuthMethod, Cloud
-from reconcile.history.store import HistoryOptions, Tracked
+from reconcile.history.store import Tracked
 from reconcile.intune.options import SourceChoice
 from reconcile.logsetup import LogFormat
 from reconcile.model import RunResult
@@ -311,6 +311,15 @@ MaxRejectRatioOpt = Annotated[
         show_default=False,
     ),
 ]
+AllowOlderExportOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-older-export",
+        help="Accept a CA export whose newest certificate is older than the last run's "
+        "instead of exiting 2.",
+        show_default=False,
+    ),
+]
 AllowEmptyOpt = Annotated[
     bool | None,
     typer.Option(
@@ -560,10 +569,6 @@ def exit_code_for(result: RunResult) -> int:
     return EXIT_OK if result.clean else EXIT_FINDINGS
 
 
-def history_options(settings: Settings) -> HistoryOptions:
-    return HistoryOptions(enabled=not settings.no_history, path=settings.history_db)
-
-
 def output_options(settings: Settings) -> OutputOptions:
     from reconcile.report.bundle import OutputOptions
     from reconcile.verify import recorded_settings
@@ -640,6 +645,7 @@ def run(
     strict: StrictOpt = None,
     max_reject_ratio: MaxRejectRatioOpt = None,
     allow_empty: AllowEmptyOpt = None,
+    allow_older_export: AllowOlderExportOpt = None,
     templates: TemplateOpt = None,
     device_pattern: DevicePatternOpt = None,
     save_snapshot: SaveSnapshotOpt = None,
@@ -689,7 +695,7 @@ def run(
         gc.freeze()
         code = exit_code_for(result)
         with history.tracked_run(
-            history_options(settings), result, code, time.monotonic() - started
+            settings.history(), result, code, time.monotonic() - started
         ) as tracked:
             present(tracked.result, settings, quiet, tracked)
         retention.prune_for(settings.retention(), datetime.now(UTC))
@@ -757,7 +763,7 @@ def demo(
                 result = pipeline.run(kept)
             code = exit_code_for(result)
             with history.tracked_run(
-                history_options(settings), result, code, time.monotonic() - started
+                settings.history(), result, code, time.monotonic() - started
             ) as tracked:
                 present(tracked.result, settings, False, tracked)
     _echo(_demo_next_steps(result, out_dir.resolve(), seeded), err=True)
@@ -793,9 +799,7 @@ def _seed_demo_history(path: Path) -> None:
             intune_source="both",
         )
         result = pipeline.run(settings)
-        with history.tracked_run(
-            history_options(settings), result, int(bool(result.findings)), 0.0
-        ):
+        with history.tracked_run(settings.history(), result, int(bool(result.findings)), 0.0):
             pass
 
 

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconcile.errors import InputError, UsageError
-from reconcile.model import InputFile, Reject
+from reconcile.model import CaExtent, InputFile, PastExtent, Reject
+from reconcile.timeparse import iso_z
 
 log = logging.getLogger("reconcile")
 
@@ -23,6 +24,8 @@ INFER_SHARE = 0.95
 _LISTED_TEMPLATES = 10
 # Intune data fetched further than this from as-of describes another day than the report's.
 SNAPSHOT_AGE = timedelta(days=7)
+# A CA's export may hold this share fewer certificates than the last run's before a note says so.
+SHRINK_SHARE = 0.01
 
 
 def _fix_for(reason: str) -> str:
@@ -113,3 +116,65 @@ def check_snapshot(
     )
     log.warning("%s", note)
     return [note]
+
+
+def check_extent(
+    current: Sequence[CaExtent], past: PastExtent | None, allow_older: bool
+) -> list[str]:
+    """Against the last recorded run: a CA's newest certificate (or highest request id) older
+    than that run's means rows are missing, most likely the newest ones of a cut export, and
+    a report would call their certificates' absence from Intune an all-clear: stop, unless
+    ``allow_older``. Fewer certificates than that run's gets a note: rows purged from the
+    CA database (certutil -deleterow) look the same as rows lost from the middle of a file."""
+    if past is None:
+        return []
+    before = {e.issuer_key: e for e in past.extents}
+    run = f"the last run ({past.run_id}, as of {iso_z(past.as_of)})"
+    notes = []
+    for now in current:
+        then = before.pop(now.issuer_key, None)
+        if then is None:
+            continue
+        where = ", ".join(now.sources) or "(no export)"
+        lost = _lost(now, then)
+        if lost is not None:
+            found = f"{now.issuer}: {lost} in {run}: the export is missing rows"
+            if not allow_older:
+                raise InputError(
+                    f"{found} (cut short, or an older copy); export it again, or pass "
+                    "--allow-older-export if it is older on purpose",
+                    where,
+                )
+            notes.append(f"{where}: {found} (--allow-older-export)")
+        elif now.certificates < then.certificates * (1 - SHRINK_SHARE):
+            notes.append(
+                f"{where}: {now.issuer}: {now.certificates} certificates, {then.certificates} "
+                f"in {run}: rows purged from the CA database, or lost from the export"
+            )
+    notes.extend(
+        f"{then.issuer}: {then.certificates} certificates in {run}, in none of this run's exports"
+        for then in before.values()
+    )
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
+def _lost(now: CaExtent, then: CaExtent) -> str | None:
+    """What says ``now`` lacks rows ``then`` had: a CA never takes back a request number or
+    an issuance."""
+    if (
+        now.highest_request_id is not None
+        and then.highest_request_id is not None
+        and now.highest_request_id < then.highest_request_id
+    ):
+        return f"highest request id {now.highest_request_id}, but {then.highest_request_id}"
+    if (
+        now.newest_issued is not None
+        and then.newest_issued is not None
+        and now.newest_issued < then.newest_issued
+    ):
+        return (
+            f"newest certificate issued {iso_z(now.newest_issued)}, but {iso_z(then.newest_issued)}"
+        )
+    return None

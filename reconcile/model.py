@@ -209,6 +209,33 @@ class InputFile:
 
 
 @dataclass(frozen=True, slots=True)
+class CaExtent:
+    """How far one CA's rows in a run's exports reach, kept in the run history: a CA never
+    un-issues a certificate, so an export whose newest row is older than the last run's lost
+    rows (cut short, or an older copy)."""
+
+    issuer_key: str
+    """``issuer_key`` of the rows' issuer; "" for rows that name none."""
+    issuer: str
+    certificates: int
+    newest_issued: datetime | None
+    """The latest not-before among the rows."""
+    highest_request_id: int | None
+    """AD CS numbers requests in order; None where no row carries a numeric request id."""
+    sources: tuple[str, ...] = ()
+    """The exports the rows came from."""
+
+
+@dataclass(frozen=True, slots=True)
+class PastExtent:
+    """The CAs' reach in the last recorded run before this one, from the history."""
+
+    run_id: str
+    as_of: datetime
+    extents: tuple[CaExtent, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """A CA certificate with its status and why; the unit every formatter writes."""
 
@@ -323,6 +350,7 @@ class RunResult:
     notes: tuple[str, ...] = ()
     duplicate_rows: int = 0
     views: Views | None = None
+    ca_extent: tuple[CaExtent, ...] = ()
 
     @property
     def findings(self) -> Sequence[Verdict]:

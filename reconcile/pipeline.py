@@ -32,6 +32,7 @@ from reconcile.enrich.advice import next_step, with_next_steps
 from reconcile.enrich.evidence import apply_stored_evidence, device_keys
 from reconcile.errors import ConfigError, InputError, UsageError
 from reconcile.evidence.store import EvidenceStore
+from reconcile.history.store import past_extent
 from reconcile.identity import device_key
 from reconcile.intune.connectors import load_connectors
 from reconcile.intune.records import ReportStatuses
@@ -118,6 +119,10 @@ class CaExports:
     def issuerless(self) -> list[tuple[int, str]]:
         """Exports whose rows name no issuer (no --ca-issuer and no issuer column), by path."""
         return [(i, str(r.path)) for i, r in enumerate(self._readers) if not r.names_issuer]
+
+    def sources(self) -> list[str]:
+        """The exports as their rows in ``ca`` name them (Cloud PKI's leaves are not one)."""
+        return [str(r.path) for r in self._readers]
 
     def index_sources(self) -> frozenset[str]:
         return frozenset(str(r.path) for r in self._readers if r.format == INDEX_FORMAT)
@@ -351,6 +356,12 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         templates, in_scope = engine_guards.tally(db, settings.templates)
         collapsed = engine_dedupe.collapse(db, ca.index_sources())
         guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
+        extent = engine_guards.extent(db, ca.sources())
+        shrunk = guards.check_extent(
+            extent,
+            past_extent(settings.history(), snapshot.tenant_id, as_of),
+            settings.allow_older_export,
+        )
         if ca.cloud_pki is not None:
             _check_cloud_pki(ca.cloud_pki, in_scope, settings)
         guards.check_templates(templates, settings.templates)
@@ -369,7 +380,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         joined = classify_tables(
             db, snapshot, options, keep_all, keep_if, keep_cert, defer_records=True
         )
-        notes = [*aged, *ca.notes, *notes, *collapsed.warnings]
+        notes = [*aged, *ca.notes, *notes, *collapsed.warnings, *shrunk]
         connectors = load_connectors(snapshot, as_of, settings.connector_stale_hours)
         for line in connectors.stale_lines() if connectors is not None else ():
             log.warning("%s", line)
@@ -402,6 +413,7 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
             dropped=dropped,
             notes=tuple(notes),
             duplicate_rows=collapsed.duplicate_rows,
+            ca_extent=extent,
         )
         result = with_next_steps(apply_stored_evidence(result, settings.evidence_path()))
         built = views.build(

@@ -43,6 +43,7 @@ from reconcile.report import BundleInputs
 if TYPE_CHECKING:
     from reconcile.ca import ReaderOptions
     from reconcile.doctor import DoctorOptions
+    from reconcile.history.store import HistoryOptions
     from reconcile.retention import Retention
 
 
@@ -149,6 +150,12 @@ class Settings:
         "ca.allow_empty",
         "RECONCILE_ALLOW_EMPTY",
         help="accept an export with no in-scope certificate instead of stopping (exit 2)",
+    )
+    allow_older_export: bool = _opt(
+        False,
+        "ca.allow_older_export",
+        "RECONCILE_ALLOW_OLDER_EXPORT",
+        help="accept an export whose newest row is older than the last run's (exit 2 otherwise)",
     )
     templates: tuple[str, ...] = _opt(
         (),
@@ -560,6 +567,11 @@ class Settings:
 
     def evidence_path(self) -> Path:
         return self.evidence_db if self.evidence_db is not None else default_evidence_db()
+
+    def history(self) -> HistoryOptions:
+        from reconcile.history.store import HistoryOptions
+
+        return HistoryOptions(enabled=not self.no_history, path=self.history_db)
 
     def retention(self) -> Retention:
         from reconcile.retention import Retention

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,10 @@ from typer.testing import CliRunner
 
 from reconcile.ca import ExportReader, ReaderOptions
 from reconcile.cli import app
+from reconcile.errors import InputError
+from reconcile.guards import check_extent
 from reconcile.intune.side import Entry
+from reconcile.model import CaExtent, PastExtent
 from tests.engine.reference_guards import infer_issuers
 
 CLI = Path(__file__).parent / "fixtures" / "cli"
@@ -327,3 +331,98 @@ def test_an_as_of_long_before_the_snapshot_was_fetched_is_said(tmp_path: Path) -
 def test_a_fresh_snapshot_says_nothing_about_its_age() -> None:
     result = invoke(*run_args(CLI / "issued.csv"))
     assert "Intune data" not in result.output
+
+
+NEWEST = datetime(2026, 11, 19, 23, 0, tzinfo=UTC)
+
+
+def extent(count: int = 6, newest: datetime | None = NEWEST, request: int | None = 106) -> CaExtent:
+    return CaExtent("contoso issuing ca", "Contoso Issuing CA", count, newest, request, ("a.csv",))
+
+
+def past(*extents: CaExtent) -> PastExtent:
+    return PastExtent("run-1", datetime(2026, 11, 19, 2, 0, tzinfo=UTC), extents)
+
+
+@pytest.mark.parametrize(
+    ("now", "lost"),
+    [
+        (extent(request=105), "highest request id 105, but 106 in the last run (run-1, "),
+        (
+            extent(newest=NEWEST - timedelta(hours=1), request=None),
+            "newest certificate issued 2026-11-19T22:00:00Z, but 2026-11-19T23:00:00Z in the",
+        ),
+    ],
+)
+def test_a_ca_losing_its_newest_rows_stops_unless_allowed(now: CaExtent, lost: str) -> None:
+    with pytest.raises(InputError) as stopped:
+        check_extent([now], past(extent()), allow_older=False)
+    message = str(stopped.value)
+    assert message.startswith(f"a.csv: Contoso Issuing CA: {lost}")
+    assert "the export is missing rows" in message and "--allow-older-export" in message
+    (note,) = check_extent([now], past(extent()), allow_older=True)
+    assert note.startswith(f"a.csv: Contoso Issuing CA: {lost}")
+    assert note.endswith("the export is missing rows (--allow-older-export)")
+
+
+def test_growth_and_a_first_run_pass_silently() -> None:
+    later = extent(7, NEWEST + timedelta(hours=1), 107)
+    assert check_extent([later], past(extent()), allow_older=False) == []
+    assert check_extent([extent()], past(extent()), allow_older=False) == []
+    assert check_extent([extent()], None, allow_older=False) == []
+    # Either side without a request id or a date: only what both have is compared.
+    assert check_extent([extent(request=None)], past(extent(request=200)), False) == []
+    assert check_extent([extent(newest=None)], past(extent()), allow_older=False) == []
+
+
+def test_fewer_certificates_or_a_missing_ca_is_a_note() -> None:
+    purged = extent(count=100)
+    assert check_extent([purged], past(extent(count=101)), allow_older=False) == []
+    (note,) = check_extent([purged], past(extent(count=102)), allow_older=False)
+    assert note == (
+        "a.csv: Contoso Issuing CA: 100 certificates, 102 in the last run (run-1, as of "
+        "2026-11-19T02:00:00Z): rows purged from the CA database, or lost from the export"
+    )
+    other = CaExtent("fabrikam ca", "Fabrikam CA", 3, NEWEST, None, ("f.csv",))
+    (gone,) = check_extent([extent()], past(extent(), other), allow_older=False)
+    assert gone.startswith("Fabrikam CA: 3 certificates in the last run (run-1, as of ")
+    assert gone.endswith(", in none of this run's exports")
+
+
+def test_a_cut_export_after_a_full_one_exits_2_and_a_purge_is_a_note(tmp_path: Path) -> None:
+    history = tmp_path / "history.sqlite3"
+
+    def night(export: Path, day: int, *extra: str):  # type: ignore[no-untyped-def]
+        args = [a for a in run_args(export) if a not in ("--no-history", AS_OF)]
+        at = args.index("--as-of") + 1
+        args[at:at] = [f"2026-11-{day}T02:00:00Z"]
+        return invoke(*args, "--history-db", str(history), *extra)
+
+    lines = ISSUED.splitlines(keepends=True)
+    assert night(CLI / "issued.csv", 20).exit_code == 1
+    purged = tmp_path / "purged.csv"
+    purged.write_text(
+        "".join(
+            [
+                lines[0],
+                *lines[2:],
+            ]
+        ).replace("6 Rows", "5 Rows"),
+        "utf-8",
+    )
+    noted = night(purged, 21)
+    assert noted.exit_code == 1
+    assert "Contoso Issuing CA: 5 certificates, 6 in the last run (" in noted.stderr
+    # Cut at a row boundary, trailer and all: nothing in the file itself says so.
+    cut = tmp_path / "cut.csv"
+    cut.write_text("".join(lines[:6]), encoding="utf-8")
+    out = tmp_path / "bundle"
+    error = one_line_error(night(cut, 22, "--out-dir", str(out)), out)
+    assert f"{cut}: Contoso Issuing CA: highest request id 105, but 106 in the last run" in error
+    allowed = night(cut, 22, "--allow-older-export")
+    assert allowed.exit_code == 1
+    assert "the export is missing rows (--allow-older-export)" in allowed.stderr
+    # A replay of an earlier night compares with the runs up to it only.
+    replay = night(cut, 19)
+    assert replay.exit_code == 1, replay.stderr
+    assert "last run" not in replay.stderr

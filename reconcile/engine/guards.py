@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TypeVar
 
 from reconcile.engine.db import Database
 from reconcile.engine.keys import TEXT_MAP
+from reconcile.engine.tables import from_micros
 from reconcile.errors import UsageError
 from reconcile.guards import INFER_SHARE
 from reconcile.identity import issuer_key
 from reconcile.join import in_scope, wanted_templates
-from reconcile.model import CaCertificate
+from reconcile.model import CaCertificate, CaExtent
 
 log = logging.getLogger("reconcile")
+_Ordered = TypeVar("_Ordered", int, datetime)
 
 Templates = Counter[tuple[str | None, str | None]]
 
@@ -165,3 +169,39 @@ def apply_issuers(
             db.execute(
                 "UPDATE ca SET issuer = ? WHERE source = ? AND issuer IS NULL", [issuer, source]
             )
+
+
+def extent(db: Database, sources: Sequence[str]) -> tuple[CaExtent, ...]:
+    """Each CA's reach in the rows of the exports ``sources`` (not Cloud PKI's leaves, which
+    Graph pages through to the end), by issuer key, first seen first."""
+    if not sources:
+        return ()
+    db.execute("CREATE OR REPLACE TABLE extent_sources (source VARCHAR)")
+    db.insert("extent_sources", {"source": "VARCHAR"}, ((s,) for s in sorted(set(sources))))
+    found = db.rows(
+        """
+        SELECT issuer, count(*), max(not_before),
+               max(try_cast(nullif(trim(request_id), '') AS HUGEINT)), list(DISTINCT source)
+        FROM ca WHERE source IN (SELECT source FROM extent_sources)
+        GROUP BY issuer ORDER BY min(seq)
+        """
+    )
+    db.execute("DROP TABLE extent_sources")
+    merged: dict[str, CaExtent] = {}
+    for issuer, count, newest, request, sources in found:
+        key = issuer_key(issuer) if issuer is not None else ""
+        issued = from_micros(newest)
+        highest = int(request) if request is not None else None
+        held = merged.get(key)
+        if held is not None:
+            count += held.certificates
+            issued = _latest(issued, held.newest_issued)
+            highest = _latest(highest, held.highest_request_id)
+            sources = [*held.sources, *sources]
+        label = held.issuer if held is not None else issuer or "(exports naming no issuer)"
+        merged[key] = CaExtent(key, label, count, issued, highest, tuple(sorted(set(sources))))
+    return tuple(merged.values())
+
+
+def _latest(a: _Ordered | None, b: _Ordered | None) -> _Ordered | None:
+    return b if a is None else a if b is None else max(a, b)

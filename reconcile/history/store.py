@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -26,8 +27,10 @@ from reconcile.identity import issuer_key, serial_hex
 from reconcile.model import (
     FINDING_STATUSES,
     TREND_RUNS,
+    CaExtent,
     FindingDetail,
     FindingRef,
+    PastExtent,
     RunDelta,
     RunResult,
     RunRow,
@@ -102,6 +105,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE findings_v2 RENAME TO findings",
         "ALTER TABLE spans_v2 RENAME TO spans",
     ),
+    # 3: each CA's reach in the run's exports (``CaExtent``), for the next run's check.
+    ("ALTER TABLE runs ADD COLUMN ca_extent TEXT",),
 )
 """Each entry upgrades the schema by one version; append only, never edit a shipped entry."""
 
@@ -237,7 +242,7 @@ def _record(
     ]
     cursor = db.execute(
         "INSERT INTO runs (run_id, as_of, started_at, tenant, inputs, counts, exit_code,"
-        " duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " duration, ca_extent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             result.run_id,
             as_of_text,
@@ -247,6 +252,7 @@ def _record(
             json.dumps(run_counts(result)),
             exit_code,
             round(duration, 3),
+            json.dumps([_extent_json(e) for e in result.ca_extent]),
         ),
     )
     seq = int(cursor.lastrowid or 0)
@@ -520,6 +526,52 @@ def open_read_only(path: Path) -> sqlite3.Connection:
             " the next `reconcile run` upgrades it"
         )
     return db
+
+
+def past_extent(options: HistoryOptions, tenant: str | None, as_of: datetime) -> PastExtent | None:
+    """The CAs' reach in the latest recorded run of ``tenant`` as of ``as_of`` or before; None
+    with history off, before the first run, or when that run predates the record of it."""
+    path = database_path(options.path)
+    if not options.enabled or not path.is_file():
+        return None
+    db = open_db(path)
+    try:
+        row = db.execute(
+            "SELECT run_id, as_of, ca_extent FROM runs WHERE coalesce(tenant, '') = ?"
+            " AND as_of <= ? AND coalesce(ca_extent, '[]') <> '[]'"
+            " ORDER BY as_of DESC, seq DESC LIMIT 1",
+            (tenant or "", iso_z(as_of)),
+        ).fetchone()
+    finally:
+        db.close()
+    if row is None or row[2] is None:
+        return None
+    extents = tuple(_extent_of(item) for item in json.loads(row[2]))
+    return PastExtent(str(row[0]), parse_utc(str(row[1])), extents)
+
+
+def _extent_json(extent: CaExtent) -> dict[str, object]:
+    newest = extent.newest_issued
+    return {
+        "issuer_key": extent.issuer_key,
+        "issuer": extent.issuer,
+        "certificates": extent.certificates,
+        "newest_issued": iso_z(newest) if newest is not None else None,
+        "highest_request_id": extent.highest_request_id,
+        "sources": list(extent.sources),
+    }
+
+
+def _extent_of(item: dict[str, Any]) -> CaExtent:
+    newest = item["newest_issued"]
+    return CaExtent(
+        issuer_key=str(item["issuer_key"]),
+        issuer=str(item["issuer"]),
+        certificates=int(item["certificates"]),
+        newest_issued=parse_utc(newest) if newest is not None else None,
+        highest_request_id=item["highest_request_id"],
+        sources=tuple(item["sources"]),
+    )
 
 
 def recorded(

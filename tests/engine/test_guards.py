@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,9 @@ from reconcile.engine.tables import (
 )
 from reconcile.errors import UsageError
 from reconcile.intune.side import Entry
-from reconcile.model import CaCertificate
+from reconcile.model import CaCertificate, CaExtent
 from tests.engine import reference_guards
-from tests.factories import ca_cert
+from tests.factories import AS_OF, ca_cert
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SLOW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -189,3 +190,23 @@ def test_applying_an_issuer_equals_reading_the_export_with_it(fixture: str, issu
         rows = db.rows(f"SELECT {_columns} FROM ca ORDER BY seq")
     assert [ca_record(row) for row in rows] == [*expected, other]
     assert read != expected
+
+
+def test_extent_is_each_issuers_reach_in_the_exports_only() -> None:
+    newest = AS_OF - timedelta(days=1)
+    rows = [
+        ca_cert(1, issuer="Contoso Issuing CA", request_id="7", source="a.csv"),
+        ca_cert(2, issuer="CN=Contoso Issuing CA, DC=contoso", request_id="12", source="b.csv"),
+        ca_cert(3, issuer="Contoso Issuing CA", request_id="x", not_before=newest, source="a.csv"),
+        ca_cert(4, issuer=None, request_id=None, not_before=None, source="c.csv"),
+        ca_cert(5, issuer="Cloud PKI CA", not_before=AS_OF, source="cloud_pki_leaves.jsonl"),
+    ]
+    with Database() as db:
+        create_tables(db)
+        load_certificates(db, rows)
+        found = engine_guards.extent(db, ["a.csv", "b.csv", "c.csv", "a.csv"])
+        assert engine_guards.extent(db, []) == ()
+    assert found == (
+        CaExtent("contoso issuing ca", "Contoso Issuing CA", 3, newest, 12, ("a.csv", "b.csv")),
+        CaExtent("", "(exports naming no issuer)", 1, None, None, ("c.csv",)),
+    )

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from reconcile.cli import app
 from reconcile.errors import ConfigError
 from reconcile.history import store as history
-from reconcile.model import Status
+from reconcile.model import CaExtent, Status
 from reconcile.report import historytext
 from tests.factories import AS_OF, ca_cert, result_with, verdict
 from tests.helpers import engine_of, record_run, run_findings
@@ -264,3 +265,21 @@ def test_each_view_count_is_recorded_per_run_and_shown_in_the_trend(db):
     table = historytext.format_trend(history.trend(db)).splitlines()
     assert table[0].split()[-3:] == ["revoked_installed", "expiring", "revocation_plan"]
     assert table[2].split()[-3:] == ["0", "0", "1"] and table[3].split()[-3:] == ["0", "0", "0"]
+
+
+def test_each_run_records_its_ca_extent_for_the_next(tmp_path):
+    options = history.HistoryOptions(path=tmp_path / "h.sqlite3")
+    assert history.past_extent(options, None, AS_OF) is None
+    reach = CaExtent("contoso issuing ca", "Contoso Issuing CA", 6, AS_OF, 2**70, ("a.csv",))
+    db = history.open_db(tmp_path / "h.sqlite3")
+    try:
+        record_run(db, replace(night(0), ca_extent=(reach,)), 0, 1.0)
+        # A run that read no export (Cloud PKI alone) is not what the next one compares with.
+        record_run(db, night(1), 0, 1.0)
+    finally:
+        db.close()
+    found = history.past_extent(options, None, AS_OF + timedelta(days=2))
+    assert found == history.PastExtent("run-0", AS_OF, (reach,))
+    assert history.past_extent(options, None, AS_OF - timedelta(seconds=1)) is None
+    assert history.past_extent(options, "another-tenant", AS_OF) is None
+    assert history.past_extent(replace(options, enabled=False), None, AS_OF) is None
