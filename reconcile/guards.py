@@ -135,7 +135,7 @@ def check_extent(
         then = before.pop(now.issuer_key, None)
         if then is None:
             continue
-        where = ", ".join(now.sources) or "(no export)"
+        where = ", ".join(now.sources)
         lost = _lost(now, then)
         if lost is not None:
             found = f"{now.issuer}: {lost} in {run}: the export is missing rows"

@@ -356,11 +356,11 @@ def _run(settings: Settings, keep_all: bool) -> RunResult:
         templates, in_scope = engine_guards.tally(db, settings.templates)
         collapsed = engine_dedupe.collapse(db, ca.index_sources())
         guards.check_rejects(ca.inputs, ca.rejects, settings.max_reject_ratio)
-        extent = engine_guards.extent(db, ca.sources())
+        # Only the history reads the extent: a run that keeps none has nothing to compare with.
+        recorded = settings.history()
+        extent = engine_guards.extent(db, ca.sources()) if recorded.enabled else ()
         shrunk = guards.check_extent(
-            extent,
-            past_extent(settings.history(), snapshot.tenant_id, as_of),
-            settings.allow_older_export,
+            extent, past_extent(recorded, snapshot.tenant_id, as_of), settings.allow_older_export
         )
         if ca.cloud_pki is not None:
             _check_cloud_pki(ca.cloud_pki, in_scope, settings)

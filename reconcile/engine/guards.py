@@ -181,7 +181,7 @@ def extent(db: Database, sources: Sequence[str]) -> tuple[CaExtent, ...]:
     found = db.rows(
         """
         SELECT issuer, count(*), max(not_before),
-               max(try_cast(nullif(trim(request_id), '') AS HUGEINT)), list(DISTINCT source)
+               max(try_cast(request_id AS HUGEINT)), list(DISTINCT source)
         FROM ca WHERE source IN (SELECT source FROM extent_sources)
         GROUP BY issuer ORDER BY min(seq)
         """

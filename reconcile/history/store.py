@@ -544,7 +544,7 @@ def past_extent(options: HistoryOptions, tenant: str | None, as_of: datetime) ->
         ).fetchone()
     finally:
         db.close()
-    if row is None or row[2] is None:
+    if row is None:
         return None
     extents = tuple(_extent_of(item) for item in json.loads(row[2]))
     return PastExtent(str(row[0]), parse_utc(str(row[1])), extents)
