@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,6 +105,7 @@ _NO_DATE_MICROS = (datetime(1, 1, 2, tzinfo=UTC) - EPOCH) // timedelta(microseco
 # An Entry keeps a float timestamp; round(stamp * 1e6) gives back the exact microsecond below
 # 2**51 µs (year 2041) or for whole seconds. Other times go through Python.
 _EXACT_MICROS = 1 << 51
+_BLOCK = 1 << 22
 _HOST = "[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.[A-Za-z0-9_-]+\\.?"
 
 
@@ -122,34 +126,65 @@ class _Facts:
 
 def _scan(handle: IO[bytes], decoder: msgspec.json.Decoder[Any]) -> _Facts:
     """Hash, count and index the lines of ``handle``, as ``SnapshotFiles`` iterates them, and
-    type-check each with ``decoder``."""
+    type-check each with ``decoder``.
+
+    A block at a time, each step a C loop over its lines: the Python loop over each line took
+    the core DuckDB's read needs for longer (1M state lines: 6.0 s, against 4.9-5.3 s)."""
     facts = _Facts()
     digest = hashlib.sha256()
-    offsets = facts.offsets
-    odd = facts.odd
-    offset = 0
-    line = 0
-    for line, raw in enumerate(handle, start=1):
-        if not raw.endswith(b"\n"):
-            facts.cut_off = True
-            break
-        digest.update(raw)
-        offsets.append(offset)
-        offset += len(raw)
-        if b"\r" in raw and raw.count(b"\r") != raw.endswith(b"\r\n"):
-            facts.untrusted = True
-        try:
-            decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            odd.append(line)
-            if not raw.startswith(b"{"):
-                facts.untrusted = True
-            continue
-        if b"\\" in raw:
-            odd.append(line)
+    offset = line = 0
+    tail = b""
+    while block := handle.read(_BLOCK):
+        # What follows the last complete line is only hashed as well when the file is cut
+        # off, and then the hash is never used.
+        digest.update(block)
+        raws = block.split(b"\n")
+        raws[0] = tail + raws[0]
+        tail = raws.pop()
+        if raws:
+            # A CR in an earlier block is in the first line, which the tail began.
+            returns = b"\r" in block or b"\r" in raws[0]
+            offset, line = _scan_lines(facts, decoder, raws, returns, offset, line)
+    if tail:
+        facts.cut_off = True
+        line += 1
     facts.lines = line
     facts.sha256 = digest.hexdigest()
     return facts
+
+
+def _scan_lines(
+    facts: _Facts,
+    decoder: msgspec.json.Decoder[Any],
+    raws: list[bytes],
+    returns: bool,
+    offset: int,
+    line: int,
+) -> tuple[int, int]:
+    """``_scan`` of whole lines without their LF, at byte ``offset`` after line ``line``
+    (``returns``: whether a CR may be among them); gives the offset and line after them."""
+    starts = array("q", accumulate(map(operator.add, map(len, raws), repeat(1)), initial=offset))
+    after = starts.pop()
+    facts.offsets.extend(starts)
+    if returns and any(raw.count(b"\r") != raw.endswith(b"\r") for raw in raws):
+        facts.untrusted = True
+    decode = decoder.decode
+    try:
+        deque(map(decode, raws), maxlen=0)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        for number, raw in enumerate(raws, start=line + 1):
+            try:
+                decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                facts.odd.append(number)
+                if not raw.startswith(b"{"):
+                    facts.untrusted = True
+                continue
+            if b"\\" in raw:
+                facts.odd.append(number)
+    else:
+        facts.odd.extend(number for number, raw in enumerate(raws, start=line + 1) if b"\\" in raw)
+    return after, line + len(raws)
 
 
 def _columns(columns: dict[str, str]) -> str:

@@ -4,6 +4,7 @@ records, on random snapshots and on every snapshot fixture."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tempfile
 from collections.abc import Iterator
@@ -11,19 +12,21 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconcile.engine import snapshot
 from reconcile.engine.db import Database
-from reconcile.engine.snapshot import _SPACES, EngineSnapshot, load_snapshot
+from reconcile.engine.snapshot import _SPACES, EngineSnapshot, _scan, load_snapshot
 from reconcile.engine.tables import INTUNE_COLUMNS, create_tables, load_side
 from reconcile.errors import IncompleteDataError, ReconcileError
 from reconcile.intune.connectors import load_connectors
-from reconcile.intune.records import ReportStatuses
+from reconcile.intune.records import DEVICE_DECODER, STATE_DECODER, ReportStatuses
 from reconcile.intune.snapshot import DEVICES
-from tests.engine.reference_snapshot import SnapshotSource
+from tests.engine.reference_snapshot import SnapshotSource, scan_by_line
 from tests.helpers import examples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,6 +352,33 @@ def test_random_snapshots_load_the_same_both_ways(
             hashed=hashed,
         )
         check_same(target)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    lines(STATE_KEYS + DEVICE_KEYS),
+    st.lists(st.sampled_from(["\n", "\n", "\r\n", "\r", "\\u0041\n"]), min_size=8, max_size=8),
+    st.integers(1, 80),
+    st.booleans(),
+    st.booleans(),
+)
+def test_the_byte_pass_reads_blocks_as_a_loop_reads_lines(
+    rows: list[str], ends: list[str], block: int, states: bool, cut: bool
+) -> None:
+    """Lines across block boundaries, lone CRs, CRLF, escapes, a last line cut off."""
+    data = "".join(row + ends[n % len(ends)] for n, row in enumerate(rows)).encode(
+        "utf-8", "surrogatepass"
+    )
+    if cut and data:
+        data = data[:-1]
+    decoder = STATE_DECODER if states else DEVICE_DECODER
+    with mock.patch.object(snapshot, "_BLOCK", block):
+        facts = _scan(io.BytesIO(data), decoder)
+    expected = scan_by_line(io.BytesIO(data), decoder)
+    if expected.cut_off:
+        # A file cut off is incomplete data: its hash is never used.
+        facts.sha256 = expected.sha256
+    assert facts == expected
 
 
 @pytest.mark.parametrize("directory", FIXTURES, ids=lambda p: str(p.relative_to(ROOT)))
