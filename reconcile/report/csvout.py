@@ -20,12 +20,17 @@ if TYPE_CHECKING:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
 
-def neutralise(value: str | int | None) -> str | int:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+_FORMULA_STARTS = frozenset(FORMULA_PREFIXES)
+
+
+def neutralised(row: Iterable[str | int | None]) -> list[str | int]:
+    """The row's cells as written: None empty, a text a spreadsheet could read as a formula
+    after an apostrophe. One comprehension: a call per cell was a third of writing 50,000
+    findings."""
+    return [
+        "" if v is None else "'" + v if isinstance(v, str) and v[:1] in _FORMULA_STARTS else v
+        for v in row
+    ]
 
 
 def _write(
@@ -36,7 +41,7 @@ def _write(
     out.writerow(header)
     rows = 0
     for row in cells:
-        out.writerow([neutralise(cell) for cell in row])
+        out.writerow(neutralised(row))
         rows += 1
     return rows
 

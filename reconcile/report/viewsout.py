@@ -11,7 +11,7 @@ from typing import IO
 
 from reconcile.identity import serial_hex
 from reconcile.report.columns import COLUMNS
-from reconcile.report.csvout import _write, neutralise
+from reconcile.report.csvout import _write, neutralised
 from reconcile.timeparse import iso_z
 from reconcile.views import AD_CS_FORMATS, REASON_CODES, View, ViewRow, Views, script_suffix
 
@@ -88,9 +88,7 @@ def write_view(handle: IO[str], view: View, rows: Iterable[ViewRow], run_id: str
 
 def write_row(handle: IO[str], view: View, row: ViewRow, run_id: str) -> None:
     """One row as write_view writes it, without the header."""
-    csv.writer(handle, lineterminator="\r\n").writerow(
-        [neutralise(c) for c in _cells(view, row, run_id)]
-    )
+    csv.writer(handle, lineterminator="\r\n").writerow(neutralised(_cells(view, row, run_id)))
 
 
 def script_suffixes(formats: Sequence[str]) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from reconcile.engine import classify as classify_module
 from reconcile.engine.classify import Records, classify_tables
 from reconcile.engine.db import Database
 from reconcile.engine.snapshot import load_snapshot
-from reconcile.engine.tables import create_tables, load_certificates
+from reconcile.engine.tables import CA_COLUMNS, ca_record, ca_row, create_tables, load_certificates
 from reconcile.enrich.advice import next_step
 from reconcile.join import JoinOptions, ViewKeep, classify
 from reconcile.model import CaCertificate
@@ -146,3 +146,29 @@ def test_kept_rows_copied_a_few_ca_rows_at_a_time_are_the_same(
     assert got.verdicts == expected.verdicts
     assert got_later == later
     assert got.dropped == expected.dropped
+
+
+def test_a_ca_row_read_as_light_rows_is_the_light_record() -> None:
+    """View-only verdicts read their CA rows with ``_LIGHT_DROPS`` as NULL instead of making
+    each record light: those must be exactly the fields ``CaCertificate.light`` empties (every
+    field is set here, so one too many or too few shows)."""
+    full = replace(
+        ca_cert(0xABC, issuer="CN=Issuing CA", common_name="PC-1", line=7),
+        thumbprint="A" * 40,
+        revoked_at=AS_OF,
+        subject="CN=PC-1",
+        requester="CONTOSO\\ndes",
+        template_name="ContosoSCEP",
+        request_id="11",
+        san="DNS=pc-1",
+        out_of_scope="a CA certificate",
+        managed_device_id="dev-1",
+        cloud_pki_leaf_id="leaf-1",
+    )
+    row = ca_row(full, 0)[1:]
+    names = list(CA_COLUMNS)[1:]
+    nulled = tuple(
+        None if name in classify_module._LIGHT_DROPS else value
+        for name, value in zip(names, row, strict=True)
+    )
+    assert ca_record(nulled) == full.light()

@@ -14,13 +14,11 @@ HOSTILE = '=HYPERLINK("http://evil.example","x")'
 
 @pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r", "\n", "\0"])
 def test_formula_prefixes_get_an_apostrophe(prefix):
-    assert csvout.neutralise(prefix + "x") == "'" + prefix + "x"
+    assert csvout.neutralised([prefix + "x", prefix]) == ["'" + prefix + "x", "'" + prefix]
 
 
 def test_harmless_values_pass_unchanged():
-    assert csvout.neutralise("PC-01") == "PC-01"
-    assert csvout.neutralise(7) == 7
-    assert csvout.neutralise(None) == ""
+    assert csvout.neutralised(["PC-01", 7, None, "", "a=b"]) == ["PC-01", 7, "", "", "a=b"]
 
 
 def _write(*verdicts):
