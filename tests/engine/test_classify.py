@@ -152,7 +152,7 @@ def test_a_ca_row_read_as_light_rows_is_the_light_record() -> None:
     """View-only verdicts read their CA rows with ``_LIGHT_DROPS`` as NULL instead of making
     each record light: those must be exactly the fields ``CaCertificate.light`` empties (every
     field is set here, so one too many or too few shows)."""
-    unset = {"thumbprint": "A" * 40, "revoked_at": AS_OF, "san": "DNS=pc-1"}
+    unset: dict[str, Any] = {"thumbprint": "A" * 40, "revoked_at": AS_OF, "san": "DNS=pc-1"}
     unset |= {"out_of_scope": "CA", "managed_device_id": "dev-1", "cloud_pki_leaf_id": "leaf-1"}
     full = replace(ca_cert(0xABC), **unset)
     assert None not in (getattr(full, f.name) for f in fields(full))
