@@ -104,6 +104,11 @@ class CaCertificate:
         )
 
 
+CA_LIGHT_EMPTIES = frozenset({"subject", "requester", "template_name", "request_id", "san"})
+"""The fields ``CaCertificate.light`` empties; the engine reads those columns as NULL to build
+light records straight from its rows."""
+
+
 @dataclass(frozen=True, slots=True)
 class IntuneCertificate:
     """One certificate Intune knows about, from a certificate-state record or a report row."""

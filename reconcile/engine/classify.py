@@ -34,6 +34,7 @@ from reconcile.engine.tables import CA_COLUMNS, ca_record, from_micros, micros
 from reconcile.identity import device_fold, fold, serial_hex
 from reconcile.intune.side import Entry, IntuneSide
 from reconcile.model import (
+    CA_LIGHT_EMPTIES,
     CaCertificate,
     IntuneCertificate,
     ManagedDevice,
@@ -341,14 +342,25 @@ def _device_tables(db: Database) -> None:
 
 _SHARED_COLUMNS = frozenset({"issuer", "requester", "template_oid", "template_name", "source"})
 _CA_FIELDS = ", ".join(f"c.{name}" for name in list(CA_COLUMNS)[1:])
-_LEAD = "v_status, superseded_at, e_collection, e_line, dev, gone, candidates, kind, ca_name, seq"
-"""The columns ``_rows_sql`` gives before the CA row."""
-_LIGHT_DROPS = frozenset({"subject", "requester", "template_name", "request_id", "san"})
-"""The CA columns ``CaCertificate.light`` empties: read as NULL, the row is the light record
-(at 1M rows, building 79,000 records in full and making them light after took about 1 s)."""
-_LIGHT_ROWS = ", ".join(
-    [_LEAD, *(f"NULL AS {n}" if n in _LIGHT_DROPS else n for n in list(CA_COLUMNS)[1:])]
+_LEAD = (
+    "v_status",
+    "superseded_at",
+    "e_collection",
+    "e_line",
+    "dev",
+    "gone",
+    "candidates",
+    "kind",
+    "ca_name",
+    "seq",
 )
+"""The columns ``_rows_sql`` gives before the CA row."""
+_LIGHT_ROWS = ", ".join(
+    [*_LEAD, *(f"NULL AS {n}" if n in CA_LIGHT_EMPTIES else n for n in list(CA_COLUMNS)[1:])]
+)
+"""A kept row with the CA columns ``CaCertificate.light`` empties as NULL: ``ca_record`` of it
+is the light record (at 1M rows, building 79,000 records in full and making them light after
+took about 1 s)."""
 
 
 def _rows_sql(devices_read: bool, kept: str) -> str:
@@ -403,8 +415,7 @@ def _rows_sql(devices_read: bool, kept: str) -> str:
             FROM r
             {joins}
         )
-        SELECT d.v_status, d.superseded_at, d.e_collection, d.e_line, d.dev, d.gone,
-               d.candidates, d.kind, d.ca_name, d.seq, {_CA_FIELDS}
+        SELECT {", ".join(f"d.{name}" for name in _LEAD)}, {_CA_FIELDS}
         FROM ca c JOIN d USING (seq)
     """
 
@@ -457,10 +468,11 @@ def _build(
         found = records.certificates(keys)
         devices = named = records.devices(positions | listed)
     for row in batch:
-        status_text, superseded, collection, line, dev, gone, candidates, kind, name, seq = row[:10]
+        lead, ca = row[: len(_LEAD)], row[len(_LEAD) :]
+        status_text, superseded, collection, line, dev, gone, candidates, kind, name, seq = lead
         assert isinstance(status_text, str) and isinstance(kind, str) and isinstance(seq, int)
         assert name is None or isinstance(name, str)
-        cert = ca_record(_interned(row[10:]))
+        cert = ca_record(_interned(ca))
         status = Status(status_text)
         record = (
             found[(collection, line)]

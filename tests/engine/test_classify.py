@@ -18,7 +18,7 @@ from reconcile.engine.snapshot import load_snapshot
 from reconcile.engine.tables import CA_COLUMNS, ca_record, ca_row, create_tables, load_certificates
 from reconcile.enrich.advice import next_step
 from reconcile.join import JoinOptions, ViewKeep, classify
-from reconcile.model import CaCertificate
+from reconcile.model import CA_LIGHT_EMPTIES, CaCertificate
 from tests.engine.reference_snapshot import SnapshotSource
 from tests.factories import AS_OF, ca_cert
 
@@ -149,7 +149,7 @@ def test_kept_rows_copied_a_few_ca_rows_at_a_time_are_the_same(
 
 
 def test_a_ca_row_read_as_light_rows_is_the_light_record() -> None:
-    """View-only verdicts read their CA rows with ``_LIGHT_DROPS`` as NULL instead of making
+    """View-only verdicts read their CA rows with ``CA_LIGHT_EMPTIES`` as NULL instead of making
     each record light: those must be exactly the fields ``CaCertificate.light`` empties (every
     field is set here, so one too many or too few shows)."""
     unset: dict[str, Any] = {"thumbprint": "A" * 40, "revoked_at": AS_OF, "san": "DNS=pc-1"}
@@ -159,7 +159,6 @@ def test_a_ca_row_read_as_light_rows_is_the_light_record() -> None:
     row = ca_row(full, 0)[1:]
     names = list(CA_COLUMNS)[1:]
     nulled = tuple(
-        None if name in classify_module._LIGHT_DROPS else value
-        for name, value in zip(names, row, strict=True)
+        None if name in CA_LIGHT_EMPTIES else value for name, value in zip(names, row, strict=True)
     )
     assert ca_record(nulled) == full.light()
