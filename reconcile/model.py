@@ -6,17 +6,51 @@ frozen records.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from reconcile.spool import Filtered, Spool
 
 if TYPE_CHECKING:
     from reconcile.views import Views
+
+_Record = TypeVar("_Record")
+
+
+def _slot_init(cls: type[_Record]) -> type[_Record]:
+    """Give a frozen, slotted dataclass an ``__init__`` that sets each slot through its own
+    descriptor: the same parameters and defaults, the record as frozen after it as before.
+
+    The generated one calls ``object.__setattr__`` per field, which looks the field up on the
+    class each time: 6.6 µs against 2.9 µs for a ``CaCertificate``. A 1M-row run builds about
+    half a million of these records (py-spy: 3.6 s in their ``__init__``)."""
+    params, body = [], []
+    scope: dict[str, object] = {}
+    for n, f in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
+        if not f.init or f.default_factory is not dataclasses.MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: only plain fields and defaults")
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            scope[f"default_{n}"] = f.default
+            params.append(f"{f.name}=default_{n}")
+        scope[f"set_{n}"] = getattr(cls, f.name).__set__
+        body.append(f"    set_{n}(self, {f.name})")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: __post_init__ would not run")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), scope)
+    init = scope["__init__"]
+    assert isinstance(init, types.FunctionType)
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = cls.__init__.__annotations__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 
 class Status(StrEnum):
@@ -53,6 +87,7 @@ class IntuneSource(StrEnum):
     REPORT = "report"
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class CaCertificate:
     """One issued certificate as the CA export states it."""
@@ -109,6 +144,7 @@ CA_LIGHT_EMPTIES = frozenset({"subject", "requester", "template_name", "request_
 light records straight from its rows."""
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class IntuneCertificate:
     """One certificate Intune knows about, from a certificate-state record or a report row."""
@@ -157,6 +193,7 @@ class IntuneCertificate:
         )
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class ManagedDevice:
     """An Intune managed device, used to say whether a certificate's device still exists."""
@@ -240,6 +277,7 @@ class PastExtent:
     extents: tuple[CaExtent, ...]
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """A CA certificate with its status and why; the unit every formatter writes."""
