@@ -58,27 +58,40 @@ MERGE_BATCH = 256
 """Batch size of the spilled sort runs: the merge holds one batch of each run at a time."""
 
 
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
 class _Reducers(dict[type, Any]):
     """A pickler dispatch table that pickles a dataclass as its class and field values.
 
     The default for a frozen slotted dataclass goes through Python-level __getstate__ and
     __setstate__, about three times slower than calling the class with its fields again.
-    Other types fall back to copyreg's table, then to the pickler's own rules.
+    Other types get copyreg's reducer, or the ``__reduce_ex__`` the pickler would call itself:
+    a type the table lacks cost a ``__missing__`` call and a KeyError for every object of it
+    (a verdict's datetimes and enums: 38 against 25 µs a verdict, the same bytes). Classes,
+    which the pickler saves by name when the table has nothing for them, are left to it.
     """
 
     def __missing__(self, cls: type) -> Any:
         positional = dataclasses.is_dataclass(cls) and all(
             f.init and f.kw_only is not True for f in dataclasses.fields(cls)
         )
-        if not positional:
-            return copyreg.dispatch_table[cls]
-        names = [f.name for f in dataclasses.fields(cls)]
-        single = len(names) == 1
-        get = operator.attrgetter(*names)
+        reduce: Callable[[Any], Any]
+        if positional:
+            names = [f.name for f in dataclasses.fields(cls)]
+            single = len(names) == 1
+            get = operator.attrgetter(*names)
 
-        def reduce(obj: Any) -> tuple[type, tuple[Any, ...]]:
-            return cls, ((get(obj),) if single else get(obj))
+            def by_fields(obj: Any) -> tuple[type, tuple[Any, ...]]:
+                return cls, ((get(obj),) if single else get(obj))
 
+            reduce = by_fields
+        elif cls in copyreg.dispatch_table:
+            reduce = copyreg.dispatch_table[cls]
+        elif issubclass(cls, type):
+            raise KeyError(cls)
+        else:
+            reduce = operator.methodcaller("__reduce_ex__", _PROTOCOL)
         self[cls] = reduce
         return reduce
 
@@ -89,7 +102,7 @@ _REDUCERS = _Reducers()
 def dumps(records: Sequence[Any]) -> bytes:
     """One batch, pickled with the fast dataclass reducers."""
     buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler = pickle.Pickler(buffer, protocol=_PROTOCOL)
     pickler.dispatch_table = _REDUCERS
     pickler.dump(list(records))
     return buffer.getvalue()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
+import re
 import sys
 import textwrap
 from dataclasses import replace
@@ -256,6 +258,38 @@ def test_every_record_type_comes_back_equal_and_of_its_own_type(tmp_path: Path) 
         hours=2
     )
     assert verdict.first_seen is not None and verdict.first_seen.tzinfo is UTC
+
+
+class _Reduced:
+    """An object that says how to rebuild itself."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        return _Reduced, (self.value,)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reduced) and other.value == self.value
+
+
+def test_what_is_no_dataclass_pickles_to_the_bytes_pickle_itself_writes() -> None:
+    objects = [
+        datetime(2026, 11, 20, 2, tzinfo=timezone(timedelta(hours=2))),
+        timedelta(days=3),
+        UTC,
+        Status.NOT_INSTALLED,
+        IntuneSource.REPORT,
+        complex(1, 2),
+        re.compile("PC-[0-9]+"),
+        _Reduced(7),
+        Verdict,
+        Status,
+        len,
+    ]
+    first = spool.dumps(objects)  # the reducers it finds stay in the table for the next
+    assert spool.dumps(objects) == first == pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL)
+    assert spool.loads(first) == objects
 
 
 def test_filtered_mapped_and_head_are_lazy_sized_views() -> None:
