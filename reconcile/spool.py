@@ -66,10 +66,11 @@ class _Reducers(dict[type, Any]):
 
     The default for a frozen slotted dataclass goes through Python-level __getstate__ and
     __setstate__, about three times slower than calling the class with its fields again.
-    Other types get copyreg's reducer, or the ``__reduce_ex__`` the pickler would call itself:
-    a type the table lacks cost a ``__missing__`` call and a KeyError for every object of it
-    (a verdict's datetimes and enums: 38 against 25 µs a verdict, the same bytes). Classes,
-    which the pickler saves by name when the table has nothing for them, are left to it.
+    Other types keep copyreg's reducer, or the ``__reduce_ex__`` the pickler would call itself:
+    a type missing from the table cost a ``__missing__`` call and a KeyError for every object
+    of it (a verdict's datetimes and enums: 38 against 25 µs a verdict, the same bytes).
+    Classes, which the pickler saves by name when the table has nothing for them, are left to
+    it.
     """
 
     def __missing__(self, cls: type) -> Any:
