@@ -14,7 +14,6 @@ from reconcile.model import (
     CaCertificate,
     IntuneCertificate,
     ManagedDevice,
-    Status,
     Verdict,
     _slot_init,
 )
@@ -62,11 +61,20 @@ def test_a_record_is_built_and_stays_frozen_as_before(record: Any) -> None:
         cls()
 
 
-def test_defaults_fill_what_is_not_given() -> None:
-    cert = ca_cert()
-    made = Verdict(cert, Status.NOT_REPORTED, "why")
-    assert made.intune is None and made.device_candidates == () and made.next_step == ""
-    assert made.ca_device is None and made.device_gone is False
+@pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__name__)
+def test_each_argument_lands_in_its_own_field_and_defaults_fill_the_rest(
+    cls: type[Any],
+) -> None:
+    """A distinct object per field, so a field set from another's argument shows."""
+    fields = dataclasses.fields(cls)
+    given = {f.name: object() for f in fields}
+    for made in (cls(**given), cls(*given.values())):
+        assert {f.name: getattr(made, f.name) for f in fields} == given
+    required = {f.name: given[f.name] for f in fields if f.default is dataclasses.MISSING}
+    made = cls(**required)
+    for f in fields:
+        expected = given[f.name] if f.name in required else f.default
+        assert getattr(made, f.name) is expected
 
 
 def test_fields_it_cannot_set_as_dataclass_would_are_refused() -> None:

@@ -287,7 +287,7 @@ def test_what_is_no_dataclass_pickles_to_the_bytes_pickle_itself_writes() -> Non
         Status,
         len,
     ]
-    first = spool.dumps(objects)  # the reducers it finds stay in the table for the next
+    first = spool.dumps(objects)  # the second pickling uses the reducers this one stored
     assert spool.dumps(objects) == first == pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL)
     assert spool.loads(first) == objects
 
