@@ -569,18 +569,25 @@ def _copy_rows(db: Database, devices_read: bool, where: str, kind: str = "'keep'
 
 
 def _verdicts(
-    db: Database, records: Records, options: JoinOptions, table: str, light: bool = False
+    db: Database,
+    records: Records,
+    options: JoinOptions,
+    table: str,
+    light: bool = False,
+    kind: str | None = None,
 ) -> Iterator[_Kept]:
-    """The verdicts of a ``_copy_rows`` table, in CA order (``light``: as ``_build``)."""
+    """The verdicts of a ``_copy_rows`` table, in CA order (``light``: as ``_build``; ``kind``:
+    only the rows of that kind)."""
+    which = "true" if kind is None else f"kind = '{kind}'"
     # A range of CA rows at a time: a sorted result stays pinned while Python builds the
     # verdicts (at 10M rows, 780,000 view-only rows did not fit the engine's memory limit).
-    ((first, last),) = db.rows(f"SELECT min(seq), max(seq) FROM {table}")
+    ((first, last),) = db.rows(f"SELECT min(seq), max(seq) FROM {table} WHERE {which}")
     if first is None:
         return
     for start in range(first, last + 1, _SEQ_RANGE):
         rows = db.stream(
-            f"SELECT {_LIGHT_ROWS if light else '*'} FROM {table} "
-            f"WHERE seq >= {start} AND seq < {start + _SEQ_RANGE} ORDER BY seq",
+            f"SELECT {_LIGHT_ROWS if light else '*'} FROM {table} WHERE {which} "
+            f"AND seq >= {start} AND seq < {start + _SEQ_RANGE} ORDER BY seq",
             size=_BATCH,
         )
         for batch in _batches(rows):
@@ -633,6 +640,8 @@ def classify_tables(
     dropped: Counter[str] = Counter()
     deferred_seqs: list[int] = []
     later: str | None = None
+    later_kind: str | None = None
+    """The kind of ``later``'s rows when it shares a table with the findings."""
     advised = _advised(options)
     if keep_all:
         rows = _copy_rows(db, records.devices_read, "true")
@@ -643,6 +652,12 @@ def classify_tables(
         rest = "false" if by_sql else "true"
         where = f"v.pending OR {view if not defer else 'false'} OR ({rest} AND NOT {view})"
         kind = f"CASE WHEN v.pending OR {view} THEN 'keep' ELSE 'rest' END"
+        # When SQL knows the view-only verdicts, they are copied with the findings as 'later':
+        # one scan of the CA rows, not two (at 1M rows 0.6 s).
+        shared = defer and in_python is None
+        if shared:
+            where = f"v.pending OR {view}"
+            kind = "CASE WHEN v.pending THEN 'keep' ELSE 'later' END"
         rows = _copy_rows(db, records.devices_read, where, kind)
         if by_sql:
             # What SQL alone decides it drops is counted there (the loop below builds no such
@@ -652,12 +667,12 @@ def classify_tables(
                 f"WHERE NOT v.pending AND NOT {view} GROUP BY v.status ORDER BY min(v.seq)"
             )
             dropped.update({str(s): int(n) for s, n in counted})
-        if not defer or in_python is None:
+        if not defer or shared:
             # Which view-only verdicts come later is known now: the join's tables can go.
-            if defer:
-                later = _copy_rows(db, records.devices_read, f"NOT v.pending AND {view}")
-            _release(db, rows, later)
-        for kept in _verdicts(db, records, options, rows):
+            if shared:
+                later, later_kind = rows, "later"
+            _release(db, rows)
+        for kept in _verdicts(db, records, options, rows, kind="keep" if shared else None):
             verdict = kept.verdict
             if kept.kind == "keep":
                 verdicts.append(advised(verdict))
@@ -681,7 +696,7 @@ def classify_tables(
     def view_only() -> Iterator[Verdict]:
         if later is None:
             return iter(())
-        return (k.verdict for k in _verdicts(db, records, options, later, light=True))
+        return (k.verdict for k in _verdicts(db, records, options, later, True, later_kind))
 
     def unknown_to_ca() -> Spool[IntuneCertificate]:
         return _unknown_records(db, records, unknown)

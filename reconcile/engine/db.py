@@ -41,6 +41,7 @@ RETRY_LIMIT = 2 << 30
 """A statement that runs out of the limit runs once more with this much (then the limit is
 put back): DuckDB's plan for one statement can need more than the data does, and a nightly run
 should finish, later than usual, rather than fail."""
+_ROW_GROUP = 16384
 log = logging.getLogger("reconcile")
 T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
@@ -82,9 +83,12 @@ class Database:
             name: str(self.scratch / f"{name}-{self._batches}.parquet").replace("'", "''")
             for name in tables
         }
+        # Small row groups: the writer holds one whole, and at DuckDB's 122,880 rows the
+        # 129,000 kept rows of a 1M run took 1.3 s to write under the limit, against 0.2 s.
         for name, query in tables.items():
             self.execute(
-                f"COPY ({query}) TO '{paths[name]}' (FORMAT parquet, COMPRESSION uncompressed)"
+                f"COPY ({query}) TO '{paths[name]}' "
+                f"(FORMAT parquet, COMPRESSION uncompressed, ROW_GROUP_SIZE {_ROW_GROUP})"
             )
         self.con.close()
         self.con = self._connect(self._limit)
