@@ -653,7 +653,7 @@ def classify_tables(
         where = f"v.pending OR {view if not defer else 'false'} OR ({rest} AND NOT {view})"
         kind = f"CASE WHEN v.pending OR {view} THEN 'keep' ELSE 'rest' END"
         # When SQL knows the view-only verdicts, they are copied with the findings as 'later':
-        # one scan of the CA rows, not two (at 1M rows 0.6 s).
+        # one scan of the CA rows, not two (at 1M rows 0.73 s against 1.18 s).
         shared = defer and in_python is None
         if shared:
             where = f"v.pending OR {view}"
