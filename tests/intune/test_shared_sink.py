@@ -4,8 +4,10 @@ so one tenant always gives the same snapshot bytes (and so the same sha256 and r
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import threading
+import tracemalloc
 
 from reconcile.intune.sources import SharedSink, _Parts
 
@@ -79,6 +81,22 @@ def test_waiting_parts_are_spooled_not_kept_as_objects():
     parts.hold(1, [{"a": 1}, {"b": "ü"}])
     assert list(parts.take(1)) == [{"a": 1}, {"b": "ü"}]
     assert list(parts.take(1)) == []
+
+
+def test_a_waiting_part_holds_at_most_its_spool_threshold_in_memory():
+    parts = _Parts()
+    row = {"serial": "AB" * 32, "device": "x" * 200}
+    count = 3 * _Parts.SPOOL_BYTES // len(json.dumps(row))
+    tracemalloc.start()
+    try:
+        for part in (1, 2, 3):
+            parts.hold(part, itertools.repeat(row, count))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Nine spool thresholds' worth of rows wait; no more than the three thresholds stay in memory.
+    assert held < 3 * _Parts.SPOOL_BYTES + (256 << 10)
+    assert sum(1 for _ in parts.take(2)) == count
 
 
 def test_pages_without_a_part_are_written_as_they_come():
