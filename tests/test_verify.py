@@ -268,3 +268,34 @@ def test_the_history_preamble_of_summary_is_not_held_against_it(tmp_path):
     assert "since" in (second / "summary.txt").read_text(encoding="utf-8").lower()
     done = invoke("verify", str(second))
     assert done.exit_code == 0, done.output
+
+
+@pytest.mark.parametrize(
+    ("saved", "problem"),
+    [
+        (b"a,b\r\nc,d\r\n", ""),
+        (b"a,b\r\nc,X\r\n", "line 2 differs from the recomputed report"),
+        (b"a,b\r\n", "length differs from the recomputed report"),
+        (b"a,b\r\nc", "line 2 differs from the recomputed report"),
+        (b"a,b\r\nc,d\r\ne,f\r\n", "length differs from the recomputed report"),
+        (b"", "length differs from the recomputed report"),
+    ],
+)
+def test_a_rewritten_file_is_compared_as_it_is_written(tmp_path, saved, problem):
+    path = tmp_path / "findings.csv"
+    path.write_bytes(saved)
+
+    def write(handle):
+        for row in ("a,b\r\n", "c,d\r\n"):
+            handle.write(row)
+
+    assert verify._compare(write, "utf-8", path) == problem
+
+
+def test_the_comparison_encodes_as_the_bundle_did(tmp_path):
+    path = tmp_path / "findings.csv"
+    path.write_bytes("é\r\n".encode("utf-8-sig"))
+    assert verify._compare(lambda h: h.write("é\r\n"), "utf-8-sig", path) == ""
+    assert verify._compare(lambda h: h.write("é\r\n"), "utf-8", path) == (
+        "line 1 differs from the recomputed report"
+    )
