@@ -22,7 +22,7 @@ def _folder(tmp_path):
 
 def test_what_the_bundle_writes_reads_back_as_the_same_record(tmp_path):
     out = _folder(tmp_path)
-    meta = runjson.load(out / runjson.RUN_JSON)
+    meta = runjson.load(out / runjson.RUN_JSON, view_rows=True)
     assert meta.tool == "reconcile" and meta.exit_code == 1 and meta.findings == 1
     assert meta.settings.report_status_codes == ("1=Active",)
     assert meta.csv.encoding == "utf-8-sig"
