@@ -93,3 +93,21 @@ def test_a_folder_whose_run_json_predates_the_code_map_still_verifies(tmp_path):
     done = CliRunner().invoke(app, ["verify", str(out)])
     assert done.exit_code == 0, done.output
     assert "verified:" in done.stdout
+
+
+def test_the_views_rows_are_read_only_when_asked(tmp_path):
+    path = tmp_path / "run.json"
+    views = {"counts": {"expiring": 2}, "expiring": [{"serial": "01"}, {"serial": "02"}]}
+    path.write_text(
+        json.dumps({"tool": "reconcile", "as_of": "2026-11-20T02:00:00Z", "views": views}),
+        encoding="utf-8",
+    )
+    assert runjson.load(path).views == {"counts": {"expiring": 2}}
+    assert runjson.load(path, view_rows=True).views == views
+
+
+def test_a_views_part_that_is_not_an_object_is_malformed(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text('{"tool": "reconcile", "as_of": "x", "views": [1]}', encoding="utf-8")
+    with pytest.raises(runjson.NotRunJson, match="malformed"):
+        runjson.load(path)
