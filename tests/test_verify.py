@@ -299,3 +299,21 @@ def test_the_comparison_encodes_as_the_bundle_did(tmp_path):
     assert verify._compare(lambda h: h.write("é\r\n"), "utf-8", path) == (
         "line 1 differs from the recomputed report"
     )
+
+
+def test_a_difference_past_the_first_buffer_names_its_line(tmp_path):
+    """Many writes of the sink, so lines are counted across them."""
+    rows = [f"row {n:05d},{'x' * 20}\r\n" for n in range(1, 5001)]
+    path = tmp_path / "findings.csv"
+    changed = [*rows[:3999], rows[3999].replace("x", "y", 1), *rows[4000:]]
+    path.write_bytes("".join(changed).encode("utf-8"))
+
+    def write(handle):
+        for row in rows:
+            handle.write(row)
+
+    assert verify._compare(write, "utf-8", path) == "line 4000 differs from the recomputed report"
+    path.write_bytes("".join(rows[:4000]).encode("utf-8"))
+    assert verify._compare(write, "utf-8", path) == "length differs from the recomputed report"
+    path.write_bytes("".join(rows).encode("utf-8")[:-7])
+    assert verify._compare(write, "utf-8", path) == "line 5000 differs from the recomputed report"

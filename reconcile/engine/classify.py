@@ -640,8 +640,7 @@ def classify_tables(
     dropped: Counter[str] = Counter()
     deferred_seqs: list[int] = []
     later: str | None = None
-    later_kind: str | None = None
-    """The kind of ``later``'s rows when it shares a table with the findings."""
+    later_kind: str | None = None  # the kind of later's rows when they share the findings' table
     advised = _advised(options)
     if keep_all:
         rows = _copy_rows(db, records.devices_read, "true")
@@ -649,15 +648,16 @@ def classify_tables(
         verdicts.extend(advised(k.verdict) for k in _verdicts(db, records, options, rows))
     else:
         by_sql = keep_if is None and in_python is None
-        rest = "false" if by_sql else "true"
-        where = f"v.pending OR {view if not defer else 'false'} OR ({rest} AND NOT {view})"
-        kind = f"CASE WHEN v.pending OR {view} THEN 'keep' ELSE 'rest' END"
         # When SQL knows the view-only verdicts, they are copied with the findings as 'later':
         # one scan of the CA rows, not two (at 1M rows 0.73 s against 1.18 s).
         shared = defer and in_python is None
         if shared:
             where = f"v.pending OR {view}"
             kind = "CASE WHEN v.pending THEN 'keep' ELSE 'later' END"
+        else:
+            rest = "false" if by_sql else "true"
+            where = f"v.pending OR {view if not defer else 'false'} OR ({rest} AND NOT {view})"
+            kind = f"CASE WHEN v.pending OR {view} THEN 'keep' ELSE 'rest' END"
         rows = _copy_rows(db, records.devices_read, where, kind)
         if by_sql:
             # What SQL alone decides it drops is counted there (the loop below builds no such

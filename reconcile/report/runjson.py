@@ -175,6 +175,7 @@ def load(path: Path, view_rows: bool = False) -> RunMeta:
     several times that)."""
     text = path.read_bytes()
     try:
+        # msgspec checks UTF-8 only in what it decodes; the views' rows it skips are checked here.
         text.decode("utf-8")
         raw = msgspec.json.decode(text, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError:
